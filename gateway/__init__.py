@@ -1,0 +1,1 @@
+"""paynet gateway node."""

@@ -1,0 +1,182 @@
+"""The ``paynet`` command.
+
+    paynet pki init    --network FILE --out DIR [--force]
+    paynet pki revoke  --pki DIR --cert FILE
+    paynet serve ROLE  --network FILE --name NAME
+    paynet up          --network FILE
+    paynet health      --network FILE
+    paynet shop        --network FILE --customer NAME --buy SKU[:QTY] ...
+    paynet demo        a fresh network in a temporary directory, two purchases
+
+A bad network file is reported in one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from payment.config import ConfigError, NetworkConfig, Role, load_network
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+
+
+def _network(path: str) -> NetworkConfig:
+    return load_network(Path(path))
+
+
+def _cmd_pki_init(args: argparse.Namespace) -> int:
+    from payment.pki import PkiExistsError, init_pki
+
+    network = _network(args.network)
+    out = Path(args.out) if args.out else network.pki_dir
+    try:
+        pki = init_pki(network, out, force=args.force)
+    except PkiExistsError as exc:
+        print(f"paynet pki init: {exc}", file=sys.stderr)
+        return 1
+    print(f"PKI for trust domain {network.trust_domain} written to {pki.root} "
+          f"({len(network.nodes)} nodes, {len(network.customers)} customers)")
+    return 0
+
+
+def _cmd_pki_revoke(args: argparse.Namespace) -> int:
+    from payment.pki import Pki, revoke
+
+    serial = revoke(Pki(Path(args.pki)), Path(args.cert))
+    print(f"revoked serial {serial:x}; CRL {Path(args.pki) / 'crl.pem'} re-signed")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from payment.logs import configure_logging
+    from payment.server import serve_node
+
+    network = _network(args.network)
+    try:
+        node = network.node(args.name)
+    except KeyError:
+        raise ConfigError(f"no node named {args.name!r} in {args.network}") from None
+    if str(node.role) != args.role:
+        raise ConfigError(f"node {node.name!r} has role {node.role}, not {args.role}")
+    configure_logging(node=node.name)
+    asyncio.run(serve_node(network, node))
+    return 0
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from payment.launcher import LocalNetwork, run_until_signal
+
+    network = _network(args.network)
+    if not pki_exists(network):
+        print(f"paynet up: no PKI at {network.pki_dir}; run 'paynet pki init --network "
+              f"{args.network}' first", file=sys.stderr)
+        return 1
+    net = LocalNetwork(network, Path(args.network), log_sink=sys.stdout)
+    names = ", ".join(f"{n.name} ({n.role}) {n.address}" for n in network.nodes)
+    return asyncio.run(run_until_signal(
+        net, on_ready=lambda: print(f"paynet up: all nodes SERVING: {names}", flush=True)))
+
+
+def pki_exists(network: NetworkConfig) -> bool:
+    """Whether the network's PKI directory holds a CA."""
+    return (network.pki_dir / "ca.crt").exists()
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    from payment.launcher import check_health
+
+    network = _network(args.network)
+
+    async def run() -> list[tuple[str, str, str, str, str]]:
+        reports = await asyncio.gather(*(check_health(network, n) for n in network.nodes))
+        return [(r.node.name, str(r.node.role), r.node.address, r.status,
+                 f"{r.latency_ms:.1f} ms" if r.status == "SERVING" else r.detail) for r in reports]
+
+    rows = asyncio.run(run())
+    header = ("NODE", "ROLE", "ADDRESS", "STATUS", "DETAIL")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return 0 if all(r[3] == "SERVING" for r in rows) else 1
+
+
+def _cmd_shop(args: argparse.Namespace) -> int:
+    from payment.shop import shop
+
+    network = _network(args.network)
+    return asyncio.run(shop(network, args.customer, args.merchant, args.buy, args.instrument))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from payment.demo import run_demo
+
+    return asyncio.run(run_demo(keep=args.keep))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the paynet command."""
+    parser = argparse.ArgumentParser(prog="paynet", description="paynet: an interbank payment "
+                                     "network over gRPC and mutual TLS")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    pki = sub.add_parser("pki", help="the network's certificates and keys").add_subparsers(
+        dest="pki_command", required=True)
+    init = pki.add_parser("init", help="make a CA, node and customer certificates, CRL, HPKE key")
+    init.add_argument("--network", required=True, help="the network file (TOML)")
+    init.add_argument("--out", help="output directory (default: the file's pki_dir)")
+    init.add_argument("--force", action="store_true", help="replace an existing PKI")
+    init.set_defaults(func=_cmd_pki_init)
+    rev = pki.add_parser("revoke", help="add a certificate to the CA's CRL")
+    rev.add_argument("--pki", required=True, help="the PKI directory")
+    rev.add_argument("--cert", required=True, help="the certificate (PEM) to revoke")
+    rev.set_defaults(func=_cmd_pki_revoke)
+
+    serve = sub.add_parser("serve", help="run one node")
+    serve.add_argument("role", choices=[str(r) for r in Role if r is not Role.CUSTOMER])
+    serve.add_argument("--network", required=True, help="the network file (TOML)")
+    serve.add_argument("--name", required=True, help="the node's name in the network file")
+    serve.set_defaults(func=_cmd_serve)
+
+    up = sub.add_parser("up", help="run every node of a network as its own process")
+    up.add_argument("--network", required=True, help="the network file (TOML)")
+    up.set_defaults(func=_cmd_up)
+
+    health = sub.add_parser("health", help="check every node over mTLS")
+    health.add_argument("--network", required=True, help="the network file (TOML)")
+    health.set_defaults(func=_cmd_health)
+
+    shop = sub.add_parser("shop", help="buy as a customer against a running network")
+    shop.add_argument("--network", required=True, help="the network file (TOML)")
+    shop.add_argument("--customer", required=True, help="the customer's name")
+    shop.add_argument("--merchant", default=None, help="the merchant (default: the first)")
+    shop.add_argument("--buy", nargs="+", required=True, metavar="SKU[:QTY]", help="what to buy")
+    shop.add_argument("--instrument", choices=["card", "account"], default="card",
+                      help="pay by card or by bank account")
+    shop.set_defaults(func=_cmd_shop)
+
+    demo = sub.add_parser("demo", help="a fresh network and two purchases, end to end")
+    demo.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the paynet command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"paynet: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

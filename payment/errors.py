@@ -1,0 +1,167 @@
+"""Errors are data: a domain exception carries its gRPC code, an UPPER_SNAKE
+reason and metadata, and becomes a ``google.rpc.Status`` with one ``ErrorInfo``
+in exactly one place (:func:`to_rpc_status`, used by the error interceptor).
+
+Hierarchy::
+
+    PaynetError                 code            typical reasons
+     +-- InvalidArgument        INVALID_ARGUMENT  AMOUNT_MISMATCH, FIELD_INVALID
+     +-- NotFound               NOT_FOUND         ORDER_NOT_FOUND, HOLD_NOT_FOUND
+     +-- AlreadyExists          ALREADY_EXISTS    IDEMPOTENCY_KEY_REUSED
+     +-- FailedPrecondition     FAILED_PRECONDITION INSUFFICIENT_FUNDS, ORDER_ALREADY_PAID
+     +-- PermissionDenied       PERMISSION_DENIED ROLE_NOT_ALLOWED, ACCOUNT_NOT_HELD_BY_CALLER
+     +-- Unauthenticated        UNAUTHENTICATED   CERTIFICATE_REVOKED, FOREIGN_TRUST_DOMAIN
+     +-- Unavailable            UNAVAILABLE       PEER_UNAVAILABLE
+     +-- DeadlineExceeded       DEADLINE_EXCEEDED PEER_TIMEOUT
+
+Messages are written for the caller: they say what is wrong and what to do,
+and never contain a secret (instrument number, key, one-time code).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+__all__ = [
+    "DOMAIN",
+    "AlreadyExists",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "Internal",
+    "InvalidArgument",
+    "NotFound",
+    "PaynetError",
+    "PermissionDenied",
+    "RemoteError",
+    "Unauthenticated",
+    "Unavailable",
+    "error_info",
+    "to_rpc_status",
+]
+
+DOMAIN = "paynet.dev"
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+class PaynetError(Exception):
+    """A failure the caller can act on, with a reason it can branch on."""
+
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, reason: str, message: str, **metadata: object) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.metadata = {k: str(v) for k, v in metadata.items()}
+
+
+class InvalidArgument(PaynetError):
+    """The request itself is wrong; retrying it unchanged will fail again."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(PaynetError):
+    """The named thing does not exist (for this caller)."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(PaynetError):
+    """The thing exists already, or an idempotency key was reused for other content."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPrecondition(PaynetError):
+    """The request is valid but the state does not allow it (funds, order status)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class PermissionDenied(PaynetError):
+    """The caller is known but may not do this."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Unauthenticated(PaynetError):
+    """The caller's identity is missing, foreign or revoked."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class Unavailable(PaynetError):
+    """A peer node could not be reached; the call may be retried with the same request_id."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class Internal(PaynetError):
+    """The server failed unexpectedly; nothing about the cause is told to the caller."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
+class DeadlineExceeded(PaynetError):
+    """A peer did not answer in time; the outcome is unknown until asked."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+_BY_CODE: dict[grpc.StatusCode, type[PaynetError]] = {
+    cls.code: cls
+    for cls in (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition, PermissionDenied,
+                Unauthenticated, Unavailable, DeadlineExceeded)
+}
+
+
+class RemoteError(PaynetError):
+    """An error a peer returned, kept with its code and reason so it can be relayed."""
+
+    def __init__(self, code: grpc.StatusCode, reason: str, message: str,
+                 metadata: Mapping[str, str] | None = None) -> None:
+        super().__init__(reason, message, **dict(metadata or {}))
+        self.code = code
+
+
+def to_rpc_status(error: PaynetError) -> status_pb2.Status:
+    """The google.rpc.Status for a domain error: its code, message and one ErrorInfo."""
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    return status_pb2.Status(code=error.code.value[0], message=error.message, details=[detail])
+
+
+def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
+    """The ErrorInfo carried by a failed call, or None if it has none."""
+    trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key == STATUS_DETAILS_KEY:
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                    info = error_details_pb2.ErrorInfo()
+                    detail.Unpack(info)
+                    return info
+    return None
+
+
+def from_rpc_error(error: grpc.RpcError) -> PaynetError:
+    """A peer's failure as a domain error, reason preserved, ready to relay or handle."""
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    details = error.details() if hasattr(error, "details") else str(error)
+    info = error_info(error)
+    if info is None:
+        reason = {grpc.StatusCode.UNAVAILABLE: "PEER_UNAVAILABLE",
+                  grpc.StatusCode.DEADLINE_EXCEEDED: "PEER_TIMEOUT"}.get(code, "PEER_ERROR")
+        return RemoteError(code, reason, details or code.name)
+    cls = _BY_CODE.get(code)
+    if cls is not None:
+        err = cls(info.reason, details or info.reason, **dict(info.metadata))
+        return err
+    return RemoteError(code, info.reason, details or info.reason, dict(info.metadata))

@@ -1,0 +1,128 @@
+"""Who is calling: the SPIFFE identity in a peer's certificate, and its revocation.
+
+Every certificate of the network names its holder in one URI SAN,
+``spiffe://<trust-domain>/<role>/<name>``. Servers learn the caller from the
+certificate the TLS handshake verified, never from a request field.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from payment.config import Role
+
+__all__ = ["Identity", "RevocationList", "caller", "current_caller", "parse_certificate", "spiffe_id"]
+
+
+def spiffe_id(trust_domain: str, role: Role | str, name: str) -> str:
+    """The URI naming a participant."""
+    return f"spiffe://{trust_domain}/{role}/{name}"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A verified participant: who holds the peer certificate."""
+
+    trust_domain: str
+    """The certificate's trust domain."""
+    role: Role
+    """The participant's role."""
+    name: str
+    """The participant's name."""
+    serial: int
+    """The certificate's serial number, for revocation checks."""
+
+    @property
+    def uri(self) -> str:
+        """The SPIFFE id."""
+        return spiffe_id(self.trust_domain, self.role, self.name)
+
+    def __str__(self) -> str:
+        return self.uri
+
+
+class IdentityError(Exception):
+    """The certificate names no usable identity; the message says why."""
+
+
+_CACHE: OrderedDict[bytes, Identity] = OrderedDict()
+_CACHE_SIZE = 512
+
+
+def parse_certificate(pem: bytes) -> Identity:
+    """The identity in a PEM certificate (cached: peers reconnect with the same one)."""
+    cached = _CACHE.get(pem)
+    if cached is not None:
+        return cached
+    cert = x509.load_pem_x509_certificate(pem)
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        raise IdentityError("certificate has no subject alternative names") from None
+    uris = [u for u in sans.get_values_for_type(x509.UniformResourceIdentifier)
+            if u.startswith("spiffe://")]
+    if len(uris) != 1:
+        raise IdentityError(f"certificate must carry exactly one spiffe:// URI, has {len(uris)}")
+    parts = uris[0].removeprefix("spiffe://").split("/")
+    if len(parts) != 3 or not all(parts):
+        raise IdentityError(f"{uris[0]} is not spiffe://<trust-domain>/<role>/<name>")
+    trust_domain, role_text, name = parts
+    try:
+        role = Role(role_text)
+    except ValueError:
+        raise IdentityError(f"{uris[0]} names unknown role {role_text!r}") from None
+    identity = Identity(trust_domain, role, name, cert.serial_number)
+    _CACHE[pem] = identity
+    if len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return identity
+
+
+class RevocationList:
+    """The CA's CRL, re-read when the file changes (checked at most once a second).
+
+    grpcio's Python API has no CRL support, so revocation is checked here, per
+    call, by the identity interceptor. The CRL's signature is verified against
+    the CA before it is trusted.
+    """
+
+    def __init__(self, crl_path: Path, ca_cert_path: Path) -> None:
+        self._crl_path = crl_path
+        self._ca = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
+        self._serials: frozenset[int] = frozenset()
+        self._mtime_ns = -1
+        self._checked_at = 0.0
+        self._reload()
+
+    def is_revoked(self, serial: int) -> bool:
+        """True if the CA revoked the certificate with this serial."""
+        now = time.monotonic()
+        if now - self._checked_at >= 1.0:
+            self._checked_at = now
+            self._reload()
+        return serial in self._serials
+
+    def _reload(self) -> None:
+        stat = self._crl_path.stat()
+        if stat.st_mtime_ns == self._mtime_ns:
+            return
+        crl = x509.load_pem_x509_crl(self._crl_path.read_bytes())
+        public_key = self._ca.public_key()
+        if not crl.is_signature_valid(public_key):  # type: ignore[arg-type]
+            raise ValueError(f"{self._crl_path} is not signed by the network CA")
+        self._serials = frozenset(entry.serial_number for entry in crl)
+        self._mtime_ns = stat.st_mtime_ns
+
+
+current_caller: contextvars.ContextVar[Identity] = contextvars.ContextVar("paynet_caller")
+
+
+def caller() -> Identity:
+    """The verified identity of the peer of the RPC being served."""
+    return current_caller.get()

@@ -1,0 +1,269 @@
+"""The cross-cutting concerns of every server, written once as interceptors.
+
+Order on every call, outermost first:
+
+1. :class:`AccessLog` - one canonical log line per RPC.
+2. :class:`PeerAuthorization` - identity from the peer certificate, CRL check,
+   role -> RPC table.
+3. :class:`ErrorMapping` - domain errors to status + ErrorInfo; anything
+   unexpected to INTERNAL without a stack trace to the caller.
+
+grpc.aio server interceptors see only the method name, so each one wraps the
+handler's behaviour to reach the call's context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import structlog
+
+from payment import errors
+from payment.authz import allowed_roles
+from payment.config import NetworkConfig, Role
+from payment.identity import (
+    Identity,
+    IdentityError,
+    RevocationList,
+    current_caller,
+    parse_certificate,
+)
+from payment.logs import get_logger
+
+__all__ = ["AccessLog", "ErrorMapping", "PeerAuthorization", "abort_with"]
+
+_log = get_logger("paynet.rpc")
+
+Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+Stream = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+
+
+async def abort_with(context: grpc.aio.ServicerContext, error: errors.PaynetError) -> None:
+    """End the call with the error's status and its ErrorInfo detail."""
+    status = errors.to_rpc_status(error)
+    await context.abort(
+        error.code,
+        error.message,
+        trailing_metadata=((errors.STATUS_DETAILS_KEY, status.SerializeToString()),),
+    )
+
+
+def _rewrap(
+    handler: grpc.RpcMethodHandler | None,
+    unary: Callable[[Unary], Unary],
+    stream: Callable[[Stream], Stream],
+) -> grpc.RpcMethodHandler | None:
+    if handler is None:
+        return None
+    args = (handler.request_deserializer, handler.response_serializer)
+
+    def streaming(behavior: Any) -> Any:
+        # A streaming behaviour is an async generator, or a coroutine that
+        # writes with context.write() (as grpc's own health servicer does).
+        return stream(behavior) if inspect.isasyncgenfunction(behavior) else unary(behavior)
+
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), *args)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), *args)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), *args)
+    if handler.stream_stream:
+        return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), *args)
+    return handler
+
+
+class AccessLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Logs one line per RPC: method, peer identity, request id, status code, duration."""
+
+    async def intercept_service(
+        self, continuation: Continuation, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        method = details.method
+
+        def finish(request: Any, context: grpc.aio.ServicerContext, started: float,
+                   failure: BaseException | None) -> None:
+            code = context.code()
+            if code is None:
+                cancelled = isinstance(failure, asyncio.CancelledError)
+                code = (grpc.StatusCode.CANCELLED if cancelled
+                        else grpc.StatusCode.UNKNOWN if failure else grpc.StatusCode.OK)
+            if isinstance(code, int):
+                code = next((c for c in grpc.StatusCode if c.value[0] == code), code)
+            identity = current_caller.get(None)
+            _log.info(
+                "rpc",
+                method=method,
+                peer=str(identity) if identity else context.peer(),
+                request_id=getattr(request, "request_id", None) or None,
+                code=getattr(code, "name", str(code)),
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+
+        def unary(behavior: Unary) -> Unary:
+            async def logged(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                started = time.perf_counter()
+                failure: BaseException | None = None
+                try:
+                    return await behavior(request, context)
+                except BaseException as exc:
+                    failure = exc
+                    raise
+                finally:
+                    finish(request, context, started, failure)
+
+            return logged
+
+        def stream(behavior: Stream) -> Stream:
+            async def logged(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                started = time.perf_counter()
+                failure: BaseException | None = None
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except BaseException as exc:
+                    failure = exc
+                    raise
+                finally:
+                    finish(request, context, started, failure)
+
+            return logged
+
+        return _rewrap(await continuation(details), unary, stream)
+
+
+class PeerAuthorization(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Authenticates the caller by its certificate and authorizes the RPC by its role.
+
+    Refuses with UNAUTHENTICATED a call without a certificate identity, from
+    another trust domain, from a participant the network does not know, or
+    with a revoked certificate; refuses with PERMISSION_DENIED a role the
+    table does not allow. The verified identity is available to servicers as
+    :func:`payment.identity.caller`.
+    """
+
+    def __init__(self, network: NetworkConfig, revocations: RevocationList) -> None:
+        self._network = network
+        self._revocations = revocations
+        self._known = {(n.role, n.name) for n in network.nodes} | {
+            (Role.CUSTOMER, c.name) for c in network.customers
+        }
+
+    def authenticate(self, context: grpc.aio.ServicerContext) -> Identity:
+        """The verified caller, or a PaynetError saying why there is none."""
+        pems = context.auth_context().get("x509_pem_cert")
+        if not pems:
+            raise errors.Unauthenticated(
+                "CLIENT_CERTIFICATE_MISSING",
+                "a client certificate from the network CA is required")
+        try:
+            identity = parse_certificate(pems[0])
+        except (IdentityError, ValueError) as exc:
+            raise errors.Unauthenticated("IDENTITY_INVALID", str(exc)) from None
+        if identity.trust_domain != self._network.trust_domain:
+            raise errors.Unauthenticated(
+                "FOREIGN_TRUST_DOMAIN",
+                f"certificate is for trust domain {identity.trust_domain!r}, "
+                f"this network is {self._network.trust_domain!r}",
+                trust_domain=identity.trust_domain)
+        if (identity.role, identity.name) not in self._known:
+            raise errors.Unauthenticated(
+                "UNKNOWN_PARTICIPANT",
+                f"{identity} is not a participant of this network",
+                identity=identity.uri)
+        if self._revocations.is_revoked(identity.serial):
+            raise errors.Unauthenticated(
+                "CERTIFICATE_REVOKED",
+                f"the certificate of {identity} (serial {identity.serial:x}) is revoked; "
+                "ask the network CA for a new one",
+                identity=identity.uri)
+        return identity
+
+    def authorize(self, method: str, identity: Identity) -> None:
+        """Raise PermissionDenied unless the table lets identity's role call method."""
+        roles = allowed_roles(method)
+        if identity.role not in roles:
+            raise errors.PermissionDenied(
+                "ROLE_NOT_ALLOWED",
+                f"{identity.role} {identity.name!r} may not call {method}",
+                method=method, role=str(identity.role),
+                allowed=",".join(sorted(str(r) for r in roles)) or "none")
+
+    async def intercept_service(
+        self, continuation: Continuation, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        method = details.method
+
+        async def admit(context: grpc.aio.ServicerContext) -> None:
+            try:
+                identity = self.authenticate(context)
+                self.authorize(method, identity)
+            except errors.PaynetError as exc:
+                await abort_with(context, exc)
+            current_caller.set(identity)
+            structlog.contextvars.bind_contextvars(peer=identity.uri)
+
+        def unary(behavior: Unary) -> Unary:
+            async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                await admit(context)
+                return await behavior(request, context)
+
+            return guarded
+
+        def stream(behavior: Stream) -> Stream:
+            async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                await admit(context)
+                async for item in behavior(request, context):
+                    yield item
+
+            return guarded
+
+        return _rewrap(await continuation(details), unary, stream)
+
+
+class ErrorMapping(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Turns domain errors into status + ErrorInfo, and surprises into INTERNAL."""
+
+    async def _fail(self, context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
+        if isinstance(exc, errors.PaynetError):
+            await abort_with(context, exc)
+        _log.error("rpc.unexpected_error", method=method, error_type=type(exc).__name__)
+        await abort_with(context, errors.Internal(
+            "INTERNAL_ERROR",
+            "the server failed unexpectedly; retry with the same request_id"))
+
+    async def intercept_service(
+        self, continuation: Continuation, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        method = details.method
+
+        def unary(behavior: Unary) -> Unary:
+            async def mapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                try:
+                    return await behavior(request, context)
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    await self._fail(context, method, exc)
+
+            return mapped
+
+        def stream(behavior: Stream) -> Stream:
+            async def mapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    await self._fail(context, method, exc)
+
+            return mapped
+
+        return _rewrap(await continuation(details), unary, stream)

@@ -1,0 +1,197 @@
+"""Run a whole network locally: every node as its own process.
+
+:class:`LocalNetwork` is what ``paynet up`` and ``make run`` use: it starts
+``paynet serve`` for each node, prefixes and relays their logs, waits until
+each reports SERVING over mTLS, notices a node that dies, and stops them all
+with SIGTERM (SIGKILL after a grace period).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from payment.config import NetworkConfig, NodeConfig
+from payment.pki import Pki
+from payment.tls import TlsIdentity, secure_channel
+
+__all__ = ["HealthReport", "LocalNetwork", "NodeDied", "check_health"]
+
+
+class NodeDied(Exception):
+    """A node process exited while the network was meant to be running."""
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """One node's answer to a health check over mTLS."""
+
+    node: NodeConfig
+    """The node checked."""
+    status: str
+    """SERVING, NOT_SERVING, UNKNOWN, or UNREACHABLE."""
+    detail: str
+    """Why, when not SERVING."""
+    latency_ms: float
+    """Round trip of the check."""
+
+
+async def check_health(network: NetworkConfig, node: NodeConfig, timeout: float = 2.0) -> HealthReport:
+    """Ask a node's grpc.health.v1 service, authenticating with the node's own certificate."""
+    started = time.perf_counter()
+    tls = TlsIdentity.load(Pki(network.pki_dir), node.name)
+    async with secure_channel(node.address, tls) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+            status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            detail = ""
+        except grpc.aio.AioRpcError as exc:
+            status, detail = "UNREACHABLE", f"{exc.code().name}: {exc.details()}"
+    return HealthReport(node, status, detail, (time.perf_counter() - started) * 1000)
+
+
+class LocalNetwork:
+    """The nodes of a network file, each running as a child process."""
+
+    def __init__(self, network: NetworkConfig, network_file: Path, *,
+                 log_sink: TextIO | None = None, log_dir: Path | None = None) -> None:
+        self.network = network
+        self.network_file = network_file
+        self._sink = log_sink
+        self._log_dir = log_dir
+        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._pumps: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    async def start(self, *, ready_timeout: float = 30.0) -> None:
+        """Start every node and wait until all are SERVING (NodeDied or TimeoutError otherwise)."""
+        for node in self.network.nodes:
+            await self.start_node(node)
+        await self.wait_until_serving(ready_timeout)
+
+    async def start_node(self, node: NodeConfig) -> None:
+        """Start one node's process."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "payment.cli", "serve", str(node.role),
+            "--network", str(self.network_file), "--name", node.name,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+        )
+        self._procs[node.name] = proc
+        self._pumps.append(asyncio.create_task(self._pump(node.name, proc)))
+
+    async def wait_until_serving(self, timeout: float) -> None:
+        """Poll health over mTLS until every node is SERVING."""
+        deadline = time.monotonic() + timeout
+        pending = list(self.network.nodes)
+        while pending:
+            self.raise_if_any_died()
+            reports = await asyncio.gather(*(check_health(self.network, n, 1.0) for n in pending))
+            pending = [r.node for r in reports if r.status != "SERVING"]
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(n.name for n in pending)
+                raise TimeoutError(f"nodes not SERVING after {timeout:.0f}s: {names}")
+            if pending:
+                await asyncio.sleep(0.2)
+
+    def raise_if_any_died(self) -> None:
+        """NodeDied if a node process has exited."""
+        for name, proc in self._procs.items():
+            if proc.returncode is not None:
+                raise NodeDied(f"node {name} exited with code {proc.returncode}")
+
+    async def wait_for_death(self) -> str:
+        """Wait until any node exits; return its name."""
+        waits = {asyncio.create_task(p.wait()): name for name, p in self._procs.items()}
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return waits[done.pop()]
+
+    def pid(self, name: str) -> int:
+        """The process id of a node."""
+        return self._procs[name].pid
+
+    async def stop(self, grace: float = 10.0) -> dict[str, int]:
+        """SIGTERM every node, SIGKILL what is left after grace; returns exit codes."""
+        self._stopping = True
+        for proc in self._procs.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        codes: dict[str, int] = {}
+        for name, proc in self._procs.items():
+            try:
+                codes[name] = await asyncio.wait_for(proc.wait(), grace)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                codes[name] = await proc.wait()
+        for pump in self._pumps:
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+        return codes
+
+    async def _pump(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        log_file = None
+        if self._log_dir is not None:
+            self._log_dir.mkdir(parents=True, exist_ok=True)
+            log_file = (self._log_dir / f"{name}.log").open("ab")
+        width = max(len(n.name) for n in self.network.nodes)
+        try:
+            async for line in proc.stdout:
+                if log_file is not None:
+                    log_file.write(line)
+                    log_file.flush()
+                if self._sink is not None:
+                    self._sink.write(f"{name:<{width}} | {line.decode(errors='replace')}")
+                    self._sink.flush()
+        finally:
+            if log_file is not None:
+                log_file.close()
+
+
+async def run_until_signal(net: LocalNetwork, on_ready: Callable[[], None] | None = None) -> int:
+    """``paynet up``: start, serve until SIGINT/SIGTERM or a node dies; the exit code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await net.start()
+    except (NodeDied, TimeoutError) as exc:
+        print(f"paynet up: {exc}", file=sys.stderr)
+        await net.stop()
+        return 1
+    if on_ready is not None:
+        on_ready()
+    death = asyncio.create_task(net.wait_for_death())
+    stopped = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({death, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if death in done:
+        print(f"paynet up: node {death.result()} died; stopping the network", file=sys.stderr)
+        await net.stop()
+        return 1
+    death.cancel()
+    codes = await net.stop()
+    bad = {n: c for n, c in codes.items() if c not in (0, -signal.SIGTERM)}
+    if bad:
+        print(f"paynet up: nodes exited uncleanly: {bad}", file=sys.stderr)
+        return 1
+    return 0

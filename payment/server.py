@@ -1,0 +1,130 @@
+"""The one server factory every node uses, and the loop that serves a node.
+
+:func:`create_server` builds a ``grpc.aio`` server with mutual TLS, the
+access-log, identity/authorization and error-mapping interceptors,
+``grpc.health.v1`` always, and server reflection when the network file turns it
+on. It returns the server and the bound port, so tests can bind port 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import signal
+from collections.abc import Sequence
+from typing import Protocol
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from payment.config import NetworkConfig, NodeConfig, Role
+from payment.identity import RevocationList
+from payment.interceptors import AccessLog, ErrorMapping, PeerAuthorization
+from payment.logs import get_logger
+from payment.pki import Pki
+from payment.tls import TlsIdentity
+
+__all__ = ["NodeApp", "create_server", "load_app", "serve_node"]
+
+_log = get_logger("paynet.server")
+
+SERVER_OPTIONS: Sequence[tuple[str, int]] = (
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.so_reuseport", 0),
+)
+
+# Each role's service package and the factory that builds its NodeApp.
+APP_FACTORIES: dict[Role, str] = {
+    Role.SETTLEMENT: "bank.app:create_settlement_app",
+    Role.BANK: "bank.app:create_bank_app",
+    Role.GATEWAY: "gateway.app:create_app",
+    Role.MERCHANT: "merchant.app:create_app",
+}
+
+
+class NodeApp(Protocol):
+    """What a service package hands the server factory."""
+
+    @property
+    def service_names(self) -> Sequence[str]:
+        """Full names of the gRPC services it registers (for health and reflection)."""
+        ...
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """Add its servicers to the server."""
+        ...
+
+    async def start(self) -> None:
+        """Start background work (recovery, outbox, subscriptions) once serving."""
+        ...
+
+    async def close(self) -> None:
+        """Stop background work and close stores and channels."""
+        ...
+
+
+class AppFactory(Protocol):
+    """Builds a node's app from the network, the node and its TLS identity."""
+
+    def __call__(self, network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> NodeApp: ...
+
+
+def load_app(network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> NodeApp:
+    """The NodeApp for a node's role."""
+    module_name, _, attr = APP_FACTORIES[node.role].partition(":")
+    factory: AppFactory = getattr(importlib.import_module(module_name), attr)
+    return factory(network, node, tls)
+
+
+async def create_server(
+    network: NetworkConfig,
+    app: NodeApp,
+    tls: TlsIdentity,
+    address: str,
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """A ready-to-start server for app on address; returns it, its bound port and its health."""
+    pki = Pki(network.pki_dir)
+    server = grpc.aio.server(
+        interceptors=[
+            AccessLog(),
+            PeerAuthorization(network, RevocationList(pki.crl, pki.ca_cert)),
+            ErrorMapping(),
+        ],
+        options=SERVER_OPTIONS,
+    )
+    app.register(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *app.service_names):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if network.reflection:
+        names = (*app.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                 reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
+    port = server.add_secure_port(address, tls.server_credentials())
+    if port == 0:
+        raise OSError(f"cannot listen on {address}: is the port already in use?")
+    return server, port, health_servicer
+
+
+async def serve_node(network: NetworkConfig, node: NodeConfig, *, grace_s: float = 5.0) -> None:
+    """Serve one node until SIGTERM or SIGINT, then stop gracefully."""
+    tls = TlsIdentity.load(Pki(network.pki_dir), node.name)
+    app = load_app(network, node, tls)
+    server, port, health_servicer = await create_server(network, app, tls, node.address)
+    await server.start()
+    await app.start()
+    _log.info("node.serving", role=str(node.role), name=node.name, address=f"{node.host}:{port}",
+              reflection=network.reflection)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    _log.info("node.stopping", name=node.name)
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace_s)
+    await app.close()
+    _log.info("node.stopped", name=node.name)

@@ -1,0 +1,83 @@
+"""A bad network file is reported in one line naming the problem, with exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from payment.cli import main
+from payment.config import Role, load_network
+from payment.devnet import DEV_NETWORK
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "network.toml"
+    path.write_text(text)
+    return path
+
+
+def dev_text() -> str:
+    return DEV_NETWORK.read_text()
+
+
+def test_the_dev_network_file_loads_into_frozen_dataclasses() -> None:
+    network = load_network(DEV_NETWORK)
+    assert [n.role for n in network.nodes] == [
+        Role.SETTLEMENT, Role.BANK, Role.BANK, Role.GATEWAY, Role.MERCHANT]
+    assert network.customer("alice").opening_balance_minor == 250000
+    assert network.bank_by_code("BETAXX02") is network.node("beta")
+    with pytest.raises(AttributeError):
+        network.currency = "USD"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        pytest.param(lambda t: t.replace('currency = "EUR"\n', ""),
+                     "network is missing key 'currency'", id="missing-key"),
+        pytest.param(lambda t: t.replace('role = "gateway"', 'role = "wizard"'),
+                     "node 'gateway' has unknown role 'wizard'", id="unknown-role"),
+        pytest.param(lambda t: t.replace('name = "beta"\nrole = "bank"', 'name = "alfa"\nrole = "bank"'),
+                     "duplicate node name 'alfa'", id="duplicate-name"),
+        pytest.param(lambda t: t.replace("127.0.0.1:7403", "127.0.0.1:7402"),
+                     "port clash: nodes alfa and beta both listen on 127.0.0.1:7402", id="port-clash"),
+        pytest.param(lambda t: t.replace("opening_balance_minor = 250000", "opening_balance_minor = 2500.50"),
+                     "customer 'alice' opening_balance_minor is a bad amount 2500.5", id="float-amount"),
+        pytest.param(lambda t: t.replace("opening_balance_minor = 90000", "opening_balance_minor = -5"),
+                     "customer 'bob' opening_balance_minor is a bad amount -5", id="negative-amount"),
+        pytest.param(lambda t: t.replace("unit_price_minor = 4500", 'unit_price_minor = "45.00"'),
+                     "products[0] unit_price_minor is a bad amount '45.00'", id="string-amount"),
+        pytest.param(lambda t: t.replace('bank = "beta"\naccount_id = "bob-current"',
+                                         'bank = "gamma"\naccount_id = "bob-current"'),
+                     "customer 'bob' bank 'gamma' is not a node with role bank", id="unknown-bank"),
+        pytest.param(lambda t: t + "\nfoo = 1\n", "has unknown key 'foo'", id="unknown-key"),
+        pytest.param(lambda t: t.replace('trust_domain = "paynet.test"', 'trust_domain = ['),
+                     "not valid TOML", id="not-toml"),
+    ],
+)
+def test_each_kind_of_bad_network_file_gives_one_line_and_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mutate, expected: str
+) -> None:
+    path = write(tmp_path, mutate(dev_text()))
+    code = main(["health", "--network", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"paynet: {path}: ")
+    assert expected in err
+
+
+def test_a_missing_network_file_is_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["up", "--network", str(tmp_path / "nope.toml")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_a_bad_instrument_number_is_reported_without_echoing_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, dev_text().replace('"4000001234567899"', '"4000-0012-3456-7899"'))
+    assert main(["health", "--network", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "card_number must be 8-34 digits" in err
+    assert "0012" not in err

@@ -1,0 +1,59 @@
+"""paynet pki init: a CA, a certificate per participant, a CRL, the gateway's HPKE key."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from payment.cli import main
+from payment.envelope import load_x25519_private
+from payment.identity import parse_certificate
+from payment.pki import Pki, PkiExistsError, init_pki
+
+
+def test_every_participant_gets_a_p256_certificate_naming_it_by_spiffe_id(devnet) -> None:
+    pki = devnet.pki
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    names = [n.name for n in devnet.network.nodes] + [c.name for c in devnet.network.customers]
+    for name in names:
+        pem = pki.cert(name).read_bytes()
+        cert = x509.load_pem_x509_certificate(pem)
+        cert.verify_directly_issued_by(ca)
+        assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+        assert cert.public_key().curve.name == "secp256r1"
+        identity = parse_certificate(pem)
+        assert identity.name == name
+        assert identity.uri.startswith("spiffe://paynet.test/")
+    bank = x509.load_pem_x509_certificate(pki.cert("alfa").read_bytes())
+    sans = bank.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "localhost" in sans.get_values_for_type(x509.DNSName)
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert parse_certificate(pki.cert("alice").read_bytes()).uri == "spiffe://paynet.test/customer/alice"
+
+
+def test_private_keys_are_mode_0600_and_the_crl_starts_empty(devnet) -> None:
+    pki = devnet.pki
+    keys = [pki.ca_key, pki.key("alfa"), pki.key("alice"), pki.signing_key("alice"),
+            pki.hpke_key("gateway")]
+    for key in keys:
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
+    crl = x509.load_pem_x509_crl(pki.crl.read_bytes())
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    assert crl.is_signature_valid(ca.public_key())
+    assert len(list(crl)) == 0
+    hpke = load_x25519_private(pki.hpke_key("gateway").read_bytes())
+    assert pki.hpke_public_key("gateway").read_text().strip() == hpke.public_key().public_bytes_raw().hex()
+
+
+def test_rerunning_pki_init_does_not_overwrite_without_force(devnet, capsys) -> None:
+    before = devnet.pki.ca_cert.read_bytes()
+    with pytest.raises(PkiExistsError):
+        init_pki(devnet.network, devnet.pki.root)
+    assert main(["pki", "init", "--network", str(devnet.path)]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert devnet.pki.ca_cert.read_bytes() == before
+    assert main(["pki", "init", "--network", str(devnet.path), "--force"]) == 0
+    assert Pki(devnet.pki.root).ca_cert.read_bytes() != before
