@@ -40,8 +40,10 @@ def _cmd_pki_init(args: argparse.Namespace) -> int:
     except PkiExistsError as exc:
         print(f"paynet pki init: {exc}", file=sys.stderr)
         return 1
-    print(f"PKI for trust domain {network.trust_domain} written to {pki.root} "
-          f"({len(network.nodes)} nodes, {len(network.customers)} customers)")
+    print(
+        f"PKI for trust domain {network.trust_domain} written to {pki.root} "
+        f"({len(network.nodes)} nodes, {len(network.customers)} customers)"
+    )
     return 0
 
 
@@ -74,13 +76,19 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
     network = _network(args.network)
     if not pki_exists(network):
-        print(f"paynet up: no PKI at {network.pki_dir}; run 'paynet pki init --network "
-              f"{args.network}' first", file=sys.stderr)
+        print(
+            f"paynet up: no PKI at {network.pki_dir}; run 'paynet pki init --network "
+            f"{args.network}' first",
+            file=sys.stderr,
+        )
         return 1
     net = LocalNetwork(network, Path(args.network), log_sink=sys.stdout)
     names = ", ".join(f"{n.name} ({n.role}) {n.address}" for n in network.nodes)
-    return asyncio.run(run_until_signal(
-        net, on_ready=lambda: print(f"paynet up: all nodes SERVING: {names}", flush=True)))
+    return asyncio.run(
+        run_until_signal(
+            net, on_ready=lambda: print(f"paynet up: all nodes SERVING: {names}", flush=True)
+        )
+    )
 
 
 def pki_exists(network: NetworkConfig) -> bool:
@@ -95,8 +103,16 @@ def _cmd_health(args: argparse.Namespace) -> int:
 
     async def run() -> list[tuple[str, str, str, str, str]]:
         reports = await asyncio.gather(*(check_health(network, n) for n in network.nodes))
-        return [(r.node.name, str(r.node.role), r.node.address, r.status,
-                 f"{r.latency_ms:.1f} ms" if r.status == "SERVING" else r.detail) for r in reports]
+        return [
+            (
+                r.node.name,
+                str(r.node.role),
+                r.node.address,
+                r.status,
+                f"{r.latency_ms:.1f} ms" if r.status == "SERVING" else r.detail,
+            )
+            for r in reports
+        ]
 
     rows = asyncio.run(run())
     header = ("NODE", "ROLE", "ADDRESS", "STATUS", "DETAIL")
@@ -121,12 +137,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the paynet command."""
-    parser = argparse.ArgumentParser(prog="paynet", description="paynet: an interbank payment "
-                                     "network over gRPC and mutual TLS")
+    parser = argparse.ArgumentParser(
+        prog="paynet", description="paynet: an interbank payment network over gRPC and mutual TLS"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     pki = sub.add_parser("pki", help="the network's certificates and keys").add_subparsers(
-        dest="pki_command", required=True)
+        dest="pki_command", required=True
+    )
     init = pki.add_parser("init", help="make a CA, node and customer certificates, CRL, HPKE key")
     init.add_argument("--network", required=True, help="the network file (TOML)")
     init.add_argument("--out", help="output directory (default: the file's pki_dir)")
@@ -156,8 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     shop.add_argument("--customer", required=True, help="the customer's name")
     shop.add_argument("--merchant", default=None, help="the merchant (default: the first)")
     shop.add_argument("--buy", nargs="+", required=True, metavar="SKU[:QTY]", help="what to buy")
-    shop.add_argument("--instrument", choices=["card", "account"], default="card",
-                      help="pay by card or by bank account")
+    shop.add_argument(
+        "--instrument",
+        choices=["card", "account"],
+        default="card",
+        help="pay by card or by bank account",
+    )
     shop.set_defaults(func=_cmd_shop)
 
     demo = sub.add_parser("demo", help="a fresh network and two purchases, end to end")

@@ -223,8 +223,20 @@ def parse_network(
     raw: Mapping[str, Any], *, base_dir: Path, source: Path | None = None
 ) -> NetworkConfig:
     """Validate a parsed network document."""
-    _only_keys(raw, "network", {"trust_domain", "currency", "reflection", "pki_dir", "nodes",
-                                "customers", "merchants", "risk"})
+    _only_keys(
+        raw,
+        "network",
+        {
+            "trust_domain",
+            "currency",
+            "reflection",
+            "pki_dir",
+            "nodes",
+            "customers",
+            "merchants",
+            "risk",
+        },
+    )
     trust_domain = _str(raw, "trust_domain", "network")
     if not re.fullmatch(r"[a-z0-9.-]+", trust_domain):
         raise ConfigError(f"trust_domain {trust_domain!r} must be lower-case letters, digits, dots")
@@ -243,7 +255,8 @@ def parse_network(
         if ports.count(host_port) > 1:
             clash = [n.name for n in nodes if (n.host, n.port) == host_port]
             raise ConfigError(
-                f"port clash: nodes {' and '.join(clash)} both listen on {host_port[0]}:{host_port[1]}"
+                f"port clash: nodes {' and '.join(clash)} both listen on "
+                f"{host_port[0]}:{host_port[1]}"
             )
     for role in (Role.SETTLEMENT, Role.GATEWAY):
         count = sum(1 for n in nodes if n.role is role)
@@ -253,12 +266,11 @@ def parse_network(
     if not banks:
         raise ConfigError("the network needs at least one bank node")
 
-    customers = tuple(
-        _customer(item, i, banks) for i, item in enumerate(_tables(raw, "customers"))
-    )
+    customers = tuple(_customer(item, i, banks) for i, item in enumerate(_tables(raw, "customers")))
     merchant_nodes = {n.name for n in nodes if n.role is Role.MERCHANT}
     merchants = tuple(
-        _merchant(item, i, banks, merchant_nodes) for i, item in enumerate(_tables(raw, "merchants"))
+        _merchant(item, i, banks, merchant_nodes)
+        for i, item in enumerate(_tables(raw, "merchants"))
     )
     _unique([c.name for c in customers] + [n.name for n in nodes], "participant name")
     _unique([m.name for m in merchants], "merchant")
@@ -266,11 +278,14 @@ def parse_network(
     if missing:
         raise ConfigError(f"merchant node {sorted(missing)[0]!r} has no [[merchants]] entry")
     _unique(
-        [f"{c.bank}/{c.account_id}" for c in customers] + [f"{m.bank}/{m.account_id}" for m in merchants],
+        [f"{c.bank}/{c.account_id}" for c in customers]
+        + [f"{m.bank}/{m.account_id}" for m in merchants],
         "account (bank/account_id)",
     )
-    _unique([c.card_number for c in customers] + [c.account_number for c in customers],
-            "instrument number")
+    _unique(
+        [c.card_number for c in customers] + [c.account_number for c in customers],
+        "instrument number",
+    )
 
     risk = _risk(raw.get("risk", {}))
     pki_dir = raw.get("pki_dir", "pki")
@@ -325,8 +340,11 @@ def _node(item: Mapping[str, Any], index: int, base_dir: Path) -> NodeConfig:
 
 def _customer(item: Mapping[str, Any], index: int, banks: set[str]) -> CustomerConfig:
     where = f"customers[{index}]"
-    _only_keys(item, where, {"name", "bank", "account_id", "opening_balance_minor",
-                             "account_number", "card_number"})
+    _only_keys(
+        item,
+        where,
+        {"name", "bank", "account_id", "opening_balance_minor", "account_number", "card_number"},
+    )
     name = _name(item, where)
     where = f"customer {name!r}"
     return CustomerConfig(
@@ -358,8 +376,9 @@ def _merchant(
         price = _amount(product, "unit_price_minor", pwhere)
         if price == 0:
             raise ConfigError(f"{pwhere} unit_price_minor must be above 0")
-        products.append(ProductConfig(sku=sku, name=_str(product, "name", pwhere),
-                                      unit_price_minor=price))
+        products.append(
+            ProductConfig(sku=sku, name=_str(product, "name", pwhere), unit_price_minor=price)
+        )
     _unique([p.sku for p in products], f"{where} sku")
     if not products:
         raise ConfigError(f"{where} needs at least one product")
@@ -392,7 +411,9 @@ def _risk(item: Any) -> RiskConfig:
 def _only_keys(item: Mapping[str, Any], where: str, allowed: set[str]) -> None:
     unknown = sorted(set(item) - allowed)
     if unknown:
-        raise ConfigError(f"{where} has unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+        raise ConfigError(
+            f"{where} has unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
+        )
 
 
 def _tables(item: Mapping[str, Any], key: str, where: str = "network") -> list[Mapping[str, Any]]:
@@ -430,7 +451,9 @@ def _bank_ref(item: Mapping[str, Any], where: str, banks: set[str]) -> str:
 def _account_id(item: Mapping[str, Any], where: str) -> str:
     account_id = _str(item, "account_id", where)
     if not _NAME.fullmatch(account_id):
-        raise ConfigError(f"{where} account_id {account_id!r} must be lower-case letters, digits, '-'")
+        raise ConfigError(
+            f"{where} account_id {account_id!r} must be lower-case letters, digits, '-'"
+        )
     return account_id
 
 
@@ -448,7 +471,8 @@ def _amount(item: Mapping[str, Any], key: str, where: str) -> int:
     value = item[key]
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(
-            f"{where} {key} is a bad amount {value!r}: use a whole number of minor units (1050 = 10.50)"
+            f"{where} {key} is a bad amount {value!r}: "
+            "use a whole number of minor units (1050 = 10.50)"
         )
     if not 0 <= value <= 10**15:
         raise ConfigError(f"{where} {key} is a bad amount {value}: must be between 0 and 10^15")

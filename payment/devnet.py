@@ -29,11 +29,15 @@ def write_dev_network(directory: Path, *, reflection: bool = True, **risk: int) 
     overridden by name (for example hold_ttl_seconds=2).
     """
     text = DEV_NETWORK.read_text(encoding="utf-8")
-    text = re.sub(r'address = "127\.0\.0\.1:\d+"',
-                  lambda _m: f'address = "127.0.0.1:{free_port()}"', text)
-    text = text.replace('"../var/data/', '"data/').replace('pki_dir = "../var/pki"', 'pki_dir = "pki"')
-    text = re.sub(r"^reflection = \w+", f"reflection = {'true' if reflection else 'false'}", text,
-                  flags=re.M)
+    text = re.sub(
+        r'address = "127\.0\.0\.1:\d+"', lambda _m: f'address = "127.0.0.1:{free_port()}"', text
+    )
+    text = text.replace('"../var/data/', '"data/').replace(
+        'pki_dir = "../var/pki"', 'pki_dir = "pki"'
+    )
+    text = re.sub(
+        r"^reflection = \w+", f"reflection = {'true' if reflection else 'false'}", text, flags=re.M
+    )
     for key, value in risk.items():
         text, count = re.subn(rf"^{key} = \d+", f"{key} = {int(value)}", text, flags=re.M)
         if count != 1:

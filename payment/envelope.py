@@ -56,11 +56,19 @@ class OrderLineText:
     """Unit price in minor units."""
 
 
-def order_digest(order_id: str, merchant_name: str, customer_name: str, currency_code: str,
-                 total_minor: int, lines: Iterable[OrderLineText]) -> bytes:
+def order_digest(
+    order_id: str,
+    merchant_name: str,
+    customer_name: str,
+    currency_code: str,
+    total_minor: int,
+    lines: Iterable[OrderLineText],
+) -> bytes:
     """SHA-256 of the order's canonical text (see Order.order_digest in order.proto)."""
-    text = (f"interbank.v1.order\n{order_id}\n{merchant_name}\n{customer_name}\n"
-            f"{currency_code}\n{total_minor}\n")
+    text = (
+        f"interbank.v1.order\n{order_id}\n{merchant_name}\n{customer_name}\n"
+        f"{currency_code}\n{total_minor}\n"
+    )
     text += "".join(f"{line.sku}:{line.quantity}:{line.unit_price_minor}\n" for line in lines)
     return hashlib.sha256(text.encode("utf-8")).digest()
 
@@ -71,7 +79,9 @@ def _info(digest: bytes) -> bytes:
     return HPKE_INFO_PREFIX + digest
 
 
-def seal_instruction(instruction: bytes, gateway_key: x25519.X25519PublicKey, digest: bytes) -> bytes:
+def seal_instruction(
+    instruction: bytes, gateway_key: x25519.X25519PublicKey, digest: bytes
+) -> bytes:
     """Seal instruction bytes so only the gateway can open them, bound to one order."""
     return _SUITE.encrypt(instruction, gateway_key, info=_info(digest))
 
@@ -96,8 +106,9 @@ def sign_dual(key: ed25519.Ed25519PrivateKey, digest: bytes, instruction: bytes)
     return key.sign(dual_signature_message(digest, instruction))
 
 
-def verify_dual(key: ed25519.Ed25519PublicKey, signature: bytes, digest: bytes,
-                instruction: bytes) -> bool:
+def verify_dual(
+    key: ed25519.Ed25519PublicKey, signature: bytes, digest: bytes, instruction: bytes
+) -> bool:
     """True if signature is key's dual signature over digest and instruction."""
     try:
         key.verify(signature, dual_signature_message(digest, instruction))
@@ -116,8 +127,11 @@ def load_x25519_private(pem: bytes) -> x25519.X25519PrivateKey:
 
 def load_x25519_public(raw_hex: str | bytes) -> x25519.X25519PublicKey:
     """An X25519 public key from its raw 32 bytes (or their hex)."""
-    raw = bytes.fromhex(raw_hex.decode() if isinstance(raw_hex, bytes) else raw_hex) \
-        if not (isinstance(raw_hex, bytes) and len(raw_hex) == 32) else raw_hex
+    raw = (
+        bytes.fromhex(raw_hex.decode() if isinstance(raw_hex, bytes) else raw_hex)
+        if not (isinstance(raw_hex, bytes) and len(raw_hex) == 32)
+        else raw_hex
+    )
     return x25519.X25519PublicKey.from_public_bytes(raw)
 
 

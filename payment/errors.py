@@ -115,16 +115,29 @@ class DeadlineExceeded(PaynetError):
 
 _BY_CODE: dict[grpc.StatusCode, type[PaynetError]] = {
     cls.code: cls
-    for cls in (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition, PermissionDenied,
-                Unauthenticated, Unavailable, DeadlineExceeded)
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        AlreadyExists,
+        FailedPrecondition,
+        PermissionDenied,
+        Unauthenticated,
+        Unavailable,
+        DeadlineExceeded,
+    )
 }
 
 
 class RemoteError(PaynetError):
     """An error a peer returned, kept with its code and reason so it can be relayed."""
 
-    def __init__(self, code: grpc.StatusCode, reason: str, message: str,
-                 metadata: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        reason: str,
+        message: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(reason, message, **dict(metadata or {}))
         self.code = code
 
@@ -157,8 +170,10 @@ def from_rpc_error(error: grpc.RpcError) -> PaynetError:
     details = error.details() if hasattr(error, "details") else str(error)
     info = error_info(error)
     if info is None:
-        reason = {grpc.StatusCode.UNAVAILABLE: "PEER_UNAVAILABLE",
-                  grpc.StatusCode.DEADLINE_EXCEEDED: "PEER_TIMEOUT"}.get(code, "PEER_ERROR")
+        reason = {
+            grpc.StatusCode.UNAVAILABLE: "PEER_UNAVAILABLE",
+            grpc.StatusCode.DEADLINE_EXCEEDED: "PEER_TIMEOUT",
+        }.get(code, "PEER_ERROR")
         return RemoteError(code, reason, details or code.name)
     cls = _BY_CODE.get(code)
     if cls is not None:

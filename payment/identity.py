@@ -17,7 +17,14 @@ from cryptography import x509
 
 from payment.config import Role
 
-__all__ = ["Identity", "RevocationList", "caller", "current_caller", "parse_certificate", "spiffe_id"]
+__all__ = [
+    "Identity",
+    "RevocationList",
+    "caller",
+    "current_caller",
+    "parse_certificate",
+    "spiffe_id",
+]
 
 
 def spiffe_id(trust_domain: str, role: Role | str, name: str) -> str:
@@ -65,8 +72,11 @@ def parse_certificate(pem: bytes) -> Identity:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         raise IdentityError("certificate has no subject alternative names") from None
-    uris = [u for u in sans.get_values_for_type(x509.UniformResourceIdentifier)
-            if u.startswith("spiffe://")]
+    uris = [
+        u
+        for u in sans.get_values_for_type(x509.UniformResourceIdentifier)
+        if u.startswith("spiffe://")
+    ]
     if len(uris) != 1:
         raise IdentityError(f"certificate must carry exactly one spiffe:// URI, has {len(uris)}")
     parts = uris[0].removeprefix("spiffe://").split("/")

@@ -87,13 +87,22 @@ class AccessLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> grpc.RpcMethodHandler | None:
         method = details.method
 
-        def finish(request: Any, context: grpc.aio.ServicerContext, started: float,
-                   failure: BaseException | None) -> None:
+        def finish(
+            request: Any,
+            context: grpc.aio.ServicerContext,
+            started: float,
+            failure: BaseException | None,
+        ) -> None:
             code = context.code()
             if code is None:
                 cancelled = isinstance(failure, asyncio.CancelledError)
-                code = (grpc.StatusCode.CANCELLED if cancelled
-                        else grpc.StatusCode.UNKNOWN if failure else grpc.StatusCode.OK)
+                code = (
+                    grpc.StatusCode.CANCELLED
+                    if cancelled
+                    else grpc.StatusCode.UNKNOWN
+                    if failure
+                    else grpc.StatusCode.OK
+                )
             if isinstance(code, int):
                 code = next((c for c in grpc.StatusCode if c.value[0] == code), code)
             identity = current_caller.get(None)
@@ -160,8 +169,8 @@ class PeerAuthorization(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         pems = context.auth_context().get("x509_pem_cert")
         if not pems:
             raise errors.Unauthenticated(
-                "CLIENT_CERTIFICATE_MISSING",
-                "a client certificate from the network CA is required")
+                "CLIENT_CERTIFICATE_MISSING", "a client certificate from the network CA is required"
+            )
         try:
             identity = parse_certificate(pems[0])
         except (IdentityError, ValueError) as exc:
@@ -171,18 +180,21 @@ class PeerAuthorization(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 "FOREIGN_TRUST_DOMAIN",
                 f"certificate is for trust domain {identity.trust_domain!r}, "
                 f"this network is {self._network.trust_domain!r}",
-                trust_domain=identity.trust_domain)
+                trust_domain=identity.trust_domain,
+            )
         if (identity.role, identity.name) not in self._known:
             raise errors.Unauthenticated(
                 "UNKNOWN_PARTICIPANT",
                 f"{identity} is not a participant of this network",
-                identity=identity.uri)
+                identity=identity.uri,
+            )
         if self._revocations.is_revoked(identity.serial):
             raise errors.Unauthenticated(
                 "CERTIFICATE_REVOKED",
                 f"the certificate of {identity} (serial {identity.serial:x}) is revoked; "
                 "ask the network CA for a new one",
-                identity=identity.uri)
+                identity=identity.uri,
+            )
         return identity
 
     def authorize(self, method: str, identity: Identity) -> None:
@@ -192,8 +204,10 @@ class PeerAuthorization(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             raise errors.PermissionDenied(
                 "ROLE_NOT_ALLOWED",
                 f"{identity.role} {identity.name!r} may not call {method}",
-                method=method, role=str(identity.role),
-                allowed=",".join(sorted(str(r) for r in roles)) or "none")
+                method=method,
+                role=str(identity.role),
+                allowed=",".join(sorted(str(r) for r in roles)) or "none",
+            )
 
     async def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
@@ -217,7 +231,9 @@ class PeerAuthorization(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return guarded
 
         def stream(behavior: Stream) -> Stream:
-            async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async def guarded(
+                request: Any, context: grpc.aio.ServicerContext
+            ) -> AsyncIterator[Any]:
                 await admit(context)
                 async for item in behavior(request, context):
                     yield item
@@ -234,9 +250,12 @@ class ErrorMapping(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if isinstance(exc, errors.PaynetError):
             await abort_with(context, exc)
         _log.error("rpc.unexpected_error", method=method, error_type=type(exc).__name__)
-        await abort_with(context, errors.Internal(
-            "INTERNAL_ERROR",
-            "the server failed unexpectedly; retry with the same request_id"))
+        await abort_with(
+            context,
+            errors.Internal(
+                "INTERNAL_ERROR", "the server failed unexpectedly; retry with the same request_id"
+            ),
+        )
 
     async def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails

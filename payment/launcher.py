@@ -47,7 +47,9 @@ class HealthReport:
     """Round trip of the check."""
 
 
-async def check_health(network: NetworkConfig, node: NodeConfig, timeout: float = 2.0) -> HealthReport:
+async def check_health(
+    network: NetworkConfig, node: NodeConfig, timeout: float = 2.0
+) -> HealthReport:
     """Ask a node's grpc.health.v1 service, authenticating with the node's own certificate."""
     started = time.perf_counter()
     tls = TlsIdentity.load(Pki(network.pki_dir), node.name)
@@ -65,8 +67,14 @@ async def check_health(network: NetworkConfig, node: NodeConfig, timeout: float 
 class LocalNetwork:
     """The nodes of a network file, each running as a child process."""
 
-    def __init__(self, network: NetworkConfig, network_file: Path, *,
-                 log_sink: TextIO | None = None, log_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        network: NetworkConfig,
+        network_file: Path,
+        *,
+        log_sink: TextIO | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
         self.network = network
         self.network_file = network_file
         self._sink = log_sink
@@ -85,8 +93,15 @@ class LocalNetwork:
         """Start one node's process."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "payment.cli", "serve", str(node.role),
-            "--network", str(self.network_file), "--name", node.name,
+            sys.executable,
+            "-m",
+            "payment.cli",
+            "serve",
+            str(node.role),
+            "--network",
+            str(self.network_file),
+            "--name",
+            node.name,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

@@ -18,11 +18,27 @@ import structlog
 __all__ = ["REDACTED", "configure_logging", "get_logger", "redact_secrets"]
 
 REDACTED = "[redacted]"
-SECRET_FIELDS = frozenset({
-    "code", "otp", "one_time_code", "instrument", "number", "card_number", "account_number",
-    "pan", "private_key", "key", "signing_key", "secret", "password", "sealed_instruction",
-    "instruction", "dual_signature", "seed",
-})
+SECRET_FIELDS = frozenset(
+    {
+        "code",
+        "otp",
+        "one_time_code",
+        "instrument",
+        "number",
+        "card_number",
+        "account_number",
+        "pan",
+        "private_key",
+        "key",
+        "signing_key",
+        "secret",
+        "password",
+        "sealed_instruction",
+        "instruction",
+        "dual_signature",
+        "seed",
+    }
+)
 _DIGIT_RUN = re.compile(r"\d[\d ]{10,22}\d")
 
 
@@ -38,13 +54,17 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return _mask(value)
     if isinstance(value, dict):
-        return {k: REDACTED if str(k).lower() in SECRET_FIELDS else _scrub(v) for k, v in value.items()}
+        return {
+            k: REDACTED if str(k).lower() in SECRET_FIELDS else _scrub(v) for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return type(value)(_scrub(v) for v in value)
     return value
 
 
-def redact_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def redact_secrets(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """structlog processor: drop secret fields and mask instrument-like digit runs."""
     for key in list(event):
         if key.lower() in SECRET_FIELDS:
@@ -54,13 +74,21 @@ def redact_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) 
     return event
 
 
-def configure_logging(*, stream: TextIO | None = None, level: int = logging.INFO,
-                      json: bool | None = None, **bound: Any) -> None:
+def configure_logging(
+    *,
+    stream: TextIO | None = None,
+    level: int = logging.INFO,
+    json: bool | None = None,
+    **bound: Any,
+) -> None:
     """Configure structlog for this process; bound fields (node=...) go on every line."""
     stream = stream or sys.stderr
     use_json = json if json is not None else not stream.isatty()
-    renderer: Any = (structlog.processors.JSONRenderer() if use_json
-                     else structlog.dev.ConsoleRenderer(colors=False))
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -15,11 +15,12 @@ import random
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 
 import grpc
 from interbank.v1 import notification_pb2, notification_pb2_grpc
 
-from payment.clock import now, timestamp, to_iso
+from payment.clock import now, to_iso
 from payment.identity import caller
 from payment.logs import get_logger
 from payment.storage import Store
@@ -30,7 +31,9 @@ _log = get_logger("paynet.notifications")
 _BATCH = 256
 
 
-def emit(conn: sqlite3.Connection, recipient: str, event: notification_pb2.SubscribeResponse) -> str:
+def emit(
+    conn: sqlite3.Connection, recipient: str, event: notification_pb2.SubscribeResponse
+) -> str:
     """Queue an event for recipient (a SPIFFE id) in the caller's transaction.
 
     Sets event_id (unless given) and occurred_at; sequence is assigned by the
@@ -38,12 +41,23 @@ def emit(conn: sqlite3.Connection, recipient: str, event: notification_pb2.Subsc
     """
     event.event_id = event.event_id or str(uuid.uuid4())
     moment = now()
-    event.occurred_at.CopyFrom(timestamp(moment))
+    event.occurred_at.FromDatetime(moment)
     conn.execute(
         "INSERT INTO outbox (event_id, recipient, occurred_at, event) VALUES (?, ?, ?, ?)",
         (event.event_id, recipient, to_iso(moment), event.SerializeToString()),
     )
     return event.event_id
+
+
+def _events_after(
+    conn: sqlite3.Connection, *, recipient: str, after: int
+) -> list[tuple[int, bytes]]:
+    rows = conn.execute(
+        "SELECT sequence, event FROM outbox WHERE recipient = ? AND sequence > ?"
+        " ORDER BY sequence LIMIT ?",
+        (recipient, after, _BATCH),
+    ).fetchall()
+    return [(int(seq), bytes(blob)) for seq, blob in rows]
 
 
 class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
@@ -53,19 +67,13 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         self._store = store
         self._poll_s = poll_s
 
-    async def Subscribe(  # noqa: N802 - gRPC method name
+    async def Subscribe(
         self, request: notification_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[notification_pb2.SubscribeResponse]:
         recipient = caller().uri
         cursor = max(0, request.after_sequence)
         while True:
-            rows = await self._store.read(
-                lambda conn, after=cursor: conn.execute(
-                    "SELECT sequence, event FROM outbox WHERE recipient = ? AND sequence > ?"
-                    " ORDER BY sequence LIMIT ?",
-                    (recipient, after, _BATCH),
-                ).fetchall()
-            )
+            rows = await self._store.read(partial(_events_after, recipient=recipient, after=cursor))
             for sequence, blob in rows:
                 event = notification_pb2.SubscribeResponse.FromString(blob)
                 event.sequence = sequence

@@ -1,4 +1,5 @@
-"""One-time codes for step-up challenges: 6-digit HOTP (RFC 4226).
+"""One-time codes for step-up challenges: 6-digit HOTP (RFC 4226) with HMAC-SHA-256; only the issuer
+that generates a code ever verifies it, so no authenticator-app compatibility is needed.
 
 Each challenge gets a fresh random 160-bit secret and uses counter 0, so each
 code is single-use by construction. Only the issuer holds the secret, and it is
@@ -9,8 +10,8 @@ from __future__ import annotations
 
 import os
 
+from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.twofactor import InvalidToken
-from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.hotp import HOTP
 
 __all__ = ["CODE_DIGITS", "code_for", "new_secret", "verify_code"]
@@ -25,7 +26,7 @@ def new_secret() -> bytes:
 
 def code_for(secret: bytes) -> str:
     """The 6-digit code of a secret."""
-    return HOTP(secret, CODE_DIGITS, SHA1()).generate(0).decode()
+    return HOTP(secret, CODE_DIGITS, SHA256()).generate(0).decode()
 
 
 def verify_code(secret: bytes, code: str) -> bool:
@@ -33,7 +34,7 @@ def verify_code(secret: bytes, code: str) -> bool:
     if len(code) != CODE_DIGITS or not code.isdigit():
         return False
     try:
-        HOTP(secret, CODE_DIGITS, SHA1()).verify(code.encode(), 0)
+        HOTP(secret, CODE_DIGITS, SHA256()).verify(code.encode(), 0)
     except InvalidToken:
         return False
     return True

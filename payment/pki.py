@@ -107,16 +107,18 @@ def init_pki(network: NetworkConfig, out: Path, *, force: bool = False) -> Pki:
     _write_key(pki.ca_key, ca_key)
     _write(pki.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
     for node in network.nodes:
-        key, cert = issue_certificate(ca_key, ca_cert, network.trust_domain, node.role, node.name,
-                                      hosts=(node.host,))
+        key, cert = issue_certificate(
+            ca_key, ca_cert, network.trust_domain, node.role, node.name, hosts=(node.host,)
+        )
         _write_pair(pki, node.name, key, cert)
         if node.role is Role.GATEWAY:
             hpke = x25519.X25519PrivateKey.generate()
             _write_key(pki.hpke_key(node.name), hpke)
             _write(pki.hpke_public_key(node.name), _raw_public_hex(hpke.public_key()))
     for customer in network.customers:
-        key, cert = issue_certificate(ca_key, ca_cert, network.trust_domain, Role.CUSTOMER,
-                                      customer.name)
+        key, cert = issue_certificate(
+            ca_key, ca_cert, network.trust_domain, Role.CUSTOMER, customer.name
+        )
         _write_pair(pki, customer.name, key, cert)
         signing = ed25519.Ed25519PrivateKey.generate()
         _write_key(pki.signing_key(customer.name), signing)
@@ -128,10 +130,12 @@ def init_pki(network: NetworkConfig, out: Path, *, force: bool = False) -> Pki:
 def make_ca(trust_domain: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     """A self-signed root CA for a trust domain."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "paynet"),
-        x509.NameAttribute(NameOID.COMMON_NAME, f"paynet root CA {trust_domain}"),
-    ])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "paynet"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"paynet root CA {trust_domain}"),
+        ]
+    )
     now = _now()
     cert = (
         x509.CertificateBuilder()
@@ -143,10 +147,17 @@ def make_ca(trust_domain: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certifi
         .not_valid_after(now + dt.timedelta(days=_CA_DAYS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(digital_signature=False, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          key_cert_sign=True, crl_sign=True, encipher_only=False,
-                          decipher_only=False),
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -187,11 +198,15 @@ def issue_certificate(
     now = _now()
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "paynet"),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, str(role)),
-            x509.NameAttribute(NameOID.COMMON_NAME, name),
-        ]))
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "paynet"),
+                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, str(role)),
+                    x509.NameAttribute(NameOID.COMMON_NAME, name),
+                ]
+            )
+        )
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -199,10 +214,17 @@ def issue_certificate(
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(digital_signature=True, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=True,
-                          key_cert_sign=False, crl_sign=False, encipher_only=False,
-                          decipher_only=False),
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
@@ -253,7 +275,9 @@ def _crl(
     return builder.sign(ca_key, hashes.SHA256())
 
 
-def _write_pair(pki: Pki, name: str, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
+def _write_pair(
+    pki: Pki, name: str, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate
+) -> None:
     _write_key(pki.key(name), key)
     _write(pki.cert(name), cert.public_bytes(serialization.Encoding.PEM))
 
@@ -262,8 +286,9 @@ def _write_key(
     path: Path,
     key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey,
 ) -> None:
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     # Created 0600 from the start: the key is never readable by others, not even briefly.

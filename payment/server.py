@@ -100,8 +100,11 @@ async def create_server(
     for name in ("", *app.service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     if network.reflection:
-        names = (*app.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                 reflection.SERVICE_NAME)
+        names = (
+            *app.service_names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
         reflection.enable_server_reflection(names, server)
     port = server.add_secure_port(address, tls.server_credentials())
     if port == 0:
@@ -116,8 +119,13 @@ async def serve_node(network: NetworkConfig, node: NodeConfig, *, grace_s: float
     server, port, health_servicer = await create_server(network, app, tls, node.address)
     await server.start()
     await app.start()
-    _log.info("node.serving", role=str(node.role), name=node.name, address=f"{node.host}:{port}",
-              reflection=network.reflection)
+    _log.info(
+        "node.serving",
+        role=str(node.role),
+        name=node.name,
+        address=f"{node.host}:{port}",
+        reflection=network.reflection,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -62,7 +62,9 @@ class IdempotencyRecord:
     """Reads and writes idempotency results inside a transaction."""
 
     @staticmethod
-    def lookup(conn: sqlite3.Connection, scope: str, request_id: str, digest: bytes) -> bytes | None:
+    def lookup(
+        conn: sqlite3.Connection, scope: str, request_id: str, digest: bytes
+    ) -> bytes | None:
         """The stored response for (scope, request_id), or None if there is none.
 
         Raises AlreadyExists(IDEMPOTENCY_KEY_REUSED) if the key was used for
@@ -79,12 +81,14 @@ class IdempotencyRecord:
                 "IDEMPOTENCY_KEY_REUSED",
                 f"request_id {request_id!r} was already used for a different request; "
                 "choose a new request_id for a new request",
-                request_id=request_id)
+                request_id=request_id,
+            )
         return bytes(row[1])
 
     @staticmethod
-    def remember(conn: sqlite3.Connection, scope: str, request_id: str, digest: bytes,
-                 response: bytes) -> None:
+    def remember(
+        conn: sqlite3.Connection, scope: str, request_id: str, digest: bytes, response: bytes
+    ) -> None:
         """Store a result (in the same transaction as its effect)."""
         conn.execute(
             "INSERT INTO idempotency (scope, request_id, request_hash, response, created_at)"
@@ -165,7 +169,7 @@ class Store:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             yield
-        if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
+        if not lock.locked() and not lock._waiters:
             self._locks.pop(key, None)
 
     async def once(
@@ -183,8 +187,9 @@ class Store:
         the step's own transaction.
         """
         if not request_id:
-            raise errors.InvalidArgument("REQUEST_ID_MISSING",
-                                         "request_id is required: choose a unique id per request")
+            raise errors.InvalidArgument(
+                "REQUEST_ID_MISSING", "request_id is required: choose a unique id per request"
+            )
         digest = request_hash(request)
 
         def run(conn: sqlite3.Connection) -> M:
@@ -192,8 +197,9 @@ class Store:
             if stored is not None:
                 return response_type.FromString(stored)
             response = step(conn)
-            IdempotencyRecord.remember(conn, scope, request_id, digest,
-                                       response.SerializeToString(deterministic=True))
+            IdempotencyRecord.remember(
+                conn, scope, request_id, digest, response.SerializeToString(deterministic=True)
+            )
             return response
 
         async with self.exclusive(f"{scope}\x00{request_id}"):
@@ -213,18 +219,21 @@ class Store:
         redo); its final response is remembered so a retry replays it.
         """
         if not request_id:
-            raise errors.InvalidArgument("REQUEST_ID_MISSING",
-                                         "request_id is required: choose a unique id per request")
+            raise errors.InvalidArgument(
+                "REQUEST_ID_MISSING", "request_id is required: choose a unique id per request"
+            )
         digest = request_hash(request)
         async with self.exclusive(f"{scope}\x00{request_id}"):
             stored = await self.read(
-                lambda conn: IdempotencyRecord.lookup(conn, scope, request_id, digest))
+                lambda conn: IdempotencyRecord.lookup(conn, scope, request_id, digest)
+            )
             if stored is not None:
                 return response_type.FromString(stored)
             response = await step()
             payload = response.SerializeToString(deterministic=True)
             await self.transaction(
-                lambda conn: IdempotencyRecord.remember(conn, scope, request_id, digest, payload))
+                lambda conn: IdempotencyRecord.remember(conn, scope, request_id, digest, payload)
+            )
             return response
 
     def _require(self) -> sqlite3.Connection:

@@ -39,7 +39,9 @@ class TlsIdentity:
     @classmethod
     def load(cls, pki: Pki, name: str) -> TlsIdentity:
         """Read participant name's material from a PKI directory."""
-        return cls(pki.ca_cert.read_bytes(), pki.cert(name).read_bytes(), pki.key(name).read_bytes())
+        return cls(
+            pki.ca_cert.read_bytes(), pki.cert(name).read_bytes(), pki.key(name).read_bytes()
+        )
 
     def __repr__(self) -> str:
         return "TlsIdentity(<redacted>)"

@@ -38,8 +38,9 @@ class DevNet:
 def make_devnet(tmp_path: Path) -> Callable[..., DevNet]:
     def make(**overrides: int | bool) -> DevNet:
         reflection = bool(overrides.pop("reflection", True))
-        path = write_dev_network(tmp_path / "net", reflection=reflection, **{
-            k: int(v) for k, v in overrides.items()})
+        path = write_dev_network(
+            tmp_path / "net", reflection=reflection, **{k: int(v) for k, v in overrides.items()}
+        )
         network = load_network(path)
         init_pki(network, network.pki_dir)
         return DevNet(path, network)

@@ -24,7 +24,12 @@ def dev_text() -> str:
 def test_the_dev_network_file_loads_into_frozen_dataclasses() -> None:
     network = load_network(DEV_NETWORK)
     assert [n.role for n in network.nodes] == [
-        Role.SETTLEMENT, Role.BANK, Role.BANK, Role.GATEWAY, Role.MERCHANT]
+        Role.SETTLEMENT,
+        Role.BANK,
+        Role.BANK,
+        Role.GATEWAY,
+        Role.MERCHANT,
+    ]
     assert network.customer("alice").opening_balance_minor == 250000
     assert network.bank_by_code("BETAXX02") is network.node("beta")
     with pytest.raises(AttributeError):
@@ -34,26 +39,57 @@ def test_the_dev_network_file_loads_into_frozen_dataclasses() -> None:
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        pytest.param(lambda t: t.replace('currency = "EUR"\n', ""),
-                     "network is missing key 'currency'", id="missing-key"),
-        pytest.param(lambda t: t.replace('role = "gateway"', 'role = "wizard"'),
-                     "node 'gateway' has unknown role 'wizard'", id="unknown-role"),
-        pytest.param(lambda t: t.replace('name = "beta"\nrole = "bank"', 'name = "alfa"\nrole = "bank"'),
-                     "duplicate node name 'alfa'", id="duplicate-name"),
-        pytest.param(lambda t: t.replace("127.0.0.1:7403", "127.0.0.1:7402"),
-                     "port clash: nodes alfa and beta both listen on 127.0.0.1:7402", id="port-clash"),
-        pytest.param(lambda t: t.replace("opening_balance_minor = 250000", "opening_balance_minor = 2500.50"),
-                     "customer 'alice' opening_balance_minor is a bad amount 2500.5", id="float-amount"),
-        pytest.param(lambda t: t.replace("opening_balance_minor = 90000", "opening_balance_minor = -5"),
-                     "customer 'bob' opening_balance_minor is a bad amount -5", id="negative-amount"),
-        pytest.param(lambda t: t.replace("unit_price_minor = 4500", 'unit_price_minor = "45.00"'),
-                     "products[0] unit_price_minor is a bad amount '45.00'", id="string-amount"),
-        pytest.param(lambda t: t.replace('bank = "beta"\naccount_id = "bob-current"',
-                                         'bank = "gamma"\naccount_id = "bob-current"'),
-                     "customer 'bob' bank 'gamma' is not a node with role bank", id="unknown-bank"),
+        pytest.param(
+            lambda t: t.replace('currency = "EUR"\n', ""),
+            "network is missing key 'currency'",
+            id="missing-key",
+        ),
+        pytest.param(
+            lambda t: t.replace('role = "gateway"', 'role = "wizard"'),
+            "node 'gateway' has unknown role 'wizard'",
+            id="unknown-role",
+        ),
+        pytest.param(
+            lambda t: t.replace('name = "beta"\nrole = "bank"', 'name = "alfa"\nrole = "bank"'),
+            "duplicate node name 'alfa'",
+            id="duplicate-name",
+        ),
+        pytest.param(
+            lambda t: t.replace("127.0.0.1:7403", "127.0.0.1:7402"),
+            "port clash: nodes alfa and beta both listen on 127.0.0.1:7402",
+            id="port-clash",
+        ),
+        pytest.param(
+            lambda t: t.replace(
+                "opening_balance_minor = 250000", "opening_balance_minor = 2500.50"
+            ),
+            "customer 'alice' opening_balance_minor is a bad amount 2500.5",
+            id="float-amount",
+        ),
+        pytest.param(
+            lambda t: t.replace("opening_balance_minor = 90000", "opening_balance_minor = -5"),
+            "customer 'bob' opening_balance_minor is a bad amount -5",
+            id="negative-amount",
+        ),
+        pytest.param(
+            lambda t: t.replace("unit_price_minor = 4500", 'unit_price_minor = "45.00"'),
+            "products[0] unit_price_minor is a bad amount '45.00'",
+            id="string-amount",
+        ),
+        pytest.param(
+            lambda t: t.replace(
+                'bank = "beta"\naccount_id = "bob-current"',
+                'bank = "gamma"\naccount_id = "bob-current"',
+            ),
+            "customer 'bob' bank 'gamma' is not a node with role bank",
+            id="unknown-bank",
+        ),
         pytest.param(lambda t: t + "\nfoo = 1\n", "has unknown key 'foo'", id="unknown-key"),
-        pytest.param(lambda t: t.replace('trust_domain = "paynet.test"', 'trust_domain = ['),
-                     "not valid TOML", id="not-toml"),
+        pytest.param(
+            lambda t: t.replace('trust_domain = "paynet.test"', "trust_domain = ["),
+            "not valid TOML",
+            id="not-toml",
+        ),
     ],
 )
 def test_each_kind_of_bad_network_file_gives_one_line_and_exit_code_2(
@@ -68,7 +104,9 @@ def test_each_kind_of_bad_network_file_gives_one_line_and_exit_code_2(
     assert expected in err
 
 
-def test_a_missing_network_file_is_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_network_file_is_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["up", "--network", str(tmp_path / "nope.toml")]) == 2
     assert "no such file" in capsys.readouterr().err
 

@@ -27,7 +27,7 @@ ISSUER = "interbank.v1.IssuerService"
 class EchoIssuer(authorization_pb2_grpc.IssuerServiceServicer):
     """Answers GetHold with the caller's identity, to prove who got through."""
 
-    async def GetHold(self, request, context):  # noqa: N802
+    async def GetHold(self, request, context):
         return authorization_pb2.GetHoldResponse(hold_id=caller().uri)
 
 
@@ -45,8 +45,9 @@ class IssuerApp:
 
 @pytest.fixture
 async def issuer(devnet) -> AsyncIterator[str]:
-    server, port, _ = await create_server(devnet.network, IssuerApp(), devnet.tls("alfa"),
-                                          "127.0.0.1:0")
+    server, port, _ = await create_server(
+        devnet.network, IssuerApp(), devnet.tls("alfa"), "127.0.0.1:0"
+    )
     await server.start()
     yield f"127.0.0.1:{port}"
     await server.stop(None)
@@ -63,7 +64,9 @@ async def test_the_gateway_is_identified_by_its_certificate_and_let_through(devn
     assert reply.hold_id == "spiffe://paynet.test/gateway/gateway"
 
 
-async def test_a_connection_without_a_client_certificate_fails_the_handshake(devnet, issuer) -> None:
+async def test_a_connection_without_a_client_certificate_fails_the_handshake(
+    devnet, issuer
+) -> None:
     creds = grpc.ssl_channel_credentials(root_certificates=devnet.pki.ca_cert.read_bytes())
     async with grpc.aio.secure_channel(issuer, creds) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -77,8 +80,11 @@ async def test_a_certificate_from_another_ca_fails_the_handshake(devnet, issuer)
     rogue = TlsIdentity(
         ca_pem=devnet.pki.ca_cert.read_bytes(),
         cert_pem=cert.public_bytes(serialization.Encoding.PEM),
-        key_pem=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()),
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
     )
     async with secure_channel(issuer, rogue) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -118,7 +124,9 @@ async def test_a_revoked_certificate_is_refused(devnet, issuer) -> None:
     assert error_info(err.value).reason == "CERTIFICATE_REVOKED"
 
 
-async def test_a_certificate_of_another_trust_domain_from_our_ca_is_unauthenticated(devnet, issuer) -> None:
+async def test_a_certificate_of_another_trust_domain_from_our_ca_is_unauthenticated(
+    devnet, issuer
+) -> None:
     pki = devnet.pki
     ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
     from cryptography import x509
@@ -126,9 +134,14 @@ async def test_a_certificate_of_another_trust_domain_from_our_ca_is_unauthentica
     ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
     key, cert = issue_certificate(ca_key, ca_cert, "evil.test", Role.GATEWAY, "gateway")
     foreign = TlsIdentity(
-        pki.ca_cert.read_bytes(), cert.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption()))
+        pki.ca_cert.read_bytes(),
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
     async with secure_channel(issuer, foreign) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await get_hold(channel)
@@ -161,8 +174,9 @@ async def test_reflection_lists_the_services_when_enabled(devnet, issuer) -> Non
 
 async def test_reflection_is_absent_when_disabled(make_devnet) -> None:
     devnet = make_devnet(reflection=False)
-    server, port, _ = await create_server(devnet.network, IssuerApp(), devnet.tls("alfa"),
-                                          "127.0.0.1:0")
+    server, port, _ = await create_server(
+        devnet.network, IssuerApp(), devnet.tls("alfa"), "127.0.0.1:0"
+    )
     await server.start()
     try:
         with pytest.raises(grpc.aio.AioRpcError) as err:

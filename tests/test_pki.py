@@ -31,13 +31,21 @@ def test_every_participant_gets_a_p256_certificate_naming_it_by_spiffe_id(devnet
     sans = bank.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "localhost" in sans.get_values_for_type(x509.DNSName)
     assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
-    assert parse_certificate(pki.cert("alice").read_bytes()).uri == "spiffe://paynet.test/customer/alice"
+    assert (
+        parse_certificate(pki.cert("alice").read_bytes()).uri
+        == "spiffe://paynet.test/customer/alice"
+    )
 
 
 def test_private_keys_are_mode_0600_and_the_crl_starts_empty(devnet) -> None:
     pki = devnet.pki
-    keys = [pki.ca_key, pki.key("alfa"), pki.key("alice"), pki.signing_key("alice"),
-            pki.hpke_key("gateway")]
+    keys = [
+        pki.ca_key,
+        pki.key("alfa"),
+        pki.key("alice"),
+        pki.signing_key("alice"),
+        pki.hpke_key("gateway"),
+    ]
     for key in keys:
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
     crl = x509.load_pem_x509_crl(pki.crl.read_bytes())
@@ -45,7 +53,10 @@ def test_private_keys_are_mode_0600_and_the_crl_starts_empty(devnet) -> None:
     assert crl.is_signature_valid(ca.public_key())
     assert len(list(crl)) == 0
     hpke = load_x25519_private(pki.hpke_key("gateway").read_bytes())
-    assert pki.hpke_public_key("gateway").read_text().strip() == hpke.public_key().public_bytes_raw().hex()
+    assert (
+        pki.hpke_public_key("gateway").read_text().strip()
+        == hpke.public_key().public_bytes_raw().hex()
+    )
 
 
 def test_rerunning_pki_init_does_not_overwrite_without_force(devnet, capsys) -> None:

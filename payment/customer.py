@@ -1,0 +1,315 @@
+"""The customer's client: browse, order, seal, sign, pay, answer challenges,
+follow order updates, check balances.
+
+It talks to the merchant's storefront and to its own bank over TLS with the
+customer's client certificate. The payment instruction is sealed to the
+gateway and signed with the customer's enrolled Ed25519 key; the merchant
+only ever sees the sealed bytes. One-time codes are read from the device inbox
+(the issuer's notification stream) and answered straight to the issuer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+from interbank.v1 import (
+    account_pb2,
+    account_pb2_grpc,
+    authorization_pb2,
+    authorization_pb2_grpc,
+    common_pb2,
+    notification_pb2,
+    notification_pb2_grpc,
+    order_pb2,
+    order_pb2_grpc,
+)
+
+from payment import envelope
+from payment.clock import now
+from payment.config import CustomerConfig, NetworkConfig
+from payment.errors import from_rpc_error
+from payment.notifications import follow
+from payment.pki import Pki
+from payment.tls import TlsIdentity, secure_channel
+
+__all__ = ["Customer", "Instrument", "PlacedOrder"]
+
+CALL_TIMEOUT_S = 10.0
+OrderStatus = order_pb2.OrderStatus
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """An order as created, with the gateway key to seal its payment to."""
+
+    order: order_pb2.Order
+    """The priced order."""
+    gateway_public_key: bytes
+    """The gateway's X25519 public key (raw)."""
+    gateway_key_id: str
+    """Its id, echoed in the sealed payment."""
+
+
+@dataclass(frozen=True, repr=False)
+class Instrument:
+    """What the customer pays with. Secret: repr hides the number."""
+
+    kind: common_pb2.InstrumentKind.ValueType
+    """Card or bank account."""
+    bank_code: str
+    """The issuing bank's code."""
+    number: str
+    """PAN or account number."""
+
+    def __repr__(self) -> str:
+        return f"Instrument({common_pb2.InstrumentKind.Name(self.kind)}, {self.bank_code}, ****)"
+
+
+class Customer:
+    """One customer's view of the network; use as an async context manager."""
+
+    def __init__(self, network: NetworkConfig, name: str) -> None:
+        self.network = network
+        self.config: CustomerConfig = network.customer(name)
+        pki = Pki(network.pki_dir)
+        self._tls = TlsIdentity.load(pki, name)
+        self._signing_key = envelope.load_ed25519_private(pki.signing_key(name).read_bytes())
+        self._bank = network.node(self.config.bank)
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._inbox: list[notification_pb2.SubscribeResponse] = []
+        self._inbox_task: asyncio.Task[None] | None = None
+        self._inbox_changed = asyncio.Condition()
+
+    async def __aenter__(self) -> Customer:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop following the inbox and close channels."""
+        if self._inbox_task is not None:
+            self._inbox_task.cancel()
+            await asyncio.gather(self._inbox_task, return_exceptions=True)
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()
+
+    def instrument(self, kind: str = "card") -> Instrument:
+        """The customer's card or bank-account instrument."""
+        bank_code = self._bank.bank_code or ""
+        if kind == "card":
+            return Instrument(common_pb2.INSTRUMENT_KIND_CARD, bank_code, self.config.card_number)
+        return Instrument(
+            common_pb2.INSTRUMENT_KIND_BANK_ACCOUNT, bank_code, self.config.account_number
+        )
+
+    # -- channels ---------------------------------------------------------------------------
+
+    def channel(self, node_name: str) -> grpc.aio.Channel:
+        """The customer's long-lived mTLS channel to a node."""
+        if node_name not in self._channels:
+            node = self.network.node(node_name)
+            self._channels[node_name] = secure_channel(node.address, self._tls)
+        return self._channels[node_name]
+
+    def _store(self, merchant: str) -> order_pb2_grpc.OrderServiceStub:
+        return order_pb2_grpc.OrderServiceStub(self.channel(merchant))
+
+    async def _call(self, rpc: object, request: object) -> object:
+        try:
+            return await rpc(request, timeout=CALL_TIMEOUT_S)  # type: ignore[operator]
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    # -- storefront -------------------------------------------------------------------------
+
+    async def list_products(self, merchant: str) -> Sequence[order_pb2.Product]:
+        """The merchant's catalog."""
+        reply = await self._call(
+            self._store(merchant).ListProducts, order_pb2.ListProductsRequest()
+        )
+        assert isinstance(reply, order_pb2.ListProductsResponse)
+        return list(reply.products)
+
+    async def create_order(self, merchant: str, lines: Sequence[tuple[str, int]]) -> PlacedOrder:
+        """Order SKUs and quantities; verifies the merchant's order digest."""
+        request = order_pb2.CreateOrderRequest(
+            request_id=str(uuid.uuid4()),
+            lines=[order_pb2.CreateOrderLine(sku=sku, quantity=qty) for sku, qty in lines],
+        )
+        reply = await self._call(self._store(merchant).CreateOrder, request)
+        assert isinstance(reply, order_pb2.CreateOrderResponse)
+        order = reply.order
+        expected = envelope.order_digest(
+            order.order_id,
+            order.merchant_name,
+            order.customer_name,
+            order.total.currency_code,
+            order.total.amount_minor,
+            [
+                envelope.OrderLineText(line.sku, line.quantity, line.unit_price.amount_minor)
+                for line in order.lines
+            ],
+        )
+        if expected != order.order_digest:
+            raise ValueError("the merchant's order digest does not match the order; do not pay")
+        return PlacedOrder(order, reply.gateway_public_key, reply.gateway_key_id)
+
+    def seal_payment(
+        self,
+        placed: PlacedOrder,
+        instrument: Instrument,
+        *,
+        amount_minor: int | None = None,
+        currency_code: str | None = None,
+        signing_key: envelope.ed25519.Ed25519PrivateKey | None = None,
+    ) -> common_pb2.SealedPayment:
+        """Build the payment instruction, seal it to the gateway and dual-sign it.
+
+        amount, currency and signing key default to the order's and the
+        customer's own; overriding them builds the wrong payments that
+        contract tests use to check that every node refuses them.
+        """
+        order = placed.order
+        created_at = now()
+        instruction = common_pb2.PaymentInstruction(
+            instrument=common_pb2.PaymentInstrument(
+                kind=instrument.kind, bank_code=instrument.bank_code, number=instrument.number
+            ),
+            amount=common_pb2.Money(
+                amount_minor=order.total.amount_minor if amount_minor is None else amount_minor,
+                currency_code=currency_code or order.total.currency_code,
+            ),
+            order_digest=order.order_digest,
+            order_id=order.order_id,
+            merchant_name=order.merchant_name,
+            customer_name=self.config.name,
+            nonce=os.urandom(16),
+        )
+        instruction.created_at.FromDatetime(created_at)
+        instruction_bytes = instruction.SerializeToString()
+        gateway_key = envelope.load_x25519_public(placed.gateway_public_key)
+        return common_pb2.SealedPayment(
+            sealed_instruction=envelope.seal_instruction(
+                instruction_bytes, gateway_key, order.order_digest
+            ),
+            dual_signature=envelope.sign_dual(
+                signing_key or self._signing_key, order.order_digest, instruction_bytes
+            ),
+            gateway_key_id=placed.gateway_key_id,
+        )
+
+    async def submit_payment(
+        self, placed: PlacedOrder, payment: common_pb2.SealedPayment, request_id: str | None = None
+    ) -> order_pb2.Order:
+        """Hand the sealed payment to the merchant; the order after authorization."""
+        request = order_pb2.SubmitPaymentRequest(
+            request_id=request_id or str(uuid.uuid4()),
+            order_id=placed.order.order_id,
+            payment=payment,
+        )
+        reply = await self._call(self._store(placed.order.merchant_name).SubmitPayment, request)
+        assert isinstance(reply, order_pb2.SubmitPaymentResponse)
+        return reply.order
+
+    async def complete_payment(self, merchant: str, order_id: str) -> order_pb2.Order:
+        """Ask the merchant to capture after a challenge was answered."""
+        request = order_pb2.CompletePaymentRequest(request_id=str(uuid.uuid4()), order_id=order_id)
+        reply = await self._call(self._store(merchant).CompletePayment, request)
+        assert isinstance(reply, order_pb2.CompletePaymentResponse)
+        return reply.order
+
+    async def get_order(self, merchant: str, order_id: str) -> order_pb2.Order:
+        """The merchant's current view of an order."""
+        reply = await self._call(
+            self._store(merchant).GetOrder, order_pb2.GetOrderRequest(order_id=order_id)
+        )
+        assert isinstance(reply, order_pb2.GetOrderResponse)
+        return reply.order
+
+    async def wait_for_order(
+        self,
+        merchant: str,
+        order_id: str,
+        status: order_pb2.OrderStatus.ValueType,
+        timeout: float = 30.0,
+    ) -> order_pb2.Order:
+        """Follow the merchant's order updates until the order reaches status."""
+        stub = notification_pb2_grpc.NotificationServiceStub(self.channel(merchant))
+
+        async def watch() -> order_pb2.Order:
+            async for event in follow(stub):
+                if event.WhichOneof("event") != "order_update":
+                    continue
+                order = event.order_update.order
+                if order.order_id == order_id and order.status == status:
+                    return order
+            raise AssertionError("unreachable: follow() never ends")
+
+        return await asyncio.wait_for(watch(), timeout)
+
+    # -- bank -------------------------------------------------------------------------------
+
+    def _start_inbox(self) -> None:
+        if self._inbox_task is not None:
+            return
+        stub = notification_pb2_grpc.NotificationServiceStub(self.channel(self._bank.name))
+
+        async def pump() -> None:
+            async for event in follow(stub):
+                async with self._inbox_changed:
+                    self._inbox.append(event)
+                    self._inbox_changed.notify_all()
+
+        self._inbox_task = asyncio.create_task(pump())
+
+    async def read_one_time_code(self, challenge_id: str, timeout: float = 30.0) -> str:
+        """The code for a challenge, from the device inbox at the issuer."""
+        self._start_inbox()
+
+        async def wait() -> str:
+            async with self._inbox_changed:
+                while True:
+                    for event in self._inbox:
+                        if (
+                            event.WhichOneof("event") == "one_time_code"
+                            and event.one_time_code.challenge_id == challenge_id
+                        ):
+                            return event.one_time_code.code
+                    await self._inbox_changed.wait()
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def answer_challenge(
+        self, challenge_id: str, code: str
+    ) -> authorization_pb2.AnswerChallengeResponse:
+        """Send the one-time code straight to the issuer."""
+        stub = authorization_pb2_grpc.ChallengeServiceStub(self.channel(self._bank.name))
+        request = authorization_pb2.AnswerChallengeRequest(
+            request_id=str(uuid.uuid4()), challenge_id=challenge_id, code=code
+        )
+        reply = await self._call(stub.AnswerChallenge, request)
+        assert isinstance(reply, authorization_pb2.AnswerChallengeResponse)
+        return reply
+
+    async def balance(self, account_id: str | None = None) -> account_pb2.GetBalanceResponse:
+        """The balance of the customer's account (or another, which the bank refuses)."""
+        stub = account_pb2_grpc.AccountServiceStub(self.channel(self._bank.name))
+        request = account_pb2.GetBalanceRequest(account_id=account_id or self.config.account_id)
+        reply = await self._call(stub.GetBalance, request)
+        assert isinstance(reply, account_pb2.GetBalanceResponse)
+        return reply
+
+    async def statement(self) -> account_pb2.ListStatementResponse:
+        """The account's statement since opening."""
+        stub = account_pb2_grpc.AccountServiceStub(self.channel(self._bank.name))
+        request = account_pb2.ListStatementRequest(account_id=self.config.account_id)
+        reply = await self._call(stub.ListStatement, request)
+        assert isinstance(reply, account_pb2.ListStatementResponse)
+        return reply

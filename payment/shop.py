@@ -1,0 +1,211 @@
+"""A whole purchase as a customer, printed step by step as DESIGN section 1 numbers it.
+
+Used by ``paynet shop`` and ``make run``. Steps the customer cannot see
+directly (the merchant forwarding, the issuer authorizing, settlement) are
+printed as the merchant's order-update stream reports them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from interbank.v1 import account_pb2, account_pb2_grpc, notification_pb2_grpc, order_pb2
+
+from payment.config import NetworkConfig, Role
+from payment.customer import Customer
+from payment.errors import PaynetError
+from payment.notifications import follow
+from payment.pki import Pki
+from payment.tls import TlsIdentity, secure_channel
+
+__all__ = ["PurchaseResult", "all_balances", "purchase", "shop"]
+
+Say = Callable[[str, str, str], None]
+S = order_pb2.OrderStatus
+
+_STATUS_STEPS: dict[int, tuple[str, str, str]] = {
+    S.ORDER_STATUS_PAYMENT_PENDING: (
+        "3 check order, forward sealed",
+        "merchant -> gateway",
+        "order checked (exists, unpaid, amount); sealed instruction forwarded unopened",
+    ),
+    S.ORDER_STATUS_CHALLENGE_REQUIRED: (
+        "5 step-up",
+        "issuer -> customer",
+        "issuer answered CHALLENGE_REQUIRED; one-time code sent out of band",
+    ),
+    S.ORDER_STATUS_AUTHORIZED: (
+        "4 authorize",
+        "gateway -> issuer",
+        "instruction opened and matched; dual signature verified; hold placed",
+    ),
+    S.ORDER_STATUS_CAPTURED: (
+        "6 funds move, settle",
+        "issuer -> settlement -> acquirer",
+        "hold posted, customer debited, credit transfer sent",
+    ),
+    S.ORDER_STATUS_SETTLED: (
+        "7 notify",
+        "acquirer -> merchant",
+        "credit notice received; order settled",
+    ),
+    S.ORDER_STATUS_FAILED: ("x failed", "merchant -> customer", "payment failed"),
+}
+
+
+def money(minor: int, currency: str) -> str:
+    """Minor units as a decimal amount with currency."""
+    sign = "-" if minor < 0 else ""
+    return f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d} {currency}"
+
+
+def printer(prefix: str = "") -> Say:
+    """A step printer: step, who -> who, what."""
+
+    def say(step: str, route: str, what: str) -> None:
+        print(f"{prefix}[{step:<28}] {route:<34} {what}", flush=True)
+
+    return say
+
+
+@dataclass(frozen=True)
+class PurchaseResult:
+    """How one purchase ended."""
+
+    order: order_pb2.Order
+    """The order's final state."""
+    challenged: bool
+    """Whether the issuer asked for a one-time code."""
+
+
+async def purchase(
+    customer: Customer,
+    merchant: str,
+    lines: Sequence[tuple[str, int]],
+    *,
+    instrument: str = "card",
+    say: Say | None = None,
+    timeout: float = 30.0,
+) -> PurchaseResult:
+    """Buy lines at merchant, answering a challenge if asked; waits for delivery."""
+    say = say or printer()
+    currency = customer.network.currency
+    products = await customer.list_products(merchant)
+    say("1 browse", "customer -> merchant", f"ListProducts: {len(products)} products")
+    placed = await customer.create_order(merchant, lines)
+    order = placed.order
+    wanted = ", ".join(f"{qty} x {sku}" for sku, qty in lines)
+    say(
+        "1 browse",
+        "customer -> merchant",
+        f"CreateOrder {order.order_id[:8]}: {wanted} = "
+        f"{money(order.total.amount_minor, currency)}; digest and gateway key received",
+    )
+    stream = narrate_order_updates(customer, merchant, order.order_id, say)
+    watcher = asyncio.create_task(stream)
+    try:
+        payment = customer.seal_payment(placed, customer.instrument(instrument))
+        say(
+            "2 choose, seal, send",
+            "customer",
+            f"{instrument} instruction sealed to the gateway (HPKE) and dual-signed (Ed25519)",
+        )
+        say("2 choose, seal, send", "customer -> merchant", "SubmitPayment")
+        order = await customer.submit_payment(placed, payment)
+        challenged = order.status == S.ORDER_STATUS_CHALLENGE_REQUIRED
+        if challenged:
+            challenge = order.challenge
+            code = await customer.read_one_time_code(challenge.challenge_id, timeout)
+            say("5 step-up", "issuer -> customer (device)", "one-time code read from the inbox")
+            await customer.answer_challenge(challenge.challenge_id, code)
+            say("5 step-up", "customer -> issuer", "code answered directly to the issuer")
+            order = await customer.complete_payment(merchant, order.order_id)
+        order = await customer.wait_for_order(
+            merchant, order.order_id, S.ORDER_STATUS_DELIVERY_CONFIRMED, timeout
+        )
+        await asyncio.sleep(0)  # let the watcher print the last updates first
+        say(
+            "8 confirm delivery",
+            "merchant -> customer",
+            f"payment success; delivery confirmed, tracking {order.delivery.tracking_reference}",
+        )
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    balance = await customer.balance()
+    say(
+        "9 check balances",
+        "customer -> own bank",
+        f"{customer.config.account_id}: booked {money(balance.booked.amount_minor, currency)}",
+    )
+    return PurchaseResult(order, challenged)
+
+
+async def narrate_order_updates(customer: Customer, merchant: str, order_id: str, say: Say) -> None:
+    """Print the steps the merchant's order updates reveal, once each."""
+    stub = notification_pb2_grpc.NotificationServiceStub(customer.channel(merchant))
+    seen: set[int] = set()
+    async for event in follow(stub):
+        if event.WhichOneof("event") != "order_update":
+            continue
+        order = event.order_update.order
+        if order.order_id != order_id or order.status in seen:
+            continue
+        seen.add(order.status)
+        step = _STATUS_STEPS.get(order.status)
+        if step is not None:
+            what = step[2]
+            if order.status == S.ORDER_STATUS_FAILED:
+                what = f"payment failed: {order.failure_reason}"
+            say(step[0], step[1], what)
+
+
+async def all_balances(network: NetworkConfig) -> dict[str, int]:
+    """Every holder's booked balance, each asked by the holder itself of its own bank."""
+    pki = Pki(network.pki_dir)
+    holders = [(c.name, Role.CUSTOMER, c.bank, c.account_id) for c in network.customers] + [
+        (m.name, Role.MERCHANT, m.bank, m.account_id) for m in network.merchants
+    ]
+    balances: dict[str, int] = {}
+    for name, _role, bank, account_id in holders:
+        tls = TlsIdentity.load(pki, name)
+        async with secure_channel(network.node(bank).address, tls) as channel:
+            stub = account_pb2_grpc.AccountServiceStub(channel)
+            reply = await stub.GetBalance(
+                account_pb2.GetBalanceRequest(account_id=account_id), timeout=10
+            )
+        balances[account_id] = reply.booked.amount_minor
+    return balances
+
+
+def parse_lines(buy: Sequence[str]) -> list[tuple[str, int]]:
+    """SKU[:QTY] arguments as (sku, quantity) pairs."""
+    lines = []
+    for item in buy:
+        sku, _, qty = item.partition(":")
+        lines.append((sku, int(qty) if qty else 1))
+    return lines
+
+
+async def shop(
+    network: NetworkConfig,
+    customer_name: str,
+    merchant: str | None,
+    buy: Sequence[str],
+    instrument: str,
+) -> int:
+    """``paynet shop``: one purchase against a running network; the exit code."""
+    merchant = merchant or network.merchants[0].name
+    try:
+        async with Customer(network, customer_name) as customer:
+            result = await purchase(customer, merchant, parse_lines(buy), instrument=instrument)
+    except PaynetError as exc:
+        print(f"paynet shop: payment refused: {exc.reason}: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"order {result.order.order_id}: {S.Name(result.order.status)}")
+    return 0
