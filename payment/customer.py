@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from interbank.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -168,7 +169,7 @@ class Customer:
         *,
         amount_minor: int | None = None,
         currency_code: str | None = None,
-        signing_key: envelope.ed25519.Ed25519PrivateKey | None = None,
+        signing_key: ed25519.Ed25519PrivateKey | None = None,
     ) -> common_pb2.SealedPayment:
         """Build the payment instruction, seal it to the gateway and dual-sign it.
 

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 __all__ = [
     "HPKE_INFO_PREFIX",
+    "EnvelopeError",
     "OrderLineText",
     "dual_signature_message",
     "load_ed25519_private",
@@ -30,6 +31,7 @@ __all__ = [
     "load_x25519_public",
     "open_instruction",
     "order_digest",
+    "raw_public",
     "seal_instruction",
     "sign_dual",
     "verify_dual",

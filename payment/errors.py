@@ -39,6 +39,7 @@ __all__ = [
     "RemoteError",
     "Unauthenticated",
     "Unavailable",
+    "Unimplemented",
     "error_info",
     "to_rpc_status",
 ]
@@ -99,6 +100,12 @@ class Unavailable(PaynetError):
     """A peer node could not be reached; the call may be retried with the same request_id."""
 
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class Unimplemented(PaynetError):
+    """The node does not implement this RPC (yet)."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
 
 
 class Internal(PaynetError):

@@ -249,6 +249,14 @@ class ErrorMapping(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     async def _fail(self, context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
         if isinstance(exc, errors.PaynetError):
             await abort_with(context, exc)
+        if isinstance(exc, NotImplementedError):
+            # The generated base servicer raises this for an RPC a node does not implement.
+            await abort_with(
+                context,
+                errors.Unimplemented(
+                    "RPC_NOT_IMPLEMENTED", f"{method} is not implemented by this node"
+                ),
+            )
         _log.error("rpc.unexpected_error", method=method, error_type=type(exc).__name__)
         await abort_with(
             context,

@@ -57,7 +57,7 @@ class NodeApp(Protocol):
         ...
 
     async def start(self) -> None:
-        """Start background work (recovery, outbox, subscriptions) once serving."""
+        """Open stores, recover, and start background work; runs before serving."""
         ...
 
     async def close(self) -> None:
@@ -117,8 +117,9 @@ async def serve_node(network: NetworkConfig, node: NodeConfig, *, grace_s: float
     tls = TlsIdentity.load(Pki(network.pki_dir), node.name)
     app = load_app(network, node, tls)
     server, port, health_servicer = await create_server(network, app, tls, node.address)
-    await server.start()
+    # Stores open and recovery runs before the first request can arrive.
     await app.start()
+    await server.start()
     _log.info(
         "node.serving",
         role=str(node.role),

@@ -140,10 +140,12 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = step(conn)
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # Also after a failed COMMIT (disk full, I/O error): leave no open transaction.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
             return result
 
         result = await self._call(run)

@@ -24,6 +24,7 @@ from payment.pki import Pki
 from payment.tls import TlsIdentity, secure_channel
 
 S = order_pb2.OrderStatus
+PAID = (S.ORDER_STATUS_CAPTURED, S.ORDER_STATUS_SETTLED, S.ORDER_STATUS_DELIVERY_CONFIRMED)
 
 
 async def refused(call) -> PaynetError:
@@ -52,7 +53,8 @@ async def test_paying_an_order_twice_is_refused_and_debits_once(net) -> None:
     async with Customer(net.network, "alice") as alice:
         placed = await alice.create_order("shop", [("book-001", 1)])
         order = await alice.submit_payment(placed, alice.seal_payment(placed, alice.instrument()))
-        assert order.status == S.ORDER_STATUS_CAPTURED
+        # The acquirer's credit notice may already have settled and delivered it.
+        assert order.status in PAID
         before = await snapshot(alice)
         error = await refused(
             alice.submit_payment(placed, alice.seal_payment(placed, alice.instrument()))
@@ -120,7 +122,7 @@ async def test_a_wrong_instruction_is_refused_with_its_reason_and_moves_nothing(
         assert order.status == S.ORDER_STATUS_CREATED
         # The order can still be paid properly afterwards.
         paid = await alice.submit_payment(placed, alice.seal_payment(placed, alice.instrument()))
-        assert paid.status == S.ORDER_STATUS_CAPTURED
+        assert paid.status in PAID
 
 
 async def test_tampered_ciphertext_is_unreadable(net) -> None:

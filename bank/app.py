@@ -1,0 +1,266 @@
+"""The bank and settlement-bank nodes: stores, servicers, peers and background work.
+
+``create_bank_app`` and ``create_settlement_app`` are the entry points
+payment.server loads by role. Each app opens its store and books on start,
+then runs its background work until closed: a commercial bank sweeps expired
+holds and re-delivers unsettled transfers; the settlement bank re-delivers
+transfers still waiting for the creditor bank. The first round of each runs
+at once on start, which is what recovers work left by a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+import grpc
+from interbank.v1 import (
+    account_pb2,
+    account_pb2_grpc,
+    authorization_pb2,
+    notification_pb2,
+    notification_pb2_grpc,
+    settlement_pb2,
+    settlement_pb2_grpc,
+)
+from interbank.v1 import authorization_pb2_grpc as authz_grpc
+
+from bank.accounts import Accounts
+from bank.challenges import Challenges
+from bank.clearing import Clearing
+from bank.issuer import Issuer
+from bank.opening import open_bank_books, open_settlement_books
+from bank.outgoing import OutgoingTransfers
+from bank.schema import BANK_SCHEMA, SETTLEMENT_SCHEMA
+from bank.servicers import (
+    AccountServicer,
+    ChallengeServicer,
+    ClearingServicer,
+    IssuerServicer,
+    SettlementServicer,
+)
+from bank.settlement import Settlement
+from payment import errors
+from payment.clock import now
+from payment.config import NetworkConfig, NodeConfig, Role
+from payment.logs import get_logger
+from payment.notifications import NotificationServicer
+from payment.storage import Store
+from payment.tls import TlsIdentity, secure_channel
+
+__all__ = ["BankApp", "SettlementApp", "create_bank_app", "create_settlement_app"]
+
+_log = get_logger("paynet.bank")
+CALL_TIMEOUT_S = 5.0
+SWEEP_INTERVAL_S = 0.5
+RETRY_INTERVAL_S = 2.0
+
+# A peer's refusal with one of these codes means it recorded nothing and never
+# will for this request: book it as a rejection instead of retrying forever.
+_REFUSALS = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED)
+
+
+def _service(module: object, name: str) -> str:
+    return str(module.DESCRIPTOR.services_by_name[name].full_name)  # type: ignore[attr-defined]
+
+
+def create_bank_app(network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> BankApp:
+    """The NodeApp of a commercial bank (issuer and acquirer)."""
+    return BankApp(network, node, tls)
+
+
+def create_settlement_app(
+    network: NetworkConfig, node: NodeConfig, tls: TlsIdentity
+) -> SettlementApp:
+    """The NodeApp of the settlement bank."""
+    return SettlementApp(network, node, tls)
+
+
+class _Background:
+    """Periodic jobs that run until cancelled; a failing round is logged, not fatal."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def every(self, interval_s: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
+        async def loop() -> None:
+            while True:
+                try:
+                    await job()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    _log.warning("background.failed", job=name, error_type=type(exc).__name__)
+                await asyncio.sleep(interval_s)
+
+        self._tasks.append(asyncio.create_task(loop(), name=name))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+
+class BankApp:
+    """A commercial bank node: issuer, acquirer, online banking and device inbox."""
+
+    def __init__(self, network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> None:
+        if node.bank_code is None:
+            raise ValueError(f"bank node {node.name} has no bank_code")
+        self.network = network
+        self.node = node
+        self._tls = tls
+        self.store = Store(node.data_dir / "bank.sqlite3", BANK_SCHEMA)
+        self.outgoing = OutgoingTransfers(self.store, self._submit)
+        self.issuer = Issuer(self.store, network, node, self.outgoing)
+        self.challenges = Challenges(self.store, network.risk)
+        self.clearing = Clearing(self.store, network, node)
+        self.accounts = Accounts(self.store, node.bank_code)
+        self._channel: grpc.aio.Channel | None = None
+        self._background = _Background()
+
+    @property
+    def service_names(self) -> Sequence[str]:
+        """The services this node serves."""
+        return (
+            _service(authorization_pb2, "IssuerService"),
+            _service(authorization_pb2, "ChallengeService"),
+            _service(settlement_pb2, "ClearingService"),
+            _service(account_pb2, "AccountService"),
+            _service(notification_pb2, "NotificationService"),
+        )
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """Add the bank's servicers to server."""
+        authz_grpc.add_IssuerServiceServicer_to_server(IssuerServicer(self.issuer), server)
+        authz_grpc.add_ChallengeServiceServicer_to_server(
+            ChallengeServicer(self.challenges), server
+        )
+        settlement_pb2_grpc.add_ClearingServiceServicer_to_server(
+            ClearingServicer(self.clearing), server
+        )
+        account_pb2_grpc.add_AccountServiceServicer_to_server(
+            AccountServicer(self.accounts), server
+        )
+        notification_pb2_grpc.add_NotificationServiceServicer_to_server(
+            NotificationServicer(self.store), server
+        )
+
+    async def start(self) -> None:
+        """Open the store and books, connect to the settlement bank, start background work."""
+        await self.store.open()
+        opened = await self.store.transaction(
+            lambda conn: open_bank_books(conn, self.network, self.node, now=now())
+        )
+        if opened:
+            _log.info("bank.opened", bank=self.node.name, accounts=opened)
+        settlement = self.network.the(Role.SETTLEMENT)
+        self._channel = secure_channel(settlement.address, self._tls)
+        self._background.every(SWEEP_INTERVAL_S, "hold-sweeper", self.issuer.sweep)
+        self._background.every(RETRY_INTERVAL_S, "settlement-retry", self.outgoing.deliver_pending)
+
+    async def close(self) -> None:
+        """Stop background work, then close the channel and the store."""
+        await self._background.stop()
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+        await self.store.close()
+
+    async def _submit(
+        self, request: settlement_pb2.SubmitCreditTransferRequest
+    ) -> settlement_pb2.SubmitCreditTransferResponse | None:
+        if self._channel is None:
+            return None
+        stub = settlement_pb2_grpc.SettlementServiceStub(self._channel)
+        try:
+            response: settlement_pb2.SubmitCreditTransferResponse = await stub.SubmitCreditTransfer(
+                request, timeout=CALL_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            refusal = _refusal(exc, request.request_id)
+            if refusal is None:
+                return None
+            return settlement_pb2.SubmitCreditTransferResponse(
+                instruction_id=request.request_id,
+                status=settlement_pb2.TRANSFER_STATUS_REJECTED,
+                reason_code=refusal,
+            )
+        return response
+
+
+class SettlementApp:
+    """The settlement bank node: every member bank's reserve."""
+
+    def __init__(self, network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> None:
+        self.network = network
+        self.node = node
+        self._tls = tls
+        self.store = Store(node.data_dir / "settlement.sqlite3", SETTLEMENT_SCHEMA)
+        self.settlement = Settlement(self.store, network, self._deliver)
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._background = _Background()
+
+    @property
+    def service_names(self) -> Sequence[str]:
+        """The services this node serves."""
+        return (_service(settlement_pb2, "SettlementService"),)
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """Add the settlement servicer to server."""
+        settlement_pb2_grpc.add_SettlementServiceServicer_to_server(
+            SettlementServicer(self.settlement, self.network), server
+        )
+
+    async def start(self) -> None:
+        """Open the store and books, connect to the member banks, start re-delivery."""
+        await self.store.open()
+        opened = await self.store.transaction(
+            lambda conn: open_settlement_books(conn, self.network, now=now())
+        )
+        if opened:
+            _log.info("settlement.opened", reserves=opened)
+        for bank in self.network.nodes_with_role(Role.BANK):
+            if bank.bank_code is not None:
+                self._channels[bank.bank_code] = secure_channel(bank.address, self._tls)
+        self._background.every(RETRY_INTERVAL_S, "delivery-retry", self.settlement.forward_pending)
+
+    async def close(self) -> None:
+        """Stop background work, then close the channels and the store."""
+        await self._background.stop()
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()
+        await self.store.close()
+
+    async def _deliver(
+        self, bank_code: str, request: settlement_pb2.ReceiveCreditTransferRequest
+    ) -> settlement_pb2.ReceiveCreditTransferResponse | None:
+        channel = self._channels.get(bank_code)
+        if channel is None:
+            return None
+        stub = settlement_pb2_grpc.ClearingServiceStub(channel)
+        try:
+            response: settlement_pb2.ReceiveCreditTransferResponse = (
+                await stub.ReceiveCreditTransfer(request, timeout=CALL_TIMEOUT_S)
+            )
+        except grpc.aio.AioRpcError as exc:
+            refusal = _refusal(exc, request.request_id)
+            if refusal is None:
+                return None
+            return settlement_pb2.ReceiveCreditTransferResponse(
+                instruction_id=request.request_id,
+                status=settlement_pb2.TRANSFER_STATUS_REJECTED,
+                reason_code=refusal,
+            )
+        return response
+
+
+def _refusal(exc: grpc.aio.AioRpcError, instruction_id: str) -> str | None:
+    """The reason of a definitive refusal, or None when the outcome is unknown (retry)."""
+    error = errors.from_rpc_error(exc)
+    _log.warning(
+        "peer.call_failed", instruction_id=instruction_id, code=exc.code().name, reason=error.reason
+    )
+    return error.reason if exc.code() in _REFUSALS else None

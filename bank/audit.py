@@ -1,0 +1,152 @@
+"""Ledger totals for audits: what a bank and the settlement bank hold, in sums.
+
+The invariants an audit checks with them:
+
+- per ledger, ``debits_posted == credits_posted`` (double entry);
+- at a bank, ``holder_balance + suspense_balance == reserve_balance`` (every
+  holder's money is backed by the bank's reserve mirror, money in flight sits
+  in suspense);
+- at the settlement bank, the sum of the reserves equals ``central_issued``,
+  the money issued at opening (constant across the network), and each bank's
+  reserve there equals that bank's ``reserve_balance`` once nothing is in flight.
+
+The ``read_*`` functions open a store file read-only, so an audit command can
+run beside live nodes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bank import ledger
+from bank.opening import CENTRAL, RESERVE, SUSPENSE
+
+__all__ = [
+    "BankTotals",
+    "SettlementTotals",
+    "bank_totals",
+    "read_bank_totals",
+    "read_settlement_totals",
+    "settlement_totals",
+]
+
+
+@dataclass(frozen=True)
+class BankTotals:
+    """A commercial bank's ledger in sums (minor units)."""
+
+    debits_posted: int
+    """Sum of posted debits over all accounts."""
+    credits_posted: int
+    """Sum of posted credits over all accounts."""
+    debits_pending: int
+    """Sum of pending debits (holds)."""
+    credits_pending: int
+    """Sum of pending credits."""
+    holder_balance: int
+    """Sum of every holder account's booked balance (credits - debits)."""
+    reserve_balance: int
+    """The reserve mirror's balance, debit-normal (debits - credits)."""
+    suspense_balance: int
+    """Money debited from customers and not settled yet (credits - debits)."""
+
+    @property
+    def balanced(self) -> bool:
+        """True if debits equal credits and holders plus suspense equal the reserve."""
+        return (
+            self.debits_posted == self.credits_posted
+            and self.debits_pending == self.credits_pending
+            and self.holder_balance + self.suspense_balance == self.reserve_balance
+        )
+
+
+@dataclass(frozen=True)
+class SettlementTotals:
+    """The settlement bank's ledger in sums (minor units)."""
+
+    debits_posted: int
+    """Sum of posted debits over all accounts."""
+    credits_posted: int
+    """Sum of posted credits over all accounts."""
+    debits_pending: int
+    """Sum of pending debits (transfers awaiting the creditor bank)."""
+    credits_pending: int
+    """Sum of pending credits."""
+    reserves: dict[str, int]
+    """Booked reserve balance per member bank code (what the settlement bank owes it)."""
+    central_issued: int
+    """Money issued at opening (the central account's debit balance)."""
+
+    @property
+    def balanced(self) -> bool:
+        """True if debits equal credits and the reserves add up to what was issued."""
+        return (
+            self.debits_posted == self.credits_posted
+            and self.debits_pending == self.credits_pending
+            and sum(self.reserves.values()) == self.central_issued
+        )
+
+
+def bank_totals(conn: sqlite3.Connection) -> BankTotals:
+    """Totals of a commercial bank's ledger."""
+    totals = ledger.ledger_totals(conn)
+    reserve = ledger.account(conn, RESERVE)
+    suspense = ledger.account(conn, SUSPENSE)
+    return BankTotals(
+        debits_posted=totals.debits_posted,
+        credits_posted=totals.credits_posted,
+        debits_pending=totals.debits_pending,
+        credits_pending=totals.credits_pending,
+        holder_balance=totals.booked_by_kind.get("holder", 0),
+        reserve_balance=-reserve.booked if reserve else 0,
+        suspense_balance=suspense.booked if suspense else 0,
+    )
+
+
+def settlement_totals(conn: sqlite3.Connection) -> SettlementTotals:
+    """Totals of the settlement bank's ledger."""
+    totals = ledger.ledger_totals(conn)
+    reserves = {
+        account_id.removeprefix("@reserve:"): booked
+        for account_id, booked in conn.execute(
+            "SELECT account_id, credits_posted - debits_posted FROM accounts WHERE kind = 'reserve'"
+            " ORDER BY account_id"
+        )
+    }
+    central = ledger.account(conn, CENTRAL)
+    return SettlementTotals(
+        debits_posted=totals.debits_posted,
+        credits_posted=totals.credits_posted,
+        debits_pending=totals.debits_pending,
+        credits_pending=totals.credits_pending,
+        reserves=reserves,
+        central_issued=-central.booked if central else 0,
+    )
+
+
+def read_bank_totals(path: Path) -> BankTotals:
+    """Totals of a bank's store file (``<data_dir>/bank.sqlite3``), read-only."""
+    with _read_only(path) as conn:
+        return bank_totals(conn)
+
+
+def read_settlement_totals(path: Path) -> SettlementTotals:
+    """Totals of the settlement bank's store file (``<data_dir>/settlement.sqlite3``)."""
+    with _read_only(path) as conn:
+        return settlement_totals(conn)
+
+
+@contextmanager
+def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        # One read transaction, so every sum comes from the same snapshot.
+        conn.execute("BEGIN")
+        yield conn
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()

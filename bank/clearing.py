@@ -1,0 +1,169 @@
+"""The receiving side: crediting holders with transfers the settlement bank delivers.
+
+Delivery is at least once, so a transfer is identified by (debtor agent,
+instruction id) and a repeat gets the first answer back, whatever it was. A
+transfer that cannot be credited is answered REJECTED with a reason code and
+leaves nothing behind but that remembered answer; the settlement bank then
+reverses its reserve movement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+
+from interbank.v1 import common_pb2, settlement_pb2
+
+from bank import ledger
+from bank.notices import emit_account_entry, money
+from bank.opening import RESERVE
+from payment import errors
+from payment.clock import now as clock_now
+from payment.clock import to_iso
+from payment.config import NetworkConfig, NodeConfig
+from payment.storage import Store, request_hash
+
+__all__ = ["Clearing", "receive_credit_transfer"]
+
+_ACCEPTED = settlement_pb2.TRANSFER_STATUS_ACCEPTED
+_REJECTED = settlement_pb2.TRANSFER_STATUS_REJECTED
+
+
+class Clearing:
+    """The bank's ClearingService domain over its store."""
+
+    def __init__(self, store: Store, network: NetworkConfig, node: NodeConfig) -> None:
+        if node.bank_code is None:
+            raise ValueError(f"node {node.name} has no bank_code")
+        self._store = store
+        self._currency = network.currency
+        self._code = node.bank_code
+
+    async def receive(
+        self,
+        request: settlement_pb2.ReceiveCreditTransferRequest,
+        *,
+        now: dt.datetime | None = None,
+    ) -> settlement_pb2.ReceiveCreditTransferResponse:
+        """Credit a delivered transfer once; a repeat returns the first answer."""
+        moment = now or clock_now()
+        transfer = request.transfer
+        if not transfer.instruction_id or not transfer.debtor_agent:
+            raise errors.InvalidArgument(
+                "FIELD_INVALID",
+                "instruction_id and debtor_agent are required",
+                field="transfer.instruction_id",
+            )
+        key = f"clearing\x00{transfer.debtor_agent}\x00{transfer.instruction_id}"
+        async with self._store.exclusive(key):
+            return await self._store.transaction(
+                lambda conn: receive_credit_transfer(
+                    conn, transfer, own_code=self._code, currency=self._currency, now=moment
+                )
+            )
+
+
+def receive_credit_transfer(
+    conn: sqlite3.Connection,
+    transfer: settlement_pb2.CreditTransfer,
+    *,
+    own_code: str,
+    currency: str,
+    now: dt.datetime,
+) -> settlement_pb2.ReceiveCreditTransferResponse:
+    """Credit the creditor account (or refuse), once per (debtor agent, instruction id)."""
+    digest = request_hash(transfer)
+    row = conn.execute(
+        "SELECT request_hash, status, reason_code FROM incoming_transfers"
+        " WHERE debtor_agent = ? AND instruction_id = ?",
+        (transfer.debtor_agent, transfer.instruction_id),
+    ).fetchone()
+    if row is not None:
+        if bytes(row[0]) != digest:
+            raise errors.AlreadyExists(
+                "IDEMPOTENCY_KEY_REUSED",
+                "this instruction_id was already delivered with different content",
+                instruction_id=transfer.instruction_id,
+            )
+        return settlement_pb2.ReceiveCreditTransferResponse(
+            instruction_id=transfer.instruction_id,
+            status=settlement_pb2.TransferStatus.Value(f"TRANSFER_STATUS_{row[1]}"),
+            reason_code=row[2],
+        )
+    reason = _refusal(conn, transfer, own_code, currency)
+    account_id = transfer.creditor_account.account_id
+    transfer_id = None
+    if reason is None:
+        transfer_id = _credit(conn, transfer, own_code, now)
+    conn.execute(
+        "INSERT INTO incoming_transfers (debtor_agent, instruction_id, request_hash, status,"
+        " reason_code, account_id, amount, ledger_transfer_id, received_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            transfer.debtor_agent,
+            transfer.instruction_id,
+            digest,
+            "REJECTED" if reason else "ACCEPTED",
+            reason or "",
+            account_id if reason is None else None,
+            transfer.amount.amount_minor,
+            transfer_id,
+            to_iso(now),
+        ),
+    )
+    return settlement_pb2.ReceiveCreditTransferResponse(
+        instruction_id=transfer.instruction_id,
+        status=_REJECTED if reason else _ACCEPTED,
+        reason_code=reason or "",
+    )
+
+
+def _refusal(
+    conn: sqlite3.Connection, transfer: settlement_pb2.CreditTransfer, own_code: str, currency: str
+) -> str | None:
+    if transfer.creditor_agent != own_code:
+        return "UNKNOWN_CREDITOR_AGENT"
+    if transfer.amount.currency_code != currency:
+        return "CURRENCY_MISMATCH"
+    if transfer.amount.amount_minor <= 0:
+        return "FIELD_INVALID"
+    creditor = transfer.creditor_account
+    account = ledger.account(conn, creditor.account_id) if creditor.account_id else None
+    if account is None or account.kind != "holder" or creditor.bank_code not in ("", own_code):
+        return "CREDITOR_ACCOUNT_UNKNOWN"
+    return None
+
+
+def _credit(
+    conn: sqlite3.Connection,
+    transfer: settlement_pb2.CreditTransfer,
+    own_code: str,
+    now: dt.datetime,
+) -> str:
+    account_id = transfer.creditor_account.account_id
+    amount = transfer.amount
+    description = f"settlement from {transfer.debtor_agent}"
+    transfer_id = ledger.transfer(
+        conn,
+        RESERVE,
+        account_id,
+        amount.amount_minor,
+        amount.currency_code,
+        now=now,
+        order_id=transfer.end_to_end_id,
+        description=description,
+    )
+    account = ledger.account(conn, account_id)
+    assert account is not None and account.holder_uri is not None  # checked by _refusal
+    emit_account_entry(
+        conn,
+        account.holder_uri,
+        account=common_pb2.AccountRef(bank_code=own_code, account_id=account_id),
+        credit=True,
+        amount=money(amount.amount_minor, amount.currency_code),
+        order_id=transfer.end_to_end_id,
+        instruction_id=transfer.instruction_id,
+        balance_after=money(account.booked, amount.currency_code),
+        description=description,
+    )
+    return transfer_id

@@ -1,0 +1,134 @@
+"""SQLite schemas of the commercial bank's and the settlement bank's stores.
+
+Both keep the same double-entry ledger (accounts and transfers, balances kept
+in the same transaction as each transfer). Each adds the tables of its own
+business on top. The common idempotency and outbox tables come from
+:class:`payment.storage.Store`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BANK_SCHEMA", "LEDGER_SCHEMA", "SETTLEMENT_SCHEMA"]
+
+LEDGER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    account_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    holder_uri TEXT,
+    currency TEXT NOT NULL,
+    no_overdraft INTEGER NOT NULL,
+    debits_posted INTEGER NOT NULL DEFAULT 0,
+    credits_posted INTEGER NOT NULL DEFAULT 0,
+    debits_pending INTEGER NOT NULL DEFAULT 0,
+    credits_pending INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS transfers (
+    transfer_id TEXT PRIMARY KEY,
+    debit_account TEXT NOT NULL REFERENCES accounts (account_id),
+    credit_account TEXT NOT NULL REFERENCES accounts (account_id),
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    currency TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'posted', 'voided', 'expired')),
+    order_id TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    booked_at TEXT,
+    booked_seq INTEGER UNIQUE,
+    expires_at TEXT
+);
+CREATE INDEX IF NOT EXISTS transfers_debit ON transfers (debit_account, booked_seq);
+CREATE INDEX IF NOT EXISTS transfers_credit ON transfers (credit_account, booked_seq);
+"""
+
+BANK_SCHEMA = (
+    LEDGER_SCHEMA
+    + """
+CREATE TABLE IF NOT EXISTS instruments (
+    instrument_hash BLOB PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts (account_id),
+    customer_name TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS customer_keys (
+    customer_name TEXT PRIMARY KEY,
+    public_key_hex TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS holds (
+    hold_id TEXT PRIMARY KEY,
+    transaction_id TEXT NOT NULL UNIQUE,
+    order_id TEXT NOT NULL,
+    merchant_name TEXT NOT NULL,
+    customer_name TEXT NOT NULL,
+    account_id TEXT NOT NULL REFERENCES accounts (account_id),
+    creditor_bank_code TEXT NOT NULL,
+    creditor_account_id TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    status TEXT NOT NULL,
+    ledger_transfer_id TEXT NOT NULL REFERENCES transfers (transfer_id),
+    challenge_id TEXT,
+    instruction_id TEXT,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS holds_customer ON holds (customer_name, created_at);
+CREATE INDEX IF NOT EXISTS holds_open ON holds (status, expires_at);
+CREATE TABLE IF NOT EXISTS challenges (
+    challenge_id TEXT PRIMARY KEY,
+    hold_id TEXT NOT NULL REFERENCES holds (hold_id),
+    customer_name TEXT NOT NULL,
+    secret BLOB,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outgoing_transfers (
+    instruction_id TEXT PRIMARY KEY,
+    hold_id TEXT NOT NULL UNIQUE REFERENCES holds (hold_id),
+    account_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    creditor_agent TEXT NOT NULL,
+    transfer BLOB NOT NULL,
+    settlement_state TEXT NOT NULL,
+    reason_code TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    decided_at TEXT
+);
+CREATE INDEX IF NOT EXISTS outgoing_state ON outgoing_transfers (settlement_state);
+CREATE TABLE IF NOT EXISTS incoming_transfers (
+    debtor_agent TEXT NOT NULL,
+    instruction_id TEXT NOT NULL,
+    request_hash BLOB NOT NULL,
+    status TEXT NOT NULL,
+    reason_code TEXT NOT NULL DEFAULT '',
+    account_id TEXT,
+    amount INTEGER NOT NULL,
+    ledger_transfer_id TEXT,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (debtor_agent, instruction_id)
+);
+"""
+)
+
+SETTLEMENT_SCHEMA = (
+    LEDGER_SCHEMA
+    + """
+CREATE TABLE IF NOT EXISTS settlement_transfers (
+    debtor_agent TEXT NOT NULL,
+    instruction_id TEXT NOT NULL,
+    request_hash BLOB NOT NULL,
+    creditor_agent TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    transfer BLOB NOT NULL,
+    status TEXT NOT NULL,
+    reason_code TEXT NOT NULL DEFAULT '',
+    ledger_transfer_id TEXT,
+    created_at TEXT NOT NULL,
+    decided_at TEXT,
+    PRIMARY KEY (debtor_agent, instruction_id)
+);
+CREATE INDEX IF NOT EXISTS settlement_status ON settlement_transfers (status);
+"""
+)

@@ -1,0 +1,179 @@
+"""Thin gRPC servicers of the bank and settlement nodes: protobuf in, domain call, protobuf out.
+
+The caller comes from :func:`payment.identity.caller` (its certificate), never
+from a request field; domain errors are mapped to status codes by the
+server's error interceptor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import grpc
+from interbank.v1 import account_pb2, account_pb2_grpc
+from interbank.v1 import authorization_pb2 as authz
+from interbank.v1 import authorization_pb2_grpc as authz_grpc
+from interbank.v1 import settlement_pb2 as pb
+from interbank.v1 import settlement_pb2_grpc as pb_grpc
+
+from bank.accounts import Accounts
+from bank.challenges import Challenges
+from bank.clearing import Clearing
+from bank.issuer import Issuer
+from bank.settlement import Settlement
+from payment import errors
+from payment.config import NetworkConfig, Role
+from payment.identity import caller
+
+__all__ = [
+    "AccountServicer",
+    "ChallengeServicer",
+    "ClearingServicer",
+    "IssuerServicer",
+    "SettlementServicer",
+]
+
+
+def _not_yet(method: str) -> errors.Unimplemented:
+    # Same answer as the generated base servicer's, which mypy sees as abstract.
+    return errors.Unimplemented("RPC_NOT_IMPLEMENTED", f"{method} is not implemented yet")
+
+
+class IssuerServicer(authz_grpc.IssuerServiceServicer):
+    """IssuerService, called by the gateway."""
+
+    def __init__(self, issuer: Issuer) -> None:
+        self._issuer = issuer
+
+    async def AuthorizeHold(
+        self, request: authz.AuthorizeHoldRequest, context: grpc.aio.ServicerContext
+    ) -> authz.AuthorizeHoldResponse:
+        """Place a hold (or require a challenge)."""
+        return await self._issuer.authorize(request, caller().uri)
+
+    async def CaptureHold(
+        self, request: authz.CaptureHoldRequest, context: grpc.aio.ServicerContext
+    ) -> authz.CaptureHoldResponse:
+        """Post a hold and settle it."""
+        return await self._issuer.capture(request, caller().uri)
+
+    async def VoidHold(
+        self, request: authz.VoidHoldRequest, context: grpc.aio.ServicerContext
+    ) -> authz.VoidHoldResponse:
+        """Release a hold."""
+        return await self._issuer.void(request, caller().uri)
+
+    async def RefundCapture(
+        self, request: authz.RefundCaptureRequest, context: grpc.aio.ServicerContext
+    ) -> authz.RefundCaptureResponse:
+        """Not served yet (refunds are a later issue): UNIMPLEMENTED."""
+        raise _not_yet("RefundCapture")
+
+    async def GetHold(
+        self, request: authz.GetHoldRequest, context: grpc.aio.ServicerContext
+    ) -> authz.GetHoldResponse:
+        """Report a hold."""
+        return await self._issuer.get_hold(request)
+
+
+class ChallengeServicer(authz_grpc.ChallengeServiceServicer):
+    """ChallengeService, called by customers."""
+
+    def __init__(self, challenges: Challenges) -> None:
+        self._challenges = challenges
+
+    async def AnswerChallenge(
+        self, request: authz.AnswerChallengeRequest, context: grpc.aio.ServicerContext
+    ) -> authz.AnswerChallengeResponse:
+        """Check a one-time code."""
+        return await self._challenges.answer(request, caller().uri)
+
+
+class ClearingServicer(pb_grpc.ClearingServiceServicer):
+    """ClearingService, called by the settlement bank."""
+
+    def __init__(self, clearing: Clearing) -> None:
+        self._clearing = clearing
+
+    async def ReceiveCreditTransfer(
+        self, request: pb.ReceiveCreditTransferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReceiveCreditTransferResponse:
+        """Credit a settled transfer."""
+        return await self._clearing.receive(request)
+
+    async def ReceivePaymentReturn(
+        self, request: pb.ReceivePaymentReturnRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReceivePaymentReturnResponse:
+        """Not served yet (returns are a later issue): UNIMPLEMENTED."""
+        raise _not_yet("ReceivePaymentReturn")
+
+
+class AccountServicer(account_pb2_grpc.AccountServiceServicer):
+    """AccountService, called by account holders."""
+
+    def __init__(self, accounts: Accounts) -> None:
+        self._accounts = accounts
+
+    async def GetBalance(
+        self, request: account_pb2.GetBalanceRequest, context: grpc.aio.ServicerContext
+    ) -> account_pb2.GetBalanceResponse:
+        """The caller's account balance."""
+        return await self._accounts.balance(request.account_id, caller().uri)
+
+    async def ListStatement(
+        self, request: account_pb2.ListStatementRequest, context: grpc.aio.ServicerContext
+    ) -> account_pb2.ListStatementResponse:
+        """The caller's account statement."""
+        from_time = request.from_time.ToDatetime(dt.UTC) if request.HasField("from_time") else None
+        to_time = request.to_time.ToDatetime(dt.UTC) if request.HasField("to_time") else None
+        return await self._accounts.statement(
+            request.account_id, caller().uri, from_time=from_time, to_time=to_time
+        )
+
+
+class SettlementServicer(pb_grpc.SettlementServiceServicer):
+    """SettlementService, called by member banks."""
+
+    def __init__(self, settlement: Settlement, network: NetworkConfig) -> None:
+        self._settlement = settlement
+        self._network = network
+
+    def _caller_code(self) -> str:
+        identity = caller()
+        try:
+            node = self._network.node(identity.name)
+        except KeyError:
+            node = None
+        if node is None or node.role is not Role.BANK or node.bank_code is None:
+            raise errors.PermissionDenied("ROLE_NOT_ALLOWED", "only member banks may do this")
+        return node.bank_code
+
+    async def SubmitCreditTransfer(
+        self, request: pb.SubmitCreditTransferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitCreditTransferResponse:
+        """Settle a credit transfer."""
+        return await self._settlement.submit(request, self._caller_code())
+
+    async def SubmitPaymentReturn(
+        self, request: pb.SubmitPaymentReturnRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitPaymentReturnResponse:
+        """Not served yet (returns are a later issue): UNIMPLEMENTED."""
+        raise _not_yet("SubmitPaymentReturn")
+
+    async def GetTransferStatus(
+        self, request: pb.GetTransferStatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetTransferStatusResponse:
+        """A transfer's status."""
+        return await self._settlement.status(request.instruction_id, self._caller_code())
+
+    async def GetSettlementWindow(
+        self, request: pb.GetSettlementWindowRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetSettlementWindowResponse:
+        """Not served yet (net settlement is a later issue): UNIMPLEMENTED."""
+        raise _not_yet("GetSettlementWindow")
+
+    async def CloseSettlementWindow(
+        self, request: pb.CloseSettlementWindowRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CloseSettlementWindowResponse:
+        """Not served yet (net settlement is a later issue): UNIMPLEMENTED."""
+        raise _not_yet("CloseSettlementWindow")

@@ -1,0 +1,205 @@
+"""The gateway's payment domain: authorize, capture, void and report transactions.
+
+Authorization opens and checks the sealed payment (:mod:`gateway.checks`)
+before anything is recorded or any peer is called; then it records the
+transaction, asks the issuer for a hold and records the hold. Capture and void
+relay to the issuer the hold of a transaction the calling merchant owns.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from interbank.v1 import authorization_pb2
+
+from gateway import store as records
+from gateway.checks import GatewayKey, check_payment
+from gateway.issuers import CALL_TIMEOUT_S, IssuerLookup, relayed
+from gateway.store import TransactionRecord, TransactionState
+from payment import errors
+from payment.config import NetworkConfig
+from payment.logs import get_logger
+from payment.storage import Store
+
+if TYPE_CHECKING:
+    from interbank.v1.authorization_pb2_grpc import IssuerServiceAsyncStub
+
+__all__ = ["PaymentGateway"]
+
+_log = get_logger("paynet.gateway")
+
+_APPROVED = authorization_pb2.AUTHORIZATION_DECISION_APPROVED
+_CHALLENGED = authorization_pb2.AUTHORIZATION_DECISION_CHALLENGE_REQUIRED
+_HOLD_STATUS_OF_DECISION = {
+    _APPROVED: authorization_pb2.HOLD_STATUS_AUTHORIZED,
+    _CHALLENGED: authorization_pb2.HOLD_STATUS_CHALLENGE_PENDING,
+}
+
+
+class PaymentGateway:
+    """Opens, checks and routes payments; keeps a record of each transaction."""
+
+    def __init__(
+        self, store: Store, network: NetworkConfig, key: GatewayKey, issuers: IssuerLookup
+    ) -> None:
+        self._store = store
+        self._network = network
+        self._key = key
+        self._issuers = issuers
+
+    async def authorize(
+        self, request: authorization_pb2.AuthorizePaymentRequest, merchant_name: str
+    ) -> authorization_pb2.AuthorizePaymentResponse:
+        """Check the sealed payment, record the transaction and ask its issuer for a hold.
+
+        Issuer refusals are relayed with their code and reason; the transaction
+        is then recorded as failed.
+        """
+        checked = check_payment(request, merchant_name, self._network, self._key)
+        transaction_id = str(uuid.uuid4())
+        record = TransactionRecord(
+            transaction_id=transaction_id,
+            order_id=checked.order_id,
+            merchant_name=merchant_name,
+            amount_minor=checked.amount_minor,
+            currency_code=checked.currency_code,
+            issuer_bank_code=checked.issuer.bank_code or "",
+            state=TransactionState.AUTHORIZING,
+        )
+        # Durable before the issuer is asked, so a hold never exists without our record.
+        await self._store.transaction(lambda conn: records.insert_transaction(conn, record))
+        hold_request = authorization_pb2.AuthorizeHoldRequest(
+            request_id=f"authorize:{transaction_id}",
+            transaction_id=transaction_id,
+            instruction=checked.instruction,
+            dual_signature=checked.dual_signature,
+            merchant_name=merchant_name,
+            creditor_account=checked.creditor_account,
+        )
+        issuer = self._issuers(checked.issuer)
+        try:
+            reply = await relayed(issuer.AuthorizeHold(hold_request, timeout=CALL_TIMEOUT_S))
+            hold_status = _HOLD_STATUS_OF_DECISION.get(reply.decision)
+            if hold_status is None:
+                raise errors.Internal(
+                    "ISSUER_ANSWER_INVALID", "the issuer answered with no decision"
+                )
+        except errors.PaynetError as exc:
+            reason = exc.reason
+            await self._store.transaction(
+                lambda conn: records.mark_failed(conn, transaction_id, reason)
+            )
+            _log.info(
+                "authorization.failed",
+                transaction_id=transaction_id,
+                order_id=checked.order_id,
+                merchant=merchant_name,
+                issuer_bank_code=record.issuer_bank_code,
+                reason=reason,
+            )
+            raise
+        await self._store.transaction(
+            lambda conn: records.record_hold(conn, transaction_id, reply.hold_id, hold_status)
+        )
+        _log.info(
+            "authorization.held",
+            transaction_id=transaction_id,
+            order_id=checked.order_id,
+            merchant=merchant_name,
+            issuer_bank_code=record.issuer_bank_code,
+            hold_id=reply.hold_id,
+            decision=authorization_pb2.AuthorizationDecision.Name(reply.decision),
+        )
+        response = authorization_pb2.AuthorizePaymentResponse(
+            transaction_id=transaction_id, decision=reply.decision
+        )
+        if reply.HasField("challenge"):
+            response.challenge.CopyFrom(reply.challenge)
+        return response
+
+    async def capture(
+        self, transaction_id: str, merchant_name: str
+    ) -> authorization_pb2.CapturePaymentResponse:
+        """Post the transaction's hold at its issuer."""
+        record = await self._held(transaction_id, merchant_name, "HOLD_NOT_CAPTURABLE")
+        reply = await relayed(
+            self._issuer_of(record).CaptureHold(
+                authorization_pb2.CaptureHoldRequest(
+                    request_id=f"capture:{transaction_id}", hold_id=record.hold_id
+                ),
+                timeout=CALL_TIMEOUT_S,
+            )
+        )
+        await self._store.transaction(
+            lambda conn: records.set_hold_status(conn, transaction_id, reply.hold_status)
+        )
+        _log.info(
+            "capture.done",
+            transaction_id=transaction_id,
+            hold_id=record.hold_id,
+            instruction_id=reply.instruction_id,
+        )
+        return authorization_pb2.CapturePaymentResponse(
+            hold_status=reply.hold_status,
+            instruction_id=reply.instruction_id,
+            settlement_state=reply.settlement_state,
+        )
+
+    async def void(
+        self, transaction_id: str, merchant_name: str
+    ) -> authorization_pb2.VoidPaymentResponse:
+        """Release the transaction's hold at its issuer."""
+        record = await self._held(transaction_id, merchant_name, "HOLD_NOT_VOIDABLE")
+        reply = await relayed(
+            self._issuer_of(record).VoidHold(
+                authorization_pb2.VoidHoldRequest(
+                    request_id=f"void:{transaction_id}", hold_id=record.hold_id
+                ),
+                timeout=CALL_TIMEOUT_S,
+            )
+        )
+        await self._store.transaction(
+            lambda conn: records.set_hold_status(conn, transaction_id, reply.hold_status)
+        )
+        _log.info("void.done", transaction_id=transaction_id, hold_id=record.hold_id)
+        return authorization_pb2.VoidPaymentResponse(hold_status=reply.hold_status)
+
+    async def transaction(self, transaction_id: str, merchant_name: str) -> TransactionRecord:
+        """The merchant's own transaction; NotFound(TRANSACTION_NOT_FOUND) for any other."""
+        record = await self._store.read(lambda conn: records.load_transaction(conn, transaction_id))
+        # Another merchant's transaction is reported as missing: its existence is not theirs.
+        if record is None or record.merchant_name != merchant_name:
+            raise errors.NotFound(
+                "TRANSACTION_NOT_FOUND",
+                f"no transaction {transaction_id!r} for this merchant",
+                transaction_id=transaction_id,
+            )
+        return record
+
+    async def _held(
+        self, transaction_id: str, merchant_name: str, reason: str
+    ) -> TransactionRecord:
+        if not transaction_id:
+            raise errors.InvalidArgument(
+                "FIELD_INVALID", "transaction_id is required", field="transaction_id"
+            )
+        record = await self.transaction(transaction_id, merchant_name)
+        if record.state is not TransactionState.HELD:
+            raise errors.FailedPrecondition(
+                reason,
+                f"transaction {transaction_id!r} has no hold at the issuer",
+                transaction_id=transaction_id,
+                state=str(record.state),
+            )
+        return record
+
+    def _issuer_of(self, record: TransactionRecord) -> IssuerServiceAsyncStub:
+        issuer = self._network.bank_by_code(record.issuer_bank_code)
+        if issuer is None:
+            raise errors.FailedPrecondition(
+                "UNKNOWN_BANK_CODE",
+                "the transaction's issuer is no longer in the network",
+                bank_code=record.issuer_bank_code,
+            )
+        return self._issuers(issuer)

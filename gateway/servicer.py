@@ -1,0 +1,101 @@
+"""GatewayService over gRPC: protobuf in, domain call, protobuf out.
+
+The caller is the merchant named by its certificate; every mutating call is
+idempotent per (method, merchant, request_id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import grpc
+from interbank.v1 import authorization_pb2, authorization_pb2_grpc
+
+from gateway.authorization import PaymentGateway
+from payment.identity import caller
+from payment.storage import Store
+
+__all__ = ["GatewayServicer"]
+
+
+class GatewayServicer(authorization_pb2_grpc.GatewayServiceServicer):
+    """Serves GatewayService to merchants. RefundPayment is not offered yet."""
+
+    def __init__(
+        self, gateway: PaymentGateway, store: Store, ready: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._gateway = gateway
+        self._store = store
+        # Awaited first by every call: the store opens on first use, see GatewayApp.
+        self._ready = ready
+
+    async def AuthorizePayment(
+        self,
+        request: authorization_pb2.AuthorizePaymentRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> authorization_pb2.AuthorizePaymentResponse:
+        """Open, check and route a sealed payment; relay the issuer's decision."""
+        await self._ready()
+        merchant = caller()
+        return await self._store.once_async(
+            f"AuthorizePayment|{merchant.uri}",
+            request.request_id,
+            request,
+            authorization_pb2.AuthorizePaymentResponse,
+            lambda: self._gateway.authorize(request, merchant.name),
+        )
+
+    async def CapturePayment(
+        self,
+        request: authorization_pb2.CapturePaymentRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> authorization_pb2.CapturePaymentResponse:
+        """Post the hold of one of the caller's transactions."""
+        await self._ready()
+        merchant = caller()
+        return await self._store.once_async(
+            f"CapturePayment|{merchant.uri}",
+            request.request_id,
+            request,
+            authorization_pb2.CapturePaymentResponse,
+            lambda: self._gateway.capture(request.transaction_id, merchant.name),
+        )
+
+    async def VoidPayment(
+        self,
+        request: authorization_pb2.VoidPaymentRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> authorization_pb2.VoidPaymentResponse:
+        """Release the hold of one of the caller's transactions."""
+        await self._ready()
+        merchant = caller()
+        return await self._store.once_async(
+            f"VoidPayment|{merchant.uri}",
+            request.request_id,
+            request,
+            authorization_pb2.VoidPaymentResponse,
+            lambda: self._gateway.void(request.transaction_id, merchant.name),
+        )
+
+    async def GetPaymentTransaction(
+        self,
+        request: authorization_pb2.GetPaymentTransactionRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> authorization_pb2.GetPaymentTransactionResponse:
+        """The record of one of the caller's transactions."""
+        await self._ready()
+        record = await self._gateway.transaction(request.transaction_id, caller().name)
+        return authorization_pb2.GetPaymentTransactionResponse(transaction=record.to_proto())
+
+    async def RefundPayment(
+        self,
+        request: authorization_pb2.RefundPaymentRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> authorization_pb2.RefundPaymentResponse:
+        """Not offered yet: UNIMPLEMENTED.
+
+        Aborts here rather than inheriting the generated stub, whose
+        NotImplementedError the error interceptor would report as INTERNAL.
+        """
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "RefundPayment is not offered yet")
+        raise AssertionError("context.abort returned")  # abort always raises

@@ -1,0 +1,193 @@
+"""The gateway's durable record of payment transactions.
+
+A row holds what the gateway needs to capture, void and report a payment: the
+order, the merchant, the amount, the issuer it was routed to and the issuer's
+hold. It never holds the instrument or the instruction: those live only in the
+memory of the request that opened them.
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from interbank.v1 import authorization_pb2, common_pb2
+
+from payment.clock import now_iso, timestamp
+from payment.storage import Store
+
+__all__ = [
+    "SCHEMA",
+    "TransactionRecord",
+    "TransactionState",
+    "insert_transaction",
+    "load_transaction",
+    "mark_failed",
+    "open_store",
+    "record_hold",
+    "set_hold_status",
+]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS payment_transaction (
+    transaction_id TEXT PRIMARY KEY,
+    order_id TEXT NOT NULL,
+    merchant_name TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    currency_code TEXT NOT NULL,
+    issuer_bank_code TEXT NOT NULL,
+    state TEXT NOT NULL,
+    hold_id TEXT NOT NULL DEFAULT '',
+    hold_status INTEGER NOT NULL DEFAULT 0,
+    failure_reason TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS payment_transaction_order
+    ON payment_transaction (merchant_name, order_id);
+"""
+
+
+class TransactionState(enum.StrEnum):
+    """Where the gateway's side of a transaction stands."""
+
+    AUTHORIZING = "authorizing"
+    """Recorded; the issuer has been asked for a hold."""
+    HELD = "held"
+    """The issuer placed a hold; hold_status tracks it."""
+    FAILED = "failed"
+    """The issuer refused or could not be reached; failure_reason says why."""
+
+
+@dataclass(frozen=True)
+class TransactionRecord:
+    """One payment as the gateway knows it."""
+
+    transaction_id: str
+    """The gateway's id (a UUID)."""
+    order_id: str
+    """The merchant's order."""
+    merchant_name: str
+    """The merchant that asked for the authorization."""
+    amount_minor: int
+    """Amount in minor units."""
+    currency_code: str
+    """ISO 4217 code of the amount."""
+    issuer_bank_code: str
+    """The bank the instruction was routed to."""
+    state: TransactionState
+    """The gateway's state of the transaction."""
+    hold_id: str = ""
+    """The issuer's hold, once placed."""
+    hold_status: authorization_pb2.HoldStatus.ValueType = authorization_pb2.HOLD_STATUS_UNSPECIFIED
+    """The hold's state as last reported by the issuer."""
+    failure_reason: str = ""
+    """The reason of the failure when state is FAILED."""
+    created_at: str = ""
+    """When the gateway recorded it (ISO-8601)."""
+
+    def to_proto(self) -> authorization_pb2.PaymentTransaction:
+        """The record as the contract's PaymentTransaction."""
+        return authorization_pb2.PaymentTransaction(
+            transaction_id=self.transaction_id,
+            order_id=self.order_id,
+            merchant_name=self.merchant_name,
+            amount=common_pb2.Money(
+                amount_minor=self.amount_minor, currency_code=self.currency_code
+            ),
+            issuer_bank_code=self.issuer_bank_code,
+            hold_id=self.hold_id,
+            hold_status=self.hold_status,
+            created_at=timestamp(self.created_at) if self.created_at else None,
+        )
+
+
+def open_store(data_dir: Path) -> Store:
+    """The gateway's store in its data directory (not opened yet)."""
+    return Store(data_dir / "gateway.sqlite3", SCHEMA)
+
+
+def insert_transaction(conn: sqlite3.Connection, record: TransactionRecord) -> None:
+    """Record a new transaction."""
+    moment = now_iso()
+    conn.execute(
+        "INSERT INTO payment_transaction (transaction_id, order_id, merchant_name, amount_minor,"
+        " currency_code, issuer_bank_code, state, hold_id, hold_status, failure_reason,"
+        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            record.transaction_id,
+            record.order_id,
+            record.merchant_name,
+            record.amount_minor,
+            record.currency_code,
+            record.issuer_bank_code,
+            str(record.state),
+            record.hold_id,
+            int(record.hold_status),
+            record.failure_reason,
+            record.created_at or moment,
+            moment,
+        ),
+    )
+
+
+def load_transaction(conn: sqlite3.Connection, transaction_id: str) -> TransactionRecord | None:
+    """The transaction with this id, or None."""
+    row = conn.execute(
+        "SELECT transaction_id, order_id, merchant_name, amount_minor, currency_code,"
+        " issuer_bank_code, state, hold_id, hold_status, failure_reason, created_at"
+        " FROM payment_transaction WHERE transaction_id = ?",
+        (transaction_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return TransactionRecord(
+        transaction_id=row[0],
+        order_id=row[1],
+        merchant_name=row[2],
+        amount_minor=row[3],
+        currency_code=row[4],
+        issuer_bank_code=row[5],
+        state=TransactionState(row[6]),
+        hold_id=row[7],
+        hold_status=authorization_pb2.HoldStatus.ValueType(row[8]),
+        failure_reason=row[9],
+        created_at=row[10],
+    )
+
+
+def record_hold(
+    conn: sqlite3.Connection,
+    transaction_id: str,
+    hold_id: str,
+    hold_status: authorization_pb2.HoldStatus.ValueType,
+) -> None:
+    """The issuer placed a hold for the transaction."""
+    conn.execute(
+        "UPDATE payment_transaction SET state = ?, hold_id = ?, hold_status = ?, updated_at = ?"
+        " WHERE transaction_id = ?",
+        (str(TransactionState.HELD), hold_id, int(hold_status), now_iso(), transaction_id),
+    )
+
+
+def set_hold_status(
+    conn: sqlite3.Connection,
+    transaction_id: str,
+    hold_status: authorization_pb2.HoldStatus.ValueType,
+) -> None:
+    """The issuer reported a new state of the transaction's hold."""
+    conn.execute(
+        "UPDATE payment_transaction SET hold_status = ?, updated_at = ? WHERE transaction_id = ?",
+        (int(hold_status), now_iso(), transaction_id),
+    )
+
+
+def mark_failed(conn: sqlite3.Connection, transaction_id: str, reason: str) -> None:
+    """The authorization failed for reason (an ErrorInfo reason)."""
+    conn.execute(
+        "UPDATE payment_transaction SET state = ?, failure_reason = ?, updated_at = ?"
+        " WHERE transaction_id = ?",
+        (str(TransactionState.FAILED), reason, now_iso(), transaction_id),
+    )

@@ -1,0 +1,109 @@
+"""The merchant node: catalog, store, peers, servicers and the settlement listener."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+import grpc
+from interbank.v1 import notification_pb2, notification_pb2_grpc, order_pb2, order_pb2_grpc
+
+from merchant import orders, settlement_listener
+from merchant.catalog import Catalog
+from merchant.payments import GatewayKeyInfo, Storefront
+from merchant.peers import MerchantPeers
+from merchant.servicer import OrderServicer, OrderUpdatesServicer
+from merchant.settlement_listener import SettlementListener
+from payment.config import NetworkConfig, NodeConfig, Role
+from payment.envelope import load_x25519_public, raw_public
+from payment.pki import Pki, key_id
+from payment.storage import Store
+from payment.tls import TlsIdentity
+
+__all__ = ["SCHEMA", "MerchantApp", "create_app", "load_gateway_key"]
+
+SCHEMA = orders.SCHEMA + settlement_listener.SCHEMA
+
+SERVICE_NAMES = (
+    order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,
+    notification_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name,
+)
+
+
+def load_gateway_key(network: NetworkConfig) -> GatewayKeyInfo:
+    """The gateway's payment-encryption public key and its id, from the network's PKI."""
+    gateway = network.the(Role.GATEWAY)
+    hex_key = Pki(network.pki_dir).hpke_public_key(gateway.name).read_text(encoding="ascii")
+    public_key = load_x25519_public(hex_key.strip())
+    return GatewayKeyInfo(public_key=raw_public(public_key), key_id=key_id(public_key))
+
+
+class MerchantApp:
+    """The merchant's NodeApp."""
+
+    def __init__(self, network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> None:
+        merchant = network.merchant(node.name)
+        self.store = Store(node.data_dir / "merchant.sqlite3", SCHEMA)
+        self._peers = MerchantPeers(network.the(Role.GATEWAY), network.node(merchant.bank), tls)
+        self.storefront = Storefront(
+            self.store,
+            network.trust_domain,
+            node.name,
+            Catalog(merchant.products, network.currency),
+            load_gateway_key(network),
+            self._peers.gateway,
+        )
+        self.listener = SettlementListener(
+            self.store,
+            network.trust_domain,
+            merchant.account_id,
+            self._peers.acquirer_notifications,
+        )
+        self._opened = False
+        self._open_lock = asyncio.Lock()
+        self._listening: asyncio.Task[None] | None = None
+
+    @property
+    def service_names(self) -> Sequence[str]:
+        """OrderService and NotificationService."""
+        return SERVICE_NAMES
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """Add the storefront and the customers' order-update stream."""
+        order_pb2_grpc.add_OrderServiceServicer_to_server(
+            OrderServicer(self.storefront, self.store, self.ready), server
+        )
+        notification_pb2_grpc.add_NotificationServiceServicer_to_server(
+            OrderUpdatesServicer(self.store, self.ready), server
+        )
+
+    async def ready(self) -> None:
+        """Open the store once; calls may arrive before start() runs, so they await this too."""
+        async with self._open_lock:
+            if not self._opened:
+                await self.store.open()
+                self._opened = True
+
+    async def start(self) -> None:
+        """Open the store and start following the acquirer's credit notices."""
+        await self.ready()
+        if self._listening is None:
+            self._listening = asyncio.create_task(self.listener.run(), name="settlement-listener")
+
+    async def close(self) -> None:
+        """Stop the listener, close the channels and the store."""
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
+            self._listening = None
+        await self._peers.close()
+        if self._opened:
+            await self.store.close()
+            self._opened = False
+
+
+def create_app(network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> MerchantApp:
+    """The merchant node's app (the entry point named in payment.server.APP_FACTORIES)."""
+    return MerchantApp(network, node, tls)

@@ -1,0 +1,248 @@
+"""Orders: their state machine and their rows in the merchant's store.
+
+Every change of an order goes through :func:`transition`, which checks the
+move against :data:`TRANSITIONS`, saves the order and queues an OrderUpdate for
+the customer in the same transaction. A move the table does not allow is a
+programming error (:class:`IllegalTransition`), never a caller's mistake.
+
+The store keeps the order and, for its payment, only the gateway's transaction
+id and an opaque reference to the sealed instruction (its SHA-256): never the
+sealed bytes, never instrument data.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, TypeAlias
+
+from interbank.v1 import notification_pb2, order_pb2
+
+from payment import errors
+from payment.clock import now, timestamp
+from payment.config import Role
+from payment.identity import spiffe_id
+from payment.notifications import emit
+
+__all__ = [
+    "PAID",
+    "SCHEMA",
+    "TRANSITIONS",
+    "IllegalTransition",
+    "OrderRecord",
+    "OrderStatus",
+    "check_transition",
+    "customer_order",
+    "insert_order",
+    "load_order",
+    "mark_credit_pending",
+    "settle",
+    "status_name",
+    "transition",
+]
+
+OrderStatus: TypeAlias = order_pb2.OrderStatus.ValueType
+
+CREATED: Final = order_pb2.ORDER_STATUS_CREATED
+PAYMENT_PENDING: Final = order_pb2.ORDER_STATUS_PAYMENT_PENDING
+CHALLENGE_REQUIRED: Final = order_pb2.ORDER_STATUS_CHALLENGE_REQUIRED
+AUTHORIZED: Final = order_pb2.ORDER_STATUS_AUTHORIZED
+CAPTURED: Final = order_pb2.ORDER_STATUS_CAPTURED
+SETTLED: Final = order_pb2.ORDER_STATUS_SETTLED
+DELIVERY_CONFIRMED: Final = order_pb2.ORDER_STATUS_DELIVERY_CONFIRMED
+FAILED: Final = order_pb2.ORDER_STATUS_FAILED
+CANCELED: Final = order_pb2.ORDER_STATUS_CANCELED
+
+TRANSITIONS: Final[Mapping[OrderStatus, frozenset[OrderStatus]]] = {
+    CREATED: frozenset({PAYMENT_PENDING, CANCELED}),
+    # Back to CREATED when the authorization fails, so the customer may pay again.
+    PAYMENT_PENDING: frozenset({CREATED, CHALLENGE_REQUIRED, AUTHORIZED, FAILED}),
+    # Straight to CAPTURED: after a challenge the merchant captures the authorized hold.
+    CHALLENGE_REQUIRED: frozenset({AUTHORIZED, CAPTURED, FAILED, CANCELED}),
+    # Straight to SETTLED when the acquirer's credit overtakes the capture response.
+    AUTHORIZED: frozenset({CAPTURED, CANCELED, FAILED, SETTLED}),
+    CAPTURED: frozenset({SETTLED, FAILED}),
+    SETTLED: frozenset({DELIVERY_CONFIRMED}),
+}
+"""Every allowed move of an order; DELIVERY_CONFIRMED, FAILED and CANCELED are final."""
+
+PAID: Final = frozenset(
+    {PAYMENT_PENDING, CHALLENGE_REQUIRED, AUTHORIZED, CAPTURED, SETTLED, DELIVERY_CONFIRMED}
+)
+"""Statuses in which a payment was submitted and has not failed."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    order_id TEXT PRIMARY KEY,
+    customer_name TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    transaction_id TEXT NOT NULL DEFAULT '',
+    payment_ref TEXT NOT NULL DEFAULT '',
+    credit_pending INTEGER NOT NULL DEFAULT 0,
+    order_message BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_customer ON orders (customer_name, created_at);
+"""
+
+_TRACKING_ALPHABET = string.ascii_uppercase + string.digits
+
+
+class IllegalTransition(Exception):
+    """An order was asked to make a move the state machine does not allow."""
+
+
+def status_name(status: OrderStatus) -> str:
+    """The enum name of a status, for messages and logs."""
+    return order_pb2.OrderStatus.Name(status)
+
+
+def check_transition(current: OrderStatus, target: OrderStatus) -> None:
+    """Raise IllegalTransition unless the table allows current -> target."""
+    if target not in TRANSITIONS.get(current, frozenset()):
+        raise IllegalTransition(
+            f"order cannot go from {status_name(current)} to {status_name(target)}"
+        )
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """An order and what the merchant keeps about its payment."""
+
+    order: order_pb2.Order
+    """The order as the customer sees it."""
+    transaction_id: str
+    """The gateway's transaction, once authorization was answered."""
+    payment_ref: str
+    """Hex SHA-256 of the sealed instruction last submitted (an opaque reference)."""
+    credit_pending: bool
+    """The acquirer's credit arrived before the capture was recorded."""
+
+
+def insert_order(conn: sqlite3.Connection, trust_domain: str, order: order_pb2.Order) -> None:
+    """Store a new order and tell its customer."""
+    conn.execute(
+        "INSERT INTO orders (order_id, customer_name, status, order_message, created_at,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            order.order_id,
+            order.customer_name,
+            int(order.status),
+            order.SerializeToString(),
+            order.created_at.ToJsonString(),
+            order.updated_at.ToJsonString(),
+        ),
+    )
+    _announce(conn, trust_domain, order)
+
+
+def load_order(conn: sqlite3.Connection, order_id: str) -> OrderRecord | None:
+    """The order with this id, or None."""
+    row = conn.execute(
+        "SELECT order_message, transaction_id, payment_ref, credit_pending FROM orders"
+        " WHERE order_id = ?",
+        (order_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return OrderRecord(
+        order=order_pb2.Order.FromString(row[0]),
+        transaction_id=row[1],
+        payment_ref=row[2],
+        credit_pending=bool(row[3]),
+    )
+
+
+def customer_order(conn: sqlite3.Connection, order_id: str, customer_name: str) -> OrderRecord:
+    """One of the customer's orders; NotFound(ORDER_NOT_FOUND) for anyone else's."""
+    record = load_order(conn, order_id) if order_id else None
+    # Another customer's order is reported as missing: its existence is not theirs to know.
+    if record is None or record.order.customer_name != customer_name:
+        raise errors.NotFound(
+            "ORDER_NOT_FOUND", f"no order {order_id!r} for this customer", order_id=order_id
+        )
+    return record
+
+
+def transition(
+    conn: sqlite3.Connection,
+    trust_domain: str,
+    record: OrderRecord,
+    target: OrderStatus,
+    *,
+    failure_reason: str | None = None,
+    transaction_id: str | None = None,
+    payment_ref: str | None = None,
+    challenge: order_pb2.ChallengeRef | None = None,
+    delivery: order_pb2.DeliveryConfirmation | None = None,
+) -> OrderRecord:
+    """Move an order to target, save it and queue an OrderUpdate for its customer.
+
+    record must have been read in the same transaction. Raises
+    IllegalTransition if the table does not allow the move.
+    """
+    check_transition(record.order.status, target)
+    order = order_pb2.Order()
+    order.CopyFrom(record.order)
+    order.status = target
+    order.updated_at.GetCurrentTime()
+    if target == PAYMENT_PENDING:
+        order.ClearField("failure_reason")
+    if failure_reason is not None:
+        order.failure_reason = failure_reason
+    if challenge is not None:
+        order.challenge.CopyFrom(challenge)
+    elif target != CHALLENGE_REQUIRED:
+        order.ClearField("challenge")
+    if delivery is not None:
+        order.delivery.CopyFrom(delivery)
+    updated = OrderRecord(
+        order=order,
+        transaction_id=record.transaction_id if transaction_id is None else transaction_id,
+        payment_ref=record.payment_ref if payment_ref is None else payment_ref,
+        credit_pending=record.credit_pending,
+    )
+    conn.execute(
+        "UPDATE orders SET status = ?, transaction_id = ?, payment_ref = ?, order_message = ?,"
+        " updated_at = ? WHERE order_id = ?",
+        (
+            int(order.status),
+            updated.transaction_id,
+            updated.payment_ref,
+            order.SerializeToString(),
+            order.updated_at.ToJsonString(),
+            order.order_id,
+        ),
+    )
+    _announce(conn, trust_domain, order)
+    return updated
+
+
+def mark_credit_pending(conn: sqlite3.Connection, order_id: str) -> None:
+    """Remember that the acquirer credited an order whose capture is not recorded yet."""
+    conn.execute("UPDATE orders SET credit_pending = 1 WHERE order_id = ?", (order_id,))
+
+
+def settle(conn: sqlite3.Connection, trust_domain: str, record: OrderRecord) -> OrderRecord:
+    """The acquirer credited the order: SETTLED, then DELIVERY_CONFIRMED with a tracking number."""
+    settled = transition(conn, trust_domain, record, SETTLED)
+    conn.execute(
+        "UPDATE orders SET credit_pending = 0 WHERE order_id = ?", (record.order.order_id,)
+    )
+    delivery = order_pb2.DeliveryConfirmation(
+        tracking_reference="TRK-" + "".join(secrets.choice(_TRACKING_ALPHABET) for _ in range(10)),
+        confirmed_at=timestamp(now()),
+    )
+    return transition(conn, trust_domain, settled, DELIVERY_CONFIRMED, delivery=delivery)
+
+
+def _announce(conn: sqlite3.Connection, trust_domain: str, order: order_pb2.Order) -> None:
+    recipient = spiffe_id(trust_domain, Role.CUSTOMER, order.customer_name)
+    update = notification_pb2.SubscribeResponse(
+        order_update=notification_pb2.OrderUpdate(order=order)
+    )
+    emit(conn, recipient, update)

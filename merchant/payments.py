@@ -1,0 +1,348 @@
+"""The storefront's domain: create orders, take payments, capture, cancel.
+
+The merchant checks the order and forwards the customer's sealed payment to
+the gateway unopened. It keeps only an opaque reference to it (the SHA-256 of
+the sealed bytes): it never holds instrument data in clear, in its store, its
+logs or memory it keeps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from interbank.v1 import authorization_pb2, common_pb2, order_pb2
+
+from merchant import orders
+from merchant.catalog import Catalog
+from merchant.orders import OrderRecord
+from merchant.peers import CALL_TIMEOUT_S, relayed
+from payment import errors
+from payment.clock import now, timestamp
+from payment.envelope import OrderLineText, order_digest
+from payment.logs import get_logger
+from payment.storage import Store
+
+if TYPE_CHECKING:
+    from interbank.v1.authorization_pb2_grpc import GatewayServiceAsyncStub
+
+__all__ = ["FINAL_CAPTURE_REASONS", "GatewayKeyInfo", "Storefront", "payment_reference"]
+
+_log = get_logger("paynet.merchant")
+
+FINAL_CAPTURE_REASONS = frozenset(
+    {"CHALLENGE_LOCKED", "CHALLENGE_EXPIRED", "HOLD_EXPIRED", "HOLD_NOT_CAPTURABLE"}
+)
+"""Capture failures after which the order can never be paid: it becomes FAILED."""
+
+_CAPTURED_OR_LATER = frozenset({orders.CAPTURED, orders.SETTLED, orders.DELIVERY_CONFIRMED})
+_HELD = frozenset({orders.CHALLENGE_REQUIRED, orders.AUTHORIZED})
+_FINAL_FAILURES = frozenset({orders.FAILED, orders.CANCELED})
+
+
+@dataclass(frozen=True)
+class GatewayKeyInfo:
+    """The gateway's payment-encryption public key, as handed to customers."""
+
+    public_key: bytes
+    """The raw 32-byte X25519 public key."""
+    key_id: str
+    """payment.pki.key_id of the key."""
+
+
+def payment_reference(sealed_instruction: bytes) -> str:
+    """The opaque reference the merchant keeps for a sealed instruction: hex SHA-256."""
+    return hashlib.sha256(sealed_instruction).hexdigest()
+
+
+class Storefront:
+    """A merchant's orders and their payments through the gateway."""
+
+    def __init__(
+        self,
+        store: Store,
+        trust_domain: str,
+        merchant_name: str,
+        catalog: Catalog,
+        gateway_key: GatewayKeyInfo,
+        gateway: Callable[[], GatewayServiceAsyncStub],
+    ) -> None:
+        self._store = store
+        self._trust_domain = trust_domain
+        self._merchant_name = merchant_name
+        self.catalog = catalog
+        self._gateway_key = gateway_key
+        self._gateway = gateway
+
+    def create_order(
+        self,
+        conn: sqlite3.Connection,
+        customer_name: str,
+        lines: Iterable[order_pb2.CreateOrderLine],
+    ) -> order_pb2.CreateOrderResponse:
+        """Price, store and announce a new order (a one-transaction step)."""
+        priced = self.catalog.price(lines)
+        order_id = str(uuid.uuid4())
+        digest = order_digest(
+            order_id,
+            self._merchant_name,
+            customer_name,
+            priced.currency_code,
+            priced.total_minor,
+            [
+                OrderLineText(line.sku, line.quantity, line.unit_price.amount_minor)
+                for line in priced.lines
+            ],
+        )
+        created = timestamp(now())
+        order = order_pb2.Order(
+            order_id=order_id,
+            merchant_name=self._merchant_name,
+            customer_name=customer_name,
+            lines=priced.lines,
+            total=common_pb2.Money(
+                amount_minor=priced.total_minor, currency_code=priced.currency_code
+            ),
+            status=orders.CREATED,
+            order_digest=digest,
+            created_at=created,
+            updated_at=created,
+        )
+        orders.insert_order(conn, self._trust_domain, order)
+        return order_pb2.CreateOrderResponse(
+            order=order,
+            gateway_public_key=self._gateway_key.public_key,
+            gateway_key_id=self._gateway_key.key_id,
+        )
+
+    async def get_order(self, customer_name: str, order_id: str) -> order_pb2.Order:
+        """One of the customer's orders."""
+        record = await self._store.read(
+            lambda conn: orders.customer_order(conn, order_id, customer_name)
+        )
+        return record.order
+
+    async def submit_payment(
+        self, customer_name: str, order_id: str, payment: common_pb2.SealedPayment
+    ) -> order_pb2.Order:
+        """Check the order and forward the sealed payment, unopened, for authorization.
+
+        Frictionless payments are captured at once (CAPTURED); challenged ones
+        wait in CHALLENGE_REQUIRED for CompletePayment. A refused authorization
+        puts the order back to CREATED with the reason, and is relayed.
+        """
+        if not payment.sealed_instruction:
+            raise errors.InvalidArgument(
+                "FIELD_INVALID",
+                "payment.sealed_instruction is required",
+                field="payment.sealed_instruction",
+            )
+        reference = payment_reference(payment.sealed_instruction)
+
+        def begin(conn: sqlite3.Connection) -> OrderRecord:
+            record = orders.customer_order(conn, order_id, customer_name)
+            status = record.order.status
+            if status in orders.PAID:
+                raise errors.FailedPrecondition(
+                    "ORDER_ALREADY_PAID",
+                    f"order {order_id!r} already has a payment ({orders.status_name(status)})",
+                    order_id=order_id,
+                )
+            if status in _FINAL_FAILURES:
+                raise errors.FailedPrecondition(
+                    "ORDER_NOT_PAYABLE",
+                    f"order {order_id!r} is {orders.status_name(status)}; create a new order",
+                    order_id=order_id,
+                )
+            return orders.transition(
+                conn, self._trust_domain, record, orders.PAYMENT_PENDING, payment_ref=reference
+            )
+
+        record = await self._store.transaction(begin)
+        order = record.order
+        request = authorization_pb2.AuthorizePaymentRequest(
+            # From the sealed bytes: the same payment resubmitted replays, a new one is new.
+            request_id=f"authorize:{order_id}:{reference[:16]}",
+            order_id=order_id,
+            amount=order.total,
+            order_digest=order.order_digest,
+            payment=payment,
+        )
+        try:
+            reply = await relayed(self._gateway().AuthorizePayment(request, timeout=CALL_TIMEOUT_S))
+        except errors.PaynetError as exc:
+            reason = exc.reason
+            await self._store.transaction(
+                lambda conn: self._move(conn, order_id, orders.CREATED, failure_reason=reason)
+            )
+            _log.info("payment.refused", order_id=order_id, reason=reason)
+            raise
+        if reply.decision == authorization_pb2.AUTHORIZATION_DECISION_CHALLENGE_REQUIRED:
+            challenged = await self._store.transaction(
+                lambda conn: self._move(
+                    conn,
+                    order_id,
+                    orders.CHALLENGE_REQUIRED,
+                    transaction_id=reply.transaction_id,
+                    challenge=reply.challenge,
+                )
+            )
+            _log.info("payment.challenged", order_id=order_id, transaction_id=reply.transaction_id)
+            return challenged.order
+        if reply.decision != authorization_pb2.AUTHORIZATION_DECISION_APPROVED:
+            await self._store.transaction(
+                lambda conn: self._move(
+                    conn,
+                    order_id,
+                    orders.FAILED,
+                    failure_reason="GATEWAY_ANSWER_INVALID",
+                    transaction_id=reply.transaction_id,
+                )
+            )
+            raise errors.Internal("GATEWAY_ANSWER_INVALID", "the gateway answered with no decision")
+        await self._store.transaction(
+            lambda conn: self._move(
+                conn, order_id, orders.AUTHORIZED, transaction_id=reply.transaction_id
+            )
+        )
+        _log.info("payment.authorized", order_id=order_id, transaction_id=reply.transaction_id)
+        return await self._capture(order_id, reply.transaction_id)
+
+    async def complete_payment(self, customer_name: str, order_id: str) -> order_pb2.Order:
+        """Capture an order's authorized payment (after its challenge was answered)."""
+        record = await self._store.read(
+            lambda conn: orders.customer_order(conn, order_id, customer_name)
+        )
+        status = record.order.status
+        if status in _CAPTURED_OR_LATER:
+            return record.order
+        if status in _FINAL_FAILURES:
+            raise errors.FailedPrecondition(
+                "ORDER_NOT_PAYABLE",
+                f"order {order_id!r} is {orders.status_name(status)}",
+                order_id=order_id,
+            )
+        if status not in _HELD:
+            raise errors.FailedPrecondition(
+                "ORDER_NOT_AUTHORIZED",
+                f"order {order_id!r} has no authorized payment to "
+                f"complete ({orders.status_name(status)})",
+                order_id=order_id,
+            )
+        try:
+            return await self._capture(order_id, record.transaction_id)
+        except errors.PaynetError as exc:
+            if exc.reason in FINAL_CAPTURE_REASONS:
+                reason = exc.reason
+                await self._store.transaction(lambda conn: self._fail_held(conn, order_id, reason))
+                _log.info("payment.failed", order_id=order_id, reason=reason)
+            raise
+
+    async def cancel_order(self, customer_name: str, order_id: str) -> order_pb2.Order:
+        """Cancel an order not yet captured, voiding its hold if it has one."""
+
+        def begin(conn: sqlite3.Connection) -> OrderRecord:
+            record = orders.customer_order(conn, order_id, customer_name)
+            if record.order.status == orders.CREATED:
+                return orders.transition(conn, self._trust_domain, record, orders.CANCELED)
+            self._require_cancelable(record)
+            return record
+
+        record = await self._store.transaction(begin)
+        if record.order.status == orders.CANCELED:
+            return record.order
+        await relayed(
+            self._gateway().VoidPayment(
+                authorization_pb2.VoidPaymentRequest(
+                    request_id=f"void:{order_id}", transaction_id=record.transaction_id
+                ),
+                timeout=CALL_TIMEOUT_S,
+            )
+        )
+
+        def finish(conn: sqlite3.Connection) -> OrderRecord:
+            current = self._load(conn, order_id)
+            self._require_cancelable(current)
+            return orders.transition(conn, self._trust_domain, current, orders.CANCELED)
+
+        canceled = await self._store.transaction(finish)
+        _log.info("order.canceled", order_id=order_id, transaction_id=record.transaction_id)
+        return canceled.order
+
+    async def _capture(self, order_id: str, transaction_id: str) -> order_pb2.Order:
+        """Capture through the gateway and record it; errors are relayed, the order left."""
+        reply = await relayed(
+            self._gateway().CapturePayment(
+                authorization_pb2.CapturePaymentRequest(
+                    request_id=f"capture:{order_id}", transaction_id=transaction_id
+                ),
+                timeout=CALL_TIMEOUT_S,
+            )
+        )
+
+        def record_capture(conn: sqlite3.Connection) -> order_pb2.Order:
+            current = self._load(conn, order_id)
+            # A concurrent completion or an early settlement notice may have moved it already.
+            if current.order.status in _CAPTURED_OR_LATER:
+                return current.order
+            captured = orders.transition(conn, self._trust_domain, current, orders.CAPTURED)
+            if captured.credit_pending:
+                return orders.settle(conn, self._trust_domain, captured).order
+            return captured.order
+
+        order = await self._store.transaction(record_capture)
+        _log.info(
+            "payment.captured",
+            order_id=order_id,
+            transaction_id=transaction_id,
+            instruction_id=reply.instruction_id,
+        )
+        return order
+
+    def _move(
+        self,
+        conn: sqlite3.Connection,
+        order_id: str,
+        target: orders.OrderStatus,
+        *,
+        failure_reason: str | None = None,
+        transaction_id: str | None = None,
+        challenge: order_pb2.ChallengeRef | None = None,
+    ) -> OrderRecord:
+        return orders.transition(
+            conn,
+            self._trust_domain,
+            self._load(conn, order_id),
+            target,
+            failure_reason=failure_reason,
+            transaction_id=transaction_id,
+            challenge=challenge,
+        )
+
+    def _fail_held(self, conn: sqlite3.Connection, order_id: str, reason: str) -> None:
+        current = self._load(conn, order_id)
+        if current.order.status in _HELD:
+            orders.transition(
+                conn, self._trust_domain, current, orders.FAILED, failure_reason=reason
+            )
+
+    @staticmethod
+    def _load(conn: sqlite3.Connection, order_id: str) -> OrderRecord:
+        record = orders.load_order(conn, order_id)
+        if record is None:
+            raise errors.NotFound("ORDER_NOT_FOUND", f"no order {order_id!r}", order_id=order_id)
+        return record
+
+    @staticmethod
+    def _require_cancelable(record: OrderRecord) -> None:
+        if record.order.status not in _HELD:
+            raise errors.FailedPrecondition(
+                "ORDER_NOT_CANCELABLE",
+                f"order {record.order.order_id!r} is "
+                f"{orders.status_name(record.order.status)} and can no longer be canceled",
+                order_id=record.order.order_id,
+            )

@@ -1,0 +1,164 @@
+"""The settlement listener: the acquirer's credit notices settle orders.
+
+It follows the merchant's notification stream at its acquirer from the
+persisted cursor. Delivery is at least once; each event is applied in one
+transaction that records its id, so it takes effect exactly once. A credit for
+one of our orders marks the order SETTLED and confirms delivery to the customer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import sqlite3
+from collections.abc import Callable
+
+from interbank.v1 import notification_pb2, notification_pb2_grpc
+
+from merchant import orders
+from payment.clock import now_iso
+from payment.logs import get_logger
+from payment.notifications import follow
+from payment.storage import Store
+
+__all__ = ["SCHEMA", "Outcome", "SettlementListener", "load_cursor"]
+
+_log = get_logger("paynet.merchant.settlement")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS processed_events (
+    event_id TEXT PRIMARY KEY,
+    sequence INTEGER NOT NULL,
+    processed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subscription_cursor (
+    source TEXT PRIMARY KEY,
+    after_sequence INTEGER NOT NULL
+);
+"""
+
+_SOURCE = "acquirer"
+_RESTART_DELAY_S = 1.0
+_SETTLEABLE = frozenset({orders.CAPTURED, orders.AUTHORIZED})
+# The capture is on its way: the credit is remembered and applied once it is recorded.
+_CAPTURE_IN_FLIGHT = frozenset({orders.PAYMENT_PENDING, orders.CHALLENGE_REQUIRED})
+
+
+class Outcome(enum.StrEnum):
+    """What applying one event did."""
+
+    DUPLICATE = "duplicate"
+    """The event was applied before; nothing changed."""
+    IGNORED = "ignored"
+    """Not a credit for one of our orders."""
+    SETTLED = "settled"
+    """The order was settled and its delivery confirmed."""
+    DEFERRED = "deferred"
+    """The credit arrived before the capture was recorded; it settles on capture."""
+    SKIPPED = "skipped"
+    """A credit for an order that cannot settle (wrong amount or status)."""
+
+
+def load_cursor(conn: sqlite3.Connection) -> int:
+    """The last sequence applied from the acquirer's stream (0 before the first)."""
+    row = conn.execute(
+        "SELECT after_sequence FROM subscription_cursor WHERE source = ?", (_SOURCE,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+class SettlementListener:
+    """Applies the acquirer's credit notices to orders."""
+
+    def __init__(
+        self,
+        store: Store,
+        trust_domain: str,
+        account_id: str,
+        subscribe: Callable[[], notification_pb2_grpc.NotificationServiceStub],
+    ) -> None:
+        self._store = store
+        self._trust_domain = trust_domain
+        self._account_id = account_id
+        self._subscribe = subscribe
+
+    async def run(self) -> None:
+        """Follow the acquirer's stream until cancelled, restarting after failures."""
+        while True:
+            try:
+                after = await self._store.read(load_cursor)
+                async for event in follow(self._subscribe(), after_sequence=after):
+                    await self.apply(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A refused subscription or a store failure must not end settlement for good.
+                _log.error(
+                    "settlement.listener_failed", error_type=type(exc).__name__, error=str(exc)
+                )
+            await asyncio.sleep(_RESTART_DELAY_S)
+
+    async def apply(self, event: notification_pb2.SubscribeResponse) -> Outcome:
+        """Apply one event exactly once; always advance the cursor."""
+        outcome, order_id, status = await self._store.transaction(
+            lambda conn: self._apply(conn, event)
+        )
+        if outcome is Outcome.SKIPPED:
+            _log.warning(
+                "settlement.credit_skipped",
+                event_id=event.event_id,
+                order_id=order_id,
+                status=status,
+            )
+        elif outcome is Outcome.DEFERRED:
+            _log.info(
+                "settlement.credit_deferred",
+                event_id=event.event_id,
+                order_id=order_id,
+                status=status,
+            )
+        elif outcome is Outcome.SETTLED:
+            _log.info("settlement.order_settled", event_id=event.event_id, order_id=order_id)
+        return outcome
+
+    def _apply(
+        self, conn: sqlite3.Connection, event: notification_pb2.SubscribeResponse
+    ) -> tuple[Outcome, str, str]:
+        conn.execute(
+            "INSERT INTO subscription_cursor (source, after_sequence) VALUES (?, ?)"
+            " ON CONFLICT (source) DO UPDATE"
+            " SET after_sequence = max(after_sequence, excluded.after_sequence)",
+            (_SOURCE, event.sequence),
+        )
+        if conn.execute(
+            "SELECT 1 FROM processed_events WHERE event_id = ?", (event.event_id,)
+        ).fetchone():
+            return Outcome.DUPLICATE, "", ""
+        conn.execute(
+            "INSERT INTO processed_events (event_id, sequence, processed_at) VALUES (?, ?, ?)",
+            (event.event_id, event.sequence, now_iso()),
+        )
+        entry = event.account_entry
+        if (
+            event.WhichOneof("event") != "account_entry"
+            or entry.direction != notification_pb2.ACCOUNT_ENTRY_DIRECTION_CREDIT
+            or not entry.order_id
+            or (entry.account.account_id and entry.account.account_id != self._account_id)
+        ):
+            return Outcome.IGNORED, entry.order_id, ""
+        record = orders.load_order(conn, entry.order_id)
+        if record is None:
+            return Outcome.IGNORED, entry.order_id, ""
+        status = record.order.status
+        if (
+            entry.amount.amount_minor != record.order.total.amount_minor
+            or entry.amount.currency_code != record.order.total.currency_code
+        ):
+            return Outcome.SKIPPED, entry.order_id, "AMOUNT_MISMATCH"
+        if status in _SETTLEABLE:
+            orders.settle(conn, self._trust_domain, record)
+            return Outcome.SETTLED, entry.order_id, orders.status_name(status)
+        if status in _CAPTURE_IN_FLIGHT:
+            orders.mark_credit_pending(conn, entry.order_id)
+            return Outcome.DEFERRED, entry.order_id, orders.status_name(status)
+        return Outcome.SKIPPED, entry.order_id, orders.status_name(status)

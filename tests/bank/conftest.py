@@ -1,0 +1,331 @@
+"""A small network for the bank tests: two banks and the settlement bank, wired in memory.
+
+The domain objects of each node run over real SQLite stores in tmp_path; the
+calls between nodes (bank -> settlement -> bank) are direct function calls,
+with a switch to make a peer unreachable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from interbank.v1 import authorization_pb2 as authz
+from interbank.v1 import common_pb2, notification_pb2
+from interbank.v1 import settlement_pb2 as pb
+
+from bank.accounts import Accounts
+from bank.audit import bank_totals, settlement_totals
+from bank.challenges import Challenges
+from bank.clearing import Clearing
+from bank.issuer import Issuer
+from bank.ledger import ledger_totals
+from bank.opening import open_bank_books, open_settlement_books
+from bank.outgoing import OutgoingTransfers
+from bank.schema import BANK_SCHEMA, SETTLEMENT_SCHEMA
+from bank.settlement import Settlement
+from payment.clock import now
+from payment.config import NetworkConfig, Role, parse_network
+from payment.envelope import load_ed25519_private, order_digest, sign_dual
+from payment.identity import spiffe_id
+from payment.pki import Pki, init_pki
+from payment.storage import Store
+
+ALFA, BETA, SETTLEMENT = "ALFAXX01", "BETAXX02", "SETLXX00"
+ALICE_CARD, ALICE_ACCOUNT = "4000001234567899", "ALFA00000001"
+BOB_CARD = "4000009876543210"
+CAROL_CARD = "4000005555555555"
+
+
+def raw_network(tmp_path: Path) -> dict[str, Any]:
+    """The network file of the tests, as parsed TOML."""
+    return {
+        "trust_domain": "paynet.test",
+        "currency": "EUR",
+        "pki_dir": str(tmp_path / "pki"),
+        "nodes": [
+            {
+                "name": "settlement",
+                "role": "settlement",
+                "address": "127.0.0.1:0",
+                "data_dir": "data/settlement",
+                "bank_code": SETTLEMENT,
+            },
+            {
+                "name": "alfa",
+                "role": "bank",
+                "address": "127.0.0.1:0",
+                "data_dir": "data/alfa",
+                "bank_code": ALFA,
+            },
+            {
+                "name": "beta",
+                "role": "bank",
+                "address": "127.0.0.1:0",
+                "data_dir": "data/beta",
+                "bank_code": BETA,
+            },
+            {"name": "gateway", "role": "gateway", "address": "127.0.0.1:0"},
+            {"name": "shop", "role": "merchant", "address": "127.0.0.1:0"},
+        ],
+        "risk": {
+            "challenge_above_minor": 50_000,
+            "velocity_max_payments": 3,
+            "velocity_window_seconds": 600,
+            "challenge_ttl_seconds": 300,
+            "challenge_max_attempts": 3,
+            "hold_ttl_seconds": 3600,
+        },
+        "customers": [
+            {
+                "name": "alice",
+                "bank": "alfa",
+                "account_id": "alice-current",
+                "opening_balance_minor": 100_000,
+                "account_number": ALICE_ACCOUNT,
+                "card_number": ALICE_CARD,
+            },
+            {
+                "name": "carol",
+                "bank": "alfa",
+                "account_id": "carol-current",
+                "opening_balance_minor": 5_000,
+                "account_number": "ALFA00000003",
+                "card_number": CAROL_CARD,
+            },
+            {
+                "name": "bob",
+                "bank": "beta",
+                "account_id": "bob-current",
+                "opening_balance_minor": 20_000,
+                "account_number": "BETA00000002",
+                "card_number": BOB_CARD,
+            },
+        ],
+        "merchants": [
+            {
+                "name": "shop",
+                "bank": "beta",
+                "account_id": "shop-sales",
+                "opening_balance_minor": 0,
+                "products": [{"sku": "book-001", "name": "Book", "unit_price_minor": 4500}],
+            },
+        ],
+    }
+
+
+def authorize_request(
+    pki: Pki,
+    *,
+    customer: str = "alice",
+    amount: int = 1_000,
+    number: str = ALICE_CARD,
+    kind: common_pb2.InstrumentKind.ValueType = common_pb2.INSTRUMENT_KIND_CARD,
+    bank_code: str = ALFA,
+    signer: str | None = None,
+    currency: str = "EUR",
+    creditor: tuple[str, str] = (BETA, "shop-sales"),
+) -> authz.AuthorizeHoldRequest:
+    """A gateway's AuthorizeHold for a purchase at shop, dual-signed by signer."""
+    order_id = f"order-{uuid.uuid4()}"
+    digest = order_digest(order_id, "shop", customer, currency, amount, ())
+    instruction = common_pb2.PaymentInstruction(
+        instrument=common_pb2.PaymentInstrument(kind=kind, bank_code=bank_code, number=number),
+        amount=common_pb2.Money(amount_minor=amount, currency_code=currency),
+        order_digest=digest,
+        order_id=order_id,
+        merchant_name="shop",
+        customer_name=customer,
+        nonce=uuid.uuid4().bytes,
+    ).SerializeToString()
+    key = load_ed25519_private(pki.signing_key(signer or customer).read_bytes())
+    return authz.AuthorizeHoldRequest(
+        request_id=str(uuid.uuid4()),
+        transaction_id=str(uuid.uuid4()),
+        instruction=instruction,
+        dual_signature=sign_dual(key, digest, instruction),
+        merchant_name="shop",
+        creditor_account=common_pb2.AccountRef(bank_code=creditor[0], account_id=creditor[1]),
+    )
+
+
+@dataclass
+class BankNode:
+    """One commercial bank's domain objects over its store."""
+
+    code: str
+    store: Store
+    issuer: Issuer
+    challenges: Challenges
+    clearing: Clearing
+    accounts: Accounts
+    outgoing: OutgoingTransfers
+
+
+@dataclass
+class World:
+    """Two banks and the settlement bank, wired by direct calls."""
+
+    network: NetworkConfig
+    pki: Pki
+    banks: dict[str, BankNode]
+    settlement_store: Store
+    settlement: Settlement
+    unreachable: set[str] = field(default_factory=set)
+
+    @property
+    def alfa(self) -> BankNode:
+        return self.banks[ALFA]
+
+    @property
+    def beta(self) -> BankNode:
+        return self.banks[BETA]
+
+    @staticmethod
+    def later(seconds: float) -> dt.datetime:
+        """A moment seconds from now."""
+        return now() + dt.timedelta(seconds=seconds)
+
+    def uri(self, role: Role, name: str) -> str:
+        return spiffe_id(self.network.trust_domain, role, name)
+
+    @property
+    def gateway(self) -> str:
+        return self.uri(Role.GATEWAY, "gateway")
+
+    def authorize_request(self, **kwargs: Any) -> authz.AuthorizeHoldRequest:
+        """A gateway's AuthorizeHold for a purchase at shop (see authorize_request)."""
+        return authorize_request(self.pki, **kwargs)
+
+    async def authorize(
+        self, bank: BankNode | None = None, **kwargs: Any
+    ) -> authz.AuthorizeHoldResponse:
+        """Authorize a purchase at alfa (or bank) as the gateway."""
+        request = self.authorize_request(**kwargs)
+        return await (bank or self.alfa).issuer.authorize(request, self.gateway)
+
+    async def capture(
+        self, hold_id: str, bank: BankNode | None = None
+    ) -> authz.CaptureHoldResponse:
+        """Capture a hold as the gateway."""
+        request = authz.CaptureHoldRequest(request_id=str(uuid.uuid4()), hold_id=hold_id)
+        return await (bank or self.alfa).issuer.capture(request, self.gateway)
+
+    async def balance(self, bank: BankNode, account_id: str, holder: str) -> tuple[int, int, int]:
+        """(booked, available, held) of an account, asked as its holder."""
+        role = Role.MERCHANT if holder == "shop" else Role.CUSTOMER
+        response = await bank.accounts.balance(account_id, self.uri(role, holder))
+        return (
+            response.booked.amount_minor,
+            response.available.amount_minor,
+            response.held.amount_minor,
+        )
+
+    async def events(
+        self, store: Store, recipient: str
+    ) -> list[notification_pb2.SubscribeResponse]:
+        """Every event queued in a store's outbox for recipient, in order."""
+        rows = await store.read(
+            lambda conn: conn.execute(
+                "SELECT event FROM outbox WHERE recipient = ? ORDER BY sequence", (recipient,)
+            ).fetchall()
+        )
+        return [notification_pb2.SubscribeResponse.FromString(row[0]) for row in rows]
+
+    async def codes(self, customer: str = "alice") -> list[notification_pb2.OneTimeCode]:
+        """The one-time codes in a customer's device inbox at alfa."""
+        events = await self.events(self.alfa.store, self.uri(Role.CUSTOMER, customer))
+        return [e.one_time_code for e in events if e.WhichOneof("event") == "one_time_code"]
+
+    async def assert_balanced(self) -> None:
+        """Every ledger balances and the money of the network is what was opened with."""
+        holders = 0
+        for bank in self.banks.values():
+            totals = await bank.store.read(bank_totals)
+            assert totals.balanced, totals
+            holders += totals.holder_balance + totals.suspense_balance
+        settled = await self.settlement_store.read(settlement_totals)
+        assert settled.balanced, settled
+        assert settled.central_issued == self.network.total_opening_money()
+        assert holders == self.network.total_opening_money()
+
+    async def rows(self, store: Store, table: str) -> int:
+        """How many rows a table of a store has."""
+        return int(
+            (await store.read(lambda c: c.execute(f"SELECT COUNT(*) FROM {table}").fetchone()))[0]  # noqa: S608
+        )
+
+
+async def _open_bank(network: NetworkConfig, name: str, submit: Any) -> BankNode:
+    node = network.node(name)
+    store = Store(node.data_dir / "bank.sqlite3", BANK_SCHEMA)
+    await store.open()
+    await store.transaction(lambda conn: open_bank_books(conn, network, node, now=now()))
+    outgoing = OutgoingTransfers(store, submit)
+    assert node.bank_code is not None
+    return BankNode(
+        code=node.bank_code,
+        store=store,
+        issuer=Issuer(store, network, node, outgoing),
+        challenges=Challenges(store, network.risk),
+        clearing=Clearing(store, network, node),
+        accounts=Accounts(store, node.bank_code),
+        outgoing=outgoing,
+    )
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    """The wired network, opened; its stores are closed afterwards."""
+    network = parse_network(raw_network(tmp_path), base_dir=tmp_path)
+    pki = init_pki(network, tmp_path / "pki")
+    holder: dict[str, World] = {}
+
+    async def submit(bank_code: str, request: pb.SubmitCreditTransferRequest) -> Any:
+        if SETTLEMENT in holder["w"].unreachable:
+            return None
+        return await holder["w"].settlement.submit(request, bank_code)
+
+    async def deliver(bank_code: str, request: pb.ReceiveCreditTransferRequest) -> Any:
+        if bank_code in holder["w"].unreachable:
+            return None
+        return await holder["w"].banks[bank_code].clearing.receive(request)
+
+    banks = {}
+    for name, code in (("alfa", ALFA), ("beta", BETA)):
+        banks[code] = await _open_bank(
+            network, name, lambda request, code=code: submit(code, request)
+        )
+    settlement_node = network.the(Role.SETTLEMENT)
+    settlement_store = Store(settlement_node.data_dir / "settlement.sqlite3", SETTLEMENT_SCHEMA)
+    await settlement_store.open()
+    await settlement_store.transaction(lambda conn: open_settlement_books(conn, network, now=now()))
+    holder["w"] = World(
+        network, pki, banks, settlement_store, Settlement(settlement_store, network, deliver)
+    )
+    yield holder["w"]
+    # Whatever a test did, every ledger still balances: debits equal credits.
+    for store in (*(bank.store for bank in banks.values()), settlement_store):
+        totals = await store.read(ledger_totals)
+        assert totals.debits_posted == totals.credits_posted, store.path
+        assert totals.debits_pending == totals.credits_pending, store.path
+    for bank in banks.values():
+        await bank.store.close()
+    await settlement_store.close()
+
+
+@pytest.fixture
+def network_document() -> Any:
+    """Builds the tests' network file (parsed TOML) for a directory."""
+    return raw_network
+
+
+@pytest.fixture
+def signed_authorization() -> Any:
+    """Builds a dual-signed AuthorizeHoldRequest with a PKI's customer keys."""
+    return authorize_request
