@@ -15,10 +15,11 @@ from interbank.v1 import authorization_pb2
 
 from gateway import store as records
 from gateway.checks import GatewayKey, check_payment
-from gateway.issuers import CALL_TIMEOUT_S, IssuerLookup, relayed
+from gateway.issuers import CALL_TIMEOUT_S, IssuerLookup
 from gateway.store import TransactionRecord, TransactionState
 from payment import errors
 from payment.config import NetworkConfig
+from payment.errors import relayed
 from payment.logs import get_logger
 from payment.storage import Store
 

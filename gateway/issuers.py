@@ -7,36 +7,26 @@ the issuer's status code and reason, so the merchant sees what the issuer said.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 import grpc
 from interbank.v1 import authorization_pb2_grpc
 
-from payment import errors
 from payment.config import NodeConfig
 from payment.tls import TlsIdentity, secure_channel
 
 if TYPE_CHECKING:
     from interbank.v1.authorization_pb2_grpc import IssuerServiceAsyncStub
 
-__all__ = ["CALL_TIMEOUT_S", "IssuerChannels", "IssuerLookup", "relayed"]
+__all__ = ["CALL_TIMEOUT_S", "IssuerChannels", "IssuerLookup"]
 
 CALL_TIMEOUT_S = 5.0
 """Deadline of every outbound call, in seconds."""
 
-T = TypeVar("T")
 
 IssuerLookup = Callable[[NodeConfig], "IssuerServiceAsyncStub"]
 """Finds the IssuerService stub of a bank node."""
-
-
-async def relayed(call: Awaitable[T]) -> T:
-    """The result of a peer call, or its failure as a domain error (code and reason kept)."""
-    try:
-        return await call
-    except grpc.RpcError as exc:
-        raise errors.from_rpc_error(exc) from None
 
 
 class IssuerChannels:

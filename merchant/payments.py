@@ -20,10 +20,11 @@ from interbank.v1 import authorization_pb2, common_pb2, order_pb2
 from merchant import orders
 from merchant.catalog import Catalog
 from merchant.orders import OrderRecord
-from merchant.peers import CALL_TIMEOUT_S, relayed
+from merchant.peers import CALL_TIMEOUT_S
 from payment import errors
 from payment.clock import now, timestamp
 from payment.envelope import OrderLineText, order_digest
+from payment.errors import relayed
 from payment.logs import get_logger
 from payment.storage import Store
 

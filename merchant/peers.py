@@ -6,33 +6,21 @@ event loop) and closed with the app.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, cast
 
 import grpc
 from interbank.v1 import authorization_pb2_grpc, notification_pb2_grpc
 
-from payment import errors
 from payment.config import NodeConfig
 from payment.tls import TlsIdentity, secure_channel
 
 if TYPE_CHECKING:
     from interbank.v1.authorization_pb2_grpc import GatewayServiceAsyncStub
 
-__all__ = ["CALL_TIMEOUT_S", "MerchantPeers", "relayed"]
+__all__ = ["CALL_TIMEOUT_S", "MerchantPeers"]
 
 CALL_TIMEOUT_S = 5.0
 """Deadline of every outbound call, in seconds."""
-
-T = TypeVar("T")
-
-
-async def relayed(call: Awaitable[T]) -> T:
-    """The result of a peer call, or its failure as a domain error (code and reason kept)."""
-    try:
-        return await call
-    except grpc.RpcError as exc:
-        raise errors.from_rpc_error(exc) from None
 
 
 class MerchantPeers:

@@ -20,7 +20,8 @@ and never contain a secret (instrument number, key, one-time code).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
+from typing import TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -41,6 +42,8 @@ __all__ = [
     "Unavailable",
     "Unimplemented",
     "error_info",
+    "from_rpc_error",
+    "relayed",
     "to_rpc_status",
 ]
 
@@ -187,3 +190,18 @@ def from_rpc_error(error: grpc.RpcError) -> PaynetError:
         err = cls(info.reason, details or info.reason, **dict(info.metadata))
         return err
     return RemoteError(code, info.reason, details or info.reason, dict(info.metadata))
+
+
+T = TypeVar("T")
+
+
+async def relayed(call: Awaitable[T]) -> T:
+    """The result of a call to a peer node, or its failure as a domain error.
+
+    The peer's status code and ErrorInfo reason are kept, so a node relays
+    another node's refusal to its own caller unchanged.
+    """
+    try:
+        return await call
+    except grpc.RpcError as exc:
+        raise from_rpc_error(exc) from None

@@ -67,7 +67,7 @@ def printer(prefix: str = "") -> Say:
     """A step printer: step, who -> who, what."""
 
     def say(step: str, route: str, what: str) -> None:
-        print(f"{prefix}[{step:<28}] {route:<34} {what}", flush=True)
+        print(f"{prefix}[{step:<30}] {route:<34} {what}", flush=True)
 
     return say
 
@@ -146,23 +146,44 @@ async def purchase(
     return PurchaseResult(order, challenged)
 
 
+# The happy path as the merchant's order updates reveal it. A fast payment can skip
+# an update on the stream (the credit notice may overtake the capture), so a later
+# status also prints the steps it implies; a challenge prints only when it happened.
+_HAPPY_PATH = (
+    S.ORDER_STATUS_PAYMENT_PENDING,
+    S.ORDER_STATUS_AUTHORIZED,
+    S.ORDER_STATUS_CHALLENGE_REQUIRED,
+    S.ORDER_STATUS_CAPTURED,
+    S.ORDER_STATUS_SETTLED,
+)
+
+
 async def narrate_order_updates(customer: Customer, merchant: str, order_id: str, say: Say) -> None:
-    """Print the steps the merchant's order updates reveal, once each."""
+    """Print the steps the merchant's order updates reveal, once each, in flow order."""
     stub = notification_pb2_grpc.NotificationServiceStub(customer.channel(merchant))
-    seen: set[int] = set()
+    printed: set[int] = set()
     async for event in follow(stub):
         if event.WhichOneof("event") != "order_update":
             continue
         order = event.order_update.order
-        if order.order_id != order_id or order.status in seen:
+        if order.order_id != order_id:
             continue
-        seen.add(order.status)
-        step = _STATUS_STEPS.get(order.status)
-        if step is not None:
-            what = step[2]
-            if order.status == S.ORDER_STATUS_FAILED:
-                what = f"payment failed: {order.failure_reason}"
-            say(step[0], step[1], what)
+        if order.status == S.ORDER_STATUS_FAILED:
+            say(
+                *_STATUS_STEPS[S.ORDER_STATUS_FAILED][:2], f"payment failed: {order.failure_reason}"
+            )
+            continue
+        if order.status not in _HAPPY_PATH:
+            continue
+        reached = _HAPPY_PATH.index(order.status)
+        for status in _HAPPY_PATH[: reached + 1]:
+            implied_challenge = (
+                status == S.ORDER_STATUS_CHALLENGE_REQUIRED and status != order.status
+            )
+            if status in printed or implied_challenge:
+                continue
+            printed.add(status)
+            say(*_STATUS_STEPS[status])
 
 
 async def all_balances(network: NetworkConfig) -> dict[str, int]:
