@@ -80,7 +80,10 @@ def _rewrap(
 
 
 class AccessLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Logs one line per RPC: method, peer identity, request id, status code, duration."""
+    """Logs one line per RPC: method, peer identity, request id, status, duration.
+
+    The status goes in ``status``, not ``code``: ``code`` is redacted as a one-time code.
+    """
 
     async def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
@@ -111,7 +114,7 @@ class AccessLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 method=method,
                 peer=str(identity) if identity else context.peer(),
                 request_id=getattr(request, "request_id", None) or None,
-                code=getattr(code, "name", str(code)),
+                status=getattr(code, "name", str(code)),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )
 
@@ -217,11 +220,12 @@ class PeerAuthorization(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def admit(context: grpc.aio.ServicerContext) -> None:
             try:
                 identity = self.authenticate(context)
+                # Known before the role check, so a refusal is logged with who was refused.
+                current_caller.set(identity)
+                structlog.contextvars.bind_contextvars(peer=identity.uri)
                 self.authorize(method, identity)
             except errors.PaynetError as exc:
                 await abort_with(context, exc)
-            current_caller.set(identity)
-            structlog.contextvars.bind_contextvars(peer=identity.uri)
 
         def unary(behavior: Unary) -> Unary:
             async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:

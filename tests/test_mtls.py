@@ -4,6 +4,8 @@ identity, the role -> RPC table, revocation, health and reflection."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -17,6 +19,7 @@ from interbank.v1 import authorization_pb2, authorization_pb2_grpc
 from payment.config import Role
 from payment.errors import error_info
 from payment.identity import caller
+from payment.logs import configure_logging
 from payment.pki import issue_certificate, make_ca, revoke
 from payment.server import create_server
 from payment.tls import TlsIdentity, secure_channel
@@ -56,6 +59,21 @@ async def issuer(devnet) -> AsyncIterator[str]:
 async def get_hold(channel: grpc.aio.Channel) -> authorization_pb2.GetHoldResponse:
     stub = authorization_pb2_grpc.IssuerServiceStub(channel)
     return await stub.GetHold(authorization_pb2.GetHoldRequest(hold_id="h"), timeout=5)
+
+
+async def test_each_rpc_logs_one_line_with_method_peer_status_and_duration(devnet, issuer) -> None:
+    stream = io.StringIO()
+    configure_logging(stream=stream, json=True)
+    async with devnet.channel("shop", issuer) as channel:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await get_hold(channel)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    rpc = [line for line in lines if line["event"] == "rpc"]
+    assert len(rpc) == 1
+    assert rpc[0]["method"] == f"/{ISSUER}/GetHold"
+    assert rpc[0]["peer"] == "spiffe://paynet.test/merchant/shop"
+    assert rpc[0]["status"] == "PERMISSION_DENIED"
+    assert rpc[0]["duration_ms"] >= 0
 
 
 async def test_the_gateway_is_identified_by_its_certificate_and_let_through(devnet, issuer) -> None:
