@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import grpc
 from interbank.v1 import (
@@ -174,20 +175,11 @@ class BankApp:
         if self._channel is None:
             return None
         stub = settlement_pb2_grpc.SettlementServiceStub(self._channel)
-        try:
-            response: settlement_pb2.SubmitCreditTransferResponse = await stub.SubmitCreditTransfer(
-                request, timeout=CALL_TIMEOUT_S
-            )
-        except grpc.aio.AioRpcError as exc:
-            refusal = _refusal(exc, request.request_id)
-            if refusal is None:
-                return None
-            return settlement_pb2.SubmitCreditTransferResponse(
-                instruction_id=request.request_id,
-                status=settlement_pb2.TRANSFER_STATUS_REJECTED,
-                reason_code=refusal,
-            )
-        return response
+        return await _transfer_status(
+            stub.SubmitCreditTransfer(request, timeout=CALL_TIMEOUT_S),
+            settlement_pb2.SubmitCreditTransferResponse,
+            request.request_id,
+        )
 
 
 class SettlementApp:
@@ -241,26 +233,44 @@ class SettlementApp:
         if channel is None:
             return None
         stub = settlement_pb2_grpc.ClearingServiceStub(channel)
-        try:
-            response: settlement_pb2.ReceiveCreditTransferResponse = (
-                await stub.ReceiveCreditTransfer(request, timeout=CALL_TIMEOUT_S)
-            )
-        except grpc.aio.AioRpcError as exc:
-            refusal = _refusal(exc, request.request_id)
-            if refusal is None:
-                return None
-            return settlement_pb2.ReceiveCreditTransferResponse(
-                instruction_id=request.request_id,
-                status=settlement_pb2.TRANSFER_STATUS_REJECTED,
-                reason_code=refusal,
-            )
-        return response
+        return await _transfer_status(
+            stub.ReceiveCreditTransfer(request, timeout=CALL_TIMEOUT_S),
+            settlement_pb2.ReceiveCreditTransferResponse,
+            request.request_id,
+        )
+
+
+StatusReport = TypeVar(
+    "StatusReport",
+    settlement_pb2.SubmitCreditTransferResponse,
+    settlement_pb2.ReceiveCreditTransferResponse,
+)
+
+
+async def _transfer_status(
+    call: Awaitable[StatusReport], report: type[StatusReport], instruction_id: str
+) -> StatusReport | None:
+    """A peer's status report; a definitive refusal as REJECTED; None when unknown (retry)."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        refusal = _refusal(exc, instruction_id)
+        if refusal is None:
+            return None
+        return report(
+            instruction_id=instruction_id,
+            status=settlement_pb2.TRANSFER_STATUS_REJECTED,
+            reason_code=refusal,
+        )
 
 
 def _refusal(exc: grpc.aio.AioRpcError, instruction_id: str) -> str | None:
     """The reason of a definitive refusal, or None when the outcome is unknown (retry)."""
     error = errors.from_rpc_error(exc)
     _log.warning(
-        "peer.call_failed", instruction_id=instruction_id, code=exc.code().name, reason=error.reason
+        "peer.call_failed",
+        instruction_id=instruction_id,
+        status=exc.code().name,
+        reason=error.reason,
     )
     return error.reason if exc.code() in _REFUSALS else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 import grpc
@@ -35,8 +34,6 @@ class GatewayApp:
     def __init__(self, network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> None:
         self._store = open_store(node.data_dir)
         self._issuers = IssuerChannels(tls)
-        self._opened = False
-        self._open_lock = asyncio.Lock()
         self.gateway = PaymentGateway(
             self._store, network, load_gateway_key(network, node), self._issuers.issuer
         )
@@ -49,26 +46,17 @@ class GatewayApp:
     def register(self, server: grpc.aio.Server) -> None:
         """Add the GatewayService servicer."""
         authorization_pb2_grpc.add_GatewayServiceServicer_to_server(
-            GatewayServicer(self.gateway, self._store, self.ready), server
+            GatewayServicer(self.gateway, self._store), server
         )
 
-    async def ready(self) -> None:
-        """Open the store once; calls may arrive before start() runs, so they await this too."""
-        async with self._open_lock:
-            if not self._opened:
-                await self._store.open()
-                self._opened = True
-
     async def start(self) -> None:
-        """Open the store."""
-        await self.ready()
+        """Open the store (before the server takes calls, see payment.server.serve_node)."""
+        await self._store.open()
 
     async def close(self) -> None:
         """Close the issuer channels and the store."""
         await self._issuers.close()
-        if self._opened:
-            await self._store.close()
-            self._opened = False
+        await self._store.close()
 
 
 def create_app(network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> GatewayApp:

@@ -6,12 +6,11 @@ idempotent per (method, merchant, request_id).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import grpc
 from interbank.v1 import authorization_pb2, authorization_pb2_grpc
 
 from gateway.authorization import PaymentGateway
+from payment import errors
 from payment.identity import caller
 from payment.storage import Store
 
@@ -21,13 +20,9 @@ __all__ = ["GatewayServicer"]
 class GatewayServicer(authorization_pb2_grpc.GatewayServiceServicer):
     """Serves GatewayService to merchants. RefundPayment is not offered yet."""
 
-    def __init__(
-        self, gateway: PaymentGateway, store: Store, ready: Callable[[], Awaitable[None]]
-    ) -> None:
+    def __init__(self, gateway: PaymentGateway, store: Store) -> None:
         self._gateway = gateway
         self._store = store
-        # Awaited first by every call: the store opens on first use, see GatewayApp.
-        self._ready = ready
 
     async def AuthorizePayment(
         self,
@@ -35,7 +30,6 @@ class GatewayServicer(authorization_pb2_grpc.GatewayServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> authorization_pb2.AuthorizePaymentResponse:
         """Open, check and route a sealed payment; relay the issuer's decision."""
-        await self._ready()
         merchant = caller()
         return await self._store.once_async(
             f"AuthorizePayment|{merchant.uri}",
@@ -51,7 +45,6 @@ class GatewayServicer(authorization_pb2_grpc.GatewayServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> authorization_pb2.CapturePaymentResponse:
         """Post the hold of one of the caller's transactions."""
-        await self._ready()
         merchant = caller()
         return await self._store.once_async(
             f"CapturePayment|{merchant.uri}",
@@ -67,7 +60,6 @@ class GatewayServicer(authorization_pb2_grpc.GatewayServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> authorization_pb2.VoidPaymentResponse:
         """Release the hold of one of the caller's transactions."""
-        await self._ready()
         merchant = caller()
         return await self._store.once_async(
             f"VoidPayment|{merchant.uri}",
@@ -83,7 +75,6 @@ class GatewayServicer(authorization_pb2_grpc.GatewayServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> authorization_pb2.GetPaymentTransactionResponse:
         """The record of one of the caller's transactions."""
-        await self._ready()
         record = await self._gateway.transaction(request.transaction_id, caller().name)
         return authorization_pb2.GetPaymentTransactionResponse(transaction=record.to_proto())
 
@@ -92,10 +83,5 @@ class GatewayServicer(authorization_pb2_grpc.GatewayServiceServicer):
         request: authorization_pb2.RefundPaymentRequest,
         context: grpc.aio.ServicerContext,
     ) -> authorization_pb2.RefundPaymentResponse:
-        """Not offered yet: UNIMPLEMENTED.
-
-        Aborts here rather than inheriting the generated stub, whose
-        NotImplementedError the error interceptor would report as INTERNAL.
-        """
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "RefundPayment is not offered yet")
-        raise AssertionError("context.abort returned")  # abort always raises
+        """Not served yet (refunds are a later issue): UNIMPLEMENTED, reason RPC_NOT_IMPLEMENTED."""
+        raise errors.Unimplemented("RPC_NOT_IMPLEMENTED", "RefundPayment is not implemented yet")

@@ -13,10 +13,11 @@ from merchant import orders, settlement_listener
 from merchant.catalog import Catalog
 from merchant.payments import GatewayKeyInfo, Storefront
 from merchant.peers import MerchantPeers
-from merchant.servicer import OrderServicer, OrderUpdatesServicer
+from merchant.servicer import OrderServicer
 from merchant.settlement_listener import SettlementListener
 from payment.config import NetworkConfig, NodeConfig, Role
 from payment.envelope import load_x25519_public, raw_public
+from payment.notifications import NotificationServicer
 from payment.pki import Pki, key_id
 from payment.storage import Store
 from payment.tls import TlsIdentity
@@ -60,8 +61,6 @@ class MerchantApp:
             merchant.account_id,
             self._peers.acquirer_notifications,
         )
-        self._opened = False
-        self._open_lock = asyncio.Lock()
         self._listening: asyncio.Task[None] | None = None
 
     @property
@@ -72,22 +71,18 @@ class MerchantApp:
     def register(self, server: grpc.aio.Server) -> None:
         """Add the storefront and the customers' order-update stream."""
         order_pb2_grpc.add_OrderServiceServicer_to_server(
-            OrderServicer(self.storefront, self.store, self.ready), server
+            OrderServicer(self.storefront, self.store), server
         )
         notification_pb2_grpc.add_NotificationServiceServicer_to_server(
-            OrderUpdatesServicer(self.store, self.ready), server
+            NotificationServicer(self.store), server
         )
 
-    async def ready(self) -> None:
-        """Open the store once; calls may arrive before start() runs, so they await this too."""
-        async with self._open_lock:
-            if not self._opened:
-                await self.store.open()
-                self._opened = True
-
     async def start(self) -> None:
-        """Open the store and start following the acquirer's credit notices."""
-        await self.ready()
+        """Open the store and start following the acquirer's credit notices.
+
+        Runs before the server takes calls (see payment.server.serve_node).
+        """
+        await self.store.open()
         if self._listening is None:
             self._listening = asyncio.create_task(self.listener.run(), name="settlement-listener")
 
@@ -99,9 +94,7 @@ class MerchantApp:
                 await self._listening
             self._listening = None
         await self._peers.close()
-        if self._opened:
-            await self.store.close()
-            self._opened = False
+        await self.store.close()
 
 
 def create_app(network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> MerchantApp:

@@ -106,6 +106,6 @@ async def follow(
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
                 raise
-            _log.info("subscription.reconnecting", code=exc.code().name, after_sequence=cursor)
+            _log.info("subscription.reconnecting", status=exc.code().name, after_sequence=cursor)
         await asyncio.sleep(backoff * (0.5 + random.random()))
         backoff = min(backoff * 2, max_backoff_s)

@@ -139,8 +139,8 @@ async def running(tmp_path: Path, document: dict[str, Any]) -> AsyncIterator[Run
             network, node, tls
         )
         server, _, _ = await create_server(network, app, tls, node.address)
-        await server.start()
         await app.start()
+        await server.start()
         servers.append(server)
         apps.append(app)
     try:
