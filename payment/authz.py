@@ -30,6 +30,8 @@ RPC_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "/interbank.v1.OrderService/SubmitPayment": _CUSTOMER,
     "/interbank.v1.OrderService/CompletePayment": _CUSTOMER,
     "/interbank.v1.OrderService/CancelOrder": _CUSTOMER,
+    # The merchant's back office: the merchant's own certificate (the servicer checks it is us).
+    "/interbank.v1.BackOfficeService/RefundOrder": _MERCHANT,
     # Gateway, called by merchants.
     "/interbank.v1.GatewayService/AuthorizePayment": _MERCHANT,
     "/interbank.v1.GatewayService/CapturePayment": _MERCHANT,
@@ -42,6 +44,8 @@ RPC_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "/interbank.v1.IssuerService/VoidHold": _GATEWAY,
     "/interbank.v1.IssuerService/RefundCapture": _GATEWAY,
     "/interbank.v1.IssuerService/GetHold": _GATEWAY,
+    # Acquirer, called by the gateway only: refunds are returns from the merchant's bank.
+    "/interbank.v1.AcquirerService/ReturnPayment": _GATEWAY,
     # Step-up answers come straight from the customer, never via merchant or gateway.
     "/interbank.v1.ChallengeService/AnswerChallenge": _CUSTOMER,
     # Settlement bank, called by member banks; windows are closed by its operator.
@@ -53,6 +57,8 @@ RPC_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     # A bank's receiving side, called by the settlement bank only.
     "/interbank.v1.ClearingService/ReceiveCreditTransfer": _SETTLEMENT,
     "/interbank.v1.ClearingService/ReceivePaymentReturn": _SETTLEMENT,
+    # Books for the network audit: the settlement bank supervises every bank.
+    "/interbank.v1.AuditService/GetBooks": _SETTLEMENT,
     # Event streams: each subscriber gets only the events addressed to it.
     "/interbank.v1.NotificationService/Subscribe": _HOLDERS,
     # Online banking: account holders; the bank checks the account is the caller's.

@@ -24,6 +24,8 @@ __all__ = [
     "ProductConfig",
     "RiskConfig",
     "Role",
+    "SettlementConfig",
+    "SettlementMode",
     "load_network",
     "parse_network",
 ]
@@ -92,6 +94,33 @@ class RiskConfig:
     """How long an uncaptured hold lives before it expires and releases the funds."""
 
 
+class SettlementMode(enum.StrEnum):
+    """How the settlement bank moves reserves."""
+
+    GROSS = "gross"
+    """Each transfer moves reserves at once (real-time gross settlement)."""
+    NET = "net"
+    """Transfers are netted in settlement windows; only net positions move reserves."""
+
+
+@dataclass(frozen=True)
+class SettlementConfig:
+    """The network's settlement mode and, in net mode, its windows and caps."""
+
+    mode: SettlementMode = SettlementMode.GROSS
+    """Gross or deferred net settlement."""
+    window_seconds: int = 0
+    """Net mode: close a non-empty window this long after it opened; 0: by command only."""
+    net_debit_cap_minor: int = 10**12
+    """Net mode: how far a bank's net position may go below 0 (unless its node sets one)."""
+    caps: tuple[tuple[str, int], ...] = ()
+    """Net debit caps set per bank code (bank nodes' net_debit_cap_minor)."""
+
+    def cap_of(self, bank_code: str) -> int:
+        """A bank's net debit cap in minor units."""
+        return dict(self.caps).get(bank_code, self.net_debit_cap_minor)
+
+
 @dataclass(frozen=True)
 class CustomerConfig:
     """A customer: an account holder at one bank, enrolled with a signing key."""
@@ -154,6 +183,8 @@ class NetworkConfig:
     """Every merchant's account and catalog."""
     risk: RiskConfig = field(default_factory=RiskConfig)
     """Issuer risk rules."""
+    settlement: SettlementConfig = field(default_factory=SettlementConfig)
+    """How interbank transfers settle."""
     reflection: bool = False
     """Serve gRPC server reflection on every node."""
     pki_dir: Path = Path("pki")
@@ -235,6 +266,7 @@ def parse_network(
             "customers",
             "merchants",
             "risk",
+            "settlement",
         },
     )
     trust_domain = _str(raw, "trust_domain", "network")
@@ -247,7 +279,8 @@ def parse_network(
     if not isinstance(reflection, bool):
         raise ConfigError("reflection must be true or false")
 
-    nodes = tuple(_node(item, i, base_dir) for i, item in enumerate(_tables(raw, "nodes")))
+    node_tables = _tables(raw, "nodes")
+    nodes = tuple(_node(item, i, base_dir) for i, item in enumerate(node_tables))
     _unique([n.name for n in nodes], "node name")
     _unique([n.bank_code for n in nodes if n.bank_code], "bank_code")
     ports = [(n.host, n.port) for n in nodes if n.port != 0]
@@ -288,6 +321,7 @@ def parse_network(
     )
 
     risk = _risk(raw.get("risk", {}))
+    settlement = _settlement(raw.get("settlement", {}), node_tables, nodes)
     pki_dir = raw.get("pki_dir", "pki")
     if not isinstance(pki_dir, str) or not pki_dir:
         raise ConfigError("pki_dir must be a path string")
@@ -298,6 +332,7 @@ def parse_network(
         customers=customers,
         merchants=merchants,
         risk=risk,
+        settlement=settlement,
         reflection=reflection,
         pki_dir=(base_dir / pki_dir).resolve(),
         source=source,
@@ -306,7 +341,9 @@ def parse_network(
 
 def _node(item: Mapping[str, Any], index: int, base_dir: Path) -> NodeConfig:
     where = f"nodes[{index}]"
-    _only_keys(item, where, {"name", "role", "address", "data_dir", "bank_code"})
+    _only_keys(
+        item, where, {"name", "role", "address", "data_dir", "bank_code", "net_debit_cap_minor"}
+    )
     name = _name(item, where)
     where = f"node {name!r}"
     role_text = _str(item, "role", where)
@@ -328,6 +365,8 @@ def _node(item: Mapping[str, Any], index: int, base_dir: Path) -> NodeConfig:
             raise ConfigError(f"{where} needs a bank_code of 4-11 upper-case letters or digits")
     elif bank_code is not None:
         raise ConfigError(f"{where}: only banks and the settlement bank have a bank_code")
+    if "net_debit_cap_minor" in item and role is not Role.BANK:
+        raise ConfigError(f"{where}: only banks have a net_debit_cap_minor")
     return NodeConfig(
         name=name,
         role=role,
@@ -406,6 +445,36 @@ def _risk(item: Any) -> RiskConfig:
     if values["challenge_max_attempts"] < 1:
         raise ConfigError("[risk] challenge_max_attempts must be at least 1")
     return RiskConfig(**values)
+
+
+def _settlement(
+    item: Any, node_tables: list[Mapping[str, Any]], nodes: tuple[NodeConfig, ...]
+) -> SettlementConfig:
+    if not isinstance(item, Mapping):
+        raise ConfigError("[settlement] must be a table")
+    _only_keys(item, "[settlement]", {"mode", "window_seconds", "net_debit_cap_minor"})
+    defaults = SettlementConfig()
+    mode_text = item.get("mode", str(defaults.mode))
+    try:
+        mode = SettlementMode(mode_text)
+    except ValueError:
+        raise ConfigError(f"[settlement] mode {mode_text!r} must be 'gross' or 'net'") from None
+    window = item.get("window_seconds", defaults.window_seconds)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+        raise ConfigError(
+            f"[settlement] window_seconds must be a whole number >= 0, got {window!r}"
+        )
+    cap = (
+        _amount(item, "net_debit_cap_minor", "[settlement]")
+        if "net_debit_cap_minor" in item
+        else defaults.net_debit_cap_minor
+    )
+    caps = tuple(
+        (node.bank_code, _amount(table, "net_debit_cap_minor", f"node {node.name!r}"))
+        for table, node in zip(node_tables, nodes, strict=True)
+        if node.bank_code is not None and "net_debit_cap_minor" in table
+    )
+    return SettlementConfig(mode=mode, window_seconds=window, net_debit_cap_minor=cap, caps=caps)
 
 
 def _only_keys(item: Mapping[str, Any], where: str, allowed: set[str]) -> None:

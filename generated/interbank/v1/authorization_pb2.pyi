@@ -219,22 +219,26 @@ class CapturePaymentResponse(_message.Message):
     HOLD_STATUS_FIELD_NUMBER: _builtins.int
     INSTRUCTION_ID_FIELD_NUMBER: _builtins.int
     SETTLEMENT_STATE_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_REASON_FIELD_NUMBER: _builtins.int
     hold_status: Global___HoldStatus.ValueType
     """The hold's state after capture: CAPTURED."""
     instruction_id: _builtins.str
     """The interbank instruction id of the resulting credit transfer."""
     settlement_state: Global___SettlementState.ValueType
     """How far settlement got before the response."""
+    settlement_reason: _builtins.str
+    """Why settlement was rejected when settlement_state is REJECTED."""
     def __init__(
         self,
         *,
         hold_status: Global___HoldStatus.ValueType = ...,
         instruction_id: _builtins.str = ...,
         settlement_state: Global___SettlementState.ValueType = ...,
+        settlement_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold_status", b"hold_status", "instruction_id", b"instruction_id", "settlement_state", b"settlement_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold_status", b"hold_status", "instruction_id", b"instruction_id", "settlement_reason", b"settlement_reason", "settlement_state", b"settlement_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -386,6 +390,8 @@ class PaymentTransaction(_message.Message):
     HOLD_ID_FIELD_NUMBER: _builtins.int
     HOLD_STATUS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    REFUNDED_TOTAL_FIELD_NUMBER: _builtins.int
+    INSTRUCTION_ID_FIELD_NUMBER: _builtins.int
     transaction_id: _builtins.str
     """The gateway's transaction id."""
     order_id: _builtins.str
@@ -398,6 +404,8 @@ class PaymentTransaction(_message.Message):
     """The issuer's hold id."""
     hold_status: Global___HoldStatus.ValueType
     """The hold's state as last reported by the issuer."""
+    instruction_id: _builtins.str
+    """Instruction id of the interbank credit transfer, once captured."""
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
         """The amount."""
@@ -405,6 +413,10 @@ class PaymentTransaction(_message.Message):
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When the gateway first saw the transaction."""
+
+    @_builtins.property
+    def refunded_total(self) -> _common_pb2.Money:
+        """Amount refunded so far."""
 
     def __init__(
         self,
@@ -417,10 +429,12 @@ class PaymentTransaction(_message.Message):
         hold_id: _builtins.str = ...,
         hold_status: Global___HoldStatus.ValueType = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        refunded_total: _common_pb2.Money | None = ...,
+        instruction_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "created_at", b"created_at", "refunded_total", b"refunded_total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "created_at", b"created_at", "hold_id", b"hold_id", "hold_status", b"hold_status", "issuer_bank_code", b"issuer_bank_code", "merchant_name", b"merchant_name", "order_id", b"order_id", "transaction_id", b"transaction_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "created_at", b"created_at", "hold_id", b"hold_id", "hold_status", b"hold_status", "instruction_id", b"instruction_id", "issuer_bank_code", b"issuer_bank_code", "merchant_name", b"merchant_name", "order_id", b"order_id", "refunded_total", b"refunded_total", "transaction_id", b"transaction_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -569,22 +583,28 @@ class CaptureHoldResponse(_message.Message):
     HOLD_STATUS_FIELD_NUMBER: _builtins.int
     INSTRUCTION_ID_FIELD_NUMBER: _builtins.int
     SETTLEMENT_STATE_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_REASON_FIELD_NUMBER: _builtins.int
     hold_status: Global___HoldStatus.ValueType
     """CAPTURED."""
     instruction_id: _builtins.str
     """Instruction id of the interbank credit transfer."""
     settlement_state: Global___SettlementState.ValueType
     """How far settlement got before the response."""
+    settlement_reason: _builtins.str
+    """Why settlement was rejected (and the debit reversed) when settlement_state
+    is REJECTED, for example NET_DEBIT_CAP_EXCEEDED.
+    """
     def __init__(
         self,
         *,
         hold_status: Global___HoldStatus.ValueType = ...,
         instruction_id: _builtins.str = ...,
         settlement_state: Global___SettlementState.ValueType = ...,
+        settlement_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold_status", b"hold_status", "instruction_id", b"instruction_id", "settlement_state", b"settlement_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold_status", b"hold_status", "instruction_id", b"instruction_id", "settlement_reason", b"settlement_reason", "settlement_state", b"settlement_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -737,6 +757,7 @@ class GetHoldResponse(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     SETTLEMENT_STATE_FIELD_NUMBER: _builtins.int
+    REFUNDED_TOTAL_FIELD_NUMBER: _builtins.int
     hold_id: _builtins.str
     """The hold id."""
     status: Global___HoldStatus.ValueType
@@ -751,6 +772,10 @@ class GetHoldResponse(_message.Message):
     def expires_at(self) -> _timestamp_pb2.Timestamp:
         """When it expires unless captured."""
 
+    @_builtins.property
+    def refunded_total(self) -> _common_pb2.Money:
+        """Amount returned to the customer so far (payment returns received)."""
+
     def __init__(
         self,
         *,
@@ -759,14 +784,87 @@ class GetHoldResponse(_message.Message):
         amount: _common_pb2.Money | None = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         settlement_state: Global___SettlementState.ValueType = ...,
+        refunded_total: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "expires_at", b"expires_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "expires_at", b"expires_at", "refunded_total", b"refunded_total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "expires_at", b"expires_at", "hold_id", b"hold_id", "settlement_state", b"settlement_state", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "expires_at", b"expires_at", "hold_id", b"hold_id", "refunded_total", b"refunded_total", "settlement_state", b"settlement_state", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetHoldResponse: _TypeAlias = GetHoldResponse  # noqa: Y015
+
+@_typing.final
+class ReturnPaymentRequest(_message.Message):
+    """ReturnPaymentRequest asks the acquirer to refund (part of) a settled payment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ORIGINAL_INSTRUCTION_ID_FIELD_NUMBER: _builtins.int
+    ORIGINAL_DEBTOR_AGENT_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    MERCHANT_NAME_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key chosen by the gateway."""
+    original_instruction_id: _builtins.str
+    """Instruction id of the original credit transfer (from the capture)."""
+    original_debtor_agent: _builtins.str
+    """The issuer's bank code: the original transfer's debtor agent."""
+    merchant_name: _builtins.str
+    """The merchant refunding; the original transfer must have credited its account."""
+    reason_code: _builtins.str
+    """Return reason code (pacs.004 RtrRsn/Cd); empty means "CUST" (customer refund)."""
+    @_builtins.property
+    def amount(self) -> _common_pb2.Money:
+        """How much to return; at most the original amount less earlier returns."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        original_instruction_id: _builtins.str = ...,
+        original_debtor_agent: _builtins.str = ...,
+        amount: _common_pb2.Money | None = ...,
+        merchant_name: _builtins.str = ...,
+        reason_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "merchant_name", b"merchant_name", "original_debtor_agent", b"original_debtor_agent", "original_instruction_id", b"original_instruction_id", "reason_code", b"reason_code", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReturnPaymentRequest: _TypeAlias = ReturnPaymentRequest  # noqa: Y015
+
+@_typing.final
+class ReturnPaymentResponse(_message.Message):
+    """ReturnPaymentResponse is a settled return."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RETURN_ID_FIELD_NUMBER: _builtins.int
+    RETURNED_TOTAL_FIELD_NUMBER: _builtins.int
+    return_id: _builtins.str
+    """The return's id (pacs.004 RtrId)."""
+    @_builtins.property
+    def returned_total(self) -> _common_pb2.Money:
+        """Amount returned for the original transfer so far, this return included."""
+
+    def __init__(
+        self,
+        *,
+        return_id: _builtins.str = ...,
+        returned_total: _common_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["returned_total", b"returned_total"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["return_id", b"return_id", "returned_total", b"returned_total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReturnPaymentResponse: _TypeAlias = ReturnPaymentResponse  # noqa: Y015
 
 @_typing.final
 class AnswerChallengeRequest(_message.Message):

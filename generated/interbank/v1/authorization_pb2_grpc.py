@@ -348,7 +348,9 @@ class IssuerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RefundCapture(self, request, context):
-        """RefundCapture returns money of a posted hold to the customer.
+        """RefundCapture is not used: the merchant's money is at the acquirer, so a
+        refund is a return the acquirer sends (AcquirerService.ReturnPayment).
+        Answers FAILED_PRECONDITION with reason REFUND_VIA_ACQUIRER.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -526,6 +528,85 @@ class IssuerService:
             '/interbank.v1.IssuerService/GetHold',
             interbank_dot_v1_dot_authorization__pb2.GetHoldRequest.SerializeToString,
             interbank_dot_v1_dot_authorization__pb2.GetHoldResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AcquirerServiceStub:
+    """AcquirerService is the merchant's bank, called by the gateway over mTLS.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ReturnPayment = channel.unary_unary(
+                '/interbank.v1.AcquirerService/ReturnPayment',
+                request_serializer=interbank_dot_v1_dot_authorization__pb2.ReturnPaymentRequest.SerializeToString,
+                response_deserializer=interbank_dot_v1_dot_authorization__pb2.ReturnPaymentResponse.FromString,
+                _registered_method=True)
+
+
+class AcquirerServiceServicer:
+    """AcquirerService is the merchant's bank, called by the gateway over mTLS.
+    """
+
+    def ReturnPayment(self, request, context):
+        """ReturnPayment refunds all or part of a settled payment: the acquirer
+        debits the merchant's account and sends an interbank payment return (after
+        pacs.004) through the settlement bank to the issuer, which credits the
+        customer. Answers once the return is settled or rejected.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AcquirerServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ReturnPayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReturnPayment,
+                    request_deserializer=interbank_dot_v1_dot_authorization__pb2.ReturnPaymentRequest.FromString,
+                    response_serializer=interbank_dot_v1_dot_authorization__pb2.ReturnPaymentResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'interbank.v1.AcquirerService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('interbank.v1.AcquirerService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AcquirerService:
+    """AcquirerService is the merchant's bank, called by the gateway over mTLS.
+    """
+
+    @staticmethod
+    def ReturnPayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interbank.v1.AcquirerService/ReturnPayment',
+            interbank_dot_v1_dot_authorization__pb2.ReturnPaymentRequest.SerializeToString,
+            interbank_dot_v1_dot_authorization__pb2.ReturnPaymentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,6 +7,7 @@ from collections import abc as _abc
 from grpc import aio as _aio
 from interbank.v1 import authorization_pb2 as _authorization_pb2
 import abc as _abc_1
+import builtins as _builtins
 import grpc as _grpc
 import sys
 import typing as _typing
@@ -15,6 +16,11 @@ if sys.version_info >= (3, 11):
     from typing import Self as _Self
 else:
     from typing_extensions import Self as _Self
+
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
 
 _T = _typing.TypeVar("_T")
 
@@ -131,8 +137,13 @@ class IssuerServiceStub:
     """
     VoidHold: _grpc.UnaryUnaryMultiCallable[_authorization_pb2.VoidHoldRequest, _authorization_pb2.VoidHoldResponse]
     """VoidHold releases a hold that has not been posted."""
-    RefundCapture: _grpc.UnaryUnaryMultiCallable[_authorization_pb2.RefundCaptureRequest, _authorization_pb2.RefundCaptureResponse]
-    """RefundCapture returns money of a posted hold to the customer."""
+    @_builtins.property
+    @_deprecated("""This method has been marked as deprecated using proto method options.""")
+    def RefundCapture(self) -> _grpc.UnaryUnaryMultiCallable[_authorization_pb2.RefundCaptureRequest, _authorization_pb2.RefundCaptureResponse]:
+        """RefundCapture is not used: the merchant's money is at the acquirer, so a
+        refund is a return the acquirer sends (AcquirerService.ReturnPayment).
+        Answers FAILED_PRECONDITION with reason REFUND_VIA_ACQUIRER.
+        """
     GetHold: _grpc.UnaryUnaryMultiCallable[_authorization_pb2.GetHoldRequest, _authorization_pb2.GetHoldResponse]
     """GetHold reports a hold's state; the gateway asks it when an outcome is unknown."""
 
@@ -151,8 +162,13 @@ class IssuerServiceAsyncStub(IssuerServiceStub):
     """
     VoidHold: _aio.UnaryUnaryMultiCallable[_authorization_pb2.VoidHoldRequest, _authorization_pb2.VoidHoldResponse]  # type: ignore[assignment]
     """VoidHold releases a hold that has not been posted."""
-    RefundCapture: _aio.UnaryUnaryMultiCallable[_authorization_pb2.RefundCaptureRequest, _authorization_pb2.RefundCaptureResponse]  # type: ignore[assignment]
-    """RefundCapture returns money of a posted hold to the customer."""
+    @_builtins.property
+    @_deprecated("""This method has been marked as deprecated using proto method options.""")
+    def RefundCapture(self) -> _aio.UnaryUnaryMultiCallable[_authorization_pb2.RefundCaptureRequest, _authorization_pb2.RefundCaptureResponse]:  # type: ignore[override]
+        """RefundCapture is not used: the merchant's money is at the acquirer, so a
+        refund is a return the acquirer sends (AcquirerService.ReturnPayment).
+        Answers FAILED_PRECONDITION with reason REFUND_VIA_ACQUIRER.
+        """
     GetHold: _aio.UnaryUnaryMultiCallable[_authorization_pb2.GetHoldRequest, _authorization_pb2.GetHoldResponse]  # type: ignore[assignment]
     """GetHold reports a hold's state; the gateway asks it when an outcome is unknown."""
 
@@ -187,13 +203,17 @@ class IssuerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_authorization_pb2.VoidHoldResponse, _abc.Awaitable[_authorization_pb2.VoidHoldResponse]]:
         """VoidHold releases a hold that has not been posted."""
 
+    @_deprecated("""RefundCapture is not used: the merchant's money is at the acquirer, so a\nrefund is a return the acquirer sends (AcquirerService.ReturnPayment).\nAnswers FAILED_PRECONDITION with reason REFUND_VIA_ACQUIRER.""")
     @_abc_1.abstractmethod
     def RefundCapture(
         self,
         request: _authorization_pb2.RefundCaptureRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_authorization_pb2.RefundCaptureResponse, _abc.Awaitable[_authorization_pb2.RefundCaptureResponse]]:
-        """RefundCapture returns money of a posted hold to the customer."""
+        """RefundCapture is not used: the merchant's money is at the acquirer, so a
+        refund is a return the acquirer sends (AcquirerService.ReturnPayment).
+        Answers FAILED_PRECONDITION with reason REFUND_VIA_ACQUIRER.
+        """
 
     @_abc_1.abstractmethod
     def GetHold(
@@ -204,6 +224,49 @@ class IssuerServiceServicer(metaclass=_abc_1.ABCMeta):
         """GetHold reports a hold's state; the gateway asks it when an outcome is unknown."""
 
 def add_IssuerServiceServicer_to_server(servicer: IssuerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class AcquirerServiceStub:
+    """AcquirerService is the merchant's bank, called by the gateway over mTLS."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> AcquirerServiceAsyncStub: ...
+    ReturnPayment: _grpc.UnaryUnaryMultiCallable[_authorization_pb2.ReturnPaymentRequest, _authorization_pb2.ReturnPaymentResponse]
+    """ReturnPayment refunds all or part of a settled payment: the acquirer
+    debits the merchant's account and sends an interbank payment return (after
+    pacs.004) through the settlement bank to the issuer, which credits the
+    customer. Answers once the return is settled or rejected.
+    """
+
+@_typing.type_check_only
+class AcquirerServiceAsyncStub(AcquirerServiceStub):
+    """AcquirerService is the merchant's bank, called by the gateway over mTLS."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    ReturnPayment: _aio.UnaryUnaryMultiCallable[_authorization_pb2.ReturnPaymentRequest, _authorization_pb2.ReturnPaymentResponse]  # type: ignore[assignment]
+    """ReturnPayment refunds all or part of a settled payment: the acquirer
+    debits the merchant's account and sends an interbank payment return (after
+    pacs.004) through the settlement bank to the issuer, which credits the
+    customer. Answers once the return is settled or rejected.
+    """
+
+class AcquirerServiceServicer(metaclass=_abc_1.ABCMeta):
+    """AcquirerService is the merchant's bank, called by the gateway over mTLS."""
+
+    @_abc_1.abstractmethod
+    def ReturnPayment(
+        self,
+        request: _authorization_pb2.ReturnPaymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_authorization_pb2.ReturnPaymentResponse, _abc.Awaitable[_authorization_pb2.ReturnPaymentResponse]]:
+        """ReturnPayment refunds all or part of a settled payment: the acquirer
+        debits the merchant's account and sends an interbank payment return (after
+        pacs.004) through the settlement bank to the issuer, which credits the
+        customer. Answers once the return is settled or rejected.
+        """
+
+def add_AcquirerServiceServicer_to_server(servicer: AcquirerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class ChallengeServiceStub:
     """ChallengeService is the issuer's step-up endpoint, called by the customer

@@ -47,11 +47,21 @@ class _OrderStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderStat
     """Payment failed; failure_reason says why. Final."""
     ORDER_STATUS_CANCELED: _OrderStatus.ValueType  # 9
     """Canceled before capture. Final."""
+    ORDER_STATUS_PARTIALLY_REFUNDED: _OrderStatus.ValueType  # 10
+    """Part of the payment was refunded; refunded_total says how much."""
+    ORDER_STATUS_REFUNDED: _OrderStatus.ValueType  # 11
+    """The whole payment was refunded. Final."""
+    ORDER_STATUS_REVERSED: _OrderStatus.ValueType  # 12
+    """Captured, but interbank settlement was rejected and the customer's debit
+    reversed; failure_reason says why. Final.
+    """
 
 class OrderStatus(_OrderStatus, metaclass=_OrderStatusEnumTypeWrapper):
     """OrderStatus is the state of an order. Transitions:
     CREATED -> PAYMENT_PENDING -> (CHALLENGE_REQUIRED ->) AUTHORIZED -> CAPTURED
-    -> SETTLED -> DELIVERY_CONFIRMED; FAILED and CANCELED are final.
+    -> SETTLED -> DELIVERY_CONFIRMED (-> PARTIALLY_REFUNDED) -> REFUNDED;
+    CAPTURED -> REVERSED when settlement is rejected. FAILED, CANCELED,
+    REFUNDED and REVERSED are final.
     """
 
 ORDER_STATUS_UNSPECIFIED: OrderStatus.ValueType  # 0
@@ -74,6 +84,14 @@ ORDER_STATUS_FAILED: OrderStatus.ValueType  # 8
 """Payment failed; failure_reason says why. Final."""
 ORDER_STATUS_CANCELED: OrderStatus.ValueType  # 9
 """Canceled before capture. Final."""
+ORDER_STATUS_PARTIALLY_REFUNDED: OrderStatus.ValueType  # 10
+"""Part of the payment was refunded; refunded_total says how much."""
+ORDER_STATUS_REFUNDED: OrderStatus.ValueType  # 11
+"""The whole payment was refunded. Final."""
+ORDER_STATUS_REVERSED: OrderStatus.ValueType  # 12
+"""Captured, but interbank settlement was rejected and the customer's debit
+reversed; failure_reason says why. Final.
+"""
 Global___OrderStatus: _TypeAlias = OrderStatus  # noqa: Y015
 
 @_typing.final
@@ -226,6 +244,7 @@ class Order(_message.Message):
     FAILURE_REASON_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    REFUNDED_TOTAL_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """The merchant's identifier of the order (a UUID); the end-to-end id of the
     payment through every bank.
@@ -269,6 +288,10 @@ class Order(_message.Message):
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """When the order last changed state."""
 
+    @_builtins.property
+    def refunded_total(self) -> _common_pb2.Money:
+        """Amount refunded to the customer so far."""
+
     def __init__(
         self,
         *,
@@ -284,10 +307,11 @@ class Order(_message.Message):
         failure_reason: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        refunded_total: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge", "created_at", b"created_at", "delivery", b"delivery", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge", "created_at", b"created_at", "delivery", b"delivery", "refunded_total", b"refunded_total", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge", "created_at", b"created_at", "customer_name", b"customer_name", "delivery", b"delivery", "failure_reason", b"failure_reason", "lines", b"lines", "merchant_name", b"merchant_name", "order_digest", b"order_digest", "order_id", b"order_id", "status", b"status", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge", "created_at", b"created_at", "customer_name", b"customer_name", "delivery", b"delivery", "failure_reason", b"failure_reason", "lines", b"lines", "merchant_name", b"merchant_name", "order_digest", b"order_digest", "order_id", b"order_id", "refunded_total", b"refunded_total", "status", b"status", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -621,3 +645,63 @@ class CancelOrderResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelOrderResponse: _TypeAlias = CancelOrderResponse  # noqa: Y015
+
+@_typing.final
+class RefundOrderRequest(_message.Message):
+    """RefundOrderRequest refunds a settled order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key chosen by the merchant's operator."""
+    order_id: _builtins.str
+    """The order to refund."""
+    @_builtins.property
+    def amount(self) -> _common_pb2.Money:
+        """How much to refund; unset for everything not refunded yet."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        order_id: _builtins.str = ...,
+        amount: _common_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "order_id", b"order_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundOrderRequest: _TypeAlias = RefundOrderRequest  # noqa: Y015
+
+@_typing.final
+class RefundOrderResponse(_message.Message):
+    """RefundOrderResponse is the order after the refund."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    REFUND_ID_FIELD_NUMBER: _builtins.int
+    refund_id: _builtins.str
+    """The refund's id (the interbank return's id)."""
+    @_builtins.property
+    def order(self) -> Global___Order:
+        """The order: PARTIALLY_REFUNDED or REFUNDED, with refunded_total."""
+
+    def __init__(
+        self,
+        *,
+        order: Global___Order | None = ...,
+        refund_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "refund_id", b"refund_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundOrderResponse: _TypeAlias = RefundOrderResponse  # noqa: Y015

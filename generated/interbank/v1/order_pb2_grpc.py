@@ -328,3 +328,83 @@ class OrderService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class BackOfficeServiceStub:
+    """BackOfficeService is the merchant's own operations, called only with the
+    merchant's own certificate (its operators and tools), never by customers.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.RefundOrder = channel.unary_unary(
+                '/interbank.v1.BackOfficeService/RefundOrder',
+                request_serializer=interbank_dot_v1_dot_order__pb2.RefundOrderRequest.SerializeToString,
+                response_deserializer=interbank_dot_v1_dot_order__pb2.RefundOrderResponse.FromString,
+                _registered_method=True)
+
+
+class BackOfficeServiceServicer:
+    """BackOfficeService is the merchant's own operations, called only with the
+    merchant's own certificate (its operators and tools), never by customers.
+    """
+
+    def RefundOrder(self, request, context):
+        """RefundOrder returns all or part of a settled order's payment to the
+        customer: the gateway asks the acquirer to send a payment return.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_BackOfficeServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'RefundOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefundOrder,
+                    request_deserializer=interbank_dot_v1_dot_order__pb2.RefundOrderRequest.FromString,
+                    response_serializer=interbank_dot_v1_dot_order__pb2.RefundOrderResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'interbank.v1.BackOfficeService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('interbank.v1.BackOfficeService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class BackOfficeService:
+    """BackOfficeService is the merchant's own operations, called only with the
+    merchant's own certificate (its operators and tools), never by customers.
+    """
+
+    @staticmethod
+    def RefundOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interbank.v1.BackOfficeService/RefundOrder',
+            interbank_dot_v1_dot_order__pb2.RefundOrderRequest.SerializeToString,
+            interbank_dot_v1_dot_order__pb2.RefundOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

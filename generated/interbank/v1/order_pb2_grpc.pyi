@@ -152,3 +152,46 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
 def add_OrderServiceServicer_to_server(servicer: OrderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class BackOfficeServiceStub:
+    """BackOfficeService is the merchant's own operations, called only with the
+    merchant's own certificate (its operators and tools), never by customers.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> BackOfficeServiceAsyncStub: ...
+    RefundOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.RefundOrderRequest, _order_pb2.RefundOrderResponse]
+    """RefundOrder returns all or part of a settled order's payment to the
+    customer: the gateway asks the acquirer to send a payment return.
+    """
+
+@_typing.type_check_only
+class BackOfficeServiceAsyncStub(BackOfficeServiceStub):
+    """BackOfficeService is the merchant's own operations, called only with the
+    merchant's own certificate (its operators and tools), never by customers.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    RefundOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.RefundOrderRequest, _order_pb2.RefundOrderResponse]  # type: ignore[assignment]
+    """RefundOrder returns all or part of a settled order's payment to the
+    customer: the gateway asks the acquirer to send a payment return.
+    """
+
+class BackOfficeServiceServicer(metaclass=_abc_1.ABCMeta):
+    """BackOfficeService is the merchant's own operations, called only with the
+    merchant's own certificate (its operators and tools), never by customers.
+    """
+
+    @_abc_1.abstractmethod
+    def RefundOrder(
+        self,
+        request: _order_pb2.RefundOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_pb2.RefundOrderResponse, _abc.Awaitable[_order_pb2.RefundOrderResponse]]:
+        """RefundOrder returns all or part of a settled order's payment to the
+        customer: the gateway asks the acquirer to send a payment return.
+        """
+
+def add_BackOfficeServiceServicer_to_server(servicer: BackOfficeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -298,22 +298,26 @@ class SubmitPaymentReturnResponse(_message.Message):
     RETURN_ID_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     REASON_CODE_FIELD_NUMBER: _builtins.int
+    WINDOW_ID_FIELD_NUMBER: _builtins.int
     return_id: _builtins.str
     """The return id."""
     status: Global___TransferStatus.ValueType
     """ACCEPTED or REJECTED."""
     reason_code: _builtins.str
     """On rejection, the reason."""
+    window_id: _builtins.str
+    """The settlement window the return belongs to (empty in gross mode)."""
     def __init__(
         self,
         *,
         return_id: _builtins.str = ...,
         status: Global___TransferStatus.ValueType = ...,
         reason_code: _builtins.str = ...,
+        window_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason_code", b"reason_code", "return_id", b"return_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason_code", b"reason_code", "return_id", b"return_id", "status", b"status", "window_id", b"window_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -413,6 +417,7 @@ class SettlementWindow(_message.Message):
     CLOSED_AT_FIELD_NUMBER: _builtins.int
     TRANSFER_COUNT_FIELD_NUMBER: _builtins.int
     POSITIONS_FIELD_NUMBER: _builtins.int
+    SETTLED_AT_FIELD_NUMBER: _builtins.int
     window_id: _builtins.str
     """The window's id."""
     status: Global___SettlementWindowStatus.ValueType
@@ -429,7 +434,11 @@ class SettlementWindow(_message.Message):
 
     @_builtins.property
     def positions(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetPosition]:
-        """Net position of every participant, once closed."""
+        """Net position of every participant: running while open, final once closed."""
+
+    @_builtins.property
+    def settled_at(self) -> _timestamp_pb2.Timestamp:
+        """When its net positions moved between reserve accounts, once settled."""
 
     def __init__(
         self,
@@ -440,10 +449,11 @@ class SettlementWindow(_message.Message):
         closed_at: _timestamp_pb2.Timestamp | None = ...,
         transfer_count: _builtins.int = ...,
         positions: _abc.Iterable[Global___NetPosition] | None = ...,
+        settled_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "opened_at", b"opened_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "opened_at", b"opened_at", "settled_at", b"settled_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "opened_at", b"opened_at", "positions", b"positions", "status", b"status", "transfer_count", b"transfer_count", "window_id", b"window_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "opened_at", b"opened_at", "positions", b"positions", "settled_at", b"settled_at", "status", b"status", "transfer_count", b"transfer_count", "window_id", b"window_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

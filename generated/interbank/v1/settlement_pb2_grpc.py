@@ -99,7 +99,10 @@ class SettlementServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CloseSettlementWindow(self, request, context):
-        """CloseSettlementWindow closes the open window and settles its net positions.
+        """CloseSettlementWindow closes the open window, nets every participant's
+        position multilaterally and moves only the net amounts between reserve
+        accounts, in one atomic step. Net mode only: in gross mode it fails with
+        FAILED_PRECONDITION, reason SETTLEMENT_MODE_GROSS.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -47,7 +47,11 @@ class SettlementServiceStub:
     GetSettlementWindow: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetSettlementWindowRequest, _settlement_pb2.GetSettlementWindowResponse]
     """GetSettlementWindow reports a settlement window and its net positions."""
     CloseSettlementWindow: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.CloseSettlementWindowRequest, _settlement_pb2.CloseSettlementWindowResponse]
-    """CloseSettlementWindow closes the open window and settles its net positions."""
+    """CloseSettlementWindow closes the open window, nets every participant's
+    position multilaterally and moves only the net amounts between reserve
+    accounts, in one atomic step. Net mode only: in gross mode it fails with
+    FAILED_PRECONDITION, reason SETTLEMENT_MODE_GROSS.
+    """
 
 @_typing.type_check_only
 class SettlementServiceAsyncStub(SettlementServiceStub):
@@ -68,7 +72,11 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     GetSettlementWindow: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetSettlementWindowRequest, _settlement_pb2.GetSettlementWindowResponse]  # type: ignore[assignment]
     """GetSettlementWindow reports a settlement window and its net positions."""
     CloseSettlementWindow: _aio.UnaryUnaryMultiCallable[_settlement_pb2.CloseSettlementWindowRequest, _settlement_pb2.CloseSettlementWindowResponse]  # type: ignore[assignment]
-    """CloseSettlementWindow closes the open window and settles its net positions."""
+    """CloseSettlementWindow closes the open window, nets every participant's
+    position multilaterally and moves only the net amounts between reserve
+    accounts, in one atomic step. Net mode only: in gross mode it fails with
+    FAILED_PRECONDITION, reason SETTLEMENT_MODE_GROSS.
+    """
 
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
     """SettlementService is the settlement bank, called by member banks over mTLS.
@@ -116,7 +124,11 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _settlement_pb2.CloseSettlementWindowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.CloseSettlementWindowResponse, _abc.Awaitable[_settlement_pb2.CloseSettlementWindowResponse]]:
-        """CloseSettlementWindow closes the open window and settles its net positions."""
+        """CloseSettlementWindow closes the open window, nets every participant's
+        position multilaterally and moves only the net amounts between reserve
+        accounts, in one atomic step. Net mode only: in gross mode it fails with
+        FAILED_PRECONDITION, reason SETTLEMENT_MODE_GROSS.
+        """
 
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
