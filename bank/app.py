@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Protocol
 
 import grpc
 from interbank.v1 import (
     account_pb2,
     account_pb2_grpc,
+    audit_pb2,
+    audit_pb2_grpc,
     authorization_pb2,
     notification_pb2,
     notification_pb2_grpc,
@@ -27,14 +29,18 @@ from interbank.v1 import (
 from interbank.v1 import authorization_pb2_grpc as authz_grpc
 
 from bank.accounts import Accounts
+from bank.acquirer import Acquirer
+from bank.audit import member_books, settlement_books
 from bank.challenges import Challenges
 from bank.clearing import Clearing
 from bank.issuer import Issuer
 from bank.opening import open_bank_books, open_settlement_books
-from bank.outgoing import OutgoingTransfers
+from bank.outgoing import OutgoingTransfers, SettlementMessage, StatusAnswer
 from bank.schema import BANK_SCHEMA, SETTLEMENT_SCHEMA
 from bank.servicers import (
     AccountServicer,
+    AcquirerServicer,
+    AuditServicer,
     ChallengeServicer,
     ClearingServicer,
     IssuerServicer,
@@ -42,7 +48,7 @@ from bank.servicers import (
 )
 from bank.settlement import Settlement
 from payment import errors
-from payment.clock import now
+from payment.clock import now, timestamp
 from payment.config import NetworkConfig, NodeConfig, Role
 from payment.logs import get_logger
 from payment.notifications import NotificationServicer
@@ -55,6 +61,7 @@ _log = get_logger("paynet.bank")
 CALL_TIMEOUT_S = 5.0
 SWEEP_INTERVAL_S = 0.5
 RETRY_INTERVAL_S = 2.0
+WINDOW_CHECK_S = 1.0
 
 # A peer's refusal with one of these codes means it recorded nothing and never
 # will for this request: book it as a rejection instead of retrying forever.
@@ -115,6 +122,7 @@ class BankApp:
         self.store = Store(node.data_dir / "bank.sqlite3", BANK_SCHEMA)
         self.outgoing = OutgoingTransfers(self.store, self._submit)
         self.issuer = Issuer(self.store, network, node, self.outgoing)
+        self.acquirer = Acquirer(self.store, network, node, self.outgoing)
         self.challenges = Challenges(self.store, network.risk)
         self.clearing = Clearing(self.store, network, node)
         self.accounts = Accounts(self.store, node.bank_code)
@@ -126,15 +134,18 @@ class BankApp:
         """The services this node serves."""
         return (
             _service(authorization_pb2, "IssuerService"),
+            _service(authorization_pb2, "AcquirerService"),
             _service(authorization_pb2, "ChallengeService"),
             _service(settlement_pb2, "ClearingService"),
             _service(account_pb2, "AccountService"),
             _service(notification_pb2, "NotificationService"),
+            _service(audit_pb2, "AuditService"),
         )
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the bank's servicers to server."""
         authz_grpc.add_IssuerServiceServicer_to_server(IssuerServicer(self.issuer), server)
+        authz_grpc.add_AcquirerServiceServicer_to_server(AcquirerServicer(self.acquirer), server)
         authz_grpc.add_ChallengeServiceServicer_to_server(
             ChallengeServicer(self.challenges), server
         )
@@ -146,6 +157,18 @@ class BankApp:
         )
         notification_pb2_grpc.add_NotificationServiceServicer_to_server(
             NotificationServicer(self.store), server
+        )
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.books), server)
+
+    async def books(self) -> audit_pb2.GetBooksResponse:
+        """The bank's books for the network audit."""
+        moment = now()
+        member = await self.store.read(lambda conn: member_books(conn, moment))
+        return audit_pb2.GetBooksResponse(
+            bank_code=self.node.bank_code or "",
+            currency_code=self.network.currency,
+            as_of=timestamp(moment),
+            member=member,
         )
 
     async def start(self) -> None:
@@ -169,16 +192,26 @@ class BankApp:
             self._channel = None
         await self.store.close()
 
-    async def _submit(
-        self, request: settlement_pb2.SubmitCreditTransferRequest
-    ) -> settlement_pb2.SubmitCreditTransferResponse | None:
+    async def _submit(self, message: SettlementMessage) -> StatusAnswer | None:
         if self._channel is None:
             return None
         stub = settlement_pb2_grpc.SettlementServiceStub(self._channel)
-        return await _transfer_status(
-            stub.SubmitCreditTransfer(request, timeout=CALL_TIMEOUT_S),
-            settlement_pb2.SubmitCreditTransferResponse,
-            request.request_id,
+        if isinstance(message, settlement_pb2.CreditTransfer):
+            call = stub.SubmitCreditTransfer(
+                settlement_pb2.SubmitCreditTransferRequest(
+                    request_id=message.instruction_id, transfer=message
+                ),
+                timeout=CALL_TIMEOUT_S,
+            )
+            return await _status_answer(call, message.instruction_id)
+        return await _status_answer(
+            stub.SubmitPaymentReturn(
+                settlement_pb2.SubmitPaymentReturnRequest(
+                    request_id=message.return_id, payment_return=message
+                ),
+                timeout=CALL_TIMEOUT_S,
+            ),
+            message.return_id,
         )
 
 
@@ -197,12 +230,27 @@ class SettlementApp:
     @property
     def service_names(self) -> Sequence[str]:
         """The services this node serves."""
-        return (_service(settlement_pb2, "SettlementService"),)
+        return (
+            _service(settlement_pb2, "SettlementService"),
+            _service(audit_pb2, "AuditService"),
+        )
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the settlement servicer to server."""
         settlement_pb2_grpc.add_SettlementServiceServicer_to_server(
-            SettlementServicer(self.settlement, self.network), server
+            SettlementServicer(self.settlement, self.network, self.store), server
+        )
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.books), server)
+
+    async def books(self) -> audit_pb2.GetBooksResponse:
+        """The settlement bank's books for the network audit."""
+        moment = now()
+        books = await self.store.read(settlement_books)
+        return audit_pb2.GetBooksResponse(
+            bank_code=self.node.bank_code or "",
+            currency_code=self.network.currency,
+            as_of=timestamp(moment),
+            settlement=books,
         )
 
     async def start(self) -> None:
@@ -216,7 +264,9 @@ class SettlementApp:
         for bank in self.network.nodes_with_role(Role.BANK):
             if bank.bank_code is not None:
                 self._channels[bank.bank_code] = secure_channel(bank.address, self._tls)
+        await self.settlement.settle_closed_windows()
         self._background.every(RETRY_INTERVAL_S, "delivery-retry", self.settlement.forward_pending)
+        self._background.every(WINDOW_CHECK_S, "window-closer", self.settlement.close_if_due)
 
     async def close(self) -> None:
         """Stop background work, then close the channels and the store."""
@@ -226,42 +276,44 @@ class SettlementApp:
         self._channels.clear()
         await self.store.close()
 
-    async def _deliver(
-        self, bank_code: str, request: settlement_pb2.ReceiveCreditTransferRequest
-    ) -> settlement_pb2.ReceiveCreditTransferResponse | None:
+    async def _deliver(self, bank_code: str, message: SettlementMessage) -> StatusAnswer | None:
         channel = self._channels.get(bank_code)
         if channel is None:
             return None
         stub = settlement_pb2_grpc.ClearingServiceStub(channel)
-        return await _transfer_status(
-            stub.ReceiveCreditTransfer(request, timeout=CALL_TIMEOUT_S),
-            settlement_pb2.ReceiveCreditTransferResponse,
-            request.request_id,
+        if isinstance(message, settlement_pb2.CreditTransfer):
+            call = stub.ReceiveCreditTransfer(
+                settlement_pb2.ReceiveCreditTransferRequest(
+                    request_id=message.instruction_id, transfer=message
+                ),
+                timeout=CALL_TIMEOUT_S,
+            )
+            return await _status_answer(call, message.instruction_id)
+        return await _status_answer(
+            stub.ReceivePaymentReturn(
+                settlement_pb2.ReceivePaymentReturnRequest(
+                    request_id=message.return_id, payment_return=message
+                ),
+                timeout=CALL_TIMEOUT_S,
+            ),
+            message.return_id,
         )
 
 
-StatusReport = TypeVar(
-    "StatusReport",
-    settlement_pb2.SubmitCreditTransferResponse,
-    settlement_pb2.ReceiveCreditTransferResponse,
-)
+class _StatusReport(Protocol):
+    status: settlement_pb2.TransferStatus.ValueType
+    reason_code: str
 
 
-async def _transfer_status(
-    call: Awaitable[StatusReport], report: type[StatusReport], instruction_id: str
-) -> StatusReport | None:
+async def _status_answer(call: Awaitable[_StatusReport], message_id: str) -> StatusAnswer | None:
     """A peer's status report; a definitive refusal as REJECTED; None when unknown (retry)."""
     try:
-        return await call
+        report = await call
     except grpc.aio.AioRpcError as exc:
-        refusal = _refusal(exc, instruction_id)
-        if refusal is None:
-            return None
-        return report(
-            instruction_id=instruction_id,
-            status=settlement_pb2.TRANSFER_STATUS_REJECTED,
-            reason_code=refusal,
-        )
+        refusal = _refusal(exc, message_id)
+        return None if refusal is None else ("REJECTED", refusal)
+    status = settlement_pb2.TransferStatus.Name(report.status).removeprefix("TRANSFER_STATUS_")
+    return status, report.reason_code
 
 
 def _refusal(exc: grpc.aio.AioRpcError, instruction_id: str) -> str | None:

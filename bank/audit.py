@@ -16,21 +16,27 @@ run beside live nodes.
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bank import ledger
+from interbank.v1 import audit_pb2
+
+from bank import ledger, windows
 from bank.opening import CENTRAL, RESERVE, SUSPENSE
+from payment.clock import to_iso
 
 __all__ = [
     "BankTotals",
     "SettlementTotals",
     "bank_totals",
+    "member_books",
     "read_bank_totals",
     "read_settlement_totals",
+    "settlement_books",
     "settlement_totals",
 ]
 
@@ -125,6 +131,56 @@ def settlement_totals(conn: sqlite3.Connection) -> SettlementTotals:
         credits_pending=totals.credits_pending,
         reserves=reserves,
         central_issued=-central.booked if central else 0,
+    )
+
+
+def _sums(totals: BankTotals | SettlementTotals) -> audit_pb2.LedgerSums:
+    return audit_pb2.LedgerSums(
+        debits_posted=totals.debits_posted,
+        credits_posted=totals.credits_posted,
+        debits_pending=totals.debits_pending,
+        credits_pending=totals.credits_pending,
+    )
+
+
+def member_books(conn: sqlite3.Connection, now: dt.datetime) -> audit_pb2.MemberBooks:
+    """A commercial bank's books for the network audit, from one snapshot."""
+    totals = bank_totals(conn)
+    (overdue,) = conn.execute(
+        "SELECT COUNT(*) FROM holds WHERE status IN ('CHALLENGE_PENDING', 'AUTHORIZED')"
+        " AND expires_at < ?",
+        (to_iso(now),),
+    ).fetchone()
+    (unsettled,) = conn.execute(
+        "SELECT COUNT(*) FROM outgoing_transfers WHERE settlement_state = 'PENDING'"
+    ).fetchone()
+    return audit_pb2.MemberBooks(
+        sums=_sums(totals),
+        holder_balance_minor=totals.holder_balance,
+        reserve_mirror_minor=totals.reserve_balance,
+        suspense_minor=totals.suspense_balance,
+        overdue_holds=overdue,
+        unsettled_outgoing=unsettled,
+    )
+
+
+def settlement_books(conn: sqlite3.Connection) -> audit_pb2.SettlementBooks:
+    """The settlement bank's books for the network audit, from one snapshot."""
+    totals = settlement_totals(conn)
+    unsettled = windows.unsettled_positions(conn)
+    (pending,) = conn.execute(
+        "SELECT COUNT(*) FROM settlement_transfers WHERE status = 'PENDING'"
+    ).fetchone()
+    return audit_pb2.SettlementBooks(
+        sums=_sums(totals),
+        reserves=[
+            audit_pb2.ReservePosition(
+                bank_code=code, reserve_minor=reserve, unsettled_net_minor=unsettled.get(code, 0)
+            )
+            for code, reserve in sorted(totals.reserves.items())
+        ],
+        central_issued_minor=totals.central_issued,
+        pending_transfers=pending,
     )
 
 

@@ -23,7 +23,7 @@ from payment.clock import to_iso
 from payment.config import NetworkConfig, NodeConfig
 from payment.storage import Store, request_hash
 
-__all__ = ["Clearing", "receive_credit_transfer"]
+__all__ = ["Clearing", "receive_credit_transfer", "receive_payment_return"]
 
 _ACCEPTED = settlement_pb2.TRANSFER_STATUS_ACCEPTED
 _REJECTED = settlement_pb2.TRANSFER_STATUS_REJECTED
@@ -62,6 +62,29 @@ class Clearing:
                 )
             )
 
+    async def receive_return(
+        self,
+        request: settlement_pb2.ReceivePaymentReturnRequest,
+        *,
+        now: dt.datetime | None = None,
+    ) -> settlement_pb2.ReceivePaymentReturnResponse:
+        """Credit a returned amount to the original debtor once; a repeat gets the first answer."""
+        moment = now or clock_now()
+        payment_return = request.payment_return
+        if not payment_return.return_id or not payment_return.returning_agent:
+            raise errors.InvalidArgument(
+                "FIELD_INVALID",
+                "return_id and returning_agent are required",
+                field="payment_return.return_id",
+            )
+        key = f"return\x00{payment_return.returning_agent}\x00{payment_return.return_id}"
+        async with self._store.exclusive(key):
+            return await self._store.transaction(
+                lambda conn: receive_payment_return(
+                    conn, payment_return, own_code=self._code, currency=self._currency, now=moment
+                )
+            )
+
 
 def receive_credit_transfer(
     conn: sqlite3.Connection,
@@ -97,8 +120,8 @@ def receive_credit_transfer(
         transfer_id = _credit(conn, transfer, own_code, now)
     conn.execute(
         "INSERT INTO incoming_transfers (debtor_agent, instruction_id, request_hash, status,"
-        " reason_code, account_id, amount, ledger_transfer_id, received_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " reason_code, account_id, amount, end_to_end_id, ledger_transfer_id, received_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             transfer.debtor_agent,
             transfer.instruction_id,
@@ -107,6 +130,7 @@ def receive_credit_transfer(
             reason or "",
             account_id if reason is None else None,
             transfer.amount.amount_minor,
+            transfer.end_to_end_id,
             transfer_id,
             to_iso(now),
         ),
@@ -163,6 +187,127 @@ def _credit(
         amount=money(amount.amount_minor, amount.currency_code),
         order_id=transfer.end_to_end_id,
         instruction_id=transfer.instruction_id,
+        balance_after=money(account.booked, amount.currency_code),
+        description=description,
+    )
+    return transfer_id
+
+
+def receive_payment_return(
+    conn: sqlite3.Connection,
+    payment_return: settlement_pb2.PaymentReturn,
+    *,
+    own_code: str,
+    currency: str,
+    now: dt.datetime,
+) -> settlement_pb2.ReceivePaymentReturnResponse:
+    """Credit the customer debited by the original transfer, once per (returning agent, id).
+
+    The return must name a transfer this bank sent and settled to the
+    returning agent, and all returns of it together may not exceed it.
+    """
+    digest = request_hash(payment_return)
+    row = conn.execute(
+        "SELECT request_hash, status, reason_code FROM incoming_returns"
+        " WHERE returning_agent = ? AND return_id = ?",
+        (payment_return.returning_agent, payment_return.return_id),
+    ).fetchone()
+    if row is not None:
+        if bytes(row[0]) != digest:
+            raise errors.AlreadyExists(
+                "IDEMPOTENCY_KEY_REUSED",
+                "this return_id was already delivered with different content",
+                return_id=payment_return.return_id,
+            )
+        return settlement_pb2.ReceivePaymentReturnResponse(
+            return_id=payment_return.return_id,
+            status=settlement_pb2.TransferStatus.Value(f"TRANSFER_STATUS_{row[1]}"),
+            reason_code=row[2],
+        )
+    amount = payment_return.amount
+    original = conn.execute(
+        "SELECT account_id, amount, hold_id, order_id FROM outgoing_transfers"
+        " WHERE instruction_id = ? AND kind = 'transfer' AND creditor_agent = ?"
+        " AND settlement_state = 'SETTLED'",
+        (payment_return.original_instruction_id, payment_return.returning_agent),
+    ).fetchone()
+    reason: str | None = None
+    if payment_return.receiving_agent != own_code:
+        reason = "UNKNOWN_CREDITOR_AGENT"
+    elif amount.currency_code != currency or amount.amount_minor <= 0:
+        reason = "FIELD_INVALID"
+    elif original is None:
+        reason = "ORIGINAL_TRANSFER_NOT_FOUND"
+    else:
+        (returned,) = conn.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM incoming_returns"
+            " WHERE original_instruction_id = ? AND status = 'ACCEPTED'",
+            (payment_return.original_instruction_id,),
+        ).fetchone()
+        if returned + amount.amount_minor > original[1]:
+            reason = "RETURN_EXCEEDS_ORIGINAL"
+    account_id = transfer_id = None
+    if reason is None:
+        account_id, _, hold_id, order_id = original
+        transfer_id = _credit_return(conn, payment_return, own_code, account_id, order_id, now)
+        conn.execute(
+            "UPDATE holds SET refunded_minor = refunded_minor + ? WHERE hold_id = ?",
+            (amount.amount_minor, hold_id),
+        )
+    conn.execute(
+        "INSERT INTO incoming_returns (returning_agent, return_id, request_hash,"
+        " original_instruction_id, status, reason_code, account_id, amount, ledger_transfer_id,"
+        " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            payment_return.returning_agent,
+            payment_return.return_id,
+            digest,
+            payment_return.original_instruction_id,
+            "REJECTED" if reason else "ACCEPTED",
+            reason or "",
+            account_id,
+            amount.amount_minor,
+            transfer_id,
+            to_iso(now),
+        ),
+    )
+    return settlement_pb2.ReceivePaymentReturnResponse(
+        return_id=payment_return.return_id,
+        status=_REJECTED if reason else _ACCEPTED,
+        reason_code=reason or "",
+    )
+
+
+def _credit_return(
+    conn: sqlite3.Connection,
+    payment_return: settlement_pb2.PaymentReturn,
+    own_code: str,
+    account_id: str,
+    order_id: str,
+    now: dt.datetime,
+) -> str:
+    amount = payment_return.amount
+    description = f"refund from {payment_return.returning_agent}"
+    transfer_id = ledger.transfer(
+        conn,
+        RESERVE,
+        account_id,
+        amount.amount_minor,
+        amount.currency_code,
+        now=now,
+        order_id=order_id,
+        description=description,
+    )
+    account = ledger.account(conn, account_id)
+    assert account is not None and account.holder_uri is not None  # the original debited it
+    emit_account_entry(
+        conn,
+        account.holder_uri,
+        account=common_pb2.AccountRef(bank_code=own_code, account_id=account_id),
+        credit=True,
+        amount=money(amount.amount_minor, amount.currency_code),
+        order_id=order_id,
+        instruction_id=payment_return.return_id,
         balance_after=money(account.booked, amount.currency_code),
         description=description,
     )

@@ -45,7 +45,7 @@ OPEN_STATUSES = (CHALLENGE_PENDING, AUTHORIZED)
 _COLUMNS = (
     "hold_id, transaction_id, order_id, merchant_name, customer_name, account_id,"
     " creditor_bank_code, creditor_account_id, amount, currency, status, ledger_transfer_id,"
-    " challenge_id, instruction_id, created_at, expires_at"
+    " challenge_id, instruction_id, created_at, expires_at, refunded_minor"
 )
 
 
@@ -85,6 +85,8 @@ class Hold:
     """When it was placed (ISO-8601)."""
     expires_at: str
     """When it expires unless captured (ISO-8601)."""
+    refunded_minor: int = 0
+    """Money returned to the customer by the acquirer's payment returns."""
 
     @property
     def status_proto(self) -> authorization_pb2.HoldStatus.ValueType:

@@ -34,7 +34,7 @@ from bank.holds import (
 )
 from bank.notices import emit_account_entry, emit_hold_notice, money
 from bank.opening import SUSPENSE, instrument_hash
-from bank.outgoing import PENDING, OutgoingTransfers
+from bank.outgoing import PENDING, OutgoingTransfers, record_outgoing
 from payment import errors
 from payment.clock import from_iso, timestamp, to_iso
 from payment.clock import now as clock_now
@@ -85,15 +85,16 @@ class Issuer:
         moment = now or clock_now()
 
         async def step() -> authz.CaptureHoldResponse:
-            instruction_id, state = await self._store.transaction(
+            instruction_id, state, reason = await self._store.transaction(
                 lambda conn: self._capture(conn, request.hold_id, moment)
             )
             if state == PENDING:
-                state = await self._outgoing.deliver(instruction_id)
+                state, reason = await self._outgoing.deliver(instruction_id)
             return authz.CaptureHoldResponse(
                 hold_status=authz.HOLD_STATUS_CAPTURED,
                 instruction_id=instruction_id,
                 settlement_state=authz.SettlementState.Value(f"SETTLEMENT_STATE_{state}"),
+                settlement_reason=reason,
             )
 
         return await self._store.once_async(
@@ -265,13 +266,16 @@ class Issuer:
                 "the dual signature does not verify with the customer's enrolled key",
             )
 
-    def _capture(self, conn: sqlite3.Connection, hold_id: str, now: dt.datetime) -> tuple[str, str]:
+    def _capture(
+        self, conn: sqlite3.Connection, hold_id: str, now: dt.datetime
+    ) -> tuple[str, str, str]:
         hold = require_hold(conn, hold_id)
         if hold.status == CAPTURED:
-            (state,) = conn.execute(
-                "SELECT settlement_state FROM outgoing_transfers WHERE hold_id = ?", (hold_id,)
+            state, reason = conn.execute(
+                "SELECT settlement_state, reason_code FROM outgoing_transfers WHERE hold_id = ?",
+                (hold_id,),
             ).fetchone()
-            return str(hold.instruction_id), str(state)
+            return str(hold.instruction_id), str(state), str(reason)
         if hold.status == CHALLENGE_PENDING:
             raise errors.FailedPrecondition(
                 "CHALLENGE_NOT_ANSWERED", "the customer has not answered the challenge yet"
@@ -299,22 +303,7 @@ class Issuer:
             remittance_information=f"order {hold.order_id}",
             created_at=timestamp(now),
         )
-        conn.execute(
-            "INSERT INTO outgoing_transfers (instruction_id, hold_id, account_id, order_id, amount,"
-            " creditor_agent, transfer, settlement_state, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                instruction_id,
-                hold_id,
-                hold.account_id,
-                hold.order_id,
-                hold.amount,
-                hold.creditor_bank_code,
-                credit_transfer.SerializeToString(),
-                PENDING,
-                to_iso(now),
-            ),
-        )
+        record_outgoing(conn, credit_transfer, account_id=hold.account_id, now=now, hold_id=hold_id)
         conn.execute(
             "UPDATE holds SET status = ?, instruction_id = ? WHERE hold_id = ?",
             (CAPTURED, instruction_id, hold_id),
@@ -332,7 +321,7 @@ class Issuer:
             balance_after=money(account.booked, hold.currency),
             description=f"purchase at {hold.merchant_name}",
         )
-        return instruction_id, PENDING
+        return instruction_id, PENDING, ""
 
     def _void(self, conn: sqlite3.Connection, hold_id: str) -> authz.VoidHoldResponse:
         hold = require_hold(conn, hold_id)
@@ -355,6 +344,7 @@ class Issuer:
             status=hold.status_proto,
             amount=money(hold.amount, hold.currency),
             expires_at=timestamp(hold.expires_at),
+            refunded_total=money(hold.refunded_minor, hold.currency),
         )
         row = conn.execute(
             "SELECT settlement_state FROM outgoing_transfers WHERE hold_id = ?", (hold.hold_id,)

@@ -21,6 +21,7 @@ from payment.pki import Pki
 
 __all__ = [
     "CENTRAL",
+    "CLEARING",
     "RESERVE",
     "SUSPENSE",
     "instrument_hash",
@@ -38,6 +39,11 @@ SUSPENSE = "@suspense"
 """Money debited from a customer and not yet settled to the acquirer."""
 CENTRAL = "@central"
 """The settlement bank's issuance account: the source of every reserve."""
+
+
+CLEARING = "@clearing"
+"""The settlement bank's net settlement account: net debtors pay in, net creditors are
+paid out, all in one transaction, so it is back to 0 after every window."""
 
 
 def settlement_reserve(bank_code: str) -> str:
@@ -123,6 +129,7 @@ def open_settlement_books(
     """Open every member bank's reserve, funded with its holders' opening balances."""
     currency = network.currency
     ledger.create_account(conn, CENTRAL, "central", currency, now=now)
+    ledger.create_account(conn, CLEARING, "clearing", currency, now=now)
     opened = 0
     for bank in network.nodes_with_role(Role.BANK):
         assert bank.bank_code is not None  # config guarantees a code for every bank

@@ -1,13 +1,17 @@
-"""Outgoing credit transfers: settling a captured hold through the settlement bank.
+"""Outgoing interbank messages: settling captures and refunds through the settlement bank.
 
-Capture debits the customer into the suspense account and records the
-transfer PENDING. Delivery sends it to the settlement bank (same request id
-every time, so retries are safe) and applies the answer in one transaction:
+Two kinds leave a bank the same way: a credit transfer when a hold is
+captured (the customer was debited) and a payment return when a merchant
+refunds (the merchant was debited). Either way the holder's money waits in
+suspense with the message recorded PENDING. Delivery sends it to the
+settlement bank (same id every time, so retries are safe) and applies the
+answer in one transaction:
 
 - ACCEPTED: suspense -> reserve, the money left the bank; state SETTLED.
-- REJECTED: suspense -> customer, the debit is reversed; state REJECTED.
+- REJECTED: suspense -> holder, the debit is reversed (with a notice and a
+  statement line); state REJECTED.
 - no answer (unreachable, timeout, PENDING): nothing changes; the app's
-  retry loop delivers again until the transfer is decided.
+  retry loop delivers again until the message is decided.
 """
 
 from __future__ import annotations
@@ -30,51 +34,100 @@ from payment.storage import Store
 __all__ = [
     "PENDING",
     "REJECTED",
+    "RETURN",
     "SETTLED",
+    "TRANSFER",
     "OutgoingTransfers",
-    "SubmitTransfer",
+    "SettlementMessage",
+    "StatusAnswer",
+    "Submit",
     "apply_settlement_answer",
+    "record_outgoing",
 ]
 
 PENDING = "PENDING"
 SETTLED = "SETTLED"
 REJECTED = "REJECTED"
+TRANSFER, RETURN = "transfer", "return"
 
-SubmitTransfer = Callable[
-    [settlement_pb2.SubmitCreditTransferRequest],
-    Awaitable[settlement_pb2.SubmitCreditTransferResponse | None],
-]
-"""Sends a transfer to the settlement bank; None when the outcome is unknown."""
+SettlementMessage = settlement_pb2.CreditTransfer | settlement_pb2.PaymentReturn
+"""What a bank sends to the settlement bank."""
+
+StatusAnswer = tuple[str, str]
+"""The settlement bank's answer: (ACCEPTED, REJECTED or PENDING, reason code)."""
+
+Submit = Callable[[SettlementMessage], Awaitable[StatusAnswer | None]]
+"""Sends a message to the settlement bank; None when the outcome is unknown."""
 
 _log = get_logger("paynet.bank.outgoing")
+_SETTLED_TEXT = {TRANSFER: "settled to acquirer", RETURN: "returned to issuer"}
+
+
+def record_outgoing(
+    conn: sqlite3.Connection,
+    message: SettlementMessage,
+    *,
+    account_id: str,
+    now: dt.datetime,
+    hold_id: str | None = None,
+    request_hash: bytes | None = None,
+) -> str:
+    """Record a message PENDING (its debit already in suspense); returns its id."""
+    if isinstance(message, settlement_pb2.CreditTransfer):
+        kind, message_id, counterparty = TRANSFER, message.instruction_id, message.creditor_agent
+        order_id, original = message.end_to_end_id, None
+    else:
+        kind, message_id, counterparty = RETURN, message.return_id, message.receiving_agent
+        order_id, original = message.original_end_to_end_id, message.original_instruction_id
+    conn.execute(
+        "INSERT INTO outgoing_transfers (instruction_id, kind, hold_id, original_instruction_id,"
+        " request_hash, account_id, order_id, amount, creditor_agent, transfer,"
+        " settlement_state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            message_id,
+            kind,
+            hold_id,
+            original,
+            request_hash,
+            account_id,
+            order_id,
+            message.amount.amount_minor,
+            counterparty,
+            message.SerializeToString(),
+            PENDING,
+            to_iso(now),
+        ),
+    )
+    return message_id
 
 
 def apply_settlement_answer(
     conn: sqlite3.Connection,
-    instruction_id: str,
-    answer: settlement_pb2.SubmitCreditTransferResponse,
+    message_id: str,
+    answer: StatusAnswer,
     *,
     now: dt.datetime,
 ) -> str:
-    """Book the settlement bank's answer for a pending transfer; returns the state now.
+    """Book the settlement bank's answer for a pending message; returns the state now.
 
-    An answer for a transfer that is already decided changes nothing, so a
+    An answer for a message that is already decided changes nothing, so a
     late or repeated answer is harmless.
     """
     row = conn.execute(
-        "SELECT account_id, order_id, amount, settlement_state FROM outgoing_transfers"
-        " WHERE instruction_id = ?",
-        (instruction_id,),
+        "SELECT kind, account_id, order_id, amount, settlement_state, transfer"
+        " FROM outgoing_transfers WHERE instruction_id = ?",
+        (message_id,),
     ).fetchone()
     if row is None:
-        raise ledger.LedgerError(f"no outgoing transfer {instruction_id}")
-    account_id, order_id, amount, state = row
-    if state != PENDING:
+        raise ledger.LedgerError(f"no outgoing transfer {message_id}")
+    kind, account_id, order_id, amount, state, blob = row
+    status, reason = answer
+    if state != PENDING or status not in ("ACCEPTED", "REJECTED"):
         return str(state)
     (currency,) = conn.execute(
         "SELECT currency FROM accounts WHERE account_id = ?", (account_id,)
     ).fetchone()
-    if answer.status == settlement_pb2.TRANSFER_STATUS_ACCEPTED:
+    if status == "ACCEPTED":
         ledger.transfer(
             conn,
             SUSPENSE,
@@ -83,11 +136,11 @@ def apply_settlement_answer(
             currency,
             now=now,
             order_id=order_id,
-            description="settled to acquirer",
+            description=_SETTLED_TEXT[kind],
         )
         new_state = SETTLED
-    elif answer.status == settlement_pb2.TRANSFER_STATUS_REJECTED:
-        reason = answer.reason_code or "REJECTED"
+    else:
+        reason = reason or "REJECTED"
         description = f"reversal: {reason}"
         ledger.transfer(
             conn,
@@ -104,68 +157,67 @@ def apply_settlement_answer(
         emit_account_entry(
             conn,
             holder_uri(conn, account_id),
-            account=common_pb2.AccountRef(
-                bank_code=_own_code(conn, instruction_id), account_id=account_id
-            ),
+            account=common_pb2.AccountRef(bank_code=_own_code(kind, blob), account_id=account_id),
             credit=True,
             amount=money(amount, currency),
             order_id=order_id,
-            instruction_id=instruction_id,
+            instruction_id=message_id,
             balance_after=money(holder.booked, currency),
             description=description,
         )
         new_state = REJECTED
-    else:
-        return PENDING
     conn.execute(
         "UPDATE outgoing_transfers SET settlement_state = ?, reason_code = ?, decided_at = ?"
         " WHERE instruction_id = ?",
-        (new_state, answer.reason_code, to_iso(now), instruction_id),
+        (new_state, reason if new_state == REJECTED else "", to_iso(now), message_id),
     )
     return new_state
 
 
-def _own_code(conn: sqlite3.Connection, instruction_id: str) -> str:
-    (blob,) = conn.execute(
-        "SELECT transfer FROM outgoing_transfers WHERE instruction_id = ?", (instruction_id,)
-    ).fetchone()
-    return settlement_pb2.CreditTransfer.FromString(blob).debtor_agent
+def _message(kind: str, blob: bytes) -> SettlementMessage:
+    if kind == TRANSFER:
+        return settlement_pb2.CreditTransfer.FromString(blob)
+    return settlement_pb2.PaymentReturn.FromString(blob)
+
+
+def _own_code(kind: str, blob: bytes) -> str:
+    message = _message(kind, blob)
+    if isinstance(message, settlement_pb2.CreditTransfer):
+        return message.debtor_agent
+    return message.returning_agent
 
 
 class OutgoingTransfers:
-    """Delivers this bank's pending credit transfers to the settlement bank."""
+    """Delivers this bank's pending transfers and returns to the settlement bank."""
 
-    def __init__(self, store: Store, submit: SubmitTransfer) -> None:
+    def __init__(self, store: Store, submit: Submit) -> None:
         self._store = store
         self._submit = submit
 
-    async def deliver(self, instruction_id: str) -> str:
-        """Send one transfer (if still pending) and book the answer; returns its state."""
-        async with self._store.exclusive(f"outgoing\x00{instruction_id}"):
+    async def deliver(self, message_id: str) -> tuple[str, str]:
+        """Send one message (if still pending) and book the answer; returns (state, reason)."""
+        async with self._store.exclusive(f"outgoing\x00{message_id}"):
             row = await self._store.read(
                 lambda conn: conn.execute(
-                    "SELECT transfer, settlement_state FROM outgoing_transfers"
+                    "SELECT kind, transfer, settlement_state, reason_code FROM outgoing_transfers"
                     " WHERE instruction_id = ?",
-                    (instruction_id,),
+                    (message_id,),
                 ).fetchone()
             )
             if row is None:
-                raise ledger.LedgerError(f"no outgoing transfer {instruction_id}")
-            if row[1] != PENDING:
-                return str(row[1])
-            request = settlement_pb2.SubmitCreditTransferRequest(
-                request_id=instruction_id,
-                transfer=settlement_pb2.CreditTransfer.FromString(row[0]),
-            )
-            answer = await self._submit(request)
+                raise ledger.LedgerError(f"no outgoing transfer {message_id}")
+            if row[2] != PENDING:
+                return str(row[2]), str(row[3])
+            answer = await self._submit(_message(row[0], row[1]))
             if answer is None:
-                return PENDING
-            return await self._store.transaction(
-                lambda conn: apply_settlement_answer(conn, instruction_id, answer, now=clock_now())
+                return PENDING, ""
+            state = await self._store.transaction(
+                lambda conn: apply_settlement_answer(conn, message_id, answer, now=clock_now())
             )
+            return state, (answer[1] or "REJECTED") if state == REJECTED else ""
 
     async def deliver_pending(self) -> int:
-        """Deliver every pending transfer once, oldest first; returns how many got decided."""
+        """Deliver every pending message once, oldest first; returns how many got decided."""
         ids = await self._store.read(
             lambda conn: [
                 r[0]
@@ -177,9 +229,9 @@ class OutgoingTransfers:
             ]
         )
         decided = 0
-        for instruction_id in ids:
-            state = await self.deliver(instruction_id)
+        for message_id in ids:
+            state, _ = await self.deliver(message_id)
             if state != PENDING:
                 decided += 1
-                _log.info("settlement.decided", instruction_id=instruction_id, state=state)
+                _log.info("settlement.decided", instruction_id=message_id, state=state)
         return decided

@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS holds (
     ledger_transfer_id TEXT NOT NULL REFERENCES transfers (transfer_id),
     challenge_id TEXT,
     instruction_id TEXT,
+    refunded_minor INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     expires_at TEXT NOT NULL
 );
@@ -85,7 +86,10 @@ CREATE TABLE IF NOT EXISTS challenges (
 );
 CREATE TABLE IF NOT EXISTS outgoing_transfers (
     instruction_id TEXT PRIMARY KEY,
-    hold_id TEXT NOT NULL UNIQUE REFERENCES holds (hold_id),
+    kind TEXT NOT NULL DEFAULT 'transfer' CHECK (kind IN ('transfer', 'return')),
+    hold_id TEXT UNIQUE REFERENCES holds (hold_id),
+    original_instruction_id TEXT,
+    request_hash BLOB,
     account_id TEXT NOT NULL,
     order_id TEXT NOT NULL,
     amount INTEGER NOT NULL,
@@ -97,6 +101,8 @@ CREATE TABLE IF NOT EXISTS outgoing_transfers (
     decided_at TEXT
 );
 CREATE INDEX IF NOT EXISTS outgoing_state ON outgoing_transfers (settlement_state);
+CREATE INDEX IF NOT EXISTS outgoing_original
+    ON outgoing_transfers (original_instruction_id) WHERE original_instruction_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS incoming_transfers (
     debtor_agent TEXT NOT NULL,
     instruction_id TEXT NOT NULL,
@@ -105,10 +111,26 @@ CREATE TABLE IF NOT EXISTS incoming_transfers (
     reason_code TEXT NOT NULL DEFAULT '',
     account_id TEXT,
     amount INTEGER NOT NULL,
+    end_to_end_id TEXT NOT NULL DEFAULT '',
     ledger_transfer_id TEXT,
     received_at TEXT NOT NULL,
     PRIMARY KEY (debtor_agent, instruction_id)
 );
+CREATE TABLE IF NOT EXISTS incoming_returns (
+    returning_agent TEXT NOT NULL,
+    return_id TEXT NOT NULL,
+    request_hash BLOB NOT NULL,
+    original_instruction_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason_code TEXT NOT NULL DEFAULT '',
+    account_id TEXT,
+    amount INTEGER NOT NULL,
+    ledger_transfer_id TEXT,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (returning_agent, return_id)
+);
+CREATE INDEX IF NOT EXISTS incoming_returns_original
+    ON incoming_returns (original_instruction_id);
 """
 )
 
@@ -118,17 +140,40 @@ SETTLEMENT_SCHEMA = (
 CREATE TABLE IF NOT EXISTS settlement_transfers (
     debtor_agent TEXT NOT NULL,
     instruction_id TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('transfer', 'return')),
+    original_instruction_id TEXT,
     request_hash BLOB NOT NULL,
     creditor_agent TEXT NOT NULL,
     amount INTEGER NOT NULL,
-    transfer BLOB NOT NULL,
+    message BLOB NOT NULL,
     status TEXT NOT NULL,
     reason_code TEXT NOT NULL DEFAULT '',
     ledger_transfer_id TEXT,
+    window_id TEXT REFERENCES settlement_windows (window_id),
     created_at TEXT NOT NULL,
     decided_at TEXT,
     PRIMARY KEY (debtor_agent, instruction_id)
 );
 CREATE INDEX IF NOT EXISTS settlement_status ON settlement_transfers (status);
+CREATE INDEX IF NOT EXISTS settlement_window ON settlement_transfers (window_id, status);
+CREATE INDEX IF NOT EXISTS settlement_original
+    ON settlement_transfers (original_instruction_id) WHERE original_instruction_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS settlement_windows (
+    window_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('OPEN', 'CLOSED', 'SETTLED')),
+    opened_at TEXT NOT NULL,
+    closed_at TEXT,
+    settled_at TEXT,
+    transfer_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS settlement_one_open_window
+    ON settlement_windows (status) WHERE status = 'OPEN';
+CREATE TABLE IF NOT EXISTS window_positions (
+    window_id TEXT NOT NULL REFERENCES settlement_windows (window_id),
+    bank_code TEXT NOT NULL,
+    net_minor INTEGER NOT NULL DEFAULT 0,
+    pending_out_minor INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (window_id, bank_code)
+);
 """
 )

@@ -8,15 +8,17 @@ server's error interceptor.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 
 import grpc
-from interbank.v1 import account_pb2, account_pb2_grpc
+from interbank.v1 import account_pb2, account_pb2_grpc, audit_pb2, audit_pb2_grpc
 from interbank.v1 import authorization_pb2 as authz
 from interbank.v1 import authorization_pb2_grpc as authz_grpc
 from interbank.v1 import settlement_pb2 as pb
 from interbank.v1 import settlement_pb2_grpc as pb_grpc
 
 from bank.accounts import Accounts
+from bank.acquirer import Acquirer
 from bank.challenges import Challenges
 from bank.clearing import Clearing
 from bank.issuer import Issuer
@@ -24,19 +26,17 @@ from bank.settlement import Settlement
 from payment import errors
 from payment.config import NetworkConfig, Role
 from payment.identity import caller
+from payment.storage import Store
 
 __all__ = [
     "AccountServicer",
+    "AcquirerServicer",
+    "AuditServicer",
     "ChallengeServicer",
     "ClearingServicer",
     "IssuerServicer",
     "SettlementServicer",
 ]
-
-
-def _not_yet(method: str) -> errors.Unimplemented:
-    # Same answer as the generated base servicer's, which mypy sees as abstract.
-    return errors.Unimplemented("RPC_NOT_IMPLEMENTED", f"{method} is not implemented yet")
 
 
 class IssuerServicer(authz_grpc.IssuerServiceServicer):
@@ -66,14 +66,31 @@ class IssuerServicer(authz_grpc.IssuerServiceServicer):
     async def RefundCapture(
         self, request: authz.RefundCaptureRequest, context: grpc.aio.ServicerContext
     ) -> authz.RefundCaptureResponse:
-        """Not served yet (refunds are a later issue): UNIMPLEMENTED."""
-        raise _not_yet("RefundCapture")
+        """Deprecated: refunds are returns sent by the acquirer."""
+        raise errors.FailedPrecondition(
+            "REFUND_VIA_ACQUIRER",
+            "the merchant's money is at its bank: refund with GatewayService.RefundPayment,"
+            " which asks the acquirer to send a payment return",
+        )
 
     async def GetHold(
         self, request: authz.GetHoldRequest, context: grpc.aio.ServicerContext
     ) -> authz.GetHoldResponse:
         """Report a hold."""
         return await self._issuer.get_hold(request)
+
+
+class AcquirerServicer(authz_grpc.AcquirerServiceServicer):
+    """AcquirerService, called by the gateway."""
+
+    def __init__(self, acquirer: Acquirer) -> None:
+        self._acquirer = acquirer
+
+    async def ReturnPayment(
+        self, request: authz.ReturnPaymentRequest, context: grpc.aio.ServicerContext
+    ) -> authz.ReturnPaymentResponse:
+        """Refund (part of) a settled payment as an interbank return."""
+        return await self._acquirer.return_payment(request, caller().uri)
 
 
 class ChallengeServicer(authz_grpc.ChallengeServiceServicer):
@@ -104,8 +121,8 @@ class ClearingServicer(pb_grpc.ClearingServiceServicer):
     async def ReceivePaymentReturn(
         self, request: pb.ReceivePaymentReturnRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReceivePaymentReturnResponse:
-        """Not served yet (returns are a later issue): UNIMPLEMENTED."""
-        raise _not_yet("ReceivePaymentReturn")
+        """Credit a settled return to the original debtor."""
+        return await self._clearing.receive_return(request)
 
 
 class AccountServicer(account_pb2_grpc.AccountServiceServicer):
@@ -134,9 +151,10 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
 class SettlementServicer(pb_grpc.SettlementServiceServicer):
     """SettlementService, called by member banks."""
 
-    def __init__(self, settlement: Settlement, network: NetworkConfig) -> None:
+    def __init__(self, settlement: Settlement, network: NetworkConfig, store: Store) -> None:
         self._settlement = settlement
         self._network = network
+        self._store = store
 
     def _caller_code(self) -> str:
         identity = caller()
@@ -157,8 +175,8 @@ class SettlementServicer(pb_grpc.SettlementServiceServicer):
     async def SubmitPaymentReturn(
         self, request: pb.SubmitPaymentReturnRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitPaymentReturnResponse:
-        """Not served yet (returns are a later issue): UNIMPLEMENTED."""
-        raise _not_yet("SubmitPaymentReturn")
+        """Settle a payment return."""
+        return await self._settlement.submit_return(request, self._caller_code())
 
     async def GetTransferStatus(
         self, request: pb.GetTransferStatusRequest, context: grpc.aio.ServicerContext
@@ -169,11 +187,35 @@ class SettlementServicer(pb_grpc.SettlementServiceServicer):
     async def GetSettlementWindow(
         self, request: pb.GetSettlementWindowRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetSettlementWindowResponse:
-        """Not served yet (net settlement is a later issue): UNIMPLEMENTED."""
-        raise _not_yet("GetSettlementWindow")
+        """A settlement window and its net positions."""
+        window = await self._settlement.get_window(request.window_id)
+        return pb.GetSettlementWindowResponse(window=window)
 
     async def CloseSettlementWindow(
         self, request: pb.CloseSettlementWindowRequest, context: grpc.aio.ServicerContext
     ) -> pb.CloseSettlementWindowResponse:
-        """Not served yet (net settlement is a later issue): UNIMPLEMENTED."""
-        raise _not_yet("CloseSettlementWindow")
+        """Close the open window and settle its net positions (once per request_id)."""
+
+        async def step() -> pb.CloseSettlementWindowResponse:
+            return pb.CloseSettlementWindowResponse(window=await self._settlement.close_window())
+
+        return await self._store.once_async(
+            f"CloseSettlementWindow|{caller().uri}",
+            request.request_id,
+            request,
+            pb.CloseSettlementWindowResponse,
+            step,
+        )
+
+
+class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
+    """AuditService: the bank's books in sums, for the settlement bank's audit."""
+
+    def __init__(self, books: Callable[[], Awaitable[audit_pb2.GetBooksResponse]]) -> None:
+        self._books = books
+
+    async def GetBooks(
+        self, request: audit_pb2.GetBooksRequest, context: grpc.aio.ServicerContext
+    ) -> audit_pb2.GetBooksResponse:
+        """The books, from one snapshot of the store."""
+        return await self._books()

@@ -1,16 +1,20 @@
-"""The settlement bank: member banks' reserves, moved gross per credit transfer.
+"""The settlement bank: member banks' reserves, moved gross or net.
 
-A submitted transfer is recorded PENDING and its amount earmarked on the
-debtor bank's reserve as a pending ledger transfer to the creditor bank's
-reserve, in one transaction. It is then delivered to the creditor bank:
+Two kinds of interbank message settle here the same way: credit transfers
+(pacs.008, issuer -> acquirer) and payment returns (pacs.004, acquirer ->
+issuer, referencing the transfer they return). Each is identified by (paying
+agent, id), recorded PENDING, delivered to the receiving bank, and decided by
+its answer:
 
-- ACCEPTED: the pending transfer is posted; the reserves have moved.
-- REJECTED: the pending transfer is voided; no reserves moved (pacs.002 RJCT).
+- gross mode: the amount is earmarked at once as a pending ledger transfer
+  between the two reserves; ACCEPTED posts it, REJECTED voids it.
+- net mode: it joins the open settlement window, within the paying bank's net
+  debit cap (:mod:`bank.windows`); reserves move only when the window closes.
 - no answer: it stays PENDING; resubmission and the app's retry loop deliver
-  it again (the creditor bank is idempotent by instruction id).
+  it again (the receiving bank is idempotent by id).
 
 A transfer between two accounts at the same bank moves no reserves and is
-only delivered. Transfers are identified by (debtor agent, instruction id).
+only delivered.
 """
 
 from __future__ import annotations
@@ -18,39 +22,90 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
+from interbank.v1 import common_pb2
 from interbank.v1 import settlement_pb2 as pb
 
-from bank import ledger
+from bank import ledger, windows
 from bank.opening import settlement_reserve
 from payment import errors
 from payment.clock import now as clock_now
-from payment.clock import to_iso
-from payment.config import NetworkConfig, Role
+from payment.clock import timestamp, to_iso
+from payment.config import NetworkConfig, Role, SettlementMode
 from payment.logs import get_logger
 from payment.storage import Store, request_hash
 
-__all__ = ["DeliverTransfer", "Settlement"]
+__all__ = ["Deliver", "Settlement", "SettlementMessage", "StatusAnswer"]
 
-DeliverTransfer = Callable[
-    [str, pb.ReceiveCreditTransferRequest], Awaitable[pb.ReceiveCreditTransferResponse | None]
-]
-"""Delivers a transfer to the bank with a code; None when the outcome is unknown."""
+SettlementMessage = pb.CreditTransfer | pb.PaymentReturn
+"""What settles: a credit transfer or a payment return."""
+
+StatusAnswer = tuple[str, str]
+"""A receiving bank's answer: (ACCEPTED or REJECTED, reason code)."""
+
+Deliver = Callable[[str, SettlementMessage], Awaitable[StatusAnswer | None]]
+"""Delivers a message to the bank with a code; None when the outcome is unknown."""
 
 _log = get_logger("paynet.settlement")
 _PENDING, _ACCEPTED, _REJECTED = "PENDING", "ACCEPTED", "REJECTED"
+_TRANSFER, _RETURN = "transfer", "return"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """The settlement-relevant fields of either kind of message."""
+
+    kind: str
+    message_id: str
+    payer: str
+    payee: str
+    amount: int
+    currency: str
+    end_to_end_id: str
+    original_instruction_id: str | None
+
+
+def _entry(message: SettlementMessage) -> _Entry:
+    if isinstance(message, pb.CreditTransfer):
+        return _Entry(
+            _TRANSFER,
+            message.instruction_id,
+            message.debtor_agent,
+            message.creditor_agent,
+            message.amount.amount_minor,
+            message.amount.currency_code,
+            message.end_to_end_id,
+            None,
+        )
+    return _Entry(
+        _RETURN,
+        message.return_id,
+        message.returning_agent,
+        message.receiving_agent,
+        message.amount.amount_minor,
+        message.amount.currency_code,
+        message.original_end_to_end_id,
+        message.original_instruction_id,
+    )
 
 
 class Settlement:
     """SettlementService's domain over the settlement bank's store."""
 
-    def __init__(self, store: Store, network: NetworkConfig, deliver: DeliverTransfer) -> None:
+    def __init__(self, store: Store, network: NetworkConfig, deliver: Deliver) -> None:
         self._store = store
         self._network = network
         self._deliver = deliver
+        self._net = network.settlement.mode is SettlementMode.NET
         self._members = {
             n.bank_code for n in network.nodes_with_role(Role.BANK) if n.bank_code is not None
         }
+
+    @property
+    def net_mode(self) -> bool:
+        """True when transfers settle in net settlement windows."""
+        return self._net
 
     async def submit(
         self,
@@ -65,25 +120,54 @@ class Settlement:
             raise errors.PermissionDenied(
                 "DEBTOR_AGENT_NOT_CALLER", "debtor_agent must be the calling bank's own code"
             )
-        self._validate(transfer)
-        moment = now or clock_now()
-        key = (transfer.debtor_agent, transfer.instruction_id)
-        async with self._store.exclusive(f"settle\x00{key[0]}\x00{key[1]}"):
-            status, reason = await self._store.transaction(
-                lambda conn: self._record(conn, transfer, moment)
-            )
-            if status == _PENDING:
-                status, reason = await self._forward(key)
+        self._validate(
+            transfer.instruction_id, transfer.amount, transfer.creditor_agent, "transfer"
+        )
+        status, reason, window_id = await self._settle(transfer, now or clock_now())
         return pb.SubmitCreditTransferResponse(
             instruction_id=transfer.instruction_id,
             status=pb.TransferStatus.Value(f"TRANSFER_STATUS_{status}"),
             reason_code=reason,
+            window_id=window_id,
+        )
+
+    async def submit_return(
+        self,
+        request: pb.SubmitPaymentReturnRequest,
+        caller_bank_code: str,
+        *,
+        now: dt.datetime | None = None,
+    ) -> pb.SubmitPaymentReturnResponse:
+        """Settle a return from the caller's bank of a transfer it received."""
+        payment_return = request.payment_return
+        if payment_return.returning_agent != caller_bank_code:
+            raise errors.PermissionDenied(
+                "RETURNING_AGENT_NOT_CALLER", "returning_agent must be the calling bank's own code"
+            )
+        self._validate(
+            payment_return.return_id,
+            payment_return.amount,
+            payment_return.receiving_agent,
+            "payment_return",
+        )
+        if not payment_return.original_instruction_id:
+            raise errors.InvalidArgument(
+                "FIELD_INVALID",
+                "payment_return.original_instruction_id is required",
+                field="payment_return.original_instruction_id",
+            )
+        status, reason, window_id = await self._settle(payment_return, now or clock_now())
+        return pb.SubmitPaymentReturnResponse(
+            return_id=payment_return.return_id,
+            status=pb.TransferStatus.Value(f"TRANSFER_STATUS_{status}"),
+            reason_code=reason,
+            window_id=window_id,
         )
 
     async def status(
         self, instruction_id: str, caller_bank_code: str
     ) -> pb.GetTransferStatusResponse:
-        """A transfer's status, told only to its debtor or creditor agent."""
+        """A transfer's (or return's) status, told only to the two banks it concerns."""
         row = await self._store.read(
             lambda conn: conn.execute(
                 "SELECT status, reason_code FROM settlement_transfers WHERE instruction_id = ?"
@@ -100,7 +184,7 @@ class Settlement:
         )
 
     async def forward_pending(self) -> int:
-        """Deliver every PENDING transfer again; returns how many got decided."""
+        """Deliver every PENDING message again; returns how many got decided."""
         keys = await self._store.read(
             lambda conn: conn.execute(
                 "SELECT debtor_agent, instruction_id FROM settlement_transfers"
@@ -109,127 +193,273 @@ class Settlement:
             ).fetchall()
         )
         decided = 0
-        for debtor, instruction_id in keys:
-            async with self._store.exclusive(f"settle\x00{debtor}\x00{instruction_id}"):
-                status, _ = await self._forward((debtor, instruction_id))
+        for payer, message_id in keys:
+            async with self._store.exclusive(f"settle\x00{payer}\x00{message_id}"):
+                status, _ = await self._forward((payer, message_id))
             if status != _PENDING:
                 decided += 1
-                _log.info("transfer.decided", instruction_id=instruction_id, status=status)
+                _log.info("transfer.decided", instruction_id=message_id, status=status)
         return decided
 
-    def _validate(self, transfer: pb.CreditTransfer) -> None:
+    async def get_window(self, window_id: str) -> pb.SettlementWindow:
+        """A settlement window (the open one when window_id is empty)."""
+        windows.require_net_mode(self._net)
+
+        def query(conn: sqlite3.Connection) -> windows.Window | None:
+            return windows.window(conn, window_id or None)
+
+        found = await self._store.read(query)
+        if found is None:
+            if window_id:
+                raise errors.NotFound(
+                    "SETTLEMENT_WINDOW_NOT_FOUND", f"no settlement window {window_id!r}"
+                )
+            # No transfer has arrived yet: open the first window to report it.
+            found = await self._store.transaction(
+                lambda conn: windows.window(conn, windows.open_window(conn, clock_now()))
+            )
+            assert found is not None
+        return self._window_proto(found)
+
+    async def close_window(self, *, now: dt.datetime | None = None) -> pb.SettlementWindow:
+        """Close the open window, net it and move the net amounts between reserves."""
+        windows.require_net_mode(self._net)
+        moment = now or clock_now()
+        async with self._store.exclusive("settlement-window"):
+            closed = await self._store.transaction(
+                lambda conn: windows.close_open_window(conn, moment)
+            )
+            await self._store.transaction(
+                lambda conn: windows.settle_window(conn, closed, self._network.currency, moment)
+            )
+            found = await self._store.read(lambda conn: windows.window(conn, closed))
+        assert found is not None
+        _log.info(
+            "window.settled",
+            window_id=found.window_id,
+            transfers=found.transfer_count,
+            positions=found.positions,
+        )
+        return self._window_proto(found)
+
+    async def settle_closed_windows(self) -> int:
+        """Settle windows left CLOSED by a crash between closing and settling."""
+        if not self._net:
+            return 0
+        async with self._store.exclusive("settlement-window"):
+            closed = await self._store.read(
+                lambda conn: [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT window_id FROM settlement_windows WHERE status = ?"
+                        " ORDER BY closed_at",
+                        (windows.CLOSED,),
+                    )
+                ]
+            )
+            for window_id in closed:
+                await self._settle_window(window_id)
+        return len(closed)
+
+    async def _settle_window(self, window_id: str) -> None:
+        def step(conn: sqlite3.Connection) -> None:
+            windows.settle_window(conn, window_id, self._network.currency, clock_now())
+
+        await self._store.transaction(step)
+
+    async def close_if_due(self) -> bool:
+        """Close the open window when it has transfers and its time is up (net mode)."""
+        seconds = self._network.settlement.window_seconds
+        if not self._net or seconds <= 0:
+            return False
+        current = await self._store.read(lambda conn: windows.window(conn, None))
+        if current is None or current.transfer_count == 0:
+            return False
+        age = clock_now() - dt.datetime.fromisoformat(current.opened_at)
+        if age.total_seconds() < seconds:
+            return False
+        await self.close_window()
+        return True
+
+    def _window_proto(self, found: windows.Window) -> pb.SettlementWindow:
+        message = pb.SettlementWindow(
+            window_id=found.window_id,
+            status=pb.SettlementWindowStatus.Value(f"SETTLEMENT_WINDOW_STATUS_{found.status}"),
+            opened_at=timestamp(found.opened_at),
+            transfer_count=found.transfer_count,
+            positions=[
+                pb.NetPosition(bank_code=bank, net_minor=net, currency_code=self._network.currency)
+                for bank, net in sorted(found.positions.items())
+            ],
+        )
+        for field, moment in (("closed_at", found.closed_at), ("settled_at", found.settled_at)):
+            stamp = timestamp(moment)
+            if stamp is not None:
+                getattr(message, field).CopyFrom(stamp)
+        return message
+
+    def _validate(self, message_id: str, amount: common_pb2.Money, payee: str, prefix: str) -> None:
         problems = {
-            "transfer.instruction_id": not transfer.instruction_id,
-            "transfer.amount": transfer.amount.amount_minor <= 0
-            or transfer.amount.currency_code != self._network.currency,
-            "transfer.creditor_agent": not transfer.creditor_agent,
+            f"{prefix}.id": not message_id,
+            f"{prefix}.amount": amount.amount_minor <= 0
+            or amount.currency_code != self._network.currency,
+            f"{prefix}.receiving_agent": not payee,
         }
         for field, bad in problems.items():
             if bad:
                 raise errors.InvalidArgument("FIELD_INVALID", f"{field} is invalid", field=field)
 
+    async def _settle(self, message: SettlementMessage, now: dt.datetime) -> tuple[str, str, str]:
+        entry = _entry(message)
+        key = (entry.payer, entry.message_id)
+        async with self._store.exclusive(f"settle\x00{key[0]}\x00{key[1]}"):
+            status, reason, window_id = await self._store.transaction(
+                lambda conn: self._record(conn, message, entry, now)
+            )
+            if status == _PENDING:
+                status, reason = await self._forward(key)
+        return status, reason, window_id
+
     def _record(
-        self, conn: sqlite3.Connection, transfer: pb.CreditTransfer, now: dt.datetime
-    ) -> tuple[str, str]:
-        digest = request_hash(transfer)
+        self,
+        conn: sqlite3.Connection,
+        message: SettlementMessage,
+        entry: _Entry,
+        now: dt.datetime,
+    ) -> tuple[str, str, str]:
+        digest = request_hash(message)
         row = conn.execute(
-            "SELECT request_hash, status, reason_code FROM settlement_transfers"
+            "SELECT request_hash, status, reason_code, window_id FROM settlement_transfers"
             " WHERE debtor_agent = ? AND instruction_id = ?",
-            (transfer.debtor_agent, transfer.instruction_id),
+            (entry.payer, entry.message_id),
         ).fetchone()
         if row is not None:
             if bytes(row[0]) != digest:
                 raise errors.AlreadyExists(
                     "IDEMPOTENCY_KEY_REUSED",
-                    "this instruction_id was already submitted with different content",
-                    instruction_id=transfer.instruction_id,
+                    f"this {entry.kind} id was already submitted with different content",
+                    instruction_id=entry.message_id,
                 )
-            return str(row[1]), str(row[2])
-        status, reason, ledger_id = _PENDING, "", None
-        debtor, creditor = transfer.debtor_agent, transfer.creditor_agent
-        if creditor not in self._members:
-            status, reason = _REJECTED, "UNKNOWN_CREDITOR_AGENT"
-        elif creditor != debtor:
+            return str(row[1]), str(row[2]), str(row[3] or "")
+        status, reason, ledger_id, window_id = _PENDING, "", None, None
+        refusal = self._refusal(conn, entry)
+        if refusal is not None:
+            status, reason = _REJECTED, refusal
+        elif entry.payee != entry.payer and self._net:
+            window_id = windows.open_window(conn, now)
+            cap = self._network.settlement.cap_of(entry.payer)
+            refusal = windows.cap_refusal(conn, window_id, entry.payer, entry.amount, cap)
+            if refusal is not None:
+                status, reason, window_id = _REJECTED, refusal, None
+            else:
+                windows.record_pending(conn, window_id, entry.payer, entry.amount)
+        elif entry.payee != entry.payer:
             # Earmarked, not posted: a rejection then leaves the reserves untouched.
             try:
                 ledger_id = ledger.transfer(
                     conn,
-                    settlement_reserve(debtor),
-                    settlement_reserve(creditor),
-                    transfer.amount.amount_minor,
-                    transfer.amount.currency_code,
+                    settlement_reserve(entry.payer),
+                    settlement_reserve(entry.payee),
+                    entry.amount,
+                    entry.currency,
                     now=now,
-                    order_id=transfer.end_to_end_id,
-                    description=transfer.instruction_id,
+                    order_id=entry.end_to_end_id,
+                    description=entry.message_id,
                     pending=True,
                 )
             except ledger.LimitExceeded:
                 status, reason = _REJECTED, "INSUFFICIENT_RESERVE"
         conn.execute(
-            "INSERT INTO settlement_transfers (debtor_agent, instruction_id, request_hash,"
-            " creditor_agent, amount, transfer, status, reason_code, ledger_transfer_id,"
-            " created_at, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO settlement_transfers (debtor_agent, instruction_id, kind,"
+            " original_instruction_id, request_hash, creditor_agent, amount, message, status,"
+            " reason_code, ledger_transfer_id, window_id, created_at, decided_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                debtor,
-                transfer.instruction_id,
+                entry.payer,
+                entry.message_id,
+                entry.kind,
+                entry.original_instruction_id,
                 digest,
-                creditor,
-                transfer.amount.amount_minor,
-                transfer.SerializeToString(),
+                entry.payee,
+                entry.amount,
+                message.SerializeToString(),
                 status,
                 reason,
                 ledger_id,
+                window_id,
                 to_iso(now),
                 to_iso(now) if status != _PENDING else None,
             ),
         )
-        return status, reason
+        if status == _REJECTED:
+            _log.info("transfer.rejected", instruction_id=entry.message_id, reason=reason)
+        return status, reason, window_id or ""
+
+    def _refusal(self, conn: sqlite3.Connection, entry: _Entry) -> str | None:
+        if entry.payee not in self._members:
+            return "UNKNOWN_CREDITOR_AGENT"
+        if entry.kind != _RETURN:
+            return None
+        original = conn.execute(
+            "SELECT amount FROM settlement_transfers WHERE debtor_agent = ?"
+            " AND instruction_id = ? AND kind = ? AND creditor_agent = ? AND status = ?",
+            (entry.payee, entry.original_instruction_id, _TRANSFER, entry.payer, _ACCEPTED),
+        ).fetchone()
+        if original is None:
+            return "ORIGINAL_TRANSFER_NOT_FOUND"
+        (returned,) = conn.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM settlement_transfers"
+            " WHERE original_instruction_id = ? AND kind = ? AND status != ?",
+            (entry.original_instruction_id, _RETURN, _REJECTED),
+        ).fetchone()
+        if returned + entry.amount > original[0]:
+            return "RETURN_EXCEEDS_ORIGINAL"
+        return None
 
     async def _forward(self, key: tuple[str, str]) -> tuple[str, str]:
         row = await self._store.read(
             lambda conn: conn.execute(
-                "SELECT transfer, status, reason_code FROM settlement_transfers"
+                "SELECT kind, message, status, reason_code FROM settlement_transfers"
                 " WHERE debtor_agent = ? AND instruction_id = ?",
                 key,
             ).fetchone()
         )
-        if row[1] != _PENDING:
-            return str(row[1]), str(row[2])
-        transfer = pb.CreditTransfer.FromString(row[0])
-        answer = await self._deliver(
-            transfer.creditor_agent,
-            pb.ReceiveCreditTransferRequest(request_id=transfer.instruction_id, transfer=transfer),
+        if row[2] != _PENDING:
+            return str(row[2]), str(row[3])
+        message: SettlementMessage = (
+            pb.CreditTransfer.FromString(row[1])
+            if row[0] == _TRANSFER
+            else pb.PaymentReturn.FromString(row[1])
         )
-        if answer is None or answer.status not in (
-            pb.TRANSFER_STATUS_ACCEPTED,
-            pb.TRANSFER_STATUS_REJECTED,
-        ):
+        answer = await self._deliver(_entry(message).payee, message)
+        if answer is None or answer[0] not in (_ACCEPTED, _REJECTED):
             return _PENDING, ""
-        return await self._store.transaction(lambda conn: _decide(conn, key, answer))
+        return await self._store.transaction(lambda conn: self._decide(conn, key, answer))
 
-
-def _decide(
-    conn: sqlite3.Connection, key: tuple[str, str], answer: pb.ReceiveCreditTransferResponse
-) -> tuple[str, str]:
-    row = conn.execute(
-        "SELECT status, reason_code, ledger_transfer_id FROM settlement_transfers"
-        " WHERE debtor_agent = ? AND instruction_id = ?",
-        key,
-    ).fetchone()
-    if row[0] != _PENDING:
-        return str(row[0]), str(row[1])
-    now = clock_now()
-    accepted = answer.status == pb.TRANSFER_STATUS_ACCEPTED
-    if row[2] is not None:
-        if accepted:
-            ledger.post_pending(conn, row[2], now=now)
-        else:
-            ledger.release_pending(conn, row[2])
-    status = _ACCEPTED if accepted else _REJECTED
-    reason = "" if accepted else answer.reason_code or "REJECTED_BY_CREDITOR_AGENT"
-    conn.execute(
-        "UPDATE settlement_transfers SET status = ?, reason_code = ?, decided_at = ?"
-        " WHERE debtor_agent = ? AND instruction_id = ?",
-        (status, reason, to_iso(now), *key),
-    )
-    return status, reason
+    def _decide(
+        self, conn: sqlite3.Connection, key: tuple[str, str], answer: StatusAnswer
+    ) -> tuple[str, str]:
+        row = conn.execute(
+            "SELECT status, reason_code, ledger_transfer_id, window_id, creditor_agent, amount"
+            " FROM settlement_transfers WHERE debtor_agent = ? AND instruction_id = ?",
+            key,
+        ).fetchone()
+        if row[0] != _PENDING:
+            return str(row[0]), str(row[1])
+        now = clock_now()
+        accepted = answer[0] == _ACCEPTED
+        if row[2] is not None:
+            if accepted:
+                ledger.post_pending(conn, row[2], now=now)
+            else:
+                ledger.release_pending(conn, row[2])
+        if row[3] is not None:
+            windows.record_answer(conn, row[3], key[0], row[4], row[5], accepted=accepted)
+        status = _ACCEPTED if accepted else _REJECTED
+        reason = "" if accepted else answer[1] or "REJECTED_BY_CREDITOR_AGENT"
+        conn.execute(
+            "UPDATE settlement_transfers SET status = ?, reason_code = ?, decided_at = ?"
+            " WHERE debtor_agent = ? AND instruction_id = ?",
+            (status, reason, to_iso(now), *key),
+        )
+        return status, reason

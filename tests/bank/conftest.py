@@ -20,6 +20,7 @@ from interbank.v1 import common_pb2, notification_pb2
 from interbank.v1 import settlement_pb2 as pb
 
 from bank.accounts import Accounts
+from bank.acquirer import Acquirer
 from bank.audit import bank_totals, settlement_totals
 from bank.challenges import Challenges
 from bank.clearing import Clearing
@@ -36,10 +37,11 @@ from payment.identity import spiffe_id
 from payment.pki import Pki, init_pki
 from payment.storage import Store
 
-ALFA, BETA, SETTLEMENT = "ALFAXX01", "BETAXX02", "SETLXX00"
+ALFA, BETA, GAMMA, SETTLEMENT = "ALFAXX01", "BETAXX02", "GAMMXX03", "SETLXX00"
 ALICE_CARD, ALICE_ACCOUNT = "4000001234567899", "ALFA00000001"
 BOB_CARD = "4000009876543210"
 CAROL_CARD = "4000005555555555"
+DAVE_CARD = "4000007777777777"
 
 
 def raw_network(tmp_path: Path) -> dict[str, Any]:
@@ -69,6 +71,13 @@ def raw_network(tmp_path: Path) -> dict[str, Any]:
                 "address": "127.0.0.1:0",
                 "data_dir": "data/beta",
                 "bank_code": BETA,
+            },
+            {
+                "name": "gamma",
+                "role": "bank",
+                "address": "127.0.0.1:0",
+                "data_dir": "data/gamma",
+                "bank_code": GAMMA,
             },
             {"name": "gateway", "role": "gateway", "address": "127.0.0.1:0"},
             {"name": "shop", "role": "merchant", "address": "127.0.0.1:0"},
@@ -105,6 +114,14 @@ def raw_network(tmp_path: Path) -> dict[str, Any]:
                 "opening_balance_minor": 20_000,
                 "account_number": "BETA00000002",
                 "card_number": BOB_CARD,
+            },
+            {
+                "name": "dave",
+                "bank": "gamma",
+                "account_id": "dave-current",
+                "opening_balance_minor": 30_000,
+                "account_number": "GAMM00000004",
+                "card_number": DAVE_CARD,
             },
         ],
         "merchants": [
@@ -165,6 +182,7 @@ class BankNode:
     clearing: Clearing
     accounts: Accounts
     outgoing: OutgoingTransfers
+    acquirer: Acquirer
 
 
 @dataclass
@@ -185,6 +203,10 @@ class World:
     @property
     def beta(self) -> BankNode:
         return self.banks[BETA]
+
+    @property
+    def gamma(self) -> BankNode:
+        return self.banks[GAMMA]
 
     @staticmethod
     def later(seconds: float) -> dt.datetime:
@@ -276,28 +298,59 @@ async def _open_bank(network: NetworkConfig, name: str, submit: Any) -> BankNode
         clearing=Clearing(store, network, node),
         accounts=Accounts(store, node.bank_code),
         outgoing=outgoing,
+        acquirer=Acquirer(store, network, node, outgoing),
     )
 
 
+def _answer(report: Any) -> tuple[str, str]:
+    return pb.TransferStatus.Name(report.status).removeprefix("TRANSFER_STATUS_"), report.reason_code
+
+
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    """The wired network, opened; its stores are closed afterwards."""
-    network = parse_network(raw_network(tmp_path), base_dir=tmp_path)
+async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    """The wired network, opened; its stores are closed afterwards.
+
+    A test marked ``@pytest.mark.network(settlement={...})`` gets those keys
+    merged into the network file (for example net settlement mode).
+    """
+    document = raw_network(tmp_path)
+    marker = request.node.get_closest_marker("network")
+    if marker is not None:
+        document.update(marker.kwargs)
+    network = parse_network(document, base_dir=tmp_path)
     pki = init_pki(network, tmp_path / "pki")
     holder: dict[str, World] = {}
 
-    async def submit(bank_code: str, request: pb.SubmitCreditTransferRequest) -> Any:
+    async def submit(bank_code: str, message: Any) -> Any:
         if SETTLEMENT in holder["w"].unreachable:
             return None
-        return await holder["w"].settlement.submit(request, bank_code)
+        settlement = holder["w"].settlement
+        if isinstance(message, pb.CreditTransfer):
+            request = pb.SubmitCreditTransferRequest(
+                request_id=message.instruction_id, transfer=message
+            )
+            return _answer(await settlement.submit(request, bank_code))
+        returned = pb.SubmitPaymentReturnRequest(
+            request_id=message.return_id, payment_return=message
+        )
+        return _answer(await settlement.submit_return(returned, bank_code))
 
-    async def deliver(bank_code: str, request: pb.ReceiveCreditTransferRequest) -> Any:
+    async def deliver(bank_code: str, message: Any) -> Any:
         if bank_code in holder["w"].unreachable:
             return None
-        return await holder["w"].banks[bank_code].clearing.receive(request)
+        clearing = holder["w"].banks[bank_code].clearing
+        if isinstance(message, pb.CreditTransfer):
+            request = pb.ReceiveCreditTransferRequest(
+                request_id=message.instruction_id, transfer=message
+            )
+            return _answer(await clearing.receive(request))
+        returned = pb.ReceivePaymentReturnRequest(
+            request_id=message.return_id, payment_return=message
+        )
+        return _answer(await clearing.receive_return(returned))
 
     banks = {}
-    for name, code in (("alfa", ALFA), ("beta", BETA)):
+    for name, code in (("alfa", ALFA), ("beta", BETA), ("gamma", GAMMA)):
         banks[code] = await _open_bank(
             network, name, lambda request, code=code: submit(code, request)
         )

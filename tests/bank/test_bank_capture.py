@@ -25,7 +25,7 @@ async def test_capture_debits_the_customer_once_and_credits_the_merchant(world):
     assert again.instruction_id == first.instruction_id
     assert await world.balance(world.alfa, "alice-current", "alice") == (95_500, 95_500, 0)
     assert await world.balance(world.beta, "shop-sales", "shop") == (4_500, 4_500, 0)
-    assert await reserves(world) == {"ALFAXX01": 100_500, "BETAXX02": 24_500}
+    assert await reserves(world) == {"ALFAXX01": 100_500, "BETAXX02": 24_500, "GAMMXX03": 30_000}
     alfa = await world.alfa.store.read(bank_totals)
     beta = await world.beta.store.read(bank_totals)
     assert (alfa.reserve_balance, beta.reserve_balance) == (100_500, 24_500)
@@ -87,7 +87,7 @@ async def test_an_unreachable_acquirer_leaves_the_transfer_pending_until_redeliv
     assert await world.settlement.forward_pending() == 1
     assert await world.alfa.outgoing.deliver_pending() == 1
     assert await world.balance(world.beta, "shop-sales", "shop") == (3_000, 3_000, 0)
-    assert await reserves(world) == {"ALFAXX01": 102_000, "BETAXX02": 23_000}
+    assert await reserves(world) == {"ALFAXX01": 102_000, "BETAXX02": 23_000, "GAMMXX03": 30_000}
     await world.assert_balanced()
 
 
@@ -98,7 +98,7 @@ async def test_a_rejected_settlement_reverses_the_customers_debit(world):
     captured = await world.capture(hold_id)
     assert captured.settlement_state == authz.SETTLEMENT_STATE_REJECTED
     assert await world.balance(world.alfa, "alice-current", "alice") == (100_000, 100_000, 0)
-    assert await reserves(world) == {"ALFAXX01": 105_000, "BETAXX02": 20_000}
+    assert await reserves(world) == {"ALFAXX01": 105_000, "BETAXX02": 20_000, "GAMMXX03": 30_000}
     alice = await world.events(world.alfa.store, world.uri(Role.CUSTOMER, "alice"))
     entries = [e.account_entry for e in alice if e.WhichOneof("event") == "account_entry"]
     assert [e.description for e in entries] == [
@@ -123,6 +123,6 @@ async def test_a_payment_to_a_merchant_at_the_same_bank_moves_no_reserves(world)
     assert captured.settlement_state == authz.SETTLEMENT_STATE_SETTLED
     assert await world.balance(world.beta, "bob-current", "bob") == (15_500, 15_500, 0)
     assert await world.balance(world.beta, "shop-sales", "shop") == (4_500, 4_500, 0)
-    assert await reserves(world) == {"ALFAXX01": 105_000, "BETAXX02": 20_000}
+    assert await reserves(world) == {"ALFAXX01": 105_000, "BETAXX02": 20_000, "GAMMXX03": 30_000}
     assert (await world.beta.store.read(bank_totals)).reserve_balance == 20_000
     await world.assert_balanced()

@@ -81,7 +81,7 @@ async def test_a_purchase_is_authorized_captured_and_credited_over_mtls(
     assert mine.booked.amount_minor == 95_500
 
 
-async def test_only_the_holder_reads_a_balance_and_refunds_are_not_served_yet(served):
+async def test_only_the_holder_reads_a_balance_and_refunds_go_through_the_acquirer(served):
     bob = account_pb2_grpc.AccountServiceStub(served["channel"]("bob", "beta"))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await bob.GetBalance(account_pb2.GetBalanceRequest(account_id="shop-sales"))
@@ -90,7 +90,8 @@ async def test_only_the_holder_reads_a_balance_and_refunds_are_not_served_yet(se
     issuer = authz_grpc.IssuerServiceStub(served["channel"]("gateway", "alfa"))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await issuer.RefundCapture(authz.RefundCaptureRequest(request_id="r"), timeout=5)
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert errors.error_info(caught.value).reason == "REFUND_VIA_ACQUIRER"
     shop_issuer = authz_grpc.IssuerServiceStub(served["channel"]("shop", "alfa"))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await shop_issuer.GetHold(authz.GetHoldRequest(hold_id="x"), timeout=5)

@@ -20,7 +20,7 @@ async def test_opening_credits_every_holder_and_mirrors_the_reserve(world):
     beta = await world.beta.store.read(bank_totals)
     assert (alfa.reserve_balance, beta.reserve_balance) == (105_000, 20_000)
     settlement = read_settlement_totals(world.settlement_store.path)
-    assert settlement.reserves == {"ALFAXX01": 105_000, "BETAXX02": 20_000}
+    assert settlement.reserves == {"ALFAXX01": 105_000, "BETAXX02": 20_000, "GAMMXX03": 30_000}
     await world.assert_balanced()
 
 
