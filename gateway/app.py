@@ -35,7 +35,11 @@ class GatewayApp:
         self._store = open_store(node.data_dir)
         self._issuers = IssuerChannels(tls)
         self.gateway = PaymentGateway(
-            self._store, network, load_gateway_key(network, node), self._issuers.issuer
+            self._store,
+            network,
+            load_gateway_key(network, node),
+            self._issuers.issuer,
+            self._issuers.acquirer,
         )
 
     @property

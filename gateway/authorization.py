@@ -15,7 +15,7 @@ from interbank.v1 import authorization_pb2
 
 from gateway import store as records
 from gateway.checks import GatewayKey, check_payment
-from gateway.issuers import CALL_TIMEOUT_S, IssuerLookup
+from gateway.issuers import CALL_TIMEOUT_S, AcquirerLookup, IssuerLookup
 from gateway.store import TransactionRecord, TransactionState
 from payment import errors
 from payment.config import NetworkConfig
@@ -42,12 +42,18 @@ class PaymentGateway:
     """Opens, checks and routes payments; keeps a record of each transaction."""
 
     def __init__(
-        self, store: Store, network: NetworkConfig, key: GatewayKey, issuers: IssuerLookup
+        self,
+        store: Store,
+        network: NetworkConfig,
+        key: GatewayKey,
+        issuers: IssuerLookup,
+        acquirers: AcquirerLookup,
     ) -> None:
         self._store = store
         self._network = network
         self._key = key
         self._issuers = issuers
+        self._acquirers = acquirers
 
     async def authorize(
         self, request: authorization_pb2.AuthorizePaymentRequest, merchant_name: str
@@ -133,7 +139,9 @@ class PaymentGateway:
             )
         )
         await self._store.transaction(
-            lambda conn: records.set_hold_status(conn, transaction_id, reply.hold_status)
+            lambda conn: records.record_capture(
+                conn, transaction_id, reply.hold_status, reply.instruction_id
+            )
         )
         _log.info(
             "capture.done",
@@ -145,6 +153,55 @@ class PaymentGateway:
             hold_status=reply.hold_status,
             instruction_id=reply.instruction_id,
             settlement_state=reply.settlement_state,
+            settlement_reason=reply.settlement_reason,
+        )
+
+    async def refund(
+        self, request: authorization_pb2.RefundPaymentRequest, merchant_name: str
+    ) -> authorization_pb2.RefundPaymentResponse:
+        """Ask the merchant's acquirer to return (part of) a captured transaction."""
+        record = await self._held(request.transaction_id, merchant_name, "PAYMENT_NOT_REFUNDABLE")
+        if (
+            record.hold_status != authorization_pb2.HOLD_STATUS_CAPTURED
+            or not record.instruction_id
+        ):
+            raise errors.FailedPrecondition(
+                "PAYMENT_NOT_REFUNDABLE",
+                f"transaction {record.transaction_id!r} was not captured: void it instead",
+                transaction_id=record.transaction_id,
+            )
+        amount = request.amount
+        if amount.amount_minor <= 0 or amount.currency_code != record.currency_code:
+            raise errors.InvalidArgument(
+                "FIELD_INVALID",
+                f"amount must be above 0 in {record.currency_code}",
+                field="amount",
+            )
+        acquirer = self._network.node(self._network.merchant(merchant_name).bank)
+        reply = await relayed(
+            self._acquirers(acquirer).ReturnPayment(
+                authorization_pb2.ReturnPaymentRequest(
+                    request_id=f"refund:{record.transaction_id}:{request.request_id}",
+                    original_instruction_id=record.instruction_id,
+                    original_debtor_agent=record.issuer_bank_code,
+                    amount=amount,
+                    merchant_name=merchant_name,
+                ),
+                timeout=CALL_TIMEOUT_S,
+            )
+        )
+        returned = reply.returned_total.amount_minor
+        await self._store.transaction(
+            lambda conn: records.record_refund(conn, record.transaction_id, returned)
+        )
+        _log.info(
+            "refund.done",
+            transaction_id=record.transaction_id,
+            return_id=reply.return_id,
+            refunded_minor=returned,
+        )
+        return authorization_pb2.RefundPaymentResponse(
+            refund_id=reply.return_id, refunded_total=reply.returned_total
         )
 
     async def void(

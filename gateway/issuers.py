@@ -17,9 +17,9 @@ from payment.config import NodeConfig
 from payment.tls import TlsIdentity, secure_channel
 
 if TYPE_CHECKING:
-    from interbank.v1.authorization_pb2_grpc import IssuerServiceAsyncStub
+    from interbank.v1.authorization_pb2_grpc import AcquirerServiceAsyncStub, IssuerServiceAsyncStub
 
-__all__ = ["CALL_TIMEOUT_S", "IssuerChannels", "IssuerLookup"]
+__all__ = ["CALL_TIMEOUT_S", "AcquirerLookup", "IssuerChannels", "IssuerLookup"]
 
 CALL_TIMEOUT_S = 5.0
 """Deadline of every outbound call, in seconds."""
@@ -27,6 +27,9 @@ CALL_TIMEOUT_S = 5.0
 
 IssuerLookup = Callable[[NodeConfig], "IssuerServiceAsyncStub"]
 """Finds the IssuerService stub of a bank node."""
+
+AcquirerLookup = Callable[[NodeConfig], "AcquirerServiceAsyncStub"]
+"""Finds the AcquirerService stub of a bank node."""
 
 
 class IssuerChannels:
@@ -41,11 +44,24 @@ class IssuerChannels:
         """The IssuerService stub of a bank, over its long-lived channel."""
         stub = self._stubs.get(bank.name)
         if stub is None:
-            channel = secure_channel(bank.address, self._tls)
-            self._channels[bank.name] = channel
-            stub = cast("IssuerServiceAsyncStub", authorization_pb2_grpc.IssuerServiceStub(channel))
+            stub = cast(
+                "IssuerServiceAsyncStub", authorization_pb2_grpc.IssuerServiceStub(self._to(bank))
+            )
             self._stubs[bank.name] = stub
         return stub
+
+    def acquirer(self, bank: NodeConfig) -> AcquirerServiceAsyncStub:
+        """The AcquirerService stub of a bank, over the same channel."""
+        return cast(
+            "AcquirerServiceAsyncStub", authorization_pb2_grpc.AcquirerServiceStub(self._to(bank))
+        )
+
+    def _to(self, bank: NodeConfig) -> grpc.aio.Channel:
+        channel = self._channels.get(bank.name)
+        if channel is None:
+            channel = secure_channel(bank.address, self._tls)
+            self._channels[bank.name] = channel
+        return channel
 
     async def close(self) -> None:
         """Close every channel opened so far."""

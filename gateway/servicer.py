@@ -10,7 +10,6 @@ import grpc
 from interbank.v1 import authorization_pb2, authorization_pb2_grpc
 
 from gateway.authorization import PaymentGateway
-from payment import errors
 from payment.identity import caller
 from payment.storage import Store
 
@@ -83,5 +82,12 @@ class GatewayServicer(authorization_pb2_grpc.GatewayServiceServicer):
         request: authorization_pb2.RefundPaymentRequest,
         context: grpc.aio.ServicerContext,
     ) -> authorization_pb2.RefundPaymentResponse:
-        """Not served yet (refunds are a later issue): UNIMPLEMENTED, reason RPC_NOT_IMPLEMENTED."""
-        raise errors.Unimplemented("RPC_NOT_IMPLEMENTED", "RefundPayment is not implemented yet")
+        """Refund (part of) one of the caller's captured transactions through its acquirer."""
+        merchant = caller()
+        return await self._store.once_async(
+            f"RefundPayment|{merchant.uri}",
+            request.request_id,
+            request,
+            authorization_pb2.RefundPaymentResponse,
+            lambda: self._gateway.refund(request, merchant.name),
+        )

@@ -26,7 +26,9 @@ __all__ = [
     "load_transaction",
     "mark_failed",
     "open_store",
+    "record_capture",
     "record_hold",
+    "record_refund",
     "set_hold_status",
 ]
 
@@ -42,6 +44,8 @@ CREATE TABLE IF NOT EXISTS payment_transaction (
     hold_id TEXT NOT NULL DEFAULT '',
     hold_status INTEGER NOT NULL DEFAULT 0,
     failure_reason TEXT NOT NULL DEFAULT '',
+    instruction_id TEXT NOT NULL DEFAULT '',
+    refunded_minor INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
@@ -87,6 +91,10 @@ class TransactionRecord:
     """The reason of the failure when state is FAILED."""
     created_at: str = ""
     """When the gateway recorded it (ISO-8601)."""
+    instruction_id: str = ""
+    """The interbank credit transfer of the capture, once captured."""
+    refunded_minor: int = 0
+    """Money refunded so far, in minor units."""
 
     def to_proto(self) -> authorization_pb2.PaymentTransaction:
         """The record as the contract's PaymentTransaction."""
@@ -101,6 +109,10 @@ class TransactionRecord:
             hold_id=self.hold_id,
             hold_status=self.hold_status,
             created_at=timestamp(self.created_at) if self.created_at else None,
+            refunded_total=common_pb2.Money(
+                amount_minor=self.refunded_minor, currency_code=self.currency_code
+            ),
+            instruction_id=self.instruction_id,
         )
 
 
@@ -137,8 +149,8 @@ def load_transaction(conn: sqlite3.Connection, transaction_id: str) -> Transacti
     """The transaction with this id, or None."""
     row = conn.execute(
         "SELECT transaction_id, order_id, merchant_name, amount_minor, currency_code,"
-        " issuer_bank_code, state, hold_id, hold_status, failure_reason, created_at"
-        " FROM payment_transaction WHERE transaction_id = ?",
+        " issuer_bank_code, state, hold_id, hold_status, failure_reason, created_at,"
+        " instruction_id, refunded_minor FROM payment_transaction WHERE transaction_id = ?",
         (transaction_id,),
     ).fetchone()
     if row is None:
@@ -155,6 +167,8 @@ def load_transaction(conn: sqlite3.Connection, transaction_id: str) -> Transacti
         hold_status=authorization_pb2.HoldStatus.ValueType(row[8]),
         failure_reason=row[9],
         created_at=row[10],
+        instruction_id=row[11],
+        refunded_minor=row[12],
     )
 
 
@@ -190,4 +204,27 @@ def mark_failed(conn: sqlite3.Connection, transaction_id: str, reason: str) -> N
         "UPDATE payment_transaction SET state = ?, failure_reason = ?, updated_at = ?"
         " WHERE transaction_id = ?",
         (str(TransactionState.FAILED), reason, now_iso(), transaction_id),
+    )
+
+
+def record_capture(
+    conn: sqlite3.Connection,
+    transaction_id: str,
+    hold_status: authorization_pb2.HoldStatus.ValueType,
+    instruction_id: str,
+) -> None:
+    """The issuer captured the hold; instruction_id is the resulting credit transfer."""
+    conn.execute(
+        "UPDATE payment_transaction SET hold_status = ?, instruction_id = ?, updated_at = ?"
+        " WHERE transaction_id = ?",
+        (int(hold_status), instruction_id, now_iso(), transaction_id),
+    )
+
+
+def record_refund(conn: sqlite3.Connection, transaction_id: str, refunded_minor: int) -> None:
+    """The acquirer reports refunded_minor returned so far (never decreases)."""
+    conn.execute(
+        "UPDATE payment_transaction SET refunded_minor = max(refunded_minor, ?), updated_at = ?"
+        " WHERE transaction_id = ?",
+        (refunded_minor, now_iso(), transaction_id),
     )

@@ -13,7 +13,7 @@ from merchant import orders, settlement_listener
 from merchant.catalog import Catalog
 from merchant.payments import GatewayKeyInfo, Storefront
 from merchant.peers import MerchantPeers
-from merchant.servicer import OrderServicer
+from merchant.servicer import BackOfficeServicer, OrderServicer
 from merchant.settlement_listener import SettlementListener
 from payment.config import NetworkConfig, NodeConfig, Role
 from payment.envelope import load_x25519_public, raw_public
@@ -28,6 +28,7 @@ SCHEMA = orders.SCHEMA + settlement_listener.SCHEMA
 
 SERVICE_NAMES = (
     order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,
+    order_pb2.DESCRIPTOR.services_by_name["BackOfficeService"].full_name,
     notification_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name,
 )
 
@@ -45,6 +46,7 @@ class MerchantApp:
 
     def __init__(self, network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> None:
         merchant = network.merchant(node.name)
+        self._name = node.name
         self.store = Store(node.data_dir / "merchant.sqlite3", SCHEMA)
         self._peers = MerchantPeers(network.the(Role.GATEWAY), network.node(merchant.bank), tls)
         self.storefront = Storefront(
@@ -65,13 +67,16 @@ class MerchantApp:
 
     @property
     def service_names(self) -> Sequence[str]:
-        """OrderService and NotificationService."""
+        """OrderService, BackOfficeService and NotificationService."""
         return SERVICE_NAMES
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the storefront and the customers' order-update stream."""
         order_pb2_grpc.add_OrderServiceServicer_to_server(
             OrderServicer(self.storefront, self.store), server
+        )
+        order_pb2_grpc.add_BackOfficeServiceServicer_to_server(
+            BackOfficeServicer(self.storefront, self.store, self._name), server
         )
         notification_pb2_grpc.add_NotificationServiceServicer_to_server(
             NotificationServicer(self.store), server

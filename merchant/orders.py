@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
-from interbank.v1 import notification_pb2, order_pb2
+from interbank.v1 import common_pb2, notification_pb2, order_pb2
 
 from payment import errors
 from payment.clock import now, timestamp
@@ -29,6 +29,7 @@ from payment.notifications import emit
 
 __all__ = [
     "PAID",
+    "REFUNDABLE",
     "SCHEMA",
     "TRANSITIONS",
     "IllegalTransition",
@@ -55,6 +56,9 @@ SETTLED: Final = order_pb2.ORDER_STATUS_SETTLED
 DELIVERY_CONFIRMED: Final = order_pb2.ORDER_STATUS_DELIVERY_CONFIRMED
 FAILED: Final = order_pb2.ORDER_STATUS_FAILED
 CANCELED: Final = order_pb2.ORDER_STATUS_CANCELED
+PARTIALLY_REFUNDED: Final = order_pb2.ORDER_STATUS_PARTIALLY_REFUNDED
+REFUNDED: Final = order_pb2.ORDER_STATUS_REFUNDED
+REVERSED: Final = order_pb2.ORDER_STATUS_REVERSED
 
 TRANSITIONS: Final[Mapping[OrderStatus, frozenset[OrderStatus]]] = {
     CREATED: frozenset({PAYMENT_PENDING, CANCELED}),
@@ -64,13 +68,28 @@ TRANSITIONS: Final[Mapping[OrderStatus, frozenset[OrderStatus]]] = {
     CHALLENGE_REQUIRED: frozenset({AUTHORIZED, CAPTURED, FAILED, CANCELED}),
     # Straight to SETTLED when the acquirer's credit overtakes the capture response.
     AUTHORIZED: frozenset({CAPTURED, CANCELED, FAILED, SETTLED}),
-    CAPTURED: frozenset({SETTLED, FAILED}),
-    SETTLED: frozenset({DELIVERY_CONFIRMED}),
+    # REVERSED: the interbank settlement was rejected and the customer's debit reversed.
+    CAPTURED: frozenset({SETTLED, FAILED, REVERSED}),
+    SETTLED: frozenset({DELIVERY_CONFIRMED, PARTIALLY_REFUNDED, REFUNDED}),
+    DELIVERY_CONFIRMED: frozenset({PARTIALLY_REFUNDED, REFUNDED}),
+    PARTIALLY_REFUNDED: frozenset({PARTIALLY_REFUNDED, REFUNDED}),
 }
-"""Every allowed move of an order; DELIVERY_CONFIRMED, FAILED and CANCELED are final."""
+"""Every allowed move of an order; FAILED, CANCELED, REFUNDED and REVERSED are final."""
+
+REFUNDABLE: Final = frozenset({SETTLED, DELIVERY_CONFIRMED, PARTIALLY_REFUNDED})
+"""Statuses in which the merchant has the money and can refund some of it."""
 
 PAID: Final = frozenset(
-    {PAYMENT_PENDING, CHALLENGE_REQUIRED, AUTHORIZED, CAPTURED, SETTLED, DELIVERY_CONFIRMED}
+    {
+        PAYMENT_PENDING,
+        CHALLENGE_REQUIRED,
+        AUTHORIZED,
+        CAPTURED,
+        SETTLED,
+        DELIVERY_CONFIRMED,
+        PARTIALLY_REFUNDED,
+        REFUNDED,
+    }
 )
 """Statuses in which a payment was submitted and has not failed."""
 
@@ -179,6 +198,7 @@ def transition(
     payment_ref: str | None = None,
     challenge: order_pb2.ChallengeRef | None = None,
     delivery: order_pb2.DeliveryConfirmation | None = None,
+    refunded_total: common_pb2.Money | None = None,
 ) -> OrderRecord:
     """Move an order to target, save it and queue an OrderUpdate for its customer.
 
@@ -200,6 +220,8 @@ def transition(
         order.ClearField("challenge")
     if delivery is not None:
         order.delivery.CopyFrom(delivery)
+    if refunded_total is not None:
+        order.refunded_total.CopyFrom(refunded_total)
     updated = OrderRecord(
         order=order,
         transaction_id=record.transaction_id if transaction_id is None else transaction_id,

@@ -40,9 +40,18 @@ FINAL_CAPTURE_REASONS = frozenset(
 )
 """Capture failures after which the order can never be paid: it becomes FAILED."""
 
-_CAPTURED_OR_LATER = frozenset({orders.CAPTURED, orders.SETTLED, orders.DELIVERY_CONFIRMED})
+_CAPTURED_OR_LATER = frozenset(
+    {
+        orders.CAPTURED,
+        orders.SETTLED,
+        orders.DELIVERY_CONFIRMED,
+        orders.PARTIALLY_REFUNDED,
+        orders.REFUNDED,
+        orders.REVERSED,
+    }
+)
 _HELD = frozenset({orders.CHALLENGE_REQUIRED, orders.AUTHORIZED})
-_FINAL_FAILURES = frozenset({orders.FAILED, orders.CANCELED})
+_FINAL_FAILURES = frozenset({orders.FAILED, orders.CANCELED, orders.REVERSED})
 
 
 @dataclass(frozen=True)
@@ -285,12 +294,25 @@ class Storefront:
             )
         )
 
+        rejected = reply.settlement_state == authorization_pb2.SETTLEMENT_STATE_REJECTED
+
         def record_capture(conn: sqlite3.Connection) -> order_pb2.Order:
             current = self._load(conn, order_id)
+            if current.order.status not in _CAPTURED_OR_LATER:
+                current = orders.transition(conn, self._trust_domain, current, orders.CAPTURED)
+            if rejected and current.order.status == orders.CAPTURED:
+                # The issuer reversed the customer's debit: the order will never be paid.
+                return orders.transition(
+                    conn,
+                    self._trust_domain,
+                    current,
+                    orders.REVERSED,
+                    failure_reason=reply.settlement_reason or "SETTLEMENT_REJECTED",
+                ).order
             # A concurrent completion or an early settlement notice may have moved it already.
-            if current.order.status in _CAPTURED_OR_LATER:
+            if current.order.status != orders.CAPTURED:
                 return current.order
-            captured = orders.transition(conn, self._trust_domain, current, orders.CAPTURED)
+            captured = current
             if captured.credit_pending:
                 return orders.settle(conn, self._trust_domain, captured).order
             return captured.order
@@ -303,6 +325,71 @@ class Storefront:
             instruction_id=reply.instruction_id,
         )
         return order
+
+    async def refund_order(
+        self, order_id: str, amount: common_pb2.Money | None, request_id: str
+    ) -> order_pb2.RefundOrderResponse:
+        """Refund (part of) a settled order through the gateway and the acquirer."""
+        record = await self._store.read(lambda conn: self._load(conn, order_id))
+        order = record.order
+        if order.status not in orders.REFUNDABLE:
+            raise errors.FailedPrecondition(
+                "ORDER_NOT_REFUNDABLE",
+                f"order {order_id!r} is {orders.status_name(order.status)}: only a settled order"
+                " can be refunded (cancel an unpaid one instead)",
+                order_id=order_id,
+            )
+        remaining = order.total.amount_minor - order.refunded_total.amount_minor
+        wanted = (
+            amount
+            if amount is not None
+            else common_pb2.Money(amount_minor=remaining, currency_code=order.total.currency_code)
+        )
+        if wanted.currency_code != order.total.currency_code or wanted.amount_minor <= 0:
+            raise errors.InvalidArgument(
+                "FIELD_INVALID",
+                f"amount must be above 0 in {order.total.currency_code}",
+                field="amount",
+            )
+        if wanted.amount_minor > remaining:
+            raise errors.FailedPrecondition(
+                "REFUND_EXCEEDS_PAYMENT",
+                f"at most {remaining} minor units of order {order_id!r} can still be refunded",
+                refundable_minor=str(remaining),
+            )
+        reply = await relayed(
+            self._gateway().RefundPayment(
+                authorization_pb2.RefundPaymentRequest(
+                    request_id=f"refund:{order_id}:{request_id}",
+                    transaction_id=record.transaction_id,
+                    amount=wanted,
+                ),
+                timeout=CALL_TIMEOUT_S,
+            )
+        )
+
+        def record_refund(conn: sqlite3.Connection) -> order_pb2.Order:
+            current = self._load(conn, order_id)
+            refunded = reply.refunded_total
+            if refunded.amount_minor <= current.order.refunded_total.amount_minor:
+                return current.order  # a replayed answer: already recorded
+            target = (
+                orders.REFUNDED
+                if refunded.amount_minor >= current.order.total.amount_minor
+                else orders.PARTIALLY_REFUNDED
+            )
+            return orders.transition(
+                conn, self._trust_domain, current, target, refunded_total=refunded
+            ).order
+
+        refunded_order = await self._store.transaction(record_refund)
+        _log.info(
+            "order.refunded",
+            order_id=order_id,
+            refund_id=reply.refund_id,
+            refunded_minor=reply.refunded_total.amount_minor,
+        )
+        return order_pb2.RefundOrderResponse(order=refunded_order, refund_id=reply.refund_id)
 
     def _move(
         self,

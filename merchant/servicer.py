@@ -10,10 +10,11 @@ import grpc
 from interbank.v1 import order_pb2, order_pb2_grpc
 
 from merchant.payments import Storefront
+from payment import errors
 from payment.identity import caller
 from payment.storage import Store
 
-__all__ = ["OrderServicer"]
+__all__ = ["BackOfficeServicer", "OrderServicer"]
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
@@ -103,4 +104,31 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             request,
             order_pb2.CancelOrderResponse,
             step,
+        )
+
+
+class BackOfficeServicer(order_pb2_grpc.BackOfficeServiceServicer):
+    """The merchant's own operations, for callers holding the merchant's certificate."""
+
+    def __init__(self, storefront: Storefront, store: Store, merchant_name: str) -> None:
+        self._storefront = storefront
+        self._store = store
+        self._merchant_name = merchant_name
+
+    async def RefundOrder(
+        self, request: order_pb2.RefundOrderRequest, context: grpc.aio.ServicerContext
+    ) -> order_pb2.RefundOrderResponse:
+        """Refund (part of) a settled order."""
+        operator = caller()
+        if operator.name != self._merchant_name:
+            raise errors.PermissionDenied(
+                "NOT_THIS_MERCHANT", "only this merchant's own certificate may refund its orders"
+            )
+        amount = request.amount if request.HasField("amount") else None
+        return await self._store.once_async(
+            f"RefundOrder|{operator.uri}",
+            request.request_id,
+            request,
+            order_pb2.RefundOrderResponse,
+            lambda: self._storefront.refund_order(request.order_id, amount, request.request_id),
         )

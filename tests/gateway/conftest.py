@@ -160,7 +160,7 @@ def issuer() -> FakeIssuer:
 def payment_gateway(
     store: Store, network: NetworkConfig, gateway_key: GatewayKey, issuer: FakeIssuer
 ) -> PaymentGateway:
-    return PaymentGateway(store, network, gateway_key, issuer.lookup)
+    return PaymentGateway(store, network, gateway_key, issuer.lookup, issuer.lookup)
 
 
 @dataclass

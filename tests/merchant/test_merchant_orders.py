@@ -106,8 +106,12 @@ def test_the_state_machine_allows_the_payment_path_and_keeps_final_states_final(
         orders.CAPTURED,
         orders.SETTLED,
         orders.DELIVERY_CONFIRMED,
+        orders.PARTIALLY_REFUNDED,
+        orders.PARTIALLY_REFUNDED,
+        orders.REFUNDED,
     ]
     for current, target in itertools.pairwise(path):
         orders.check_transition(current, target)
-    for final in (orders.DELIVERY_CONFIRMED, orders.FAILED, orders.CANCELED):
+    orders.check_transition(orders.CAPTURED, orders.REVERSED)
+    for final in (orders.FAILED, orders.CANCELED, orders.REFUNDED, orders.REVERSED):
         assert final not in orders.TRANSITIONS

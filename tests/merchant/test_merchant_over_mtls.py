@@ -258,7 +258,7 @@ async def test_gateway_errors_reach_the_customer_with_their_reason_over_mtls(
         assert errors.error_info(raised.value).reason == "INSTRUCTION_UNREADABLE"
 
 
-async def test_customers_cannot_call_the_gateway_and_refunds_are_not_offered_yet(
+async def test_customers_cannot_call_the_gateway_and_unknown_refunds_are_not_found(
     running: Running,
 ) -> None:
     pki = Pki(running.network.pki_dir)
@@ -274,4 +274,5 @@ async def test_customers_cannot_call_the_gateway_and_refunds_are_not_offered_yet
                 authorization_pb2.RefundPaymentRequest(request_id="r", transaction_id="x"),
                 timeout=5,
             )
-        assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+        assert errors.error_info(raised.value).reason == "TRANSACTION_NOT_FOUND"
