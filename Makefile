@@ -62,8 +62,9 @@ test: tools check-generated lint breaking ## the whole suite, as CI runs it
 run: venv ## a fresh network in a temporary directory, two purchases end to end
 	$(VENV)/bin/paynet demo
 
-bench: venv ## payments/s and latency against a bare grpc.aio echo over mTLS
+bench: venv ## payments/s and latency against a bare grpc.aio echo over mTLS; netting throughput
 	$(PY) -m payment.bench
+	$(PY) -m payment.netbench
 
 ci: test ## alias of test
 

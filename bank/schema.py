@@ -155,7 +155,9 @@ CREATE TABLE IF NOT EXISTS settlement_transfers (
     PRIMARY KEY (debtor_agent, instruction_id)
 );
 CREATE INDEX IF NOT EXISTS settlement_status ON settlement_transfers (status);
-CREATE INDEX IF NOT EXISTS settlement_window ON settlement_transfers (window_id, status);
+-- Covers the netting query at window close (no table lookups, no sort).
+CREATE INDEX IF NOT EXISTS settlement_window
+    ON settlement_transfers (window_id, status, debtor_agent, creditor_agent, amount);
 CREATE INDEX IF NOT EXISTS settlement_original
     ON settlement_transfers (original_instruction_id) WHERE original_instruction_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS settlement_windows (

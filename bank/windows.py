@@ -29,6 +29,7 @@ from bank import ledger
 from bank.opening import CLEARING, settlement_reserve
 from payment import errors
 from payment.clock import to_iso
+from payment.logs import get_logger
 
 __all__ = [
     "CLOSED",
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 OPEN, CLOSED, SETTLED = "OPEN", "CLOSED", "SETTLED"
+_log = get_logger("paynet.settlement.windows")
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,17 @@ def close_open_window(conn: sqlite3.Connection, now: dt.datetime) -> str:
         )
     # The netting proper: positions recomputed from the accepted transfers themselves.
     positions = net_positions(conn, closing)
+    running = {
+        bank: net
+        for bank, net in conn.execute(
+            "SELECT bank_code, net_minor FROM window_positions WHERE window_id = ? AND net_minor"
+            " != 0",
+            (closing,),
+        )
+    }
+    if running != {bank: net for bank, net in positions.items() if net}:
+        # The cap checks relied on the running positions: a drift is a bug worth a loud log.
+        _log.error("window.positions_drifted", window_id=closing, running=running, netted=positions)
     conn.execute("DELETE FROM window_positions WHERE window_id = ?", (closing,))
     conn.executemany(
         "INSERT INTO window_positions (window_id, bank_code, net_minor) VALUES (?, ?, ?)",

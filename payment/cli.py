@@ -6,7 +6,13 @@
     paynet up          --network FILE
     paynet health      --network FILE
     paynet shop        --network FILE --customer NAME --buy SKU[:QTY] ...
-    paynet demo        a fresh network in a temporary directory, two purchases
+    paynet demo        a fresh network in a temporary directory, purchases, refund, audit
+    paynet settlement close|window --network FILE [--window ID]
+    paynet refund      --network FILE --merchant NAME --order ID [--amount MINOR]
+    paynet audit       --network FILE
+    paynet reconcile   --network FILE [--json]
+    paynet export statement --network FILE --holder NAME --account ID [--from T] [--to T] --out DIR
+    paynet export window    --network FILE --window ID --out DIR
 
 A bad network file is reported in one line and exits with code 2.
 """
@@ -15,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -135,6 +143,93 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(keep=args.keep))
 
 
+def _cmd_settlement(args: argparse.Namespace) -> int:
+    from payment.errors import PaynetError
+    from payment.operations import close_window, get_window, window_json
+
+    network = _network(args.network)
+    try:
+        if args.settlement_command == "close":
+            window = asyncio.run(close_window(network))
+        else:
+            window = asyncio.run(get_window(network, args.window or ""))
+    except PaynetError as exc:
+        print(f"paynet settlement {args.settlement_command}: {exc.reason}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(window_json(window)))
+    return 0
+
+
+def _cmd_refund(args: argparse.Namespace) -> int:
+    from google.protobuf.json_format import MessageToDict
+
+    from payment.errors import PaynetError
+    from payment.operations import refund_order
+
+    network = _network(args.network)
+    try:
+        reply = asyncio.run(refund_order(network, args.merchant, args.order, args.amount))
+    except PaynetError as exc:
+        print(f"paynet refund: {exc.reason}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(MessageToDict(reply)))
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from payment.audit import audit_network
+
+    report = asyncio.run(audit_network(_network(args.network), settle_seconds=args.settle))
+    print(json.dumps(report.to_json()))
+    return 0 if report.ok else 1
+
+
+def _cmd_reconcile(args: argparse.Namespace) -> int:
+    from payment.reconcile import reconcile, render_table
+
+    report = reconcile(_network(args.network))
+    if not args.json:
+        print(render_table(report))
+    print(json.dumps(report.to_json()))
+    return 0 if report.ok else 1
+
+
+def _moment(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{text!r} is not an ISO-8601 time like 2026-11-26T00:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from payment.export import ExportError, export_statement, export_window
+
+    network = _network(args.network)
+    out = Path(args.out)
+    try:
+        if args.export_command == "statement":
+            path = asyncio.run(
+                export_statement(
+                    network,
+                    args.holder,
+                    args.account,
+                    out,
+                    from_time=_moment(args.from_time),
+                    to_time=_moment(args.to_time),
+                )
+            )
+        else:
+            path = export_window(network, args.window, out)
+    except (ExportError, ValueError) as exc:
+        print(f"paynet export {args.export_command}: {exc}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the paynet command."""
     parser = argparse.ArgumentParser(
@@ -182,7 +277,60 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shop.set_defaults(func=_cmd_shop)
 
-    demo = sub.add_parser("demo", help="a fresh network and two purchases, end to end")
+    settlement = sub.add_parser(
+        "settlement", help="settlement windows (net mode), as the settlement bank's operator"
+    ).add_subparsers(dest="settlement_command", required=True)
+    close = settlement.add_parser("close", help="close the open window and settle it")
+    close.add_argument("--network", required=True, help="the network file (TOML)")
+    close.set_defaults(func=_cmd_settlement)
+    window = settlement.add_parser("window", help="show a window and its net positions")
+    window.add_argument("--network", required=True, help="the network file (TOML)")
+    window.add_argument("--window", help="the window id (default: the open window)")
+    window.set_defaults(func=_cmd_settlement)
+
+    refund = sub.add_parser("refund", help="refund a settled order, as the merchant")
+    refund.add_argument("--network", required=True, help="the network file (TOML)")
+    refund.add_argument("--merchant", required=True, help="the merchant's name")
+    refund.add_argument("--order", required=True, help="the order id")
+    refund.add_argument(
+        "--amount", type=int, help="minor units to refund (default: all not yet refunded)"
+    )
+    refund.set_defaults(func=_cmd_refund)
+
+    audit = sub.add_parser("audit", help="check every bank's books over mTLS; JSON, exit 1 if bad")
+    audit.add_argument("--network", required=True, help="the network file (TOML)")
+    audit.add_argument(
+        "--settle",
+        type=float,
+        default=5.0,
+        help="seconds to wait for transfers in flight before judging (default 5)",
+    )
+    audit.set_defaults(func=_cmd_audit)
+
+    reconcile = sub.add_parser(
+        "reconcile", help="match every store transaction by transaction; exit 1 on mismatches"
+    )
+    reconcile.add_argument("--network", required=True, help="the network file (TOML)")
+    reconcile.add_argument("--json", action="store_true", help="print only the JSON report")
+    reconcile.set_defaults(func=_cmd_reconcile)
+
+    export = sub.add_parser("export", help="ISO 20022 XML: camt.053 statements, pacs.008 windows")
+    kinds = export.add_subparsers(dest="export_command", required=True)
+    statement = kinds.add_parser("statement", help="an account statement as camt.053")
+    statement.add_argument("--network", required=True, help="the network file (TOML)")
+    statement.add_argument("--holder", required=True, help="the customer or merchant name")
+    statement.add_argument("--account", required=True, help="the holder's account id")
+    statement.add_argument("--from", dest="from_time", help="period start, ISO-8601 (inclusive)")
+    statement.add_argument("--to", dest="to_time", help="period end, ISO-8601 (exclusive)")
+    statement.add_argument("--out", required=True, help="directory to write the file into")
+    statement.set_defaults(func=_cmd_export)
+    batch = kinds.add_parser("window", help="a closed settlement window as pacs.008")
+    batch.add_argument("--network", required=True, help="the network file (TOML)")
+    batch.add_argument("--window", required=True, help="the window id")
+    batch.add_argument("--out", required=True, help="directory to write the file into")
+    batch.set_defaults(func=_cmd_export)
+
+    demo = sub.add_parser("demo", help="a fresh network: purchases, a refund, settlement, audit")
     demo.add_argument("--keep", action="store_true", help="keep the temporary directory")
     demo.set_defaults(func=_cmd_demo)
     return parser

@@ -1,10 +1,13 @@
 """``make run``: a fresh network in a temporary directory, two purchases end to end.
 
 Makes a dev PKI, starts every node as its own process, runs a frictionless
-purchase and a challenged one (answered from the device inbox), prints each
+purchase and a challenged one (answered from the device inbox), refunds part
+of the first, closes the settlement window (the dev network settles net),
+audits every bank's books over mTLS and reconciles every store. It prints each
 step as it happens, stops the network cleanly, and prints as its last line one
-JSON object with the payments, balances before and after, and total money.
-Exit 0 only if both orders reached DELIVERY_CONFIRMED and money is unchanged.
+JSON object with the payments, the refund, the window, the audit, balances
+before and after, and total money. Exit 0 only if both orders were paid, the
+refund went through, the audit and reconciliation pass and money is unchanged.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from typing import Any
 
 from interbank.v1 import order_pb2
 
-from payment.config import load_network
+from payment.audit import audit_network
+from payment.config import SettlementMode, load_network
 from payment.customer import Customer
 from payment.devnet import write_dev_network
 from payment.errors import PaynetError
 from payment.launcher import LocalNetwork, NodeDied
+from payment.operations import close_window, refund_order, window_json
 from payment.pki import init_pki
+from payment.reconcile import reconcile
 from payment.shop import all_balances, money, printer, purchase
 
 __all__ = ["run_demo"]
@@ -81,6 +87,41 @@ async def run_demo(*, keep: bool = False) -> int:
                     "challenged": result.challenged,
                 }
             )
+        first = payments[0]
+        refund = await refund_order(
+            network, merchant, first["order_id"], first["amount"] // 2, request_id="demo-refund"
+        )
+        say(
+            "10 refund",
+            f"{merchant} -> gateway -> acquirer -> settlement -> issuer",
+            f"{money(refund.order.refunded_total.amount_minor, network.currency)} back to "
+            f"{refund.order.customer_name}: order {S.Name(refund.order.status)}",
+        )
+        window: dict[str, Any] = {}
+        if network.settlement.mode is SettlementMode.NET:
+            window = window_json(await close_window(network))
+            say(
+                "6 settle net",
+                "operator -> settlement bank",
+                f"window closed with {window['transfer_count']} transfers; net positions "
+                + ", ".join(
+                    f"{code} {money(net, network.currency)}"
+                    for code, net in window["positions"].items()
+                )
+                + "; reserves moved by the net amounts only",
+            )
+        report = await audit_network(network)
+        say(
+            "11 audit",
+            "settlement bank -> every bank",
+            ", ".join(f"{c.name} {'ok' if c.ok else 'FAILED'}" for c in report.checks),
+        )
+        reconciled = reconcile(network)
+        say(
+            "12 reconcile",
+            "operator -> every store",
+            f"{reconciled.transactions} transactions, {len(reconciled.mismatches)} mismatches",
+        )
         after = await all_balances(network)
         for account, minor in after.items():
             say(
@@ -90,6 +131,15 @@ async def run_demo(*, keep: bool = False) -> int:
             )
         summary = {
             "payments": payments,
+            "refund": {
+                "refund_id": refund.refund_id,
+                "order_id": refund.order.order_id,
+                "refunded": refund.order.refunded_total.amount_minor,
+                "status": S.Name(refund.order.status).removeprefix("ORDER_STATUS_"),
+            },
+            "settlement_window": window,
+            "audit": report.to_json(),
+            "reconcile": reconciled.to_json(),
             "balances_before": before,
             "balances_after": after,
             "total_money_before": sum(before.values()),
@@ -98,6 +148,9 @@ async def run_demo(*, keep: bool = False) -> int:
         ok = (
             len(payments) == 2
             and all(p["status"] == "DELIVERY_CONFIRMED" for p in payments)
+            and refund.order.status == S.ORDER_STATUS_PARTIALLY_REFUNDED
+            and report.ok
+            and reconciled.ok
             and any(p["challenged"] for p in payments)
             and summary["total_money_before"] == summary["total_money_after"]
         )

@@ -22,11 +22,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_dev_network(directory: Path, *, reflection: bool = True, **risk: int) -> Path:
+def write_dev_network(
+    directory: Path,
+    *,
+    reflection: bool = True,
+    settlement_mode: str | None = None,
+    **rules: int,
+) -> Path:
     """Write the dev network into directory with fresh ports; returns the file.
 
-    Data directories and the PKI go under directory; risk rules can be
-    overridden by name (for example hold_ttl_seconds=2).
+    Data directories and the PKI go under directory; whole-number rules of
+    [risk] and [settlement] can be overridden by name (for example
+    hold_ttl_seconds=2, window_seconds=0), and the settlement mode set.
     """
     text = DEV_NETWORK.read_text(encoding="utf-8")
     text = re.sub(
@@ -38,10 +45,12 @@ def write_dev_network(directory: Path, *, reflection: bool = True, **risk: int) 
     text = re.sub(
         r"^reflection = \w+", f"reflection = {'true' if reflection else 'false'}", text, flags=re.M
     )
-    for key, value in risk.items():
+    for key, value in rules.items():
         text, count = re.subn(rf"^{key} = \d+", f"{key} = {int(value)}", text, flags=re.M)
         if count != 1:
-            raise KeyError(f"no risk rule {key!r} in {DEV_NETWORK.name}")
+            raise KeyError(f"no rule {key!r} in {DEV_NETWORK.name}")
+    if settlement_mode is not None:
+        text = re.sub(r'^mode = "\w+"', f'mode = "{settlement_mode}"', text, flags=re.M)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "network.toml"
     path.write_text(text, encoding="utf-8")

@@ -303,7 +303,9 @@ async def _open_bank(network: NetworkConfig, name: str, submit: Any) -> BankNode
 
 
 def _answer(report: Any) -> tuple[str, str]:
-    return pb.TransferStatus.Name(report.status).removeprefix("TRANSFER_STATUS_"), report.reason_code
+    return pb.TransferStatus.Name(report.status).removeprefix(
+        "TRANSFER_STATUS_"
+    ), report.reason_code
 
 
 @pytest.fixture
@@ -311,12 +313,18 @@ async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
     """The wired network, opened; its stores are closed afterwards.
 
     A test marked ``@pytest.mark.network(settlement={...})`` gets those keys
-    merged into the network file (for example net settlement mode).
+    merged into the network file (for example net settlement mode);
+    ``caps={bank_code: minor}`` sets banks' own net debit caps.
     """
     document = raw_network(tmp_path)
     marker = request.node.get_closest_marker("network")
     if marker is not None:
-        document.update(marker.kwargs)
+        overrides = dict(marker.kwargs)
+        caps = overrides.pop("caps", {})
+        document.update(overrides)
+        for node in document["nodes"]:
+            if node.get("bank_code") in caps and node["role"] == "bank":
+                node["net_debit_cap_minor"] = caps[node["bank_code"]]
     network = parse_network(document, base_dir=tmp_path)
     pki = init_pki(network, tmp_path / "pki")
     holder: dict[str, World] = {}

@@ -63,7 +63,11 @@ async def test_a_transfer_above_the_debtors_reserve_is_rejected_and_moves_nothin
     response = await world.settlement.submit(submit_request(amount=105_001), "ALFAXX01")
     assert response.status == pb.TRANSFER_STATUS_REJECTED
     assert response.reason_code == "INSUFFICIENT_RESERVE"
-    assert (await totals(world)).reserves == {"ALFAXX01": 105_000, "BETAXX02": 20_000, "GAMMXX03": 30_000}
+    assert (await totals(world)).reserves == {
+        "ALFAXX01": 105_000,
+        "BETAXX02": 20_000,
+        "GAMMXX03": 30_000,
+    }
     assert await world.balance(world.beta, "shop-sales", "shop") == (0, 0, 0)
 
 
@@ -92,7 +96,11 @@ async def test_a_resubmission_returns_the_first_answer_and_moves_nothing_more(wo
     first = await world.settlement.submit(submit_request(), "ALFAXX01")
     again = await world.settlement.submit(submit_request(), "ALFAXX01")
     assert again == first
-    assert (await totals(world)).reserves == {"ALFAXX01": 102_000, "BETAXX02": 23_000, "GAMMXX03": 30_000}
+    assert (await totals(world)).reserves == {
+        "ALFAXX01": 102_000,
+        "BETAXX02": 23_000,
+        "GAMMXX03": 30_000,
+    }
     with pytest.raises(errors.AlreadyExists) as caught:
         await world.settlement.submit(submit_request(amount=10), "ALFAXX01")
     assert caught.value.reason == "IDEMPOTENCY_KEY_REUSED"
@@ -109,7 +117,11 @@ async def test_an_unreachable_creditor_keeps_the_transfer_pending_until_resubmit
     world.unreachable.clear()
     resubmitted = await world.settlement.submit(submit_request(), "ALFAXX01")
     assert resubmitted.status == pb.TRANSFER_STATUS_ACCEPTED
-    assert (await totals(world)).reserves == {"ALFAXX01": 102_000, "BETAXX02": 23_000, "GAMMXX03": 30_000}
+    assert (await totals(world)).reserves == {
+        "ALFAXX01": 102_000,
+        "BETAXX02": 23_000,
+        "GAMMXX03": 30_000,
+    }
     assert await world.settlement.forward_pending() == 0
 
 
