@@ -7,6 +7,9 @@
   ISO 20022 pacs.008 batch, read from the settlement bank's store (an operator
   export, run where the settlement bank keeps its data). Returns settle in the
   window too but are pacs.004 messages, so they are not in the batch.
+
+Our ids are UUIDs; ISO 20022 identifiers hold at most 35 characters, so they
+are written in the UUID's 32-digit form without hyphens.
 """
 
 from __future__ import annotations
@@ -70,11 +73,11 @@ async def export_statement(
             closing_minor=statement.closing_balance.amount_minor,
             entries=tuple(
                 iso20022.StatementEntry(
-                    entry_id=entry.entry_id,
+                    entry_id=_iso_id(entry.entry_id),
                     booked_at=entry.booked_at.ToDatetime(dt.UTC),
                     credit=entry.direction == notification_pb2.ACCOUNT_ENTRY_DIRECTION_CREDIT,
                     amount_minor=entry.amount.amount_minor,
-                    end_to_end_id=entry.order_id,
+                    end_to_end_id=_iso_id(entry.order_id),
                     description=entry.description,
                 )
                 for entry in statement.entries
@@ -133,8 +136,8 @@ def export_window(network: NetworkConfig, window_id: str, out_dir: Path) -> Path
 
 def _transfer(message: settlement_pb2.CreditTransfer) -> iso20022.CreditTransfer:
     return iso20022.CreditTransfer(
-        instruction_id=message.instruction_id,
-        end_to_end_id=message.end_to_end_id,
+        instruction_id=_iso_id(message.instruction_id),
+        end_to_end_id=_iso_id(message.end_to_end_id),
         amount_minor=message.amount.amount_minor,
         debtor_name=message.debtor_name,
         debtor_account=message.debtor_account.account_id,
@@ -144,6 +147,16 @@ def _transfer(message: settlement_pb2.CreditTransfer) -> iso20022.CreditTransfer
         creditor_agent=message.creditor_agent,
         remittance_information=message.remittance_information,
     )
+
+
+def _iso_id(text: str) -> str:
+    """Our ids are UUIDs (36 characters); ISO 20022 ids hold 35: write them without hyphens."""
+    if len(text) <= 35:
+        return text
+    try:
+        return uuid.UUID(text).hex
+    except ValueError:
+        raise ExportError(f"id {text!r} is longer than ISO 20022's 35 characters") from None
 
 
 def _holder_bank(network: NetworkConfig, holder: str, account_id: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ The CLI (``paynet settlement …``, ``paynet refund …``) and the demo use them
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from interbank.v1 import common_pb2, order_pb2, order_pb2_grpc, settlement_pb2
 from interbank.v1 import settlement_pb2_grpc as settlement_grpc
@@ -29,7 +30,7 @@ async def close_window(network: NetworkConfig) -> settlement_pb2.SettlementWindo
     settlement = network.the(Role.SETTLEMENT)
     identity = TlsIdentity.load(Pki(network.pki_dir), settlement.name)
     async with secure_channel(settlement.address, identity) as channel:
-        reply = await relayed(
+        reply: settlement_pb2.CloseSettlementWindowResponse = await relayed(
             settlement_grpc.SettlementServiceStub(channel).CloseSettlementWindow(
                 settlement_pb2.CloseSettlementWindowRequest(request_id=str(uuid.uuid4())),
                 timeout=CALL_TIMEOUT_S,
@@ -80,7 +81,7 @@ async def refund_order(
         )
 
 
-def window_json(window: settlement_pb2.SettlementWindow) -> dict[str, object]:
+def window_json(window: settlement_pb2.SettlementWindow) -> dict[str, Any]:
     """A window as a JSON-ready object."""
     status = settlement_pb2.SettlementWindowStatus.Name(window.status)
     return {

@@ -33,8 +33,10 @@ class RunningNetwork:
         return (self.workdir / "logs" / f"{name}.log").read_bytes()
 
 
-def start_network(workdir: Path, **risk: int) -> RunningNetwork:
-    path = write_dev_network(workdir, **risk)
+def start_network(
+    workdir: Path, *, settlement_mode: str | None = None, **rules: int
+) -> RunningNetwork:
+    path = write_dev_network(workdir, settlement_mode=settlement_mode, **rules)
     network = load_network(path)
     init_pki(network, network.pki_dir)
     (workdir / "logs").mkdir()
