@@ -51,6 +51,10 @@ class Accounts:
         to_time: dt.datetime | None = None,
     ) -> account_pb2.ListStatementResponse:
         """Opening and closing booked balance of [from_time, to_time) and the entries between."""
+        if from_time is not None and to_time is not None and from_time > to_time:
+            raise errors.InvalidArgument(
+                "PERIOD_INVALID", "from_time is after to_time: give a period that starts first"
+            )
         end = to_iso(to_time or clock_now())
         start = to_iso(from_time) if from_time is not None else None
 

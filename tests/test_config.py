@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from payment.cli import main
-from payment.config import Role, load_network
+from payment.config import Role, SettlementMode, load_network
 from payment.devnet import DEV_NETWORK
 
 
@@ -119,3 +119,38 @@ def test_a_bad_instrument_number_is_reported_without_echoing_it(
     err = capsys.readouterr().err
     assert "card_number must be 8-34 digits" in err
     assert "0012" not in err
+
+
+def test_the_settlement_table_sets_the_mode_window_and_caps(tmp_path: Path) -> None:
+    text = dev_text().replace(
+        'bank_code = "BETAXX02"', 'bank_code = "BETAXX02"\nnet_debit_cap_minor = 1234'
+    )
+    network = load_network(write(tmp_path, text))
+    assert network.settlement.mode is SettlementMode.NET
+    assert network.settlement.window_seconds == 30
+    assert network.settlement.cap_of("BETAXX02") == 1234
+    assert network.settlement.cap_of("ALFAXX01") == 200000
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "expected"),
+    [
+        ('mode = "net"', 'mode = "batch"', "[settlement] mode 'batch' must be 'gross' or 'net'"),
+        ("window_seconds = 30", "window_seconds = -1", "window_seconds must be a whole number"),
+        ("net_debit_cap_minor = 200000", "net_debit_cap_minor = 1.5", "bad amount 1.5"),
+        (
+            'role = "gateway"',
+            'role = "gateway"\nnet_debit_cap_minor = 5',
+            "only banks have a net_debit_cap_minor",
+        ),
+    ],
+)
+def test_a_bad_settlement_table_is_one_line_and_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], replace: str, by: str, expected: str
+) -> None:
+    text = dev_text()
+    assert replace in text
+    path = write(tmp_path, text.replace(replace, by, 1))
+    assert main(["health", "--network", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and "\n" not in err

@@ -49,6 +49,15 @@ async def test_a_statement_has_opening_and_closing_balances_and_the_entries_betw
     assert balance.held.amount_minor == 700
 
 
+async def test_a_period_that_ends_before_it_starts_is_invalid(world):
+    alice = world.uri(Role.CUSTOMER, "alice")
+    with pytest.raises(errors.InvalidArgument) as caught:
+        await world.alfa.accounts.statement(
+            "alice-current", alice, from_time=world.later(60), to_time=world.later(0)
+        )
+    assert caught.value.reason == "PERIOD_INVALID"
+
+
 async def test_the_merchants_statement_shows_the_settlement_credit(world):
     await world.capture((await world.authorize(amount=4_500)).hold_id)
     statement = await world.beta.accounts.statement("shop-sales", world.uri(Role.MERCHANT, "shop"))
