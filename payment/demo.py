@@ -40,7 +40,8 @@ S = order_pb2.OrderStatus
 async def run_demo(*, keep: bool = False) -> int:
     """Run the demo; returns the exit code."""
     workdir = Path(tempfile.mkdtemp(prefix="paynet-run-"))
-    path = write_dev_network(workdir)
+    # The demo closes the settlement window itself, so its net positions are exactly its own.
+    path = write_dev_network(workdir, window_seconds=0)
     network = load_network(path)
     init_pki(network, network.pki_dir)
     say = printer()

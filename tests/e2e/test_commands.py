@@ -108,7 +108,16 @@ def test_make_run_demo_ends_with_the_json_summary_and_exit_0() -> None:
     assert [p["status"] for p in summary["payments"]] == ["DELIVERY_CONFIRMED"] * 2
     assert [p["challenged"] for p in summary["payments"]] == [False, True]
     assert summary["total_money_before"] == summary["total_money_after"] == 340000
-    assert summary["balances_after"]["shop-sales"] == 2 * 4500 + 3250 + 72000
+    refunded = (2 * 4500 + 3250) // 2
+    assert summary["refund"]["status"] == "PARTIALLY_REFUNDED"
+    assert summary["refund"]["refunded"] == refunded
+    assert summary["balances_after"]["shop-sales"] == 2 * 4500 + 3250 + 72000 - refunded
+    window = summary["settlement_window"]
+    assert window["status"] == "SETTLED"
+    # alice (alfa) paid shop (beta) 12 250 and got 6 125 back; bob's payment stayed at beta.
+    assert window["positions"] == {"ALFAXX01": -refunded, "BETAXX02": refunded}
+    assert summary["audit"]["ok"] is True
+    assert summary["reconcile"]["ok"] is True
     for step in (
         "[1 browse",
         "[2 choose, seal, send",
@@ -119,5 +128,8 @@ def test_make_run_demo_ends_with_the_json_summary_and_exit_0() -> None:
         "[7 notify",
         "[8 confirm delivery",
         "[9 check balances",
+        "[10 refund",
+        "[11 audit",
+        "[12 reconcile",
     ):
         assert any(line.startswith(step) for line in lines), step
