@@ -228,7 +228,9 @@ def receive_payment_return(
     original = conn.execute(
         "SELECT account_id, amount, hold_id, order_id FROM outgoing_transfers"
         " WHERE instruction_id = ? AND kind = 'transfer' AND creditor_agent = ?"
-        " AND settlement_state = 'SETTLED'",
+        # The settlement bank checked the original was accepted; our own record of that
+        # answer may still be on its way (PENDING), but it can never become REJECTED.
+        " AND settlement_state != 'REJECTED'",
         (payment_return.original_instruction_id, payment_return.returning_agent),
     ).fetchone()
     reason: str | None = None

@@ -30,8 +30,8 @@ from interbank.v1 import settlement_pb2 as pb
 from bank import ledger, windows
 from bank.opening import settlement_reserve
 from payment import errors
+from payment.clock import from_iso, timestamp, to_iso
 from payment.clock import now as clock_now
-from payment.clock import timestamp, to_iso
 from payment.config import NetworkConfig, Role, SettlementMode
 from payment.logs import get_logger
 from payment.storage import Store, request_hash
@@ -275,7 +275,7 @@ class Settlement:
         current = await self._store.read(lambda conn: windows.window(conn, None))
         if current is None or current.transfer_count == 0:
             return False
-        age = clock_now() - dt.datetime.fromisoformat(current.opened_at)
+        age = clock_now() - from_iso(current.opened_at)
         if age.total_seconds() < seconds:
             return False
         await self.close_window()

@@ -7,10 +7,14 @@ with the network's books checked by the same function ``paynet audit`` uses.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from interbank.v1 import audit_pb2
 from interbank.v1 import authorization_pb2 as authz
+from interbank.v1 import settlement_pb2 as pb
 
+from bank import windows
 from bank.audit import member_books, settlement_books, settlement_totals
 from payment import errors
 from payment.audit import check_books
@@ -195,3 +199,36 @@ async def test_an_audit_of_books_that_do_not_add_up_fails_the_right_checks(world
         )
     )
     assert (await audit(world)).ok
+
+
+@pytest.mark.network(settlement={"mode": "net", "window_seconds": 1})
+async def test_a_window_with_transfers_closes_by_time_and_an_empty_one_stays_open(world):
+    assert await world.settlement.close_if_due() is False  # empty: nothing to settle
+    held = await world.authorize(amount=2_000)
+    await world.capture(held.hold_id)
+    opened = await world.settlement.get_window("")
+    assert await world.settlement.close_if_due() is False  # not yet a second old
+    await asyncio.sleep(1.1)
+    assert await world.settlement.close_if_due() is True
+    closed = await world.settlement.get_window(opened.window_id)
+    assert closed.status == pb.SETTLEMENT_WINDOW_STATUS_SETTLED
+    assert {p.bank_code: p.net_minor for p in closed.positions} == {ALFA: -2_000, BETA: 2_000}
+    await world.assert_balanced()
+
+
+@pytest.mark.network(**NET)
+async def test_a_window_left_closed_by_a_crash_is_settled_on_restart(world):
+    held = await world.authorize(amount=1_500)
+    await world.capture(held.hold_id)
+    before = await reserves(world)
+    # A crash between closing (netting) and settling: the window is CLOSED, reserves untouched.
+    closed_id = await world.settlement_store.transaction(
+        lambda conn: windows.close_open_window(conn, now())
+    )
+    assert await reserves(world) == before
+    assert await world.settlement.settle_closed_windows() == 1
+    window = await world.settlement.get_window(closed_id)
+    assert window.status == pb.SETTLEMENT_WINDOW_STATUS_SETTLED
+    after = await reserves(world)
+    assert (after[ALFA] - before[ALFA], after[BETA] - before[BETA]) == (-1_500, 1_500)
+    assert await world.settlement.settle_closed_windows() == 0
