@@ -4,10 +4,11 @@ A paid order leaves a record in each store on its way: the gateway's
 transaction, the issuer's hold and outgoing credit transfer, the settlement
 bank's transfer and the acquirer's incoming credit; a refund adds a payment
 return at the acquirer, the settlement bank and the issuer. Reconciliation
-reads every node's SQLite store read-only, one snapshot per store, and checks
-each of those records against the merchant's order (the spine), never against
-its neighbour in the chain: one wrong record is then one mismatch, not a
-cascade. Captures and credits that no order accounts for are reported too.
+reads every node's SQLite store read-only, one snapshot per store (see
+``payment.reconcile_books``), and checks each of those records against the
+merchant's order (the spine), never against its neighbour in the chain: one
+wrong record is then one mismatch, not a cascade. Captures and credits that no
+order accounts for are reported too.
 
 It is an operator tool, run where the stores are. Stores are read one after
 another, so a payment moving while it runs can show as a passing mismatch.
@@ -15,17 +16,15 @@ another, so a payment moving while it runs can show as a passing mismatch.
 
 from __future__ import annotations
 
-import sqlite3
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Final
 
-from interbank.v1 import authorization_pb2, order_pb2, settlement_pb2
+from interbank.v1 import order_pb2
 
-from payment.config import NetworkConfig, NodeConfig, Role
+from payment.config import NetworkConfig, Role
+from payment.reconcile_books import GATEWAY, Books, Order, Record, bank_code, read_books
 
 __all__ = ["Mismatch", "ReconcileReport", "reconcile", "render_table"]
 
@@ -71,9 +70,12 @@ class ReconcileReport:
 
 def reconcile(network: NetworkConfig) -> ReconcileReport:
     """Read every store of the network and match each order against its payment's records."""
-    books = _read_books(network)
-    claimed: set[_Record] = set()
-    found = list(books.missing)
+    books = read_books(network)
+    claimed: set[Record] = set()
+    found = [
+        Mismatch("", f"{s.node.role} {s.node.name}", "STORE_MISSING", str(s.path), "no such file")
+        for s in books.missing
+    ]
     for order in books.orders:
         payment = _link(network, books, order)
         claimed.update(r for r in (payment.gateway, payment.hold) if r)
@@ -184,63 +186,22 @@ def _expected(status: order_pb2.OrderStatus.ValueType) -> _Expected:
 
 # -- matching --------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class _Order:
-    """A merchant's order, the spine every other record is checked against."""
-
-    merchant: str
-    """The merchant node that keeps it."""
-    order_id: str
-    """The end-to-end id."""
-    status: order_pb2.OrderStatus.ValueType
-    """The order's status."""
-    transaction_id: str
-    """The gateway's transaction of its payment; "" if never authorized."""
-    total: int
-    """The amount due, in minor units."""
-    refunded: int
-    """The amount refunded so far, in minor units."""
-
-
-@dataclass(frozen=True)
-class _Record:
-    """A gateway transaction, a hold or an interbank message, as far as it is compared."""
-
-    where: str
-    """Role, node and table, e.g. "acquirer beta incoming_transfers"."""
-    holder: str
-    """Who keeps it: a bank code, or "gateway"."""
-    payer: str
-    """The paying agent's bank code (the issuer's, for a gateway transaction)."""
-    ident: str
-    """Its id in its table: transaction, hold, instruction or return id."""
-    order_id: str
-    """The end-to-end id it names; "" where the table does not say."""
-    amount: int
-    """The amount, in minor units."""
-    status: str
-    """Its status as its table spells it (a hold status by name)."""
-    link: str = ""
-    """The capture's instruction id (gateway, hold) or the one returned (returns)."""
-    refunded: int = 0
-    """Money refunded so far (gateway, hold)."""
-    account_id: str = ""
-    """The account debited (outgoing) or credited (incoming)."""
-    transaction_id: str = ""
-    """The gateway's transaction id (holds)."""
-
-    @property
-    def record(self) -> str:
-        """The record's name in the report."""
-        return f"{self.where} {self.ident}"
+_TABLES: Final = {
+    "outgoing": "outgoing_transfers",
+    "settlement": "settlement_transfers",
+    "incoming": "incoming_transfers",
+    "return out": "outgoing_transfers",
+    "return settled": "settlement_transfers",
+    "return in": "incoming_returns",
+}
+"""Each kind of leg or return by the table that keeps it, to name it in the report."""
 
 
 @dataclass(frozen=True)
 class _Payment:
     """An order and what ties it to the records of its payment."""
 
-    order: _Order
+    order: Order
     """The order."""
     acquirer: str
     """The merchant's bank code."""
@@ -248,17 +209,17 @@ class _Payment:
     """The merchant's account at the acquirer."""
     issuer: str
     """The paying bank's code, where the hold is (else the gateway's word); "" if unknown."""
-    gateway: _Record | None
+    gateway: Record | None
     """The gateway's transaction named by the order."""
-    hold: _Record | None
+    hold: Record | None
     """The issuer's hold for that transaction."""
     instruction: str
     """The capture's instruction id, as most records have it; "" if never captured."""
 
 
-def _link(network: NetworkConfig, books: _Books, order: _Order) -> _Payment:
+def _link(network: NetworkConfig, books: Books, order: Order) -> _Payment:
     merchant = network.merchant(order.merchant)
-    acquirer = _code(network.node(merchant.bank))
+    acquirer = bank_code(network.node(merchant.bank))
     gateway = next(iter(books.tables["gateway"].where("ident", order.transaction_id)), None)
     hold = next(iter(books.tables["hold"].where("transaction_id", order.transaction_id)), None)
     issuer = hold.holder if hold else gateway.payer if gateway else ""
@@ -275,7 +236,7 @@ def _link(network: NetworkConfig, books: _Books, order: _Order) -> _Payment:
     return _Payment(order, acquirer, merchant.account_id, issuer, gateway, hold, instruction)
 
 
-def _check(order: _Order, record: _Record | None, rule: _Rule, missing: str) -> Iterator[Mismatch]:
+def _check(order: Order, record: Record | None, rule: _Rule, missing: str) -> Iterator[Mismatch]:
     """A record against its rule and the order's total; missing names it if it is absent."""
     if record is None:
         if rule.required:
@@ -290,11 +251,11 @@ def _check(order: _Order, record: _Record | None, rule: _Rule, missing: str) -> 
 
 
 def _check_gateway_and_hold(
-    network: NetworkConfig, books: _Books, payment: _Payment
+    network: NetworkConfig, books: Books, payment: _Payment
 ) -> Iterator[Mismatch]:
     order, rules = payment.order, _expected(payment.order.status)
     checks = []
-    if _GATEWAY in books.read:
+    if GATEWAY in books.read:
         rule = rules.gateway
         if order.transaction_id:  # the merchant learnt it from the gateway
             rule = _Rule(True, rule.allowed, rule.forbidden)
@@ -321,13 +282,13 @@ def _check_gateway_and_hold(
 
 
 def _check_legs(
-    network: NetworkConfig, books: _Books, payment: _Payment, claimed: set[_Record]
+    network: NetworkConfig, books: Books, payment: _Payment, claimed: set[Record]
 ) -> Iterator[Mismatch]:
     """The capture's credit transfer at the issuer, the settlement bank and the acquirer."""
     order, rules, instruction = payment.order, _expected(payment.order.status), payment.instruction
     legs = (
         ("outgoing", payment.issuer, rules.outgoing, "issuer"),
-        ("settlement", _code(network.the(Role.SETTLEMENT)), rules.settlement, "settlement"),
+        ("settlement", bank_code(network.the(Role.SETTLEMENT)), rules.settlement, "settlement"),
         ("incoming", payment.acquirer, rules.incoming, "acquirer"),
     )
     for kind, holder, rule, role in legs:
@@ -355,14 +316,14 @@ def _check_legs(
             yield _mismatch(order, leg, "ACCOUNT_DIFFERS", payment.account_id, leg.account_id)
 
 
-def _check_returns(network: NetworkConfig, books: _Books, payment: _Payment) -> Iterator[Mismatch]:
+def _check_returns(network: NetworkConfig, books: Books, payment: _Payment) -> Iterator[Mismatch]:
     """Each store's settled returns of the capture must add up to the order's refunded total."""
     if not payment.instruction:
         return
     order = payment.order
     for kind, holder, settled, role in (
         ("return out", payment.acquirer, "SETTLED", "acquirer"),
-        ("return settled", _code(network.the(Role.SETTLEMENT)), "ACCEPTED", "settlement"),
+        ("return settled", bank_code(network.the(Role.SETTLEMENT)), "ACCEPTED", "settlement"),
         ("return in", payment.issuer, "ACCEPTED", "issuer"),
     ):
         if holder not in books.read:
@@ -381,7 +342,7 @@ def _check_returns(network: NetworkConfig, books: _Books, payment: _Payment) -> 
             )
 
 
-def _unclaimed(network: NetworkConfig, books: _Books, claimed: set[_Record]) -> Iterator[Mismatch]:
+def _unclaimed(network: NetworkConfig, books: Books, claimed: set[Record]) -> Iterator[Mismatch]:
     """Captures and credits no order accounted for: a second payment of an order, or orphans."""
     known = {order.order_id for order in books.orders}
     # With a merchant's store missing, its orders are unknown: nothing is provably an orphan.
@@ -397,7 +358,7 @@ def _unclaimed(network: NetworkConfig, books: _Books, claimed: set[_Record]) -> 
 
 
 def _mismatch(
-    order: _Order | _Record, record: _Record, check: str, expected: object, found: object
+    order: Order | Record, record: Record, check: str, expected: object, found: object
 ) -> Mismatch:
     return Mismatch(order.order_id, record.record, check, str(expected), str(found))
 
@@ -408,205 +369,3 @@ def _where(network: NetworkConfig, role: str, code: str, table: str) -> str:
         return f"settlement {table}"
     node = network.bank_by_code(code) if code else None
     return f"{role} {node.name if node else code or '?'} {table}"
-
-
-def _code(node: NodeConfig) -> str:
-    return node.bank_code or ""
-
-
-# -- reading the stores ----------------------------------------------------------------------
-
-_GATEWAY: Final = "gateway"
-"""The holder of gateway records, beside the bank codes that hold the others."""
-_STORE_FILES: Final = {
-    Role.MERCHANT: "merchant.sqlite3",
-    Role.GATEWAY: "gateway.sqlite3",
-    Role.BANK: "bank.sqlite3",
-    Role.SETTLEMENT: "settlement.sqlite3",
-}
-_TABLES: Final = {
-    "outgoing": "outgoing_transfers",
-    "settlement": "settlement_transfers",
-    "incoming": "incoming_transfers",
-    "return out": "outgoing_transfers",
-    "return settled": "settlement_transfers",
-    "return in": "incoming_returns",
-}
-_HOLD_STATUS: Final = {
-    value: name.removeprefix("HOLD_STATUS_") for name, value in authorization_pb2.HoldStatus.items()
-}
-# Columns in _Record's order after where and holder: payer, ident, order_id, amount, status,
-# link, refunded, account_id, transaction_id; :code is the bank's own code.
-_BANK_QUERIES: Final = (
-    (
-        "hold",
-        "issuer",
-        "holds",
-        "SELECT :code, hold_id, order_id, amount, status, COALESCE(instruction_id, ''),"
-        " refunded_minor, account_id, transaction_id FROM holds",
-    ),
-    (
-        "outgoing",
-        "issuer",
-        "outgoing_transfers",
-        "SELECT :code, instruction_id, order_id, amount, settlement_state, '', 0, account_id, ''"
-        " FROM outgoing_transfers WHERE kind = 'transfer'",
-    ),
-    (
-        "return out",
-        "acquirer",
-        "outgoing_transfers",
-        "SELECT :code, instruction_id, order_id, amount, settlement_state,"
-        " COALESCE(original_instruction_id, ''), 0, account_id, ''"
-        " FROM outgoing_transfers WHERE kind = 'return'",
-    ),
-    (
-        "incoming",
-        "acquirer",
-        "incoming_transfers",
-        "SELECT debtor_agent, instruction_id, end_to_end_id, amount, status, '', 0,"
-        " COALESCE(account_id, ''), '' FROM incoming_transfers",
-    ),
-    (
-        "return in",
-        "issuer",
-        "incoming_returns",
-        "SELECT returning_agent, return_id, '', amount, status, original_instruction_id, 0,"
-        " COALESCE(account_id, ''), '' FROM incoming_returns",
-    ),
-)
-
-
-class _Table:
-    """Records of one kind from every store that keeps them, indexed as orders look them up."""
-
-    def __init__(self) -> None:
-        self.records: list[_Record] = []
-        self._by_key: dict[tuple[str, str, str], _Record] = {}
-        self._by_field: defaultdict[tuple[str, str], list[_Record]] = defaultdict(list)
-
-    def add(self, record: _Record) -> None:
-        """Keep and index a record."""
-        self.records.append(record)
-        self._by_key[(record.holder, record.payer, record.ident)] = record
-        for name in ("ident", "order_id", "link", "transaction_id"):
-            self._by_field[(name, getattr(record, name))].append(record)
-
-    def get(self, holder: str, payer: str, ident: str) -> _Record | None:
-        """The record a store keeps under (paying agent, id), or None."""
-        return self._by_key.get((holder, payer, ident)) if ident else None
-
-    def where(self, name: str, value: str) -> list[_Record]:
-        """Records whose field name (ident, order_id, link or transaction_id) is value."""
-        return self._by_field.get((name, value), []) if value else []
-
-
-@dataclass
-class _Books:
-    """Everything read from the stores."""
-
-    orders: list[_Order] = field(default_factory=list)
-    """Every merchant's orders."""
-    tables: defaultdict[str, _Table] = field(default_factory=lambda: defaultdict(_Table))
-    """Every other record, by kind: gateway, hold, outgoing, settlement, incoming, return ..."""
-    read: set[str] = field(default_factory=set)
-    """Bank codes, merchant names and "gateway": whose store was read."""
-    all_banks_read: bool = True
-    """False if a commercial bank's store is missing."""
-    missing: list[Mismatch] = field(default_factory=list)
-    """One STORE_MISSING per store that does not exist."""
-
-
-def _read_books(network: NetworkConfig) -> _Books:
-    books = _Books()
-    for node in network.nodes:
-        path = node.data_dir / _STORE_FILES[node.role]
-        if not path.exists():
-            books.missing.append(
-                Mismatch("", f"{node.role} {node.name}", "STORE_MISSING", str(path), "no such file")
-            )
-            books.all_banks_read &= node.role is not Role.BANK
-            continue
-        with _read_only(path) as conn:
-            if node.role is Role.MERCHANT:
-                _read_orders(conn, node, books)
-            elif node.role is Role.GATEWAY:
-                _read_gateway(conn, books)
-            elif node.role is Role.BANK:
-                _read_bank(conn, node, books)
-            else:
-                _read_settlement(conn, node, books)
-        books.read.add(_GATEWAY if node.role is Role.GATEWAY else node.bank_code or node.name)
-    return books
-
-
-@contextmanager
-def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        # One read transaction, so every table of the store comes from the same snapshot.
-        conn.execute("BEGIN")
-        yield conn
-        conn.execute("ROLLBACK")
-    finally:
-        conn.close()
-
-
-def _read_orders(conn: sqlite3.Connection, node: NodeConfig, books: _Books) -> None:
-    for order_id, status, transaction_id, blob in conn.execute(
-        "SELECT order_id, status, transaction_id, order_message FROM orders ORDER BY created_at"
-    ):
-        message = order_pb2.Order.FromString(blob)
-        books.orders.append(
-            _Order(
-                node.name,
-                order_id,
-                order_pb2.OrderStatus.ValueType(status),
-                transaction_id,
-                message.total.amount_minor,
-                message.refunded_total.amount_minor,
-            )
-        )
-
-
-def _read_gateway(conn: sqlite3.Connection, books: _Books) -> None:
-    for issuer, tid, order_id, amount, hold_status, instruction, refunded in conn.execute(
-        "SELECT issuer_bank_code, transaction_id, order_id, amount_minor, hold_status,"
-        " instruction_id, refunded_minor FROM payment_transaction"
-    ):
-        status = _HOLD_STATUS.get(hold_status, str(hold_status))
-        where = "gateway payment_transaction"
-        books.tables["gateway"].add(
-            _Record(where, _GATEWAY, issuer, tid, order_id, amount, status, instruction, refunded)
-        )
-
-
-def _read_bank(conn: sqlite3.Connection, node: NodeConfig, books: _Books) -> None:
-    code = _code(node)
-    for kind, role, table, query in _BANK_QUERIES:
-        for row in conn.execute(query, {"code": code}):
-            books.tables[kind].add(_Record(f"{role} {node.name} {table}", code, *row))
-
-
-def _read_settlement(conn: sqlite3.Connection, node: NodeConfig, books: _Books) -> None:
-    for payer, ident, kind, original, amount, status, blob in conn.execute(
-        "SELECT debtor_agent, instruction_id, kind, COALESCE(original_instruction_id, ''),"
-        " amount, status, message FROM settlement_transfers"
-    ):
-        # The table keeps the end-to-end id only inside the message.
-        if kind == "transfer":
-            order_id = settlement_pb2.CreditTransfer.FromString(blob).end_to_end_id
-        else:
-            order_id = settlement_pb2.PaymentReturn.FromString(blob).original_end_to_end_id
-        books.tables["settlement" if kind == "transfer" else "return settled"].add(
-            _Record(
-                "settlement settlement_transfers",
-                _code(node),
-                payer,
-                ident,
-                order_id,
-                amount,
-                status,
-                original,
-            )
-        )
