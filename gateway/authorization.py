@@ -8,9 +8,12 @@ relay to the issuer the hold of a transaction the calling merchant owns.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from typing import TYPE_CHECKING
 
+import grpc
 from interbank.v1 import authorization_pb2
 
 from gateway import store as records
@@ -32,6 +35,11 @@ _log = get_logger("paynet.gateway")
 
 _APPROVED = authorization_pb2.AUTHORIZATION_DECISION_APPROVED
 _CHALLENGED = authorization_pb2.AUTHORIZATION_DECISION_CHALLENGE_REQUIRED
+_OUTCOME_UNKNOWN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+AUTHORIZE_ATTEMPTS = 3
+"""AuthorizeHold calls (the first and its retries) before the outcome is resolved by asking."""
+RETRY_BASE_DELAY_S = 0.2
+"""First retry delay; doubled each time, with up to 100% jitter."""
 _HOLD_STATUS_OF_DECISION = {
     _APPROVED: authorization_pb2.HOLD_STATUS_AUTHORIZED,
     _CHALLENGED: authorization_pb2.HOLD_STATUS_CHALLENGE_PENDING,
@@ -64,7 +72,11 @@ class PaymentGateway:
         is then recorded as failed.
         """
         checked = check_payment(request, merchant_name, self._network, self._key)
-        transaction_id = str(uuid.uuid4())
+        # Derived from the merchant's request: a retried request, even after a crash of this
+        # node, reuses the transaction and the issuer's idempotency key, never a second hold.
+        transaction_id = str(
+            uuid.uuid5(uuid.NAMESPACE_URL, f"{merchant_name}|{request.request_id}")
+        )
         record = TransactionRecord(
             transaction_id=transaction_id,
             order_id=checked.order_id,
@@ -86,7 +98,7 @@ class PaymentGateway:
         )
         issuer = self._issuers(checked.issuer)
         try:
-            reply = await relayed(issuer.AuthorizeHold(hold_request, timeout=CALL_TIMEOUT_S))
+            reply = await self._authorize_hold(issuer, hold_request)
             hold_status = _HOLD_STATUS_OF_DECISION.get(reply.decision)
             if hold_status is None:
                 raise errors.Internal(
@@ -124,6 +136,74 @@ class PaymentGateway:
         if reply.HasField("challenge"):
             response.challenge.CopyFrom(reply.challenge)
         return response
+
+    async def _authorize_hold(
+        self,
+        issuer: IssuerServiceAsyncStub,
+        hold_request: authorization_pb2.AuthorizeHoldRequest,
+    ) -> authorization_pb2.AuthorizeHoldResponse:
+        """AuthorizeHold, retried while its outcome is unknown, then resolved by asking.
+
+        A retry carries the same request_id, so the issuer replays its first
+        answer instead of placing a second hold. If the outcome is still unknown
+        after the retries, the gateway asks the issuer for the transaction's hold
+        (GetHold by transaction id) rather than guess: a hold it finds is voided,
+        so no money stays held for a payment the merchant was told failed.
+        """
+        delay = RETRY_BASE_DELAY_S
+        for attempt in range(1, AUTHORIZE_ATTEMPTS + 1):
+            try:
+                return await relayed(issuer.AuthorizeHold(hold_request, timeout=CALL_TIMEOUT_S))
+            except errors.PaynetError as exc:
+                if exc.code not in _OUTCOME_UNKNOWN:
+                    raise
+                unknown = exc
+                _log.warning(
+                    "authorization.outcome_unknown",
+                    transaction_id=hold_request.transaction_id,
+                    attempt=attempt,
+                    status=exc.code.name,
+                )
+            if attempt < AUTHORIZE_ATTEMPTS:
+                await asyncio.sleep(delay * (1 + random.random()))
+                delay *= 2
+        await self._release_unknown_hold(issuer, hold_request.transaction_id)
+        raise unknown
+
+    async def _release_unknown_hold(
+        self, issuer: IssuerServiceAsyncStub, transaction_id: str
+    ) -> None:
+        try:
+            found = await relayed(
+                issuer.GetHold(
+                    authorization_pb2.GetHoldRequest(transaction_id=transaction_id),
+                    timeout=CALL_TIMEOUT_S,
+                )
+            )
+        except errors.PaynetError as exc:
+            # NOT_FOUND is an answer: no hold was placed. Anything else stays unknown, and
+            # an unresolved hold expires at the issuer on its own.
+            _log.warning(
+                "authorization.resolved",
+                transaction_id=transaction_id,
+                hold="none" if exc.reason == "HOLD_NOT_FOUND" else "unknown",
+            )
+            return
+        if found.status in (
+            authorization_pb2.HOLD_STATUS_AUTHORIZED,
+            authorization_pb2.HOLD_STATUS_CHALLENGE_PENDING,
+        ):
+            await relayed(
+                issuer.VoidHold(
+                    authorization_pb2.VoidHoldRequest(
+                        request_id=f"void:{transaction_id}", hold_id=found.hold_id
+                    ),
+                    timeout=CALL_TIMEOUT_S,
+                )
+            )
+        _log.warning(
+            "authorization.resolved", transaction_id=transaction_id, hold=found.hold_id, voided=True
+        )
 
     async def capture(
         self, transaction_id: str, merchant_name: str

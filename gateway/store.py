@@ -122,12 +122,12 @@ def open_store(data_dir: Path) -> Store:
 
 
 def insert_transaction(conn: sqlite3.Connection, record: TransactionRecord) -> None:
-    """Record a new transaction."""
+    """Record a new transaction, or keep the one a retried request recorded before."""
     moment = now_iso()
     conn.execute(
-        "INSERT INTO payment_transaction (transaction_id, order_id, merchant_name, amount_minor,"
-        " currency_code, issuer_bank_code, state, hold_id, hold_status, failure_reason,"
-        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO payment_transaction (transaction_id, order_id, merchant_name,"
+        " amount_minor, currency_code, issuer_bank_code, state, hold_id, hold_status,"
+        " failure_reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             record.transaction_id,
             record.order_id,

@@ -108,12 +108,24 @@ class FakeIssuer:
 
     decision: int = authorization_pb2.AUTHORIZATION_DECISION_APPROVED
     failure: grpc.aio.AioRpcError | None = None
+    unknown_outcomes: int = 0
+    """AuthorizeHold calls that time out (outcome unknown) before one answers."""
+    found_hold: int | None = None
+    """The HoldStatus GetHold reports for a transaction, or None: HOLD_NOT_FOUND."""
     calls: list[tuple[str, Any, NodeConfig | None]] = field(default_factory=list)
     routed_to: list[str] = field(default_factory=list)
 
     async def AuthorizeHold(self, request: Any, timeout: float) -> Any:
         assert timeout == 5.0
         self.calls.append(("AuthorizeHold", request, None))
+        if self.unknown_outcomes > 0:
+            self.unknown_outcomes -= 1
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                details="Deadline Exceeded",
+            )
         if self.failure is not None:
             raise self.failure
         response = authorization_pb2.AuthorizeHoldResponse(
@@ -141,6 +153,13 @@ class FakeIssuer:
         if self.failure is not None:
             raise self.failure
         return authorization_pb2.VoidHoldResponse(hold_status=authorization_pb2.HOLD_STATUS_VOIDED)
+
+    async def GetHold(self, request: Any, timeout: float) -> Any:
+        assert timeout == 5.0
+        self.calls.append(("GetHold", request, None))
+        if self.found_hold is None:
+            raise rpc_error(grpc.StatusCode.NOT_FOUND, "HOLD_NOT_FOUND")
+        return authorization_pb2.GetHoldResponse(hold_id="hold-late", status=self.found_hold)
 
     def fail_with(self, code: grpc.StatusCode, reason: str) -> None:
         """Make every later call fail as the issuer would, with reason."""

@@ -1,0 +1,71 @@
+"""An authorization whose outcome is unknown is retried with the same key, then resolved."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from interbank.v1 import authorization_pb2
+
+from gateway import authorization
+from gateway.store import TransactionState
+from payment import errors
+
+
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(authorization, "RETRY_BASE_DELAY_S", 0.0)
+
+
+def names(issuer) -> list[str]:
+    return [call[0] for call in issuer.calls]
+
+
+async def test_a_timed_out_authorization_is_retried_with_the_same_key_and_holds_once(
+    payment_gateway, issuer, customer
+) -> None:
+    issuer.unknown_outcomes = 1
+    response = await payment_gateway.authorize(customer.request(), "shop")
+    assert response.decision == authorization_pb2.AUTHORIZATION_DECISION_APPROVED
+    assert names(issuer) == ["AuthorizeHold", "AuthorizeHold"]
+    first, second = issuer.calls[0][1], issuer.calls[1][1]
+    assert first == second  # same request_id and content: the issuer replays, never re-holds
+    record = await payment_gateway.transaction(response.transaction_id, "shop")
+    assert record.state is TransactionState.HELD
+
+
+async def test_a_hold_found_after_the_retries_run_out_is_voided_not_guessed(
+    payment_gateway, issuer, customer
+) -> None:
+    issuer.unknown_outcomes = authorization.AUTHORIZE_ATTEMPTS
+    issuer.found_hold = authorization_pb2.HOLD_STATUS_AUTHORIZED
+    request = customer.request()
+    with pytest.raises(errors.PaynetError) as raised:
+        await payment_gateway.authorize(request, "shop")
+    assert raised.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert raised.value.reason == "PEER_TIMEOUT"
+    assert names(issuer) == ["AuthorizeHold"] * 3 + ["GetHold", "VoidHold"]
+    get_hold = issuer.calls[3][1]
+    assert get_hold.transaction_id == issuer.calls[0][1].transaction_id
+    assert issuer.calls[4][1].hold_id == "hold-late"
+    record = await payment_gateway.transaction(get_hold.transaction_id, "shop")
+    assert (record.state, record.failure_reason) == (TransactionState.FAILED, "PEER_TIMEOUT")
+
+
+async def test_no_hold_found_after_the_retries_means_nothing_to_release(
+    payment_gateway, issuer, customer
+) -> None:
+    issuer.unknown_outcomes = authorization.AUTHORIZE_ATTEMPTS
+    with pytest.raises(errors.PaynetError):
+        await payment_gateway.authorize(customer.request(), "shop")
+    assert names(issuer) == ["AuthorizeHold"] * 3 + ["GetHold"]
+
+
+async def test_a_retried_merchant_request_reuses_its_transaction(
+    payment_gateway, issuer, customer
+) -> None:
+    request = customer.request()
+    first = await payment_gateway.authorize(request, "shop")
+    again = await payment_gateway.authorize(request, "shop")
+    assert again.transaction_id == first.transaction_id
+    keys = {call[1].request_id for call in issuer.calls if call[0] == "AuthorizeHold"}
+    assert keys == {f"authorize:{first.transaction_id}"}
