@@ -22,9 +22,10 @@ from interbank.v1 import authorization_pb2 as authz
 from interbank.v1 import common_pb2, settlement_pb2
 
 from bank import ledger
+from bank.messages import RETURN
 from bank.notices import emit_account_entry, money
 from bank.opening import SUSPENSE
-from bank.outgoing import PENDING, REJECTED, RETURN, OutgoingTransfers, record_outgoing
+from bank.outgoing import PENDING, REJECTED, OutgoingTransfers, record_outgoing
 from payment import errors
 from payment.clock import now as clock_now
 from payment.config import NetworkConfig, NodeConfig, Role

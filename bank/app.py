@@ -34,8 +34,9 @@ from bank.audit import member_books, settlement_books
 from bank.challenges import Challenges
 from bank.clearing import Clearing
 from bank.issuer import Issuer
+from bank.messages import SettlementMessage, StatusAnswer
 from bank.opening import open_bank_books, open_settlement_books
-from bank.outgoing import OutgoingTransfers, SettlementMessage, StatusAnswer
+from bank.outgoing import OutgoingTransfers
 from bank.schema import BANK_SCHEMA, SETTLEMENT_SCHEMA
 from bank.servicers import (
     AccountServicer,

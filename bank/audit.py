@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from interbank.v1 import audit_pb2
 from bank import ledger, windows
 from bank.opening import CENTRAL, RESERVE, SUSPENSE
 from payment.clock import to_iso
+from payment.storage import read_snapshot
 
 __all__ = [
     "BankTotals",
@@ -186,23 +185,11 @@ def settlement_books(conn: sqlite3.Connection) -> audit_pb2.SettlementBooks:
 
 def read_bank_totals(path: Path) -> BankTotals:
     """Totals of a bank's store file (``<data_dir>/bank.sqlite3``), read-only."""
-    with _read_only(path) as conn:
+    with read_snapshot(path) as conn:
         return bank_totals(conn)
 
 
 def read_settlement_totals(path: Path) -> SettlementTotals:
     """Totals of the settlement bank's store file (``<data_dir>/settlement.sqlite3``)."""
-    with _read_only(path) as conn:
+    with read_snapshot(path) as conn:
         return settlement_totals(conn)
-
-
-@contextmanager
-def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        # One read transaction, so every sum comes from the same snapshot.
-        conn.execute("BEGIN")
-        yield conn
-        conn.execute("ROLLBACK")
-    finally:
-        conn.close()

@@ -20,10 +20,18 @@ import datetime as dt
 import sqlite3
 from collections.abc import Awaitable, Callable
 
-from interbank.v1 import common_pb2, settlement_pb2
+from interbank.v1 import common_pb2
 
 from bank import ledger
 from bank.holds import holder_uri
+from bank.messages import (
+    RETURN,
+    TRANSFER,
+    SettlementMessage,
+    StatusAnswer,
+    fields,
+    parse,
+)
 from bank.notices import emit_account_entry, money
 from bank.opening import RESERVE, SUSPENSE
 from payment.clock import now as clock_now
@@ -34,12 +42,8 @@ from payment.storage import Store
 __all__ = [
     "PENDING",
     "REJECTED",
-    "RETURN",
     "SETTLED",
-    "TRANSFER",
     "OutgoingTransfers",
-    "SettlementMessage",
-    "StatusAnswer",
     "Submit",
     "apply_settlement_answer",
     "record_outgoing",
@@ -48,14 +52,6 @@ __all__ = [
 PENDING = "PENDING"
 SETTLED = "SETTLED"
 REJECTED = "REJECTED"
-TRANSFER, RETURN = "transfer", "return"
-
-SettlementMessage = settlement_pb2.CreditTransfer | settlement_pb2.PaymentReturn
-"""What a bank sends to the settlement bank."""
-
-StatusAnswer = tuple[str, str]
-"""The settlement bank's answer: (ACCEPTED, REJECTED or PENDING, reason code)."""
-
 Submit = Callable[[SettlementMessage], Awaitable[StatusAnswer | None]]
 """Sends a message to the settlement bank; None when the outcome is unknown."""
 
@@ -73,32 +69,27 @@ def record_outgoing(
     request_hash: bytes | None = None,
 ) -> str:
     """Record a message PENDING (its debit already in suspense); returns its id."""
-    if isinstance(message, settlement_pb2.CreditTransfer):
-        kind, message_id, counterparty = TRANSFER, message.instruction_id, message.creditor_agent
-        order_id, original = message.end_to_end_id, None
-    else:
-        kind, message_id, counterparty = RETURN, message.return_id, message.receiving_agent
-        order_id, original = message.original_end_to_end_id, message.original_instruction_id
+    sent = fields(message)
     conn.execute(
         "INSERT INTO outgoing_transfers (instruction_id, kind, hold_id, original_instruction_id,"
         " request_hash, account_id, order_id, amount, creditor_agent, transfer,"
         " settlement_state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            message_id,
-            kind,
+            sent.message_id,
+            sent.kind,
             hold_id,
-            original,
+            sent.original_instruction_id,
             request_hash,
             account_id,
-            order_id,
-            message.amount.amount_minor,
-            counterparty,
+            sent.end_to_end_id,
+            sent.amount,
+            sent.payee,
             message.SerializeToString(),
             PENDING,
             to_iso(now),
         ),
     )
-    return message_id
+    return sent.message_id
 
 
 def apply_settlement_answer(
@@ -157,7 +148,9 @@ def apply_settlement_answer(
         emit_account_entry(
             conn,
             holder_uri(conn, account_id),
-            account=common_pb2.AccountRef(bank_code=_own_code(kind, blob), account_id=account_id),
+            account=common_pb2.AccountRef(
+                bank_code=fields(parse(kind, blob)).payer, account_id=account_id
+            ),
             credit=True,
             amount=money(amount, currency),
             order_id=order_id,
@@ -172,19 +165,6 @@ def apply_settlement_answer(
         (new_state, reason if new_state == REJECTED else "", to_iso(now), message_id),
     )
     return new_state
-
-
-def _message(kind: str, blob: bytes) -> SettlementMessage:
-    if kind == TRANSFER:
-        return settlement_pb2.CreditTransfer.FromString(blob)
-    return settlement_pb2.PaymentReturn.FromString(blob)
-
-
-def _own_code(kind: str, blob: bytes) -> str:
-    message = _message(kind, blob)
-    if isinstance(message, settlement_pb2.CreditTransfer):
-        return message.debtor_agent
-    return message.returning_agent
 
 
 class OutgoingTransfers:
@@ -208,7 +188,7 @@ class OutgoingTransfers:
                 raise ledger.LedgerError(f"no outgoing transfer {message_id}")
             if row[2] != PENDING:
                 return str(row[2]), str(row[3])
-            answer = await self._submit(_message(row[0], row[1]))
+            answer = await self._submit(parse(row[0], row[1]))
             if answer is None:
                 return PENDING, ""
             state = await self._store.transaction(

@@ -21,13 +21,21 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from interbank.v1 import common_pb2
 from interbank.v1 import settlement_pb2 as pb
 
 from bank import ledger, windows
+from bank.messages import (
+    RETURN,
+    TRANSFER,
+    Deliver,
+    MessageFields,
+    SettlementMessage,
+    StatusAnswer,
+    fields,
+    parse,
+)
 from bank.opening import settlement_reserve
 from payment import errors
 from payment.clock import from_iso, timestamp, to_iso
@@ -36,58 +44,10 @@ from payment.config import NetworkConfig, Role, SettlementMode
 from payment.logs import get_logger
 from payment.storage import Store, request_hash
 
-__all__ = ["Deliver", "Settlement", "SettlementMessage", "StatusAnswer"]
-
-SettlementMessage = pb.CreditTransfer | pb.PaymentReturn
-"""What settles: a credit transfer or a payment return."""
-
-StatusAnswer = tuple[str, str]
-"""A receiving bank's answer: (ACCEPTED or REJECTED, reason code)."""
-
-Deliver = Callable[[str, SettlementMessage], Awaitable[StatusAnswer | None]]
-"""Delivers a message to the bank with a code; None when the outcome is unknown."""
+__all__ = ["Settlement"]
 
 _log = get_logger("paynet.settlement")
 _PENDING, _ACCEPTED, _REJECTED = "PENDING", "ACCEPTED", "REJECTED"
-_TRANSFER, _RETURN = "transfer", "return"
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """The settlement-relevant fields of either kind of message."""
-
-    kind: str
-    message_id: str
-    payer: str
-    payee: str
-    amount: int
-    currency: str
-    end_to_end_id: str
-    original_instruction_id: str | None
-
-
-def _entry(message: SettlementMessage) -> _Entry:
-    if isinstance(message, pb.CreditTransfer):
-        return _Entry(
-            _TRANSFER,
-            message.instruction_id,
-            message.debtor_agent,
-            message.creditor_agent,
-            message.amount.amount_minor,
-            message.amount.currency_code,
-            message.end_to_end_id,
-            None,
-        )
-    return _Entry(
-        _RETURN,
-        message.return_id,
-        message.returning_agent,
-        message.receiving_agent,
-        message.amount.amount_minor,
-        message.amount.currency_code,
-        message.original_end_to_end_id,
-        message.original_instruction_id,
-    )
 
 
 class Settlement:
@@ -310,7 +270,7 @@ class Settlement:
                 raise errors.InvalidArgument("FIELD_INVALID", f"{field} is invalid", field=field)
 
     async def _settle(self, message: SettlementMessage, now: dt.datetime) -> tuple[str, str, str]:
-        entry = _entry(message)
+        entry = fields(message)
         key = (entry.payer, entry.message_id)
         async with self._store.exclusive(f"settle\x00{key[0]}\x00{key[1]}"):
             status, reason, window_id = await self._store.transaction(
@@ -324,7 +284,7 @@ class Settlement:
         self,
         conn: sqlite3.Connection,
         message: SettlementMessage,
-        entry: _Entry,
+        entry: MessageFields,
         now: dt.datetime,
     ) -> tuple[str, str, str]:
         digest = request_hash(message)
@@ -395,22 +355,22 @@ class Settlement:
             _log.info("transfer.rejected", instruction_id=entry.message_id, reason=reason)
         return status, reason, window_id or ""
 
-    def _refusal(self, conn: sqlite3.Connection, entry: _Entry) -> str | None:
+    def _refusal(self, conn: sqlite3.Connection, entry: MessageFields) -> str | None:
         if entry.payee not in self._members:
             return "UNKNOWN_CREDITOR_AGENT"
-        if entry.kind != _RETURN:
+        if entry.kind != RETURN:
             return None
         original = conn.execute(
             "SELECT amount FROM settlement_transfers WHERE debtor_agent = ?"
             " AND instruction_id = ? AND kind = ? AND creditor_agent = ? AND status = ?",
-            (entry.payee, entry.original_instruction_id, _TRANSFER, entry.payer, _ACCEPTED),
+            (entry.payee, entry.original_instruction_id, TRANSFER, entry.payer, _ACCEPTED),
         ).fetchone()
         if original is None:
-            return "ORIGINAL_TRANSFER_NOT_FOUND"
+            return "ORIGINALTRANSFER_NOT_FOUND"
         (returned,) = conn.execute(
             "SELECT COALESCE(SUM(amount), 0) FROM settlement_transfers"
             " WHERE original_instruction_id = ? AND kind = ? AND status != ?",
-            (entry.original_instruction_id, _RETURN, _REJECTED),
+            (entry.original_instruction_id, RETURN, _REJECTED),
         ).fetchone()
         if returned + entry.amount > original[0]:
             return "RETURN_EXCEEDS_ORIGINAL"
@@ -426,12 +386,8 @@ class Settlement:
         )
         if row[2] != _PENDING:
             return str(row[2]), str(row[3])
-        message: SettlementMessage = (
-            pb.CreditTransfer.FromString(row[1])
-            if row[0] == _TRANSFER
-            else pb.PaymentReturn.FromString(row[1])
-        )
-        answer = await self._deliver(_entry(message).payee, message)
+        message = parse(row[0], row[1])
+        answer = await self._deliver(fields(message).payee, message)
         if answer is None or answer[0] not in (_ACCEPTED, _REJECTED):
             return _PENDING, ""
         return await self._store.transaction(lambda conn: self._decide(conn, key, answer))

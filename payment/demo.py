@@ -12,6 +12,7 @@ refund went through, the audit and reconciliation pass and money is unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import sys
@@ -117,7 +118,8 @@ async def run_demo(*, keep: bool = False) -> int:
             "settlement bank -> every bank",
             ", ".join(f"{c.name} {'ok' if c.ok else 'FAILED'}" for c in report.checks),
         )
-        reconciled = reconcile(network)
+        # Reading every store is blocking file I/O: keep it off the event loop.
+        reconciled = await asyncio.to_thread(reconcile, network)
         say(
             "12 reconcile",
             "operator -> every store",

@@ -15,7 +15,6 @@ are written in the UUID's 32-digit form without hyphens.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import uuid
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from payment import iso20022
 from payment.clock import now
 from payment.config import NetworkConfig, Role
 from payment.pki import Pki
+from payment.storage import read_snapshot
 from payment.tls import TlsIdentity, secure_channel
 
 __all__ = ["ExportError", "export_statement", "export_window"]
@@ -93,9 +93,7 @@ def export_window(network: NetworkConfig, window_id: str, out_dir: Path) -> Path
     path = settlement.data_dir / "settlement.sqlite3"
     if not path.exists():
         raise ExportError(f"no settlement store at {path}: run this where the settlement bank runs")
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        conn.execute("BEGIN")
+    with read_snapshot(path) as conn:
         window = conn.execute(
             "SELECT status, closed_at FROM settlement_windows WHERE window_id = ?", (window_id,)
         ).fetchone()
@@ -115,9 +113,6 @@ def export_window(network: NetworkConfig, window_id: str, out_dir: Path) -> Path
                 (window_id,),
             )
         ]
-        conn.execute("ROLLBACK")
-    finally:
-        conn.close()
     closed_at = dt.datetime.fromisoformat(window[1])
     assert settlement.bank_code is not None  # the settlement node has a code
     transfers = tuple(_transfer(settlement_pb2.CreditTransfer.FromString(b)) for b in blobs)

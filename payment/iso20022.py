@@ -601,7 +601,7 @@ def pacs008_totals(document: bytes) -> tuple[int, int]:
     currencies = {amount.get("Ccy", "") for amount in written}
     if len(currencies) > 1:
         raise ValueError(f"the amounts are in several currencies: {sorted(currencies)}")
-    # No amount at all means a total of 0, which reads the same in any currency.
+    # No amount at all means a total of 0; XXX is ISO 4217's code for "no currency".
     currency = currencies.pop() if currencies else "XXX"
     total = sum(_parse_amount(amount.text, currency) for amount in amounts)
     count_text = _find(header, "NbOfTxs", _PACS008_NS).text or ""

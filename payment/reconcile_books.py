@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -24,6 +22,7 @@ from typing import Final
 from interbank.v1 import authorization_pb2, order_pb2, settlement_pb2
 
 from payment.config import NetworkConfig, NodeConfig, Role
+from payment.storage import read_snapshot
 
 __all__ = [
     "GATEWAY",
@@ -199,7 +198,7 @@ def read_books(network: NetworkConfig) -> Books:
             books.missing.append(MissingStore(node, path))
             books.all_banks_read &= node.role is not Role.BANK
             continue
-        with _read_only(path) as conn:
+        with read_snapshot(path) as conn:
             if node.role is Role.MERCHANT:
                 _read_orders(conn, node, books)
             elif node.role is Role.GATEWAY:
@@ -215,18 +214,6 @@ def read_books(network: NetworkConfig) -> Books:
 def bank_code(node: NodeConfig) -> str:
     """The node's bank code as records' holder and payer spell it; "" if it has none."""
     return node.bank_code or ""
-
-
-@contextmanager
-def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        # One read transaction, so every table of the store comes from the same snapshot.
-        conn.execute("BEGIN")
-        yield conn
-        conn.execute("ROLLBACK")
-    finally:
-        conn.close()
 
 
 def _read_orders(conn: sqlite3.Connection, node: NodeConfig, books: Books) -> None:

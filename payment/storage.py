@@ -17,9 +17,9 @@ import asyncio
 import hashlib
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 from payment import errors
 from payment.clock import now_iso
 
-__all__ = ["IdempotencyRecord", "Store", "request_hash"]
+__all__ = ["IdempotencyRecord", "Store", "read_snapshot", "request_hash"]
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
@@ -56,6 +56,21 @@ CREATE INDEX IF NOT EXISTS outbox_recipient ON outbox (recipient, sequence);
 def request_hash(request: Message) -> bytes:
     """A stable hash of a request's content (deterministic serialization)."""
     return hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
+
+
+@contextmanager
+def read_snapshot(path: Path) -> Iterator[sqlite3.Connection]:
+    """A store file opened read-only, in one read transaction: every query sees one snapshot.
+
+    For operator tools (audit sums, reconciliation, export) that run beside live nodes.
+    """
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        conn.execute("BEGIN")
+        yield conn
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
 
 
 class IdempotencyRecord:
