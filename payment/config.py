@@ -18,6 +18,7 @@ from typing import Any
 __all__ = [
     "ConfigError",
     "CustomerConfig",
+    "LimitsConfig",
     "MerchantConfig",
     "NetworkConfig",
     "NodeConfig",
@@ -122,6 +123,16 @@ class SettlementConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """What every node accepts and how long it remembers requests."""
+
+    max_message_bytes: int = 4 * 1024 * 1024
+    """The largest gRPC message a node receives; a bigger one is RESOURCE_EXHAUSTED."""
+    idempotency_retention_seconds: int = 86400
+    """How long a request_id's result is kept (and replayed); older ones are pruned."""
+
+
+@dataclass(frozen=True)
 class CustomerConfig:
     """A customer: an account holder at one bank, enrolled with a signing key."""
 
@@ -185,6 +196,8 @@ class NetworkConfig:
     """Issuer risk rules."""
     settlement: SettlementConfig = field(default_factory=SettlementConfig)
     """How interbank transfers settle."""
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    """Message size and idempotency retention."""
     reflection: bool = False
     """Serve gRPC server reflection on every node."""
     pki_dir: Path = Path("pki")
@@ -267,6 +280,7 @@ def parse_network(
             "merchants",
             "risk",
             "settlement",
+            "limits",
         },
     )
     trust_domain = _str(raw, "trust_domain", "network")
@@ -322,6 +336,7 @@ def parse_network(
 
     risk = _risk(raw.get("risk", {}))
     settlement = _settlement(raw.get("settlement", {}), node_tables, nodes)
+    limits = _limits(raw.get("limits", {}))
     pki_dir = raw.get("pki_dir", "pki")
     if not isinstance(pki_dir, str) or not pki_dir:
         raise ConfigError("pki_dir must be a path string")
@@ -333,6 +348,7 @@ def parse_network(
         merchants=merchants,
         risk=risk,
         settlement=settlement,
+        limits=limits,
         reflection=reflection,
         pki_dir=(base_dir / pki_dir).resolve(),
         source=source,
@@ -445,6 +461,21 @@ def _risk(item: Any) -> RiskConfig:
     if values["challenge_max_attempts"] < 1:
         raise ConfigError("[risk] challenge_max_attempts must be at least 1")
     return RiskConfig(**values)
+
+
+def _limits(item: Any) -> LimitsConfig:
+    if not isinstance(item, Mapping):
+        raise ConfigError("[limits] must be a table")
+    defaults = LimitsConfig()
+    known = set(LimitsConfig.__dataclass_fields__)
+    _only_keys(item, "[limits]", known)
+    values = {}
+    for key in known:
+        value = item.get(key, getattr(defaults, key))
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"[limits] {key} must be a whole number >= 1, got {value!r}")
+        values[key] = value
+    return LimitsConfig(**values)
 
 
 def _settlement(

@@ -92,7 +92,10 @@ async def create_server(
             PeerAuthorization(network, RevocationList(pki.crl, pki.ca_cert)),
             ErrorMapping(),
         ],
-        options=SERVER_OPTIONS,
+        options=(
+            *SERVER_OPTIONS,
+            ("grpc.max_receive_message_length", network.limits.max_message_bytes),
+        ),
     )
     app.register(server)
     health_servicer = health.aio.HealthServicer()
