@@ -120,7 +120,11 @@ class BankApp:
         self.network = network
         self.node = node
         self._tls = tls
-        self.store = Store(node.data_dir / "bank.sqlite3", BANK_SCHEMA)
+        self.store = Store(
+            node.data_dir / "bank.sqlite3",
+            BANK_SCHEMA,
+            retention_s=network.limits.idempotency_retention_seconds,
+        )
         self.outgoing = OutgoingTransfers(self.store, self._submit)
         self.issuer = Issuer(self.store, network, node, self.outgoing)
         self.acquirer = Acquirer(self.store, network, node, self.outgoing)
@@ -223,7 +227,11 @@ class SettlementApp:
         self.network = network
         self.node = node
         self._tls = tls
-        self.store = Store(node.data_dir / "settlement.sqlite3", SETTLEMENT_SCHEMA)
+        self.store = Store(
+            node.data_dir / "settlement.sqlite3",
+            SETTLEMENT_SCHEMA,
+            retention_s=network.limits.idempotency_retention_seconds,
+        )
         self.settlement = Settlement(self.store, network, self._deliver)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._background = _Background()

@@ -50,9 +50,10 @@ class Challenges:
         moment = now or clock_now()
         scope = f"AnswerChallenge|{caller_uri}"
         digest = request_hash(request)
+        kept_since = self._store.kept_since()
 
         def run(conn: sqlite3.Connection) -> _Outcome:
-            stored = IdempotencyRecord.lookup(conn, scope, request.request_id, digest)
+            stored = IdempotencyRecord.lookup(conn, scope, request.request_id, digest, kept_since)
             if stored is not None:
                 return authz.AnswerChallengeResponse.FromString(stored)
             outcome = self._answer(conn, request, caller_uri, moment)

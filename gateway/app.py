@@ -32,7 +32,7 @@ class GatewayApp:
     """The gateway's NodeApp."""
 
     def __init__(self, network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> None:
-        self._store = open_store(node.data_dir)
+        self._store = open_store(node.data_dir, network.limits.idempotency_retention_seconds)
         self._issuers = IssuerChannels(tls)
         self.gateway = PaymentGateway(
             self._store,

@@ -16,7 +16,7 @@ from pathlib import Path
 from interbank.v1 import authorization_pb2, common_pb2
 
 from payment.clock import now_iso, timestamp
-from payment.storage import Store
+from payment.storage import DEFAULT_RETENTION_S, Store
 
 __all__ = [
     "SCHEMA",
@@ -116,9 +116,9 @@ class TransactionRecord:
         )
 
 
-def open_store(data_dir: Path) -> Store:
+def open_store(data_dir: Path, retention_s: float = DEFAULT_RETENTION_S) -> Store:
     """The gateway's store in its data directory (not opened yet)."""
-    return Store(data_dir / "gateway.sqlite3", SCHEMA)
+    return Store(data_dir / "gateway.sqlite3", SCHEMA, retention_s=retention_s)
 
 
 def insert_transaction(conn: sqlite3.Connection, record: TransactionRecord) -> None:

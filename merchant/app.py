@@ -47,7 +47,11 @@ class MerchantApp:
     def __init__(self, network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> None:
         merchant = network.merchant(node.name)
         self._name = node.name
-        self.store = Store(node.data_dir / "merchant.sqlite3", SCHEMA)
+        self.store = Store(
+            node.data_dir / "merchant.sqlite3",
+            SCHEMA,
+            retention_s=network.limits.idempotency_retention_seconds,
+        )
         self._peers = MerchantPeers(network.the(Role.GATEWAY), network.node(merchant.bank), tls)
         self.storefront = Storefront(
             self.store,

@@ -6,7 +6,9 @@ one business step go through :meth:`Store.transaction`: they commit together
 or not at all. Two tables are common to every store:
 
 - ``idempotency``: the result of each (scope, request_id), with a hash of the
-  request, written in the same transaction as the effect;
+  request, written in the same transaction as the effect, and kept for the
+  network's retention (``[limits] idempotency_retention_seconds``): an older
+  result is no longer replayed, and is pruned;
 - ``outbox``: notification events, written in the same transaction as the
   state change they announce, and streamed by sequence number.
 """
@@ -14,6 +16,8 @@ or not at all. Two tables are common to every store:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import hashlib
 import sqlite3
 import threading
@@ -26,9 +30,20 @@ from typing import TypeVar
 from google.protobuf.message import Message
 
 from payment import errors
-from payment.clock import now_iso
+from payment.clock import now, now_iso, to_iso
 
-__all__ = ["IdempotencyRecord", "Store", "read_snapshot", "request_hash"]
+__all__ = [
+    "DEFAULT_RETENTION_S",
+    "IdempotencyRecord",
+    "Store",
+    "read_snapshot",
+    "request_hash",
+]
+
+DEFAULT_RETENTION_S = 86400.0
+"""How long a request_id's result is replayed unless the network says otherwise (24 h)."""
+MAX_PRUNE_INTERVAL_S = 300.0
+"""Expired idempotency results are pruned at least this often."""
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
@@ -42,6 +57,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created_at TEXT NOT NULL,
     PRIMARY KEY (scope, request_id)
 );
+CREATE INDEX IF NOT EXISTS idempotency_age ON idempotency (created_at);
 CREATE TABLE IF NOT EXISTS outbox (
     sequence INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL UNIQUE,
@@ -78,16 +94,22 @@ class IdempotencyRecord:
 
     @staticmethod
     def lookup(
-        conn: sqlite3.Connection, scope: str, request_id: str, digest: bytes
+        conn: sqlite3.Connection,
+        scope: str,
+        request_id: str,
+        digest: bytes,
+        kept_since: str = "",
     ) -> bytes | None:
         """The stored response for (scope, request_id), or None if there is none.
 
-        Raises AlreadyExists(IDEMPOTENCY_KEY_REUSED) if the key was used for
-        different content.
+        A result created before kept_since (ISO text) is past retention and
+        counts as none. Raises AlreadyExists(IDEMPOTENCY_KEY_REUSED) if the key
+        was used for different content.
         """
         row = conn.execute(
-            "SELECT request_hash, response FROM idempotency WHERE scope = ? AND request_id = ?",
-            (scope, request_id),
+            "SELECT request_hash, response FROM idempotency"
+            " WHERE scope = ? AND request_id = ? AND created_at >= ?",
+            (scope, request_id, kept_since),
         ).fetchone()
         if row is None:
             return None
@@ -104,10 +126,13 @@ class IdempotencyRecord:
     def remember(
         conn: sqlite3.Connection, scope: str, request_id: str, digest: bytes, response: bytes
     ) -> None:
-        """Store a result (in the same transaction as its effect)."""
+        """Store a result (in the same transaction as its effect).
+
+        Replaces a result past retention that was not pruned yet.
+        """
         conn.execute(
-            "INSERT INTO idempotency (scope, request_id, request_hash, response, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO idempotency"
+            " (scope, request_id, request_hash, response, created_at) VALUES (?, ?, ?, ?, ?)",
             (scope, request_id, digest, response, now_iso()),
         )
 
@@ -115,9 +140,13 @@ class IdempotencyRecord:
 class Store:
     """A node's SQLite database, used from asyncio through one worker thread."""
 
-    def __init__(self, path: Path, schema: str) -> None:
+    def __init__(
+        self, path: Path, schema: str, *, retention_s: float = DEFAULT_RETENTION_S
+    ) -> None:
         self.path = path
         self._schema = schema
+        self.retention_s = retention_s
+        self._pruner: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-{path.stem}")
         self._conn: sqlite3.Connection | None = None
         self._thread: threading.Thread | None = None
@@ -138,9 +167,16 @@ class Store:
             self._conn = conn
 
         await self._call(connect)
+        await self.prune_idempotency()
+        self._pruner = asyncio.create_task(self._prune_forever(), name=f"prune-{self.path.stem}")
 
     async def close(self) -> None:
         """Close the connection and the worker thread."""
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
+            self._pruner = None
         if self._conn is not None:
             conn = self._conn
             await self._call(conn.close)
@@ -167,6 +203,26 @@ class Store:
         async with self._committed:
             self._committed.notify_all()
         return result
+
+    def kept_since(self) -> str:
+        """ISO time before which idempotency results are past retention."""
+        return to_iso(now() - dt.timedelta(seconds=self.retention_s))
+
+    async def prune_idempotency(self) -> int:
+        """Delete idempotency results past retention; how many were deleted."""
+        cutoff = self.kept_since()
+        return await self.transaction(
+            lambda conn: (
+                conn.execute("DELETE FROM idempotency WHERE created_at < ?", (cutoff,)).rowcount
+            )
+        )
+
+    async def _prune_forever(self) -> None:
+        interval = min(MAX_PRUNE_INTERVAL_S, max(1.0, self.retention_s / 4))
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(sqlite3.Error):
+                await self.prune_idempotency()
 
     async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only query."""
@@ -208,9 +264,10 @@ class Store:
                 "REQUEST_ID_MISSING", "request_id is required: choose a unique id per request"
             )
         digest = request_hash(request)
+        kept_since = self.kept_since()
 
         def run(conn: sqlite3.Connection) -> M:
-            stored = IdempotencyRecord.lookup(conn, scope, request_id, digest)
+            stored = IdempotencyRecord.lookup(conn, scope, request_id, digest, kept_since)
             if stored is not None:
                 return response_type.FromString(stored)
             response = step(conn)
@@ -241,8 +298,9 @@ class Store:
             )
         digest = request_hash(request)
         async with self.exclusive(f"{scope}\x00{request_id}"):
+            kept_since = self.kept_since()
             stored = await self.read(
-                lambda conn: IdempotencyRecord.lookup(conn, scope, request_id, digest)
+                lambda conn: IdempotencyRecord.lookup(conn, scope, request_id, digest, kept_since)
             )
             if stored is not None:
                 return response_type.FromString(stored)
