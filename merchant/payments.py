@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import grpc
 from interbank.v1 import authorization_pb2, common_pb2, order_pb2
 
 from merchant import orders
@@ -51,6 +52,15 @@ _CAPTURED_OR_LATER = frozenset(
     }
 )
 _HELD = frozenset({orders.CHALLENGE_REQUIRED, orders.AUTHORIZED})
+OUTCOME_UNKNOWN = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+    }
+)
+"""A peer's failure with one of these codes may have taken effect: retry, do not undo."""
 _FINAL_FAILURES = frozenset({orders.FAILED, orders.CANCELED, orders.REVERSED})
 
 
@@ -156,6 +166,10 @@ class Storefront:
         def begin(conn: sqlite3.Connection) -> OrderRecord:
             record = orders.customer_order(conn, order_id, customer_name)
             status = record.order.status
+            if status in orders.PAID and record.payment_ref == reference:
+                # The same sealed payment again (a retry after a lost answer or a
+                # crash): resume where the order is instead of refusing it.
+                return record
             if status in orders.PAID:
                 raise errors.FailedPrecondition(
                     "ORDER_ALREADY_PAID",
@@ -174,6 +188,10 @@ class Storefront:
 
         record = await self._store.transaction(begin)
         order = record.order
+        if order.status == orders.AUTHORIZED:
+            return await self._capture(order_id, record.transaction_id)
+        if order.status != orders.PAYMENT_PENDING:
+            return order  # challenged, captured or later: nothing to redo
         request = authorization_pb2.AuthorizePaymentRequest(
             # From the sealed bytes: the same payment resubmitted replays, a new one is new.
             request_id=f"authorize:{order_id}:{reference[:16]}",
@@ -185,6 +203,16 @@ class Storefront:
         try:
             reply = await relayed(self._gateway().AuthorizePayment(request, timeout=CALL_TIMEOUT_S))
         except errors.PaynetError as exc:
+            if exc.code in OUTCOME_UNKNOWN:
+                # The gateway may have authorized: the order stays PAYMENT_PENDING, and
+                # the same sealed payment, submitted again, replays the same request.
+                _log.warning("payment.outcome_unknown", order_id=order_id, status=exc.code.name)
+                raise errors.Unavailable(
+                    "PAYMENT_OUTCOME_UNKNOWN",
+                    f"the authorization of order {order_id!r} did not complete; "
+                    "submit the same sealed payment again",
+                    order_id=order_id,
+                ) from None
             reason = exc.reason
             await self._store.transaction(
                 lambda conn: self._move(conn, order_id, orders.CREATED, failure_reason=reason)
