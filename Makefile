@@ -11,7 +11,7 @@ BUF := node_modules/.bin/buf
 NETWORK ?= network/dev.toml
 PKI_DIR ?= var/pki
 
-.PHONY: help venv tools generate check-generated lint breaking certs test run bench ci clean
+.PHONY: help venv tools generate check-generated lint breaking certs test run bench chaos ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -65,6 +65,10 @@ run: venv ## a fresh network in a temporary directory, two purchases end to end
 bench: venv ## payments/s and latency against a bare grpc.aio echo over mTLS; netting throughput
 	$(PY) -m payment.bench
 	$(PY) -m payment.netbench
+
+CHAOS_SEED ?= 1
+chaos: venv ## 2,000 payments while nodes are killed and paused; checks no money lost or duplicated
+	$(PY) -m payment.chaos --seed $(CHAOS_SEED) --payments 2000 --min-kills 2
 
 ci: test ## alias of test
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 
 import grpc
@@ -9,15 +11,20 @@ from interbank.v1 import authorization_pb2, authorization_pb2_grpc
 
 from gateway.authorization import PaymentGateway
 from gateway.checks import GatewayKey
-from gateway.issuers import IssuerChannels
+from gateway.issuers import CALL_TIMEOUT_S, IssuerChannels
 from gateway.servicer import GatewayServicer
 from gateway.store import open_store
 from payment.config import NetworkConfig, NodeConfig
 from payment.envelope import load_x25519_private
+from payment.logs import get_logger
 from payment.pki import Pki, key_id
 from payment.tls import TlsIdentity
 
 __all__ = ["GatewayApp", "create_app", "load_gateway_key"]
+
+_log = get_logger("paynet.gateway")
+RESUME_INTERVAL_S = 2.0
+"""How often the gateway looks for captures and voids whose answers were lost."""
 
 SERVICE_NAMES = (authorization_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,)
 
@@ -32,6 +39,7 @@ class GatewayApp:
     """The gateway's NodeApp."""
 
     def __init__(self, network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> None:
+        self._resuming: asyncio.Task[None] | None = None
         self._store = open_store(node.data_dir, network.limits.idempotency_retention_seconds)
         self._issuers = IssuerChannels(tls)
         self.gateway = PaymentGateway(
@@ -54,11 +62,29 @@ class GatewayApp:
         )
 
     async def start(self) -> None:
-        """Open the store (before the server takes calls, see payment.server.serve_node)."""
+        """Open the store and resume interrupted calls (before the server takes calls)."""
         await self._store.open()
+        self._resuming = asyncio.create_task(self._resume_forever(), name="resume-calls")
+
+    async def _resume_forever(self) -> None:
+        # The first round finishes what a crash interrupted; later rounds pick up calls
+        # whose answers were lost (older than a call's deadline, so none is still running).
+        older_than = 0.0
+        while True:
+            try:
+                await self.gateway.resume_pending_calls(older_than)
+            except Exception as exc:
+                _log.warning("background.failed", job="resume-calls", error_type=type(exc).__name__)
+            older_than = 2 * CALL_TIMEOUT_S
+            await asyncio.sleep(RESUME_INTERVAL_S)
 
     async def close(self) -> None:
-        """Close the issuer channels and the store."""
+        """Stop resuming calls, close the issuer channels and the store."""
+        if self._resuming is not None:
+            self._resuming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resuming
+            self._resuming = None
         await self._issuers.close()
         await self._store.close()
 

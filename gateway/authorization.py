@@ -3,14 +3,19 @@
 Authorization opens and checks the sealed payment (:mod:`gateway.checks`)
 before anything is recorded or any peer is called; then it records the
 transaction, asks the issuer for a hold and records the hold. Capture and void
-relay to the issuer the hold of a transaction the calling merchant owns.
+relay to the issuer the hold of a transaction the calling merchant owns; each
+is noted as a pending call before the issuer is asked, so one interrupted by a
+crash is finished on restart (:meth:`PaymentGateway.resume_pending_calls`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
+import sqlite3
 import uuid
+from functools import partial
 from typing import TYPE_CHECKING
 
 import grpc
@@ -21,6 +26,7 @@ from gateway.checks import GatewayKey, check_payment
 from gateway.issuers import CALL_TIMEOUT_S, AcquirerLookup, IssuerLookup
 from gateway.store import TransactionRecord, TransactionState
 from payment import errors
+from payment.clock import now, to_iso
 from payment.config import NetworkConfig
 from payment.errors import relayed
 from payment.logs import get_logger
@@ -210,25 +216,10 @@ class PaymentGateway:
     ) -> authorization_pb2.CapturePaymentResponse:
         """Post the transaction's hold at its issuer."""
         record = await self._held(transaction_id, merchant_name, "HOLD_NOT_CAPTURABLE")
-        reply = await relayed(
-            self._issuer_of(record).CaptureHold(
-                authorization_pb2.CaptureHoldRequest(
-                    request_id=f"capture:{transaction_id}", hold_id=record.hold_id
-                ),
-                timeout=CALL_TIMEOUT_S,
-            )
-        )
         await self._store.transaction(
-            lambda conn: records.record_capture(
-                conn, transaction_id, reply.hold_status, reply.instruction_id
-            )
+            lambda conn: records.begin_call(conn, transaction_id, "capture")
         )
-        _log.info(
-            "capture.done",
-            transaction_id=transaction_id,
-            hold_id=record.hold_id,
-            instruction_id=reply.instruction_id,
-        )
+        reply = await self._capture_hold(record)
         return authorization_pb2.CapturePaymentResponse(
             hold_status=reply.hold_status,
             instruction_id=reply.instruction_id,
@@ -236,11 +227,47 @@ class PaymentGateway:
             settlement_reason=reply.settlement_reason,
         )
 
+    async def _capture_hold(
+        self, record: TransactionRecord
+    ) -> authorization_pb2.CaptureHoldResponse:
+        """CaptureHold at the issuer (a retry replays) and record its answer."""
+        transaction_id = record.transaction_id
+        reply: authorization_pb2.CaptureHoldResponse = await relayed(
+            self._issuer_of(record).CaptureHold(
+                authorization_pb2.CaptureHoldRequest(
+                    request_id=f"capture:{transaction_id}", hold_id=record.hold_id
+                ),
+                timeout=CALL_TIMEOUT_S,
+            )
+        )
+
+        def done(conn: sqlite3.Connection) -> None:
+            records.record_capture(conn, transaction_id, reply.hold_status, reply.instruction_id)
+            records.end_call(conn, transaction_id, "capture")
+
+        await self._store.transaction(done)
+        _log.info(
+            "capture.done",
+            transaction_id=transaction_id,
+            hold_id=record.hold_id,
+            instruction_id=reply.instruction_id,
+        )
+        return reply
+
     async def refund(
         self, request: authorization_pb2.RefundPaymentRequest, merchant_name: str
     ) -> authorization_pb2.RefundPaymentResponse:
         """Ask the merchant's acquirer to return (part of) a captured transaction."""
         record = await self._held(request.transaction_id, merchant_name, "PAYMENT_NOT_REFUNDABLE")
+        if record.hold_status != authorization_pb2.HOLD_STATUS_CAPTURED:
+            # A capture whose answer was lost (the merchant may know it settled before we
+            # do): finish it first, so the refund sees the payment as the issuer has it.
+            pending = await self._store.read(
+                partial(records.pending_calls, transaction_id=record.transaction_id)
+            )
+            if "capture" in {action for _, action in pending}:
+                await self._capture_hold(record)
+                record = await self.transaction(record.transaction_id, merchant_name)
         if (
             record.hold_status != authorization_pb2.HOLD_STATUS_CAPTURED
             or not record.instruction_id
@@ -289,7 +316,13 @@ class PaymentGateway:
     ) -> authorization_pb2.VoidPaymentResponse:
         """Release the transaction's hold at its issuer."""
         record = await self._held(transaction_id, merchant_name, "HOLD_NOT_VOIDABLE")
-        reply = await relayed(
+        await self._store.transaction(lambda conn: records.begin_call(conn, transaction_id, "void"))
+        return authorization_pb2.VoidPaymentResponse(hold_status=await self._void_hold(record))
+
+    async def _void_hold(self, record: TransactionRecord) -> authorization_pb2.HoldStatus.ValueType:
+        """VoidHold at the issuer (a retry replays) and record its answer."""
+        transaction_id = record.transaction_id
+        reply: authorization_pb2.VoidHoldResponse = await relayed(
             self._issuer_of(record).VoidHold(
                 authorization_pb2.VoidHoldRequest(
                     request_id=f"void:{transaction_id}", hold_id=record.hold_id
@@ -297,11 +330,69 @@ class PaymentGateway:
                 timeout=CALL_TIMEOUT_S,
             )
         )
-        await self._store.transaction(
-            lambda conn: records.set_hold_status(conn, transaction_id, reply.hold_status)
-        )
+
+        def done(conn: sqlite3.Connection) -> None:
+            records.set_hold_status(conn, transaction_id, reply.hold_status)
+            records.end_call(conn, transaction_id, "void")
+
+        await self._store.transaction(done)
         _log.info("void.done", transaction_id=transaction_id, hold_id=record.hold_id)
-        return authorization_pb2.VoidPaymentResponse(hold_status=reply.hold_status)
+        return reply.hold_status
+
+    async def resume_pending_calls(self, older_than_s: float = 0.0) -> int:
+        """Finish captures and voids asked of issuers whose answers were never recorded.
+
+        A crash (or a lost answer) between asking the issuer and recording
+        its answer leaves a pending call. It is asked again with the same
+        request_id, so the issuer replays what it did, or does it now. A
+        definite refusal ends the call with the hold's status read from the
+        issuer. Runs on start and then periodically; returns the calls finished.
+        """
+        cutoff = to_iso(now() - dt.timedelta(seconds=older_than_s))
+        pending = await self._store.read(lambda conn: records.pending_calls(conn, cutoff))
+        finished = 0
+        for transaction_id, action in pending:
+            record = await self._store.read(
+                partial(records.load_transaction, transaction_id=transaction_id)
+            )
+            if record is None:
+                continue
+            try:
+                if action == "capture":
+                    await self._capture_hold(record)
+                else:
+                    await self._void_hold(record)
+            except errors.PaynetError as exc:
+                if exc.code in _OUTCOME_UNKNOWN:
+                    continue  # still unknown: the next round asks again
+                await self._settle_refused_call(record, action, exc.reason)
+            finished += 1
+            _log.warning("call.resumed", transaction_id=transaction_id, action=action)
+        return finished
+
+    async def _settle_refused_call(
+        self, record: TransactionRecord, action: str, reason: str
+    ) -> None:
+        """The issuer refused a resumed call: record the hold as the issuer has it."""
+        found = await relayed(
+            self._issuer_of(record).GetHold(
+                authorization_pb2.GetHoldRequest(transaction_id=record.transaction_id),
+                timeout=CALL_TIMEOUT_S,
+            )
+        )
+
+        def done(conn: sqlite3.Connection) -> None:
+            records.set_hold_status(conn, record.transaction_id, found.status)
+            records.end_call(conn, record.transaction_id, action)
+
+        await self._store.transaction(done)
+        _log.warning(
+            "call.refused",
+            transaction_id=record.transaction_id,
+            action=action,
+            reason=reason,
+            hold_status=authorization_pb2.HoldStatus.Name(found.status),
+        )
 
     async def transaction(self, transaction_id: str, merchant_name: str) -> TransactionRecord:
         """The merchant's own transaction; NotFound(TRANSACTION_NOT_FOUND) for any other."""

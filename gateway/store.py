@@ -22,10 +22,13 @@ __all__ = [
     "SCHEMA",
     "TransactionRecord",
     "TransactionState",
+    "begin_call",
+    "end_call",
     "insert_transaction",
     "load_transaction",
     "mark_failed",
     "open_store",
+    "pending_calls",
     "record_capture",
     "record_hold",
     "record_refund",
@@ -51,6 +54,13 @@ CREATE TABLE IF NOT EXISTS payment_transaction (
 );
 CREATE INDEX IF NOT EXISTS payment_transaction_order
     ON payment_transaction (merchant_name, order_id);
+-- A capture or void asked of the issuer and not yet recorded: resumed after a crash.
+CREATE TABLE IF NOT EXISTS pending_call (
+    transaction_id TEXT NOT NULL REFERENCES payment_transaction (transaction_id),
+    action TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    PRIMARY KEY (transaction_id, action)
+);
 """
 
 
@@ -219,6 +229,36 @@ def record_capture(
         " WHERE transaction_id = ?",
         (int(hold_status), instruction_id, now_iso(), transaction_id),
     )
+
+
+def begin_call(conn: sqlite3.Connection, transaction_id: str, action: str) -> None:
+    """Note, before asking the issuer, that action ("capture", "void") is under way."""
+    conn.execute(
+        "INSERT OR IGNORE INTO pending_call (transaction_id, action, requested_at)"
+        " VALUES (?, ?, ?)",
+        (transaction_id, action, now_iso()),
+    )
+
+
+def end_call(conn: sqlite3.Connection, transaction_id: str, action: str) -> None:
+    """The issuer's answer to action is recorded (or it will never come)."""
+    conn.execute(
+        "DELETE FROM pending_call WHERE transaction_id = ? AND action = ?",
+        (transaction_id, action),
+    )
+
+
+def pending_calls(
+    conn: sqlite3.Connection, requested_before: str = "~", transaction_id: str | None = None
+) -> list[tuple[str, str]]:
+    """(transaction_id, action) of calls under way since before requested_before
+    (of one transaction, if given)."""
+    rows = conn.execute(
+        "SELECT transaction_id, action FROM pending_call WHERE requested_at < ?"
+        " AND (? IS NULL OR transaction_id = ?) ORDER BY requested_at",
+        (requested_before, transaction_id, transaction_id),
+    ).fetchall()
+    return [(str(r[0]), str(r[1])) for r in rows]
 
 
 def record_refund(conn: sqlite3.Connection, transaction_id: str, refunded_minor: int) -> None:

@@ -271,14 +271,7 @@ class Storefront:
                 f"complete ({orders.status_name(status)})",
                 order_id=order_id,
             )
-        try:
-            return await self._capture(order_id, record.transaction_id)
-        except errors.PaynetError as exc:
-            if exc.reason in FINAL_CAPTURE_REASONS:
-                reason = exc.reason
-                await self._store.transaction(lambda conn: self._fail_held(conn, order_id, reason))
-                _log.info("payment.failed", order_id=order_id, reason=reason)
-            raise
+        return await self._capture(order_id, record.transaction_id)
 
     async def cancel_order(self, customer_name: str, order_id: str) -> order_pb2.Order:
         """Cancel an order not yet captured, voiding its hold if it has one."""
@@ -312,15 +305,26 @@ class Storefront:
         return canceled.order
 
     async def _capture(self, order_id: str, transaction_id: str) -> order_pb2.Order:
-        """Capture through the gateway and record it; errors are relayed, the order left."""
-        reply = await relayed(
-            self._gateway().CapturePayment(
-                authorization_pb2.CapturePaymentRequest(
-                    request_id=f"capture:{order_id}", transaction_id=transaction_id
-                ),
-                timeout=CALL_TIMEOUT_S,
+        """Capture through the gateway and record it; errors are relayed.
+
+        After a refusal that can never turn into a capture the order is FAILED;
+        after any other error it is left as it was, to be completed again.
+        """
+        try:
+            reply = await relayed(
+                self._gateway().CapturePayment(
+                    authorization_pb2.CapturePaymentRequest(
+                        request_id=f"capture:{order_id}", transaction_id=transaction_id
+                    ),
+                    timeout=CALL_TIMEOUT_S,
+                )
             )
-        )
+        except errors.PaynetError as exc:
+            if exc.reason in FINAL_CAPTURE_REASONS:
+                reason = exc.reason
+                await self._store.transaction(lambda conn: self._fail_held(conn, order_id, reason))
+                _log.info("payment.failed", order_id=order_id, reason=reason)
+            raise
 
         rejected = reply.settlement_state == authorization_pb2.SETTLEMENT_STATE_REJECTED
 

@@ -138,6 +138,36 @@ class LocalNetwork:
             task.cancel()
         return waits[done.pop()]
 
+    def signal_node(self, name: str, sig: signal.Signals) -> None:
+        """Send a signal to a node's process (SIGKILL, SIGSTOP, SIGCONT for fault injection)."""
+        proc = self._procs[name]
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(sig)
+
+    async def kill_node(self, name: str) -> int:
+        """SIGKILL a node (it gets no chance to clean up) and wait for it; its exit code."""
+        self.signal_node(name, signal.SIGKILL)
+        return await self._procs[name].wait()
+
+    async def restart_node(self, name: str, *, ready_timeout: float = 30.0) -> None:
+        """Start a stopped node again and wait until it is SERVING."""
+        if self._procs[name].returncode is None:
+            raise RuntimeError(f"node {name} is still running")
+        node = self.network.node(name)
+        await self.start_node(node)
+        deadline = time.monotonic() + ready_timeout
+        while (await check_health(self.network, node, 1.0)).status != "SERVING":
+            if self._procs[name].returncode is not None:
+                raise NodeDied(f"node {name} exited with code {self._procs[name].returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"node {name} not SERVING {ready_timeout:.0f}s after restart")
+            await asyncio.sleep(0.1)
+
+    def running(self, name: str) -> bool:
+        """Whether a node's process is alive."""
+        return name in self._procs and self._procs[name].returncode is None
+
     def pid(self, name: str) -> int:
         """The process id of a node."""
         return self._procs[name].pid

@@ -51,3 +51,19 @@ def make_devnet(tmp_path: Path) -> Callable[..., DevNet]:
 @pytest.fixture
 def devnet(make_devnet: Callable[..., DevNet]) -> DevNet:
     return make_devnet()
+
+
+_REPORTS: list[str] = []
+
+
+@pytest.fixture
+def report() -> Callable[[str], None]:
+    """Add a line to the run's summary (figures a test measured, shown even when it passes)."""
+    return _REPORTS.append
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _REPORTS:
+        terminalreporter.section("paynet reports")
+        for line in _REPORTS:
+            terminalreporter.write_line(line)

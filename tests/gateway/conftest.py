@@ -154,6 +154,15 @@ class FakeIssuer:
             raise self.failure
         return authorization_pb2.VoidHoldResponse(hold_status=authorization_pb2.HOLD_STATUS_VOIDED)
 
+    async def ReturnPayment(self, request: Any, timeout: float) -> Any:
+        """AcquirerService.ReturnPayment: returns what was asked."""
+        self.calls.append(("ReturnPayment", request, None))
+        if self.failure is not None:
+            raise self.failure
+        return authorization_pb2.ReturnPaymentResponse(
+            return_id="return-1", returned_total=request.amount
+        )
+
     async def GetHold(self, request: Any, timeout: float) -> Any:
         assert timeout == 5.0
         self.calls.append(("GetHold", request, None))

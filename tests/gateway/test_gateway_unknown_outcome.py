@@ -69,3 +69,79 @@ async def test_a_retried_merchant_request_reuses_its_transaction(
     assert again.transaction_id == first.transaction_id
     keys = {call[1].request_id for call in issuer.calls if call[0] == "AuthorizeHold"}
     assert keys == {f"authorize:{first.transaction_id}"}
+
+
+def unavailable() -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(
+        grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details="down"
+    )
+
+
+@pytest.mark.parametrize("action", ["capture", "void"])
+async def test_a_capture_or_void_whose_answer_was_lost_is_finished_on_resume(
+    payment_gateway, issuer, customer, action
+) -> None:
+    authorized = await payment_gateway.authorize(customer.request(), "shop")
+    issuer.failure = unavailable()  # the issuer acts, or not: the gateway cannot know
+    with pytest.raises(errors.PaynetError) as raised:
+        if action == "capture":
+            await payment_gateway.capture(authorized.transaction_id, "shop")
+        else:
+            await payment_gateway.void(authorized.transaction_id, "shop")
+    assert raised.value.code == grpc.StatusCode.UNAVAILABLE
+    record = await payment_gateway.transaction(authorized.transaction_id, "shop")
+    assert record.hold_status == authorization_pb2.HOLD_STATUS_AUTHORIZED
+
+    # Still unreachable: the call stays pending, nothing is guessed.
+    assert await payment_gateway.resume_pending_calls() == 0
+    issuer.failure = None
+    assert await payment_gateway.resume_pending_calls() == 1
+    record = await payment_gateway.transaction(authorized.transaction_id, "shop")
+    if action == "capture":
+        assert (record.hold_status, record.instruction_id) == (
+            authorization_pb2.HOLD_STATUS_CAPTURED,
+            "instr-1",
+        )
+    else:
+        assert record.hold_status == authorization_pb2.HOLD_STATUS_VOIDED
+    method = "CaptureHold" if action == "capture" else "VoidHold"
+    sent = [call[1] for call in issuer.calls if call[0] == method]
+    assert len(sent) == 3 and sent[0] == sent[1] == sent[2]  # the same request each time
+    assert await payment_gateway.resume_pending_calls() == 0  # finished: nothing left
+
+
+async def test_a_resumed_call_the_issuer_refuses_records_the_hold_as_the_issuer_has_it(
+    payment_gateway, issuer, customer
+) -> None:
+    authorized = await payment_gateway.authorize(customer.request(), "shop")
+    issuer.failure = unavailable()
+    with pytest.raises(errors.PaynetError):
+        await payment_gateway.capture(authorized.transaction_id, "shop")
+    issuer.fail_with(grpc.StatusCode.FAILED_PRECONDITION, "HOLD_EXPIRED")
+    issuer.found_hold = authorization_pb2.HOLD_STATUS_EXPIRED
+    assert await payment_gateway.resume_pending_calls() == 1
+    record = await payment_gateway.transaction(authorized.transaction_id, "shop")
+    assert record.hold_status == authorization_pb2.HOLD_STATUS_EXPIRED
+    assert await payment_gateway.resume_pending_calls() == 0
+
+
+async def test_a_refund_first_finishes_a_capture_whose_answer_was_lost(
+    payment_gateway, issuer, customer
+) -> None:
+    authorized = await payment_gateway.authorize(customer.request(), "shop")
+    issuer.failure = unavailable()
+    with pytest.raises(errors.PaynetError):
+        await payment_gateway.capture(authorized.transaction_id, "shop")
+    issuer.failure = None
+    reply = await payment_gateway.refund(
+        authorization_pb2.RefundPaymentRequest(
+            request_id="r1",
+            transaction_id=authorized.transaction_id,
+            amount={"amount_minor": 4500, "currency_code": "EUR"},
+        ),
+        "shop",
+    )
+    assert reply.refunded_total.amount_minor == 4500
+    assert names(issuer)[-2:] == ["CaptureHold", "ReturnPayment"]
+    assert issuer.calls[-1][1].original_instruction_id == "instr-1"
+    assert await payment_gateway.resume_pending_calls() == 0

@@ -1,0 +1,646 @@
+"""``make chaos``: the whole network under faults, judged like Jepsen's bank test.
+
+Every node runs as its own process. A seeded load generator pays from many
+concurrent customers (frictionless purchases, challenged ones answered from
+the device inbox, and refunds of settled orders), retrying each step with the
+same request ids whenever its outcome is unknown. Meanwhile a seeded fault
+injector SIGKILLs and restarts a node, or SIGSTOPs and SIGCONTs one, every
+few seconds; the same seed gives the same fault schedule.
+
+At the end every node runs again, the network is left to settle, and the
+books are read through the banks' own APIs (AuditService, AccountService as
+each holder) and every store is reconciled. The last line is one JSON object::
+
+    {"seed", "payments", "acknowledged", "lost", "duplicated", "wrong_total",
+     "negative", "stuck_holds", "disagreements", "kills", "pauses", ...}
+
+- ``acknowledged``: payments whose capture the customer saw acknowledged;
+- ``lost`` / ``duplicated``: acknowledged payments (and refunds) missing from,
+  or present more than once in, the issuer's or the acquirer's ledger;
+- ``wrong_total``: how far total money is from the opening total;
+- ``negative``: holders' balances below zero (no account has an overdraft);
+- ``stuck_holds``: holds still pending past their expiry;
+- ``disagreements``: reconciliation mismatches between merchant, gateway,
+  issuer, settlement bank and acquirer, plus acknowledged orders whose final
+  state is not a paid one.
+
+Exit 1 if any of lost, duplicated, wrong_total, negative, stuck_holds or
+disagreements is not zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from interbank.v1 import (
+    account_pb2,
+    account_pb2_grpc,
+    authorization_pb2,
+    authorization_pb2_grpc,
+    common_pb2,
+    notification_pb2,
+    order_pb2,
+    order_pb2_grpc,
+)
+
+from payment.audit import check_books, collect_books
+from payment.config import NetworkConfig, load_network
+from payment.customer import Customer, PlacedOrder
+from payment.devnet import write_dev_network
+from payment.errors import PaynetError, from_rpc_error
+from payment.launcher import LocalNetwork
+from payment.logs import configure_logging
+from payment.pki import Pki, init_pki
+from payment.reconcile import reconcile
+from payment.tls import TlsIdentity, secure_channel
+
+__all__ = ["ChaosResult", "Fault", "fault_schedule", "main", "run_chaos"]
+
+T = TypeVar("T")
+S = order_pb2.OrderStatus
+
+RETRYABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.ABORTED,
+    }
+)
+"""Codes after which a step's outcome is unknown: the same request is sent again."""
+CALL_TIMEOUT_S = 8.0
+STEP_GIVE_UP_S = 120.0
+"""A step still failing after this long is left unresolved (not acknowledged)."""
+BUYERS = tuple(f"buyer{i:02d}" for i in range(14))
+"""The load's customers, added to the dev network, each with money for the whole run."""
+OPENING_BALANCE_MINOR = 10_000_000
+PAID = frozenset(
+    {S.ORDER_STATUS_CAPTURED, S.ORDER_STATUS_SETTLED, S.ORDER_STATUS_DELIVERY_CONFIRMED}
+)
+SETTLED_OR_LATER = frozenset(
+    {
+        S.ORDER_STATUS_SETTLED,
+        S.ORDER_STATUS_DELIVERY_CONFIRMED,
+        S.ORDER_STATUS_PARTIALLY_REFUNDED,
+        S.ORDER_STATUS_REFUNDED,
+    }
+)
+
+
+# -- the fault schedule ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: after a pause of gap_s, kill or pause a node for down_s."""
+
+    gap_s: float
+    """Seconds since the previous fault ended."""
+    action: str
+    """"kill" (SIGKILL, then restart) or "pause" (SIGSTOP, then SIGCONT)."""
+    node: str
+    """The node hit."""
+    down_s: float
+    """How long the node stays dead or stopped."""
+
+
+def fault_schedule(
+    seed: int, nodes: list[str], min_kills: int, gap_s: tuple[float, float]
+) -> Iterator[Fault]:
+    """The faults of a seed, forever: first every node killed min_kills times (with
+    pauses in between, in a seeded order), then seeded random faults."""
+    rng = random.Random(f"faults:{seed}")
+    first = [("kill", n) for n in nodes for _ in range(min_kills)]
+    first += [("pause", n) for n in nodes]
+    rng.shuffle(first)
+    for action, node in first:
+        yield _fault(rng, action, node, gap_s)
+    while True:
+        yield _fault(rng, rng.choice(("kill", "kill", "pause")), rng.choice(nodes), gap_s)
+
+
+def _fault(rng: random.Random, action: str, node: str, gap_s: tuple[float, float]) -> Fault:
+    down = rng.uniform(0.2, 1.5) if action == "kill" else rng.uniform(0.3, 2.0)
+    return Fault(round(rng.uniform(*gap_s), 3), action, node, round(down, 3))
+
+
+@dataclass
+class FaultLog:
+    """What the injector did."""
+
+    kills: Counter[str] = field(default_factory=Counter)
+    pauses: Counter[str] = field(default_factory=Counter)
+
+
+async def inject_faults(
+    net: LocalNetwork, faults: Iterator[Fault], log: FaultLog, until: asyncio.Event, floor: int
+) -> None:
+    """Apply faults until `until` is set and every node was killed at least floor times."""
+    nodes = [n.name for n in net.network.nodes]
+    for fault in faults:
+        if until.is_set() and all(log.kills[n] >= floor for n in nodes):
+            return
+        await asyncio.sleep(fault.gap_s)
+        if fault.action == "kill":
+            await net.kill_node(fault.node)
+            log.kills[fault.node] += 1
+            await asyncio.sleep(fault.down_s)
+            await net.restart_node(fault.node)
+        else:
+            net.signal_node(fault.node, signal.SIGSTOP)
+            log.pauses[fault.node] += 1
+            try:
+                await asyncio.sleep(fault.down_s)
+            finally:
+                net.signal_node(fault.node, signal.SIGCONT)
+
+
+# -- the load ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What one payment's customer saw."""
+
+    index: int
+    customer: str
+    kind: str
+    order_id: str = ""
+    amount_minor: int = 0
+    acknowledged: bool = False
+    """The customer saw the capture acknowledged (CAPTURED or later)."""
+    refused: str = ""
+    """The reason of a definite refusal."""
+    unresolved: str = ""
+    """Why the generator gave up on an unknown outcome."""
+    refunds_minor: list[int] = field(default_factory=list)
+    """Refunds the merchant saw acknowledged."""
+
+
+async def retried(step: Callable[[], Awaitable[T]], give_up_s: float = STEP_GIVE_UP_S) -> T:
+    """A step's result, sending it again while its outcome is unknown.
+
+    The step must send the same request (the same request_id) each time.
+    Raises the last PaynetError once give_up_s have passed, or at once when
+    the refusal is definite.
+    """
+    deadline = time.monotonic() + give_up_s
+    backoff = 0.1
+    while True:
+        try:
+            return await step()
+        except grpc.aio.AioRpcError as exc:
+            error = from_rpc_error(exc)
+            if exc.code() not in RETRYABLE or time.monotonic() > deadline:
+                raise error from None
+        await asyncio.sleep(backoff * (0.5 + random.random()))
+        backoff = min(backoff * 2, 1.0)
+
+
+class Load:
+    """The seeded load: payments from many customers, some challenged, some refunded."""
+
+    def __init__(self, network: NetworkConfig, seed: int) -> None:
+        self.network = network
+        self.seed = seed
+        self.merchant = network.merchants[0].name
+        self.customers = {name: Customer(network, name) for name in BUYERS}
+        pki = Pki(network.pki_dir)
+        self._back_office = secure_channel(
+            network.node(self.merchant).address, TlsIdentity.load(pki, self.merchant)
+        )
+
+    async def close(self) -> None:
+        """Close every channel."""
+        for customer in self.customers.values():
+            await customer.close()
+        await self._back_office.close()
+
+    async def run(self, payments: int, concurrency: int) -> list[Outcome]:
+        """Run the payments with concurrency workers; every outcome, in index order."""
+        queue = iter(range(payments))
+        outcomes: list[Outcome] = []
+
+        async def worker() -> None:
+            for index in queue:
+                outcomes.append(await self.pay(index))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return sorted(outcomes, key=lambda o: o.index)
+
+    async def pay(self, index: int) -> Outcome:
+        """One seeded payment, retried through faults until its outcome is definite."""
+        rng = random.Random(f"payment:{self.seed}:{index}")
+        name = rng.choice(sorted(self.customers))
+        roll = rng.random()
+        kind = "challenged" if roll < 0.15 else "refunded" if roll < 0.30 else "frictionless"
+        lines = (
+            [("bike-003", 1)]
+            if kind == "challenged"
+            else [(rng.choice(("book-001", "lamp-002")), rng.randint(1, 3))]
+        )
+        outcome = Outcome(index, name, kind)
+        customer = self.customers[name]
+        key = f"chaos-{self.seed}-{index}"
+        try:
+            placed = await self._create(customer, key, lines)
+            outcome.order_id = placed.order.order_id
+            outcome.amount_minor = placed.order.total.amount_minor
+            order = await self._submit(customer, key, placed)
+            if order.status == S.ORDER_STATUS_CHALLENGE_REQUIRED:
+                order = await self._challenge(customer, key, order)
+            outcome.acknowledged = order.status in PAID or order.status in SETTLED_OR_LATER
+            if outcome.acknowledged and kind == "refunded":
+                await self._refund(customer, key, outcome, rng)
+        except PaynetError as exc:
+            if exc.code in RETRYABLE:
+                outcome.unresolved = exc.reason
+            else:
+                outcome.refused = exc.reason
+        except TimeoutError:
+            outcome.unresolved = "TIMEOUT"
+        return outcome
+
+    async def _create(
+        self, customer: Customer, key: str, lines: list[tuple[str, int]]
+    ) -> PlacedOrder:
+        stub = order_pb2_grpc.OrderServiceStub(customer.channel(self.merchant))
+        request = order_pb2.CreateOrderRequest(
+            request_id=f"{key}-order",
+            lines=[order_pb2.CreateOrderLine(sku=sku, quantity=qty) for sku, qty in lines],
+        )
+        reply = await retried(lambda: stub.CreateOrder(request, timeout=CALL_TIMEOUT_S))
+        return PlacedOrder(reply.order, reply.gateway_public_key, reply.gateway_key_id)
+
+    async def _submit(self, customer: Customer, key: str, placed: PlacedOrder) -> order_pb2.Order:
+        stub = order_pb2_grpc.OrderServiceStub(customer.channel(self.merchant))
+        request = order_pb2.SubmitPaymentRequest(
+            request_id=f"{key}-pay",
+            order_id=placed.order.order_id,
+            payment=customer.seal_payment(placed, customer.instrument()),
+        )
+        reply = await retried(lambda: stub.SubmitPayment(request, timeout=CALL_TIMEOUT_S))
+        order: order_pb2.Order = reply.order
+        return order
+
+    async def _challenge(
+        self, customer: Customer, key: str, order: order_pb2.Order
+    ) -> order_pb2.Order:
+        challenge_id = order.challenge.challenge_id
+        code = await customer.read_one_time_code(challenge_id, timeout=STEP_GIVE_UP_S)
+        bank = authorization_pb2_grpc.ChallengeServiceStub(customer.channel(customer.config.bank))
+        answer = authorization_pb2.AnswerChallengeRequest(
+            request_id=f"{key}-answer", challenge_id=challenge_id, code=code
+        )
+        await retried(lambda: bank.AnswerChallenge(answer, timeout=CALL_TIMEOUT_S))
+        stub = order_pb2_grpc.OrderServiceStub(customer.channel(self.merchant))
+        complete = order_pb2.CompletePaymentRequest(
+            request_id=f"{key}-complete", order_id=order.order_id
+        )
+        reply = await retried(lambda: stub.CompletePayment(complete, timeout=CALL_TIMEOUT_S))
+        completed: order_pb2.Order = reply.order
+        return completed
+
+    async def _refund(
+        self, customer: Customer, key: str, outcome: Outcome, rng: random.Random
+    ) -> None:
+        await self._until_settled(customer, outcome.order_id)
+        stub = order_pb2_grpc.BackOfficeServiceStub(self._back_office)
+        parts = [outcome.amount_minor // 2, outcome.amount_minor - outcome.amount_minor // 2]
+        if rng.random() < 0.5:
+            parts = [outcome.amount_minor]
+        for number, part in enumerate(parts):
+            request = order_pb2.RefundOrderRequest(
+                request_id=f"{key}-refund-{number}",
+                order_id=outcome.order_id,
+                amount=common_pb2.Money(amount_minor=part, currency_code=self.network.currency),
+            )
+            await retried(partial(stub.RefundOrder, request, timeout=CALL_TIMEOUT_S))
+            outcome.refunds_minor.append(part)
+
+    async def _until_settled(self, customer: Customer, order_id: str) -> None:
+        stub = order_pb2_grpc.OrderServiceStub(customer.channel(self.merchant))
+        request = order_pb2.GetOrderRequest(order_id=order_id)
+        deadline = time.monotonic() + STEP_GIVE_UP_S
+        while time.monotonic() < deadline:
+            reply = await retried(lambda: stub.GetOrder(request, timeout=CALL_TIMEOUT_S))
+            if reply.order.status in SETTLED_OR_LATER:
+                return
+            await asyncio.sleep(0.5)
+        raise TimeoutError
+
+
+# -- the verdict -------------------------------------------------------------------------------
+
+
+@dataclass
+class ChaosResult:
+    """The checks over the books after the run."""
+
+    lost: int = 0
+    duplicated: int = 0
+    wrong_total: int = 0
+    negative: int = 0
+    stuck_holds: int = 0
+    disagreements: int = 0
+    details: list[str] = field(default_factory=list)
+
+
+async def _statement(
+    network: NetworkConfig, holder: str, bank: str, account_id: str
+) -> list[account_pb2.StatementEntry]:
+    identity = TlsIdentity.load(Pki(network.pki_dir), holder)
+    async with secure_channel(network.node(bank).address, identity) as channel:
+        stub = account_pb2_grpc.AccountServiceStub(channel)
+        reply = await retried(
+            lambda: stub.ListStatement(
+                account_pb2.ListStatementRequest(account_id=account_id), timeout=30.0
+            )
+        )
+        balance = await retried(
+            lambda: stub.GetBalance(
+                account_pb2.GetBalanceRequest(account_id=account_id), timeout=CALL_TIMEOUT_S
+            )
+        )
+    entries = list(reply.entries)
+    if balance.booked.amount_minor < 0 or balance.available.amount_minor < 0:
+        entries.append(account_pb2.StatementEntry(entry_id="NEGATIVE"))
+    return entries
+
+
+async def judge(network: NetworkConfig, outcomes: list[Outcome], opening_total: int) -> ChaosResult:
+    """Read every bank's books through its APIs and check the run's invariants."""
+    result = ChaosResult()
+    books = await collect_books(network)
+    report = check_books(network, books)
+    for check in report.checks:
+        if not check.ok:
+            result.details.append(f"audit {check.name}: {check.detail}")
+    result.stuck_holds = sum(b.member.overdue_holds for b in books if b.HasField("member"))
+    holders_total = sum(b.member.holder_balance_minor for b in books if b.HasField("member"))
+    result.wrong_total = abs(holders_total - opening_total)
+
+    merchant = network.merchants[0]
+    merchant_lines = await _statement(network, merchant.name, merchant.bank, merchant.account_id)
+    customer_lines = {
+        c.name: await _statement(network, c.name, c.bank, c.account_id) for c in network.customers
+    }
+    for lines in [merchant_lines, *customer_lines.values()]:
+        result.negative += sum(1 for line in lines if line.entry_id == "NEGATIVE")
+
+    orders = await _merchant_orders(network, outcomes)
+    credit, debit = (
+        notification_pb2.ACCOUNT_ENTRY_DIRECTION_CREDIT,
+        notification_pb2.ACCOUNT_ENTRY_DIRECTION_DEBIT,
+    )
+    for outcome in outcomes:
+        if not outcome.acknowledged:
+            continue
+        status = orders.get(outcome.order_id)
+        reversed_ = status == S.ORDER_STATUS_REVERSED
+        paid = [
+            line
+            for line in customer_lines[outcome.customer]
+            if line.order_id == outcome.order_id and line.direction == debit
+        ]
+        received = [
+            line
+            for line in merchant_lines
+            if line.order_id == outcome.order_id and line.direction == credit
+        ]
+        refunded = [
+            line
+            for line in merchant_lines
+            if line.order_id == outcome.order_id and line.direction == debit
+        ]
+        expected = {"issuer": (len(paid), 1), "acquirer": (len(received), 0 if reversed_ else 1)}
+        expected["refunds"] = (len(refunded), len(outcome.refunds_minor))
+        for ledger, (found, wanted) in expected.items():
+            if found < wanted:
+                result.lost += 1
+                result.details.append(
+                    f"lost: {ledger} has {found} of {wanted} for {outcome.order_id}"
+                )
+            elif found > wanted and not (ledger == "refunds" and status == S.ORDER_STATUS_REFUNDED):
+                result.duplicated += 1
+                result.details.append(
+                    f"duplicated: {ledger} has {found} of {wanted} for {outcome.order_id}"
+                )
+        if status not in SETTLED_OR_LATER and status != S.ORDER_STATUS_REVERSED:
+            result.disagreements += 1
+            name = "missing" if status is None else S.Name(status)
+            result.details.append(f"acknowledged order {outcome.order_id} ended {name}")
+
+    mismatches = reconcile(network).mismatches
+    result.disagreements += len(mismatches)
+    result.details.extend(
+        f"reconcile: {m.check} {m.record} expected {m.expected}, found {m.found}"
+        for m in mismatches[:20]
+    )
+    return result
+
+
+async def _merchant_orders(
+    network: NetworkConfig, outcomes: list[Outcome]
+) -> dict[str, order_pb2.OrderStatus.ValueType]:
+    """Each order's final status, as its customer reads it from the merchant."""
+    statuses: dict[str, order_pb2.OrderStatus.ValueType] = {}
+    merchant = network.merchants[0].name
+    customers = {c.name: Customer(network, c.name) for c in network.customers}
+    try:
+        for outcome in outcomes:
+            if not outcome.order_id:
+                continue
+            stub = order_pb2_grpc.OrderServiceStub(customers[outcome.customer].channel(merchant))
+            reply = await retried(
+                partial(
+                    stub.GetOrder,
+                    order_pb2.GetOrderRequest(order_id=outcome.order_id),
+                    timeout=CALL_TIMEOUT_S,
+                )
+            )
+            statuses[outcome.order_id] = reply.order.status
+    finally:
+        for customer in customers.values():
+            await customer.close()
+    return statuses
+
+
+async def settle_down(network: NetworkConfig, outcomes: list[Outcome], timeout: float) -> None:
+    """Wait until nothing is in flight: no unsettled transfer, every paid order settled."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        books = await collect_books(network)
+        in_flight = sum(b.member.unsettled_outgoing for b in books if b.HasField("member"))
+        in_flight += sum(b.settlement.pending_transfers for b in books if b.HasField("settlement"))
+        if in_flight == 0:
+            orders = await _merchant_orders(network, [o for o in outcomes if o.acknowledged])
+            if all(s in SETTLED_OR_LATER or s == S.ORDER_STATUS_REVERSED for s in orders.values()):
+                return
+        await asyncio.sleep(1.0)
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def write_chaos_network(directory: Path) -> Path:
+    """The dev network with more customers, no velocity challenges, windows of 2 s."""
+    path = write_dev_network(
+        directory,
+        settlement_mode="net",
+        window_seconds=2,
+        velocity_max_payments=10**9,
+        net_debit_cap_minor=10**12,
+    )
+    banks = ("alfa", "beta")
+    blocks = []
+    for i, name in enumerate(BUYERS):
+        bank = banks[i % 2]
+        blocks.append(
+            f"""
+[[customers]]
+name = "{name}"
+bank = "{bank}"
+account_id = "{name}-current"
+opening_balance_minor = {OPENING_BALANCE_MINOR}
+account_number = "{bank.upper()}9{i:07d}"
+card_number = "49{i % 2}{i:013d}"
+"""
+        )
+    with path.open("a", encoding="utf-8") as out:
+        out.write("".join(blocks))
+    return path
+
+
+async def run_chaos(
+    *,
+    seed: int,
+    payments: int,
+    concurrency: int,
+    min_kills: int,
+    gap_s: tuple[float, float],
+    workdir: Path,
+) -> dict[str, Any]:
+    """Run the load under the seed's faults, settle, judge; the summary."""
+    path = write_chaos_network(workdir)
+    network = load_network(path)
+    init_pki(network, network.pki_dir)
+    net = LocalNetwork(network, path, log_dir=workdir / "logs")
+    await net.start()
+    log = FaultLog()
+    started = time.monotonic()
+    try:
+        opening = await collect_books(network)
+        opening_total = sum(b.member.holder_balance_minor for b in opening if b.HasField("member"))
+        load = Load(network, seed)
+        load_done = asyncio.Event()
+        nodes = [n.name for n in network.nodes]
+        injector = asyncio.create_task(
+            inject_faults(
+                net, fault_schedule(seed, nodes, min_kills, gap_s), log, load_done, min_kills
+            )
+        )
+        try:
+            outcomes = await load.run(payments, concurrency)
+        finally:
+            load_done.set()
+            await injector
+            await load.close()
+        load_seconds = time.monotonic() - started
+        await settle_down(network, outcomes, timeout=120.0)
+        result = await judge(network, outcomes, opening_total)
+    finally:
+        codes = await net.stop()
+    kinds = Counter(o.kind for o in outcomes)
+    summary: dict[str, Any] = {
+        "seed": seed,
+        "payments": len(outcomes),
+        "acknowledged": sum(o.acknowledged for o in outcomes),
+        "lost": result.lost,
+        "duplicated": result.duplicated,
+        "wrong_total": result.wrong_total,
+        "negative": result.negative,
+        "stuck_holds": result.stuck_holds,
+        "disagreements": result.disagreements,
+        "kills": sum(log.kills.values()),
+        "pauses": sum(log.pauses.values()),
+        "kills_by_node": dict(sorted(log.kills.items())),
+        "pauses_by_node": dict(sorted(log.pauses.items())),
+        "kinds": dict(sorted(kinds.items())),
+        "refused": dict(Counter(o.refused for o in outcomes if o.refused)),
+        "unresolved": dict(Counter(o.unresolved for o in outcomes if o.unresolved)),
+        "refunds": sum(len(o.refunds_minor) for o in outcomes),
+        "load_seconds": round(load_seconds, 1),
+        "exit_codes": codes,
+    }
+    return {"summary": summary, "details": result.details}
+
+
+FAILURES = ("lost", "duplicated", "wrong_total", "negative", "stuck_holds", "disagreements")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m payment.chaos``: the exit code (1 if any invariant broke)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=1, help="seeds the load and the faults")
+    parser.add_argument("--payments", type=int, default=2000, help="how many payments")
+    parser.add_argument("--concurrency", type=int, default=24, help="payments in flight")
+    parser.add_argument(
+        "--min-kills", type=int, default=2, help="kill every node at least this many times"
+    )
+    parser.add_argument(
+        "--gap",
+        type=float,
+        nargs=2,
+        default=(1.0, 3.0),
+        metavar=("MIN", "MAX"),
+        help="seconds between faults",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the network's directory")
+    args = parser.parse_args(argv)
+    # The generator's own reconnects are expected under faults: only warnings and errors.
+    configure_logging(level=logging.WARNING)
+    workdir = Path(tempfile.mkdtemp(prefix="paynet-chaos-"))
+    print(f"paynet chaos: seed {args.seed}, network in {workdir} (node logs in {workdir / 'logs'})")
+    try:
+        outcome = asyncio.run(
+            run_chaos(
+                seed=args.seed,
+                payments=args.payments,
+                concurrency=args.concurrency,
+                min_kills=args.min_kills,
+                gap_s=(args.gap[0], args.gap[1]),
+                workdir=workdir,
+            )
+        )
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    for line in outcome["details"]:
+        print(f"  {line}")
+    summary = outcome["summary"]
+    broken = [name for name in FAILURES if summary[name]]
+    print(f"paynet chaos: {'FAILED: ' + ', '.join(broken) if broken else 'all invariants hold'}")
+    print(json.dumps(summary, sort_keys=False))
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The chaos run's short form, as CI runs it: every node killed, no money lost.
+
+``make chaos`` is the long form (2,000 payments, every node killed twice).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from itertools import islice
+
+from payment.chaos import FAILURES, fault_schedule
+
+CHAOS = [sys.executable, "-m", "payment.chaos"]
+NODES = ["settlement", "alfa", "beta", "gateway", "shop"]
+
+
+def test_the_same_seed_gives_the_same_fault_schedule() -> None:
+    first = list(islice(fault_schedule(7, NODES, 2, (1.0, 3.0)), 40))
+    again = list(islice(fault_schedule(7, NODES, 2, (1.0, 3.0)), 40))
+    other = list(islice(fault_schedule(8, NODES, 2, (1.0, 3.0)), 40))
+    assert first == again
+    assert first != other
+
+
+def test_the_schedule_kills_every_node_the_minimum_number_of_times_first() -> None:
+    prefix = list(islice(fault_schedule(3, NODES, 2, (1.0, 3.0)), 3 * len(NODES)))
+    kills = {n: sum(1 for f in prefix if f.action == "kill" and f.node == n) for n in NODES}
+    pauses = {n: sum(1 for f in prefix if f.action == "pause" and f.node == n) for n in NODES}
+    assert kills == dict.fromkeys(NODES, 2)
+    assert pauses == dict.fromkeys(NODES, 1)
+    assert all(1.0 <= f.gap_s <= 3.0 for f in prefix)
+
+
+def test_chaos_short_form_loses_and_duplicates_nothing(report: Callable[[str], None]) -> None:
+    run = subprocess.run(
+        [*CHAOS, "--seed", "5", "--payments", "300", "--min-kills", "1", "--gap", "1", "2"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    lines = run.stdout.strip().splitlines()
+    assert lines, run.stderr[-3000:]
+    summary = json.loads(lines[-1])
+    report(f"chaos (short form): {lines[-1]}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert summary["payments"] == 300
+    assert {name: summary[name] for name in FAILURES} == dict.fromkeys(FAILURES, 0)
+    assert set(summary["kills_by_node"]) == set(NODES)
+    assert min(summary["kills_by_node"].values()) >= 1
+    assert summary["pauses"] >= len(NODES)
+    # Faults delay payments; they may not make the network refuse them.
+    assert summary["refused"] == {}
+    assert summary["acknowledged"] == 300
+    assert summary["refunds"] > 0
