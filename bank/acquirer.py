@@ -85,7 +85,7 @@ class Acquirer:
                 return_id=return_id,
             )
         returned = await self._store.read(
-            lambda conn: _returned(conn, request.original_instruction_id)
+            lambda conn: _returned(conn, request.original_instruction_id, up_to=return_id)
         )
         return authz.ReturnPaymentResponse(
             return_id=return_id,
@@ -180,11 +180,19 @@ class Acquirer:
         )
 
 
-def _returned(conn: sqlite3.Connection, original_instruction_id: str) -> int:
-    """Returns of a transfer not rejected (settled or on their way), in minor units."""
+def _returned(
+    conn: sqlite3.Connection, original_instruction_id: str, up_to: str | None = None
+) -> int:
+    """Returns of a transfer not rejected (settled or on their way), in minor units.
+
+    With up_to (a return id), only that return and the ones recorded before it:
+    the total as it stood when that return was made, so a replay answers the same.
+    """
     (total,) = conn.execute(
         "SELECT COALESCE(SUM(amount), 0) FROM outgoing_transfers"
-        " WHERE kind = ? AND original_instruction_id = ? AND settlement_state != ?",
-        (RETURN, original_instruction_id, REJECTED),
+        " WHERE kind = ? AND original_instruction_id = ? AND settlement_state != ?"
+        " AND (? IS NULL OR rowid <= (SELECT rowid FROM outgoing_transfers"
+        " WHERE instruction_id = ?))",
+        (RETURN, original_instruction_id, REJECTED, up_to, up_to),
     ).fetchone()
     return int(total)

@@ -54,6 +54,7 @@ class Clearing:
                 "instruction_id and debtor_agent are required",
                 field="transfer.instruction_id",
             )
+        await self._store.claim("ReceiveCreditTransfer", request.request_id, request)
         key = f"clearing\x00{transfer.debtor_agent}\x00{transfer.instruction_id}"
         async with self._store.exclusive(key):
             return await self._store.transaction(
@@ -77,6 +78,7 @@ class Clearing:
                 "return_id and returning_agent are required",
                 field="payment_return.return_id",
             )
+        await self._store.claim("ReceivePaymentReturn", request.request_id, request)
         key = f"return\x00{payment_return.returning_agent}\x00{payment_return.return_id}"
         async with self._store.exclusive(key):
             return await self._store.transaction(

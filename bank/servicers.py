@@ -2,15 +2,20 @@
 
 The caller comes from :func:`payment.identity.caller` (its certificate), never
 from a request field; domain errors are mapped to status codes by the
-server's error interceptor.
+server's error interceptor. What a field must look like before the domain
+sees it (a timestamp in range, a one-time code of six digits, a pacs.004
+reason code) is checked here, and refused with FIELD_INVALID before anything
+is read or written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Awaitable, Callable
 
 import grpc
+from google.protobuf import timestamp_pb2
 from interbank.v1 import account_pb2, account_pb2_grpc, audit_pb2, audit_pb2_grpc
 from interbank.v1 import authorization_pb2 as authz
 from interbank.v1 import authorization_pb2_grpc as authz_grpc
@@ -23,7 +28,7 @@ from bank.challenges import Challenges
 from bank.clearing import Clearing
 from bank.issuer import Issuer
 from bank.settlement import Settlement
-from payment import errors
+from payment import errors, otp
 from payment.config import NetworkConfig, Role
 from payment.identity import caller
 from payment.storage import Store
@@ -37,6 +42,29 @@ __all__ = [
     "IssuerServicer",
     "SettlementServicer",
 ]
+
+# google.protobuf.Timestamp's documented range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799
+_MAX_NANOS = 999_999_999
+_CODE = re.compile(rf"\A[0-9]{{{otp.CODE_DIGITS}}}\Z", re.ASCII)
+# pacs.004 RtrRsn/Cd (ExternalReturnReason1Code): one to four letters or digits.
+_RETURN_REASON = re.compile(r"\A[A-Z0-9]{1,4}\Z", re.ASCII)
+
+
+def _moment(request: account_pb2.ListStatementRequest, name: str) -> dt.datetime | None:
+    """A request's optional timestamp as a UTC datetime; FIELD_INVALID if out of range."""
+    if not request.HasField(name):  # type: ignore[arg-type]
+        return None
+    stamp: timestamp_pb2.Timestamp = getattr(request, name)
+    if not (_MIN_SECONDS <= stamp.seconds <= _MAX_SECONDS and 0 <= stamp.nanos <= _MAX_NANOS):
+        raise errors.InvalidArgument(
+            "FIELD_INVALID",
+            f"{name} must be a time between 0001-01-01 and 9999-12-31 UTC"
+            " with nanos from 0 to 999999999",
+            field=name,
+        )
+    return stamp.ToDatetime(dt.UTC)
 
 
 class IssuerServicer(authz_grpc.IssuerServiceServicer):
@@ -90,6 +118,13 @@ class AcquirerServicer(authz_grpc.AcquirerServiceServicer):
         self, request: authz.ReturnPaymentRequest, context: grpc.aio.ServicerContext
     ) -> authz.ReturnPaymentResponse:
         """Refund (part of) a settled payment as an interbank return."""
+        if request.reason_code and not _RETURN_REASON.match(request.reason_code):
+            raise errors.InvalidArgument(
+                "FIELD_INVALID",
+                "reason_code must be empty (CUST) or a pacs.004 return reason code"
+                " of one to four upper-case letters or digits",
+                field="reason_code",
+            )
         return await self._acquirer.return_payment(request, caller().uri)
 
 
@@ -102,7 +137,17 @@ class ChallengeServicer(authz_grpc.ChallengeServiceServicer):
     async def AnswerChallenge(
         self, request: authz.AnswerChallengeRequest, context: grpc.aio.ServicerContext
     ) -> authz.AnswerChallengeResponse:
-        """Check a one-time code."""
+        """Check a one-time code.
+
+        A code that is not six ASCII digits can never be right: it is refused
+        without counting as an attempt (a well-formed wrong code counts).
+        """
+        if request.request_id and not _CODE.match(request.code):
+            raise errors.InvalidArgument(
+                "FIELD_INVALID",
+                f"code must be the {otp.CODE_DIGITS}-digit one-time code from the device inbox",
+                field="code",
+            )
         return await self._challenges.answer(request, caller().uri)
 
 
@@ -141,8 +186,8 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         self, request: account_pb2.ListStatementRequest, context: grpc.aio.ServicerContext
     ) -> account_pb2.ListStatementResponse:
         """The caller's account statement."""
-        from_time = request.from_time.ToDatetime(dt.UTC) if request.HasField("from_time") else None
-        to_time = request.to_time.ToDatetime(dt.UTC) if request.HasField("to_time") else None
+        from_time = _moment(request, "from_time")
+        to_time = _moment(request, "to_time")
         return await self._accounts.statement(
             request.account_id, caller().uri, from_time=from_time, to_time=to_time
         )

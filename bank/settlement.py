@@ -83,6 +83,9 @@ class Settlement:
         self._validate(
             transfer.instruction_id, transfer.amount, transfer.creditor_agent, "transfer"
         )
+        await self._store.claim(
+            f"SubmitCreditTransfer|{caller_bank_code}", request.request_id, request
+        )
         status, reason, window_id = await self._settle(transfer, now or clock_now())
         return pb.SubmitCreditTransferResponse(
             instruction_id=transfer.instruction_id,
@@ -116,6 +119,9 @@ class Settlement:
                 "payment_return.original_instruction_id is required",
                 field="payment_return.original_instruction_id",
             )
+        await self._store.claim(
+            f"SubmitPaymentReturn|{caller_bank_code}", request.request_id, request
+        )
         status, reason, window_id = await self._settle(payment_return, now or clock_now())
         return pb.SubmitPaymentReturnResponse(
             return_id=payment_return.return_id,
@@ -366,7 +372,7 @@ class Settlement:
             (entry.payee, entry.original_instruction_id, TRANSFER, entry.payer, _ACCEPTED),
         ).fetchone()
         if original is None:
-            return "ORIGINALTRANSFER_NOT_FOUND"
+            return "ORIGINAL_TRANSFER_NOT_FOUND"
         (returned,) = conn.execute(
             "SELECT COALESCE(SUM(amount), 0) FROM settlement_transfers"
             " WHERE original_instruction_id = ? AND kind = ? AND status != ?",

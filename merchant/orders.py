@@ -106,6 +106,16 @@ CREATE TABLE IF NOT EXISTS orders (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS orders_customer ON orders (customer_name, created_at);
+-- Each refund the merchant recorded, by the back office's request_id: a retry whose
+-- first answer was lost finds it here, after the order may no longer be refundable.
+CREATE TABLE IF NOT EXISTS refunds (
+    order_id TEXT NOT NULL REFERENCES orders (order_id),
+    request_id TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    refund_id TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    PRIMARY KEY (order_id, request_id)
+);
 """
 
 _TRACKING_ALPHABET = string.ascii_uppercase + string.digits

@@ -23,7 +23,7 @@ from merchant.catalog import Catalog
 from merchant.orders import OrderRecord
 from merchant.peers import CALL_TIMEOUT_S
 from payment import errors
-from payment.clock import now, timestamp
+from payment.clock import now, now_iso, timestamp
 from payment.envelope import OrderLineText, order_digest
 from payment.errors import relayed
 from payment.logs import get_logger
@@ -362,8 +362,21 @@ class Storefront:
         self, order_id: str, amount: common_pb2.Money | None, request_id: str
     ) -> order_pb2.RefundOrderResponse:
         """Refund (part of) a settled order through the gateway and the acquirer."""
-        record = await self._store.read(lambda conn: self._load(conn, order_id))
+        record, recorded = await self._store.read(
+            lambda conn: (self._load(conn, order_id), _recorded_refund(conn, order_id, request_id))
+        )
         order = record.order
+        if recorded is not None:
+            # This very request was refunded before and its answer lost: the same answer.
+            amount_minor, refund_id = recorded
+            if amount is not None and amount.amount_minor != amount_minor:
+                raise errors.AlreadyExists(
+                    "IDEMPOTENCY_KEY_REUSED",
+                    f"request_id {request_id!r} already refunded {amount_minor} minor units; "
+                    "choose a new request_id for a new refund",
+                    request_id=request_id,
+                )
+            return order_pb2.RefundOrderResponse(order=order, refund_id=refund_id)
         if order.status not in orders.REFUNDABLE:
             raise errors.FailedPrecondition(
                 "ORDER_NOT_REFUNDABLE",
@@ -402,6 +415,11 @@ class Storefront:
 
         def record_refund(conn: sqlite3.Connection) -> order_pb2.Order:
             current = self._load(conn, order_id)
+            conn.execute(
+                "INSERT OR IGNORE INTO refunds (order_id, request_id, amount_minor, refund_id,"
+                " recorded_at) VALUES (?, ?, ?, ?, ?)",
+                (order_id, request_id, wanted.amount_minor, reply.refund_id, now_iso()),
+            )
             refunded = reply.refunded_total
             if refunded.amount_minor <= current.order.refunded_total.amount_minor:
                 return current.order  # a replayed answer: already recorded
@@ -466,3 +484,14 @@ class Storefront:
                 f"{orders.status_name(record.order.status)} and can no longer be canceled",
                 order_id=record.order.order_id,
             )
+
+
+def _recorded_refund(
+    conn: sqlite3.Connection, order_id: str, request_id: str
+) -> tuple[int, str] | None:
+    """(amount_minor, refund_id) of a refund recorded for this request, or None."""
+    row = conn.execute(
+        "SELECT amount_minor, refund_id FROM refunds WHERE order_id = ? AND request_id = ?",
+        (order_id, request_id),
+    ).fetchone()
+    return None if row is None else (int(row[0]), str(row[1]))

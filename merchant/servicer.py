@@ -2,19 +2,59 @@
 
 The caller is the customer named by its certificate; every mutating call is
 idempotent per (method, customer, request_id).
+
+A sealed payment is checked for its shape before the order is touched: a
+payment that cannot be one the gateway opens (too short to hold an HPKE
+encapsulated key and tag, no well-formed key id, no 64-byte signature) is
+refused at once, so it neither moves the order nor reaches the gateway.
 """
 
 from __future__ import annotations
 
+import re
+
 import grpc
-from interbank.v1 import order_pb2, order_pb2_grpc
+from interbank.v1 import common_pb2, order_pb2, order_pb2_grpc
 
 from merchant.payments import Storefront
 from payment import errors
 from payment.identity import caller
 from payment.storage import Store
 
-__all__ = ["BackOfficeServicer", "OrderServicer"]
+__all__ = ["BackOfficeServicer", "OrderServicer", "check_sealed_payment"]
+
+_ENVELOPE_LEN = 32 + 16
+"""HPKE X25519 encapsulated key plus the AES-128-GCM tag: a sealed instruction holds more."""
+_SIGNATURE_LEN = 64
+"""An Ed25519 signature."""
+_KEY_ID = re.compile(r"\A[0-9a-f]{16}\Z")
+"""payment.pki.key_id: 8 bytes of SHA-256, in lower-case hex."""
+
+
+def check_sealed_payment(payment: common_pb2.SealedPayment) -> None:
+    """Refuse a sealed payment whose shape no gateway could accept (nothing is read or written).
+
+    FIELD_INVALID for a missing or too short sealed instruction,
+    UNKNOWN_GATEWAY_KEY for a key id that is not one, DUAL_SIGNATURE_INVALID
+    for a signature that is not 64 bytes: the reasons the gateway and the
+    issuer give for the same payment.
+    """
+    if len(payment.sealed_instruction) <= _ENVELOPE_LEN:
+        raise errors.InvalidArgument(
+            "FIELD_INVALID",
+            "payment.sealed_instruction is required: the instruction sealed to the gateway key",
+            field="payment.sealed_instruction",
+        )
+    if not _KEY_ID.match(payment.gateway_key_id):
+        raise errors.InvalidArgument(
+            "UNKNOWN_GATEWAY_KEY",
+            "payment.gateway_key_id must be the gateway key id returned by CreateOrder",
+        )
+    if len(payment.dual_signature) != _SIGNATURE_LEN:
+        raise errors.InvalidArgument(
+            "DUAL_SIGNATURE_INVALID",
+            f"payment.dual_signature must be a {_SIGNATURE_LEN}-byte Ed25519 signature",
+        )
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
@@ -57,6 +97,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         customer = caller()
 
         async def step() -> order_pb2.SubmitPaymentResponse:
+            check_sealed_payment(request.payment)
             order = await self._storefront.submit_payment(
                 customer.name, request.order_id, request.payment
             )

@@ -152,10 +152,11 @@ class FaultLog:
 async def inject_faults(
     net: LocalNetwork, faults: Iterator[Fault], log: FaultLog, until: asyncio.Event, floor: int
 ) -> None:
-    """Apply faults until `until` is set and every node was killed at least floor times."""
+    """Apply faults until `until` is set, every node was killed at least floor times and
+    paused at least once."""
     nodes = [n.name for n in net.network.nodes]
     for fault in faults:
-        if until.is_set() and all(log.kills[n] >= floor for n in nodes):
+        if until.is_set() and all(log.kills[n] >= floor and log.pauses[n] for n in nodes):
             return
         await asyncio.sleep(fault.gap_s)
         if fault.action == "kill":
@@ -448,7 +449,7 @@ async def judge(network: NetworkConfig, outcomes: list[Outcome], opening_total: 
             name = "missing" if status is None else S.Name(status)
             result.details.append(f"acknowledged order {outcome.order_id} ended {name}")
 
-    mismatches = reconcile(network).mismatches
+    mismatches = (await asyncio.to_thread(reconcile, network)).mismatches
     result.disagreements += len(mismatches)
     result.details.extend(
         f"reconcile: {m.check} {m.record} expected {m.expected}, found {m.found}"
@@ -484,7 +485,11 @@ async def _merchant_orders(
 
 
 async def settle_down(network: NetworkConfig, outcomes: list[Outcome], timeout: float) -> None:
-    """Wait until nothing is in flight: no unsettled transfer, every paid order settled."""
+    """Wait until nothing is in flight: no unsettled transfer, every paid order settled,
+    and every node's records agree (nodes finish interrupted work in the background).
+
+    After timeout, the judge counts whatever still disagrees.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         books = await collect_books(network)
@@ -492,7 +497,10 @@ async def settle_down(network: NetworkConfig, outcomes: list[Outcome], timeout: 
         in_flight += sum(b.settlement.pending_transfers for b in books if b.HasField("settlement"))
         if in_flight == 0:
             orders = await _merchant_orders(network, [o for o in outcomes if o.acknowledged])
-            if all(s in SETTLED_OR_LATER or s == S.ORDER_STATUS_REVERSED for s in orders.values()):
+            settled = all(
+                s in SETTLED_OR_LATER or s == S.ORDER_STATUS_REVERSED for s in orders.values()
+            )
+            if settled and (await asyncio.to_thread(reconcile, network)).ok:
                 return
         await asyncio.sleep(1.0)
 

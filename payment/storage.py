@@ -311,6 +311,27 @@ class Store:
             )
             return response
 
+    async def claim(self, scope: str, request_id: str, request: Message) -> None:
+        """Tie request_id to this request's content, for a step idempotent by its own key.
+
+        Some steps answer with a live status rather than a stored response
+        (a transfer's settlement state moves on); they are idempotent by their
+        message id. This still enforces the request_id rules: it is required,
+        and reusing it for different content is IDEMPOTENCY_KEY_REUSED.
+        """
+        if not request_id:
+            raise errors.InvalidArgument(
+                "REQUEST_ID_MISSING", "request_id is required: choose a unique id per request"
+            )
+        digest = request_hash(request)
+        kept_since = self.kept_since()
+
+        def run(conn: sqlite3.Connection) -> None:
+            if IdempotencyRecord.lookup(conn, scope, request_id, digest, kept_since) is None:
+                IdempotencyRecord.remember(conn, scope, request_id, digest, b"")
+
+        await self.transaction(run)
+
     def _require(self) -> sqlite3.Connection:
         if self._conn is None:
             raise RuntimeError(f"store {self.path} is not open")

@@ -282,3 +282,40 @@ async def test_a_payment_past_the_net_debit_cap_is_reversed_and_the_order_says_w
     assert lines == [("purchase at shop", 9000), ("reversal: NET_DEBIT_CAP_EXCEEDED", 9000)]
     audit = paynet(capped, "audit")
     assert audit.returncode == 0, audit.stdout
+
+
+async def test_a_refund_whose_answer_was_lost_replays_after_the_order_is_refunded(
+    net_mode,
+) -> None:
+    """The merchant refunded, then died before remembering its answer: the retry replays."""
+    network = net_mode.network
+    shop = network.node("shop")
+    async with Customer(network, "alice") as alice:
+        bought = await purchase(alice, "shop", [("lamp-002", 1)], say=quiet)
+    order_id = bought.order.order_id
+    request = order_pb2.RefundOrderRequest(request_id=f"lost-{order_id}", order_id=order_id)
+    tls = TlsIdentity.load(Pki(network.pki_dir), "shop")
+    async with secure_channel(shop.address, tls) as channel:
+        stub = order_pb2_grpc.BackOfficeServiceStub(channel)
+        first = await stub.RefundOrder(request, timeout=10)
+        assert first.order.status == S.ORDER_STATUS_REFUNDED
+        before = await all_balances(network)
+        # What a crash between the refund and storing its answer leaves behind.
+        with sqlite3.connect(shop.data_dir / "merchant.sqlite3", timeout=10) as conn:
+            deleted = conn.execute(
+                "DELETE FROM idempotency WHERE request_id = ?", (request.request_id,)
+            ).rowcount
+        assert deleted == 1
+        again = await stub.RefundOrder(request, timeout=10)
+        changed = order_pb2.RefundOrderRequest(
+            request_id=request.request_id,
+            order_id=order_id,
+            amount={"amount_minor": 1, "currency_code": "EUR"},
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as reused:
+            await stub.RefundOrder(changed, timeout=10)
+    assert again.refund_id == first.refund_id
+    assert again.order.status == S.ORDER_STATUS_REFUNDED
+    assert again.order.refunded_total.amount_minor == 3250
+    assert await all_balances(network) == before
+    assert errors.error_info(reused.value).reason == "IDEMPOTENCY_KEY_REUSED"
