@@ -81,28 +81,23 @@ class Issuer:
     async def capture(
         self, request: authz.CaptureHoldRequest, caller_uri: str, *, now: dt.datetime | None = None
     ) -> authz.CaptureHoldResponse:
-        """Post an authorized hold and send its credit transfer for settlement."""
+        """Post an authorized hold and send its credit transfer for settlement.
+
+        Capturing a captured hold is a no-op, so a replay answers with the
+        transfer's settlement state as it is now, not as it was first.
+        """
         moment = now or clock_now()
-
-        async def step() -> authz.CaptureHoldResponse:
-            instruction_id, state, reason = await self._store.transaction(
-                lambda conn: self._capture(conn, request.hold_id, moment)
-            )
-            if state == PENDING:
-                state, reason = await self._outgoing.deliver(instruction_id)
-            return authz.CaptureHoldResponse(
-                hold_status=authz.HOLD_STATUS_CAPTURED,
-                instruction_id=instruction_id,
-                settlement_state=authz.SettlementState.Value(f"SETTLEMENT_STATE_{state}"),
-                settlement_reason=reason,
-            )
-
-        return await self._store.once_async(
-            f"CaptureHold|{caller_uri}",
-            request.request_id,
-            request,
-            authz.CaptureHoldResponse,
-            step,
+        await self._store.claim(f"CaptureHold|{caller_uri}", request.request_id, request)
+        instruction_id, state, reason = await self._store.transaction(
+            lambda conn: self._capture(conn, request.hold_id, moment)
+        )
+        if state == PENDING:
+            state, reason = await self._outgoing.deliver(instruction_id)
+        return authz.CaptureHoldResponse(
+            hold_status=authz.HOLD_STATUS_CAPTURED,
+            instruction_id=instruction_id,
+            settlement_state=authz.SettlementState.Value(f"SETTLEMENT_STATE_{state}"),
+            settlement_reason=reason,
         )
 
     async def void(self, request: authz.VoidHoldRequest, caller_uri: str) -> authz.VoidHoldResponse:
