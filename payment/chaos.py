@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import itertools
 import json
 import logging
 import random
@@ -134,6 +136,15 @@ def fault_schedule(
         yield _fault(rng, action, node, gap_s)
     while True:
         yield _fault(rng, rng.choice(("kill", "kill", "pause")), rng.choice(nodes), gap_s)
+
+
+def schedule_digest(
+    seed: int, nodes: list[str], min_kills: int, gap_s: tuple[float, float], faults: int = 100
+) -> str:
+    """A short fingerprint of a seed's first faults: equal digests, equal schedules."""
+    planned = itertools.islice(fault_schedule(seed, nodes, min_kills, gap_s), faults)
+    text = ";".join(f"{f.gap_s},{f.action},{f.node},{f.down_s}" for f in planned)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _fault(rng: random.Random, action: str, node: str, gap_s: tuple[float, float]) -> Fault:
@@ -470,13 +481,18 @@ async def _merchant_orders(
             if not outcome.order_id:
                 continue
             stub = order_pb2_grpc.OrderServiceStub(customers[outcome.customer].channel(merchant))
-            reply = await retried(
-                partial(
-                    stub.GetOrder,
-                    order_pb2.GetOrderRequest(order_id=outcome.order_id),
-                    timeout=CALL_TIMEOUT_S,
+            try:
+                reply = await retried(
+                    partial(
+                        stub.GetOrder,
+                        order_pb2.GetOrderRequest(order_id=outcome.order_id),
+                        timeout=CALL_TIMEOUT_S,
+                    )
                 )
-            )
+            except PaynetError as exc:
+                if exc.reason != "ORDER_NOT_FOUND":
+                    raise
+                continue  # the merchant has no such order: the judge counts it missing
             statuses[outcome.order_id] = reply.order.status
     finally:
         for customer in customers.values():
@@ -589,6 +605,7 @@ async def run_chaos(
         "disagreements": result.disagreements,
         "kills": sum(log.kills.values()),
         "pauses": sum(log.pauses.values()),
+        "schedule_digest": schedule_digest(seed, nodes, min_kills, gap_s),
         "kills_by_node": dict(sorted(log.kills.items())),
         "pauses_by_node": dict(sorted(log.pauses.items())),
         "kinds": dict(sorted(kinds.items())),

@@ -11,7 +11,9 @@ import sys
 from collections.abc import Callable
 from itertools import islice
 
-from payment.chaos import FAILURES, fault_schedule
+from payment.chaos import FAILURES, Outcome, fault_schedule, judge, schedule_digest
+from payment.customer import Customer
+from payment.shop import purchase
 
 CHAOS = [sys.executable, "-m", "payment.chaos"]
 NODES = ["settlement", "alfa", "beta", "gateway", "shop"]
@@ -56,3 +58,28 @@ def test_chaos_short_form_loses_and_duplicates_nothing(report: Callable[[str], N
     assert summary["refused"] == {}
     assert summary["acknowledged"] == 300
     assert summary["refunds"] > 0
+
+
+def test_the_schedule_digest_names_the_schedule() -> None:
+    assert schedule_digest(7, NODES, 2, (1.0, 3.0)) == schedule_digest(7, NODES, 2, (1.0, 3.0))
+    assert schedule_digest(7, NODES, 2, (1.0, 3.0)) != schedule_digest(8, NODES, 2, (1.0, 3.0))
+
+
+async def test_the_judge_counts_a_payment_the_ledgers_do_not_have(net) -> None:
+    """The checks can fail: an acknowledged payment no ledger holds is lost, and disagrees."""
+    network = net.network
+    async with Customer(network, "alice") as alice:
+        bought = await purchase(alice, "shop", [("book-001", 1)], say=lambda *_: None)
+    opening = network.total_opening_money()
+    real = Outcome(0, "alice", "frictionless", bought.order.order_id, 4500, acknowledged=True)
+    result = await judge(network, [real], opening)
+    assert (result.lost, result.duplicated, result.negative, result.wrong_total) == (0, 0, 0, 0)
+
+    ghost = Outcome(1, "alice", "frictionless", "no-such-order", 4500, acknowledged=True)
+    refunded = Outcome(
+        2, "alice", "refunded", bought.order.order_id, 4500, acknowledged=True, refunds_minor=[1]
+    )
+    result = await judge(network, [ghost, refunded], opening + 1)
+    assert result.lost == 3  # the ghost at issuer and acquirer, the refund no ledger has
+    assert result.wrong_total == 1
+    assert any("no-such-order ended missing" in line for line in result.details)
