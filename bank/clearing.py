@@ -54,13 +54,15 @@ class Clearing:
                 "instruction_id and debtor_agent are required",
                 field="transfer.instruction_id",
             )
-        await self._store.claim("ReceiveCreditTransfer", request.request_id, request)
         key = f"clearing\x00{transfer.debtor_agent}\x00{transfer.instruction_id}"
         async with self._store.exclusive(key):
-            return await self._store.transaction(
+            return await self._store.claimed_transaction(
+                "ReceiveCreditTransfer",
+                request.request_id,
+                request,
                 lambda conn: receive_credit_transfer(
                     conn, transfer, own_code=self._code, currency=self._currency, now=moment
-                )
+                ),
             )
 
     async def receive_return(
@@ -78,13 +80,15 @@ class Clearing:
                 "return_id and returning_agent are required",
                 field="payment_return.return_id",
             )
-        await self._store.claim("ReceivePaymentReturn", request.request_id, request)
         key = f"return\x00{payment_return.returning_agent}\x00{payment_return.return_id}"
         async with self._store.exclusive(key):
-            return await self._store.transaction(
+            return await self._store.claimed_transaction(
+                "ReceivePaymentReturn",
+                request.request_id,
+                request,
                 lambda conn: receive_payment_return(
                     conn, payment_return, own_code=self._code, currency=self._currency, now=moment
-                )
+                ),
             )
 
 

@@ -87,9 +87,11 @@ class Issuer:
         transfer's settlement state as it is now, not as it was first.
         """
         moment = now or clock_now()
-        await self._store.claim(f"CaptureHold|{caller_uri}", request.request_id, request)
-        instruction_id, state, reason = await self._store.transaction(
-            lambda conn: self._capture(conn, request.hold_id, moment)
+        instruction_id, state, reason = await self._store.claimed_transaction(
+            f"CaptureHold|{caller_uri}",
+            request.request_id,
+            request,
+            lambda conn: self._capture(conn, request.hold_id, moment),
         )
         if state == PENDING:
             state, reason = await self._outgoing.deliver(instruction_id)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 
+from google.protobuf.message import Message
 from interbank.v1 import common_pb2
 from interbank.v1 import settlement_pb2 as pb
 
@@ -83,10 +84,11 @@ class Settlement:
         self._validate(
             transfer.instruction_id, transfer.amount, transfer.creditor_agent, "transfer"
         )
-        await self._store.claim(
-            f"SubmitCreditTransfer|{caller_bank_code}", request.request_id, request
+        status, reason, window_id = await self._settle(
+            transfer,
+            now or clock_now(),
+            (f"SubmitCreditTransfer|{caller_bank_code}", request.request_id, request),
         )
-        status, reason, window_id = await self._settle(transfer, now or clock_now())
         return pb.SubmitCreditTransferResponse(
             instruction_id=transfer.instruction_id,
             status=pb.TransferStatus.Value(f"TRANSFER_STATUS_{status}"),
@@ -119,10 +121,11 @@ class Settlement:
                 "payment_return.original_instruction_id is required",
                 field="payment_return.original_instruction_id",
             )
-        await self._store.claim(
-            f"SubmitPaymentReturn|{caller_bank_code}", request.request_id, request
+        status, reason, window_id = await self._settle(
+            payment_return,
+            now or clock_now(),
+            (f"SubmitPaymentReturn|{caller_bank_code}", request.request_id, request),
         )
-        status, reason, window_id = await self._settle(payment_return, now or clock_now())
         return pb.SubmitPaymentReturnResponse(
             return_id=payment_return.return_id,
             status=pb.TransferStatus.Value(f"TRANSFER_STATUS_{status}"),
@@ -275,12 +278,19 @@ class Settlement:
             if bad:
                 raise errors.InvalidArgument("FIELD_INVALID", f"{field} is invalid", field=field)
 
-    async def _settle(self, message: SettlementMessage, now: dt.datetime) -> tuple[str, str, str]:
+    async def _settle(
+        self,
+        message: SettlementMessage,
+        now: dt.datetime,
+        claim: tuple[str, str, Message],
+    ) -> tuple[str, str, str]:
+        """Record (once) and settle a message; claim is (scope, request_id, request)."""
         entry = fields(message)
         key = (entry.payer, entry.message_id)
+        scope, request_id, request = claim
         async with self._store.exclusive(f"settle\x00{key[0]}\x00{key[1]}"):
-            status, reason, window_id = await self._store.transaction(
-                lambda conn: self._record(conn, message, entry, now)
+            status, reason, window_id = await self._store.claimed_transaction(
+                scope, request_id, request, lambda conn: self._record(conn, message, entry, now)
             )
             if status == _PENDING:
                 status, reason = await self._forward(key)

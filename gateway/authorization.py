@@ -15,8 +15,9 @@ import datetime as dt
 import random
 import sqlite3
 import uuid
+from collections.abc import Awaitable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 from interbank.v1 import authorization_pb2
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from interbank.v1.authorization_pb2_grpc import IssuerServiceAsyncStub
 
 __all__ = ["PaymentGateway"]
+
+T = TypeVar("T")
 
 _log = get_logger("paynet.gateway")
 
@@ -219,7 +222,7 @@ class PaymentGateway:
         await self._store.transaction(
             lambda conn: records.begin_call(conn, transaction_id, "capture")
         )
-        reply = await self._capture_hold(record)
+        reply = await self._ending_if_refused(transaction_id, "capture", self._capture_hold(record))
         return authorization_pb2.CapturePaymentResponse(
             hold_status=reply.hold_status,
             instruction_id=reply.instruction_id,
@@ -317,7 +320,22 @@ class PaymentGateway:
         """Release the transaction's hold at its issuer."""
         record = await self._held(transaction_id, merchant_name, "HOLD_NOT_VOIDABLE")
         await self._store.transaction(lambda conn: records.begin_call(conn, transaction_id, "void"))
-        return authorization_pb2.VoidPaymentResponse(hold_status=await self._void_hold(record))
+        return authorization_pb2.VoidPaymentResponse(
+            hold_status=await self._ending_if_refused(
+                transaction_id, "void", self._void_hold(record)
+            )
+        )
+
+    async def _ending_if_refused(self, transaction_id: str, action: str, call: Awaitable[T]) -> T:
+        """The issuer's answer; a definite refusal also ends the pending call (it is decided)."""
+        try:
+            return await call
+        except errors.PaynetError as exc:
+            if exc.code not in _OUTCOME_UNKNOWN:
+                await self._store.transaction(
+                    lambda conn: records.end_call(conn, transaction_id, action)
+                )
+            raise
 
     async def _void_hold(self, record: TransactionRecord) -> authorization_pb2.HoldStatus.ValueType:
         """VoidHold at the issuer (a retry replays) and record its answer."""

@@ -21,6 +21,7 @@ from payment.envelope import EnvelopeError, open_instruction
 __all__ = ["CheckedPayment", "GatewayKey", "check_payment", "creditor_account"]
 
 _DIGEST_LEN = 32
+_SIGNATURE_LEN = 64
 _ACCOUNT_BASED = (common_pb2.INSTRUMENT_KIND_BANK_ACCOUNT, common_pb2.INSTRUMENT_KIND_CARD)
 
 
@@ -72,11 +73,15 @@ def check_payment(
 ) -> CheckedPayment:
     """Open the sealed instruction, check it matches the order and route it.
 
-    Raises InvalidArgument with reason FIELD_INVALID, UNKNOWN_GATEWAY_KEY,
+    Raises InvalidArgument with reason FIELD_INVALID, CURRENCY_MISMATCH (the
+    amount is not in the network's currency, or the instruction's is another),
+    DUAL_SIGNATURE_INVALID (not 64 bytes), UNKNOWN_GATEWAY_KEY,
     INSTRUCTION_UNREADABLE, INSTRUCTION_MALFORMED, ORDER_DIGEST_MISMATCH,
-    CURRENCY_MISMATCH, AMOUNT_MISMATCH, ORDER_MISMATCH, MERCHANT_MISMATCH,
-    INSTRUMENT_KIND_UNSUPPORTED or UNKNOWN_BANK_CODE. Messages never quote the
-    instrument.
+    AMOUNT_MISMATCH, ORDER_MISMATCH, MERCHANT_MISMATCH,
+    INSTRUMENT_KIND_UNSUPPORTED or UNKNOWN_BANK_CODE.
+    Everything the gateway can tell without the issuer is checked here, so a
+    payment refused for it leaves no transaction record. Messages never quote
+    the instrument.
     """
     _require(bool(request.order_id), "order_id", "is required")
     _require(
@@ -91,7 +96,18 @@ def check_payment(
         "order_digest",
         "must be the 32-byte SHA-256 order digest",
     )
+    if request.amount.currency_code != network.currency:
+        raise errors.InvalidArgument(
+            "CURRENCY_MISMATCH",
+            f"the network settles in {network.currency}: the amount must be in it",
+            field="amount",
+        )
     _require(bool(request.payment.sealed_instruction), "payment.sealed_instruction", "is required")
+    if len(request.payment.dual_signature) != _SIGNATURE_LEN:
+        raise errors.InvalidArgument(
+            "DUAL_SIGNATURE_INVALID",
+            f"payment.dual_signature must be a {_SIGNATURE_LEN}-byte Ed25519 signature",
+        )
     if request.payment.gateway_key_id != key.key_id:
         raise errors.InvalidArgument(
             "UNKNOWN_GATEWAY_KEY",

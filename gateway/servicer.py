@@ -2,9 +2,17 @@
 
 The caller is the merchant named by its certificate; every mutating call is
 idempotent per (method, merchant, request_id).
+
+A capture or void is noted as a pending call before the issuer is asked (so a
+lost answer is finished on restart). When the issuer refuses it outright, the
+call is over and changed nothing: the note this request made is removed, so a
+refused call leaves the store as it was and nothing is resumed later. A note
+made by an earlier request whose answer was lost is left for the resume loop.
 """
 
 from __future__ import annotations
+
+from typing import TypeVar
 
 import grpc
 from interbank.v1 import authorization_pb2, authorization_pb2_grpc
@@ -14,6 +22,9 @@ from payment.identity import caller
 from payment.storage import Store
 
 __all__ = ["GatewayServicer"]
+
+T = TypeVar("T")
+_OUTCOME_UNKNOWN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
 class GatewayServicer(authorization_pb2_grpc.GatewayServiceServicer):

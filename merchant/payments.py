@@ -95,7 +95,7 @@ class Storefront:
         self._trust_domain = trust_domain
         self._merchant_name = merchant_name
         self.catalog = catalog
-        self._gateway_key = gateway_key
+        self.gateway_key = gateway_key
         self._gateway = gateway
 
     def create_order(
@@ -135,8 +135,8 @@ class Storefront:
         orders.insert_order(conn, self._trust_domain, order)
         return order_pb2.CreateOrderResponse(
             order=order,
-            gateway_public_key=self._gateway_key.public_key,
-            gateway_key_id=self._gateway_key.key_id,
+            gateway_public_key=self.gateway_key.public_key,
+            gateway_key_id=self.gateway_key.key_id,
         )
 
     async def get_order(self, customer_name: str, order_id: str) -> order_pb2.Order:
@@ -160,6 +160,14 @@ class Storefront:
                 "FIELD_INVALID",
                 "payment.sealed_instruction is required",
                 field="payment.sealed_instruction",
+            )
+        if payment.gateway_key_id != self.gateway_key.key_id:
+            # Known before anything is touched: the gateway could not open it.
+            raise errors.InvalidArgument(
+                "UNKNOWN_GATEWAY_KEY",
+                "the payment is sealed to a gateway key other than the one CreateOrder "
+                "returned; seal it to that key",
+                gateway_key_id=payment.gateway_key_id[:64],
             )
         reference = payment_reference(payment.sealed_instruction)
 

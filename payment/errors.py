@@ -15,7 +15,10 @@ Hierarchy::
      +-- DeadlineExceeded       DEADLINE_EXCEEDED PEER_TIMEOUT
 
 Messages are written for the caller: they say what is wrong and what to do,
-and never contain a secret (instrument number, key, one-time code).
+and never contain a secret (instrument number, key, one-time code). A message
+or metadata value that quotes the request is cut to a bounded size: the status
+travels in trailing metadata, which peers refuse beyond a few KiB, and a
+refusal must reach the caller whatever the request held.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",
+    "bounded",
     "error_info",
     "from_rpc_error",
     "relayed",
@@ -49,6 +53,19 @@ __all__ = [
 
 DOMAIN = "paynet.dev"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+MAX_MESSAGE_BYTES = 512
+"""Longest status message sent, in UTF-8 bytes; longer ones are cut."""
+MAX_METADATA_VALUE_BYTES = 128
+"""Longest ErrorInfo metadata value sent, in UTF-8 bytes; longer ones are cut."""
+_CUT = "\u2026"
+
+
+def bounded(text: str, limit: int) -> str:
+    """text, or its first limit UTF-8 bytes (whole code points) followed by an ellipsis."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    return data[: limit - len(_CUT.encode())].decode("utf-8", "ignore") + _CUT
 
 
 class PaynetError(Exception):
@@ -59,8 +76,8 @@ class PaynetError(Exception):
     def __init__(self, reason: str, message: str, **metadata: object) -> None:
         super().__init__(message)
         self.reason = reason
-        self.message = message
-        self.metadata = {k: str(v) for k, v in metadata.items()}
+        self.message = bounded(message, MAX_MESSAGE_BYTES)
+        self.metadata = {k: bounded(str(v), MAX_METADATA_VALUE_BYTES) for k, v in metadata.items()}
 
 
 class InvalidArgument(PaynetError):

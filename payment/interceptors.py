@@ -6,7 +6,9 @@ Order on every call, outermost first:
 2. :class:`PeerAuthorization` - identity from the peer certificate, CRL check,
    role -> RPC table.
 3. :class:`ErrorMapping` - domain errors to status + ErrorInfo; anything
-   unexpected to INTERNAL without a stack trace to the caller.
+   unexpected to INTERNAL without a stack trace to the caller; a request whose
+   bytes do not parse as the method's message to INVALID_ARGUMENT
+   (REQUEST_MALFORMED), after the caller was authenticated and authorized.
 
 grpc.aio server interceptors see only the method name, so each one wraps the
 handler's behaviour to reach the call's context.
@@ -18,6 +20,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -35,13 +38,53 @@ from payment.identity import (
 )
 from payment.logs import get_logger
 
-__all__ = ["AccessLog", "ErrorMapping", "PeerAuthorization", "abort_with"]
+__all__ = ["AccessLog", "ErrorMapping", "MalformedRequest", "PeerAuthorization", "abort_with"]
 
 _log = get_logger("paynet.rpc")
 
 Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 Stream = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+Deserializer = Callable[[bytes], Any]
+
+
+@dataclass(frozen=True)
+class MalformedRequest:
+    """Stands in for a request whose bytes are not the method's message.
+
+    grpcio would answer such a call UNKNOWN, with the parser's exception in
+    the message, before any interceptor runs. Parsing instead yields this
+    placeholder, so the call is authenticated, authorized and logged like any
+    other, and :class:`ErrorMapping` refuses it with INVALID_ARGUMENT.
+    """
+
+    type_name: str
+    """Full name of the message the request should have been."""
+
+
+def _tolerant(deserializer: Deserializer | None) -> Deserializer | None:
+    """A request parser that returns a MalformedRequest instead of raising."""
+    if deserializer is None:
+        return None
+    message_class = getattr(deserializer, "__self__", None)
+    descriptor = getattr(message_class, "DESCRIPTOR", None)
+    type_name = str(getattr(descriptor, "full_name", "the request message"))
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # any parse failure: wire format, UTF-8, nesting depth
+            return MalformedRequest(type_name)
+
+    return parse
+
+
+def _malformed(request: MalformedRequest) -> errors.PaynetError:
+    return errors.InvalidArgument(
+        "REQUEST_MALFORMED",
+        f"the request is not a valid {request.type_name} in protobuf binary encoding",
+        type=request.type_name,
+    )
 
 
 async def abort_with(context: grpc.aio.ServicerContext, error: errors.PaynetError) -> None:
@@ -58,10 +101,17 @@ def _rewrap(
     handler: grpc.RpcMethodHandler | None,
     unary: Callable[[Unary], Unary],
     stream: Callable[[Stream], Stream],
+    *,
+    tolerant: bool = False,
 ) -> grpc.RpcMethodHandler | None:
     if handler is None:
         return None
-    args = (handler.request_deserializer, handler.response_serializer)
+    deserializer = handler.request_deserializer
+    if tolerant and not handler.request_streaming:
+        # Only a single request is parsed before the behaviour runs; a request stream's
+        # messages are parsed as the behaviour reads them.
+        deserializer = _tolerant(deserializer)
+    args = (deserializer, handler.response_serializer)
 
     def streaming(behavior: Any) -> Any:
         # A streaming behaviour is an async generator, or a coroutine that
@@ -276,6 +326,8 @@ class ErrorMapping(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         def unary(behavior: Unary) -> Unary:
             async def mapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                if isinstance(request, MalformedRequest):
+                    await abort_with(context, _malformed(request))
                 try:
                     return await behavior(request, context)
                 except grpc.aio.AbortError:
@@ -287,6 +339,8 @@ class ErrorMapping(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         def stream(behavior: Stream) -> Stream:
             async def mapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                if isinstance(request, MalformedRequest):
+                    await abort_with(context, _malformed(request))
                 try:
                     async for item in behavior(request, context):
                         yield item
@@ -297,4 +351,4 @@ class ErrorMapping(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
             return mapped
 
-        return _rewrap(await continuation(details), unary, stream)
+        return _rewrap(await continuation(details), unary, stream, tolerant=True)

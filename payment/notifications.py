@@ -3,7 +3,10 @@
 A node writes an event with :func:`emit` inside the same transaction as the
 state change it announces. :class:`NotificationServicer` streams to each
 subscriber the events addressed to its certificate identity, after the
-sequence number it asks for, then waits for new ones. :func:`follow` is the
+sequence number it asks for, then waits for new ones. A subscription that is
+accepted answers its headers at once (``paynet-subscribed-after`` names the
+sequence it resumes after), so a subscriber knows it is live before the first
+event; a negative sequence is refused (FIELD_INVALID). :func:`follow` is the
 subscriber side: it reconnects with backoff and resumes from the last
 sequence seen, so delivery is at least once; callers deduplicate by event id.
 """
@@ -20,15 +23,18 @@ from functools import partial
 import grpc
 from interbank.v1 import notification_pb2, notification_pb2_grpc
 
+from payment import errors
 from payment.clock import now, to_iso
 from payment.identity import caller
 from payment.logs import get_logger
 from payment.storage import Store
 
-__all__ = ["NotificationServicer", "emit", "follow"]
+__all__ = ["SUBSCRIBED_HEADER", "NotificationServicer", "emit", "follow"]
 
 _log = get_logger("paynet.notifications")
 _BATCH = 256
+SUBSCRIBED_HEADER = "paynet-subscribed-after"
+"""Initial metadata of an accepted subscription: the sequence it resumes after."""
 
 
 def emit(
@@ -71,7 +77,14 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         self, request: notification_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[notification_pb2.SubscribeResponse]:
         recipient = caller().uri
-        cursor = max(0, request.after_sequence)
+        if request.after_sequence < 0:
+            raise errors.InvalidArgument(
+                "FIELD_INVALID",
+                "after_sequence must be 0 (from the first event) or the last sequence processed",
+                field="after_sequence",
+            )
+        cursor = request.after_sequence
+        await context.send_initial_metadata(((SUBSCRIBED_HEADER, str(cursor)),))
         while True:
             rows = await self._store.read(partial(_events_after, recipient=recipient, after=cursor))
             for sequence, blob in rows:

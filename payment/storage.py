@@ -311,13 +311,20 @@ class Store:
             )
             return response
 
-    async def claim(self, scope: str, request_id: str, request: Message) -> None:
-        """Tie request_id to this request's content, for a step idempotent by its own key.
+    async def claimed_transaction(
+        self,
+        scope: str,
+        request_id: str,
+        request: Message,
+        step: Callable[[sqlite3.Connection], T],
+    ) -> T:
+        """Run step in one transaction that also ties request_id to this request's content.
 
-        Some steps answer with a live status rather than a stored response
-        (a transfer's settlement state moves on); they are idempotent by their
-        message id. This still enforces the request_id rules: it is required,
-        and reusing it for different content is IDEMPOTENCY_KEY_REUSED.
+        For steps idempotent by their own key that answer with a live status
+        rather than a stored response (a transfer's settlement state moves on).
+        The request_id rules still hold: it is required; reusing it for other
+        content is IDEMPOTENCY_KEY_REUSED; it is recorded only if the step
+        succeeds, in the step's own transaction.
         """
         if not request_id:
             raise errors.InvalidArgument(
@@ -326,11 +333,14 @@ class Store:
         digest = request_hash(request)
         kept_since = self.kept_since()
 
-        def run(conn: sqlite3.Connection) -> None:
-            if IdempotencyRecord.lookup(conn, scope, request_id, digest, kept_since) is None:
+        def run(conn: sqlite3.Connection) -> T:
+            seen = IdempotencyRecord.lookup(conn, scope, request_id, digest, kept_since)
+            result = step(conn)
+            if seen is None:
                 IdempotencyRecord.remember(conn, scope, request_id, digest, b"")
+            return result
 
-        await self.transaction(run)
+        return await self.transaction(run)
 
     def _require(self) -> sqlite3.Connection:
         if self._conn is None:

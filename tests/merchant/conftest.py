@@ -194,11 +194,13 @@ class Shopper:
         )
         return response.order
 
-    @staticmethod
-    def sealed() -> common_pb2.SealedPayment:
-        # The merchant never opens it: random bytes stand for an HPKE ciphertext.
+    def sealed(self) -> common_pb2.SealedPayment:
+        # The merchant never opens it: random bytes stand for an HPKE ciphertext, sealed
+        # to the gateway key the storefront hands out.
         return common_pb2.SealedPayment(
-            sealed_instruction=os.urandom(160), dual_signature=os.urandom(64), gateway_key_id="k"
+            sealed_instruction=os.urandom(160),
+            dual_signature=os.urandom(64),
+            gateway_key_id=self.storefront.gateway_key.key_id,
         )
 
 
