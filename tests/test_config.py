@@ -154,3 +154,39 @@ def test_a_bad_settlement_table_is_one_line_and_exit_code_2(
     assert main(["health", "--network", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and "\n" not in err
+
+
+def test_the_limits_table_sets_message_size_and_retention(tmp_path: Path) -> None:
+    network = load_network(DEV_NETWORK)
+    assert network.limits.max_message_bytes == 4 * 1024 * 1024
+    assert network.limits.idempotency_retention_seconds == 86400
+    text = "\n".join(line for line in dev_text().splitlines() if "max_message_bytes" not in line)
+    defaulted = load_network(write(tmp_path, text))
+    assert defaulted.limits.max_message_bytes == 4 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "expected"),
+    [
+        (
+            "idempotency_retention_seconds = 86400",
+            "idempotency_retention_seconds = 0",
+            "[limits] idempotency_retention_seconds must be a whole number >= 1, got 0",
+        ),
+        (
+            "max_message_bytes = 4194304",
+            'max_message_bytes = "4M"',
+            "[limits] max_message_bytes must be a whole number >= 1, got '4M'",
+        ),
+        ("[limits]", "[limits]\nmax_streams = 3", "max_streams"),
+    ],
+)
+def test_a_bad_limits_table_is_one_line_and_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], replace: str, by: str, expected: str
+) -> None:
+    text = dev_text()
+    assert replace in text
+    path = write(tmp_path, text.replace(replace, by, 1))
+    assert main(["health", "--network", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and "\n" not in err
