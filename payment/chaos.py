@@ -375,9 +375,10 @@ class ChaosResult:
     details: list[str] = field(default_factory=list)
 
 
-async def _statement(
+async def _account(
     network: NetworkConfig, holder: str, bank: str, account_id: str
-) -> list[account_pb2.StatementEntry]:
+) -> tuple[list[account_pb2.StatementEntry], bool]:
+    """An account's statement lines, and whether its balance is below zero, asked by its holder."""
     identity = TlsIdentity.load(Pki(network.pki_dir), holder)
     async with secure_channel(network.node(bank).address, identity) as channel:
         stub = account_pb2_grpc.AccountServiceStub(channel)
@@ -391,10 +392,8 @@ async def _statement(
                 account_pb2.GetBalanceRequest(account_id=account_id), timeout=CALL_TIMEOUT_S
             )
         )
-    entries = list(reply.entries)
-    if balance.booked.amount_minor < 0 or balance.available.amount_minor < 0:
-        entries.append(account_pb2.StatementEntry(entry_id="NEGATIVE"))
-    return entries
+    negative = balance.booked.amount_minor < 0 or balance.available.amount_minor < 0
+    return list(reply.entries), negative
 
 
 async def judge(network: NetworkConfig, outcomes: list[Outcome], opening_total: int) -> ChaosResult:
@@ -410,12 +409,14 @@ async def judge(network: NetworkConfig, outcomes: list[Outcome], opening_total: 
     result.wrong_total = abs(holders_total - opening_total)
 
     merchant = network.merchants[0]
-    merchant_lines = await _statement(network, merchant.name, merchant.bank, merchant.account_id)
-    customer_lines = {
-        c.name: await _statement(network, c.name, c.bank, c.account_id) for c in network.customers
-    }
-    for lines in [merchant_lines, *customer_lines.values()]:
-        result.negative += sum(1 for line in lines if line.entry_id == "NEGATIVE")
+    merchant_lines, negative = await _account(
+        network, merchant.name, merchant.bank, merchant.account_id
+    )
+    result.negative += negative
+    customer_lines: dict[str, list[account_pb2.StatementEntry]] = {}
+    for c in network.customers:
+        customer_lines[c.name], negative = await _account(network, c.name, c.bank, c.account_id)
+        result.negative += negative
 
     orders = await _merchant_orders(network, outcomes)
     credit, debit = (

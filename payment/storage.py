@@ -74,6 +74,13 @@ def request_hash(request: Message) -> bytes:
     return hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
 
 
+def _require_request_id(request_id: str) -> None:
+    if not request_id:
+        raise errors.InvalidArgument(
+            "REQUEST_ID_MISSING", "request_id is required: choose a unique id per request"
+        )
+
+
 @contextmanager
 def read_snapshot(path: Path) -> Iterator[sqlite3.Connection]:
     """A store file opened read-only, in one read transaction: every query sees one snapshot.
@@ -259,10 +266,7 @@ class Store:
         a different request, IDEMPOTENCY_KEY_REUSED. The result is stored in
         the step's own transaction.
         """
-        if not request_id:
-            raise errors.InvalidArgument(
-                "REQUEST_ID_MISSING", "request_id is required: choose a unique id per request"
-            )
+        _require_request_id(request_id)
         digest = request_hash(request)
         kept_since = self.kept_since()
 
@@ -292,10 +296,7 @@ class Store:
         The step makes its own transactions (each of which must be safe to
         redo); its final response is remembered so a retry replays it.
         """
-        if not request_id:
-            raise errors.InvalidArgument(
-                "REQUEST_ID_MISSING", "request_id is required: choose a unique id per request"
-            )
+        _require_request_id(request_id)
         digest = request_hash(request)
         async with self.exclusive(f"{scope}\x00{request_id}"):
             kept_since = self.kept_since()
@@ -326,10 +327,7 @@ class Store:
         content is IDEMPOTENCY_KEY_REUSED; it is recorded only if the step
         succeeds, in the step's own transaction.
         """
-        if not request_id:
-            raise errors.InvalidArgument(
-                "REQUEST_ID_MISSING", "request_id is required: choose a unique id per request"
-            )
+        _require_request_id(request_id)
         digest = request_hash(request)
         kept_since = self.kept_since()
 
