@@ -268,7 +268,7 @@ class PaymentGateway:
             pending = await self._store.read(
                 partial(records.pending_calls, transaction_id=record.transaction_id)
             )
-            if "capture" in {action for _, action in pending}:
+            if (record.transaction_id, "capture") in pending:
                 await self._capture_hold(record)
                 record = await self.transaction(record.transaction_id, merchant_name)
         if (
