@@ -64,7 +64,7 @@ from interbank.v1 import (
 from payment.audit import check_books, collect_books
 from payment.config import NetworkConfig, load_network
 from payment.customer import Customer, PlacedOrder
-from payment.devnet import write_dev_network
+from payment.devnet import add_customers, write_dev_network
 from payment.errors import PaynetError, from_rpc_error
 from payment.launcher import LocalNetwork
 from payment.logs import configure_logging
@@ -534,23 +534,7 @@ def write_chaos_network(directory: Path) -> Path:
         velocity_max_payments=10**9,
         net_debit_cap_minor=10**12,
     )
-    banks = ("alfa", "beta")
-    blocks = []
-    for i, name in enumerate(BUYERS):
-        bank = banks[i % 2]
-        blocks.append(
-            f"""
-[[customers]]
-name = "{name}"
-bank = "{bank}"
-account_id = "{name}-current"
-opening_balance_minor = {OPENING_BALANCE_MINOR}
-account_number = "{bank.upper()}9{i:07d}"
-card_number = "49{i % 2}{i:013d}"
-"""
-        )
-    with path.open("a", encoding="utf-8") as out:
-        out.write("".join(blocks))
+    add_customers(path, BUYERS, OPENING_BALANCE_MINOR, banks=("alfa", "beta"))
     return path
 
 

@@ -6,6 +6,7 @@
     paynet up          --network FILE
     paynet health      --network FILE
     paynet shop        --network FILE --customer NAME --buy SKU[:QTY] ...
+    paynet client-profile --network FILE --customer NAME [--merchant NAME]
     paynet demo        a fresh network in a temporary directory, purchases, refund, audit
     paynet settlement close|window --network FILE [--window ID]
     paynet refund      --network FILE --merchant NAME --order ID [--amount MINOR]
@@ -76,6 +77,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"node {node.name!r} has role {node.role}, not {args.role}")
     configure_logging(node=node.name)
     asyncio.run(serve_node(network, node))
+    return 0
+
+
+def _cmd_client_profile(args: argparse.Namespace) -> int:
+    from payment.profile import client_profile
+
+    network = _network(args.network)
+    try:
+        profile = client_profile(network, args.customer, args.merchant)
+    except KeyError as exc:
+        print(f"paynet client-profile: {exc.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(profile, indent=2))
     return 0
 
 
@@ -276,6 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="pay by card or by bank account",
     )
     shop.set_defaults(func=_cmd_shop)
+
+    profile = sub.add_parser(
+        "client-profile",
+        help="JSON with what a client in another language needs to buy as a customer",
+    )
+    profile.add_argument("--network", required=True, help="the network file (TOML)")
+    profile.add_argument("--customer", required=True, help="the customer's name")
+    profile.add_argument("--merchant", default=None, help="the merchant (default: the first)")
+    profile.set_defaults(func=_cmd_client_profile)
 
     settlement = sub.add_parser(
         "settlement", help="settlement windows (net mode), as the settlement bank's operator"

@@ -10,7 +10,7 @@ import re
 import socket
 from pathlib import Path
 
-__all__ = ["DEV_NETWORK", "free_port", "write_dev_network"]
+__all__ = ["DEV_NETWORK", "add_customers", "free_port", "write_dev_network"]
 
 DEV_NETWORK = Path(__file__).resolve().parents[1] / "network" / "dev.toml"
 
@@ -55,3 +55,28 @@ def write_dev_network(
     path = directory / "network.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def add_customers(
+    path: Path, names: tuple[str, ...], opening_balance_minor: int, banks: tuple[str, ...]
+) -> None:
+    """Append customers to a network file, the i-th at banks[i % len(banks)].
+
+    Each gets the account "<name>-current" and its own card and account numbers.
+    """
+    blocks = []
+    for i, name in enumerate(names):
+        bank = banks[i % len(banks)]
+        blocks.append(
+            f"""
+[[customers]]
+name = "{name}"
+bank = "{bank}"
+account_id = "{name}-current"
+opening_balance_minor = {opening_balance_minor}
+account_number = "{bank.upper()}9{i:07d}"
+card_number = "49{i % 2}{i:013d}"
+"""
+        )
+    with path.open("a", encoding="utf-8") as out:
+        out.write("".join(blocks))

@@ -227,7 +227,9 @@ class PaymentInstruction(_message.Message):
     Byte layout: the instruction is serialized with standard protobuf binary
     encoding by the customer; those exact bytes (the "instruction bytes") are
     what is sealed and what the dual signature hashes. Receivers never
-    re-serialize before hashing.
+    re-serialize before hashing. Conformant encoders write fields in field
+    number order and omit default values, so every language produces the same
+    bytes for the same message.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -292,9 +294,10 @@ class SealedPayment(_message.Message):
     Sealing: HPKE (RFC 9180) base mode, single shot, suite
     DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-128-GCM, to the gateway's
     X25519 public key from CreateOrderResponse. The HPKE info string is the
-    ASCII bytes "interbank.v1 payment instruction" followed by the 32-byte
-    order digest, which binds the ciphertext to exactly one order. No extra
-    associated data is used.
+    32 ASCII bytes "interbank.v1 payment instruction" (no terminator) followed
+    by the 32-byte order digest, which binds the ciphertext to exactly one
+    order. The associated data is empty. docs/envelope.md is the complete
+    specification, with test vectors in clients/vectors/envelope.json.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
