@@ -25,7 +25,7 @@ from payment.logs import get_logger
 from payment.pki import Pki
 from payment.tls import TlsIdentity
 
-__all__ = ["NodeApp", "create_server", "load_app", "serve_node"]
+__all__ = ["HealthServicer", "NodeApp", "create_server", "load_app", "serve_node"]
 
 _log = get_logger("paynet.server")
 
@@ -78,12 +78,28 @@ def load_app(network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> Node
     return factory(network, node, tls)
 
 
+class HealthServicer(health.aio.HealthServicer):  # type: ignore[misc]
+    """grpc.health.v1 with List, which the health service descriptor has and
+    grpcio-health-checking's asyncio servicer does not implement."""
+
+    async def List(
+        self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext
+    ) -> health_pb2.HealthListResponse:
+        """The status of every registered service ("" is the server as a whole)."""
+        return health_pb2.HealthListResponse(
+            statuses={
+                name: health_pb2.HealthCheckResponse(status=status)
+                for name, status in self._server_status.items()
+            }
+        )
+
+
 async def create_server(
     network: NetworkConfig,
     app: NodeApp,
     tls: TlsIdentity,
     address: str,
-) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+) -> tuple[grpc.aio.Server, int, HealthServicer]:
     """A ready-to-start server for app on address; returns it, its bound port and its health."""
     pki = Pki(network.pki_dir)
     server = grpc.aio.server(
@@ -98,7 +114,7 @@ async def create_server(
         ),
     )
     app.register(server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *app.service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

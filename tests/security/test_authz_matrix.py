@@ -1,0 +1,179 @@
+"""The authorization matrix, generated from the role -> RPC table: every RPC of
+every service each node serves, called over mTLS with a certificate of every
+role, is either let through or refused PERMISSION_DENIED / ROLE_NOT_ALLOWED;
+and a bank serves account data only to the account's holder."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pool, message_factory
+from grpc_health.v1 import health_pb2  # noqa: F401  (registers the descriptors)
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from interbank.v1 import (  # noqa: F401  (the unused ones register their descriptors)
+    account_pb2,
+    account_pb2_grpc,
+    audit_pb2,
+    authorization_pb2,
+    notification_pb2,
+    order_pb2,
+    settlement_pb2,
+)
+
+from payment.authz import RPC_ROLES, allowed_roles
+from payment.config import Role
+from payment.errors import error_info
+from payment.pki import Pki
+from payment.tls import TlsIdentity, secure_channel
+from tests.e2e.conftest import RunningNetwork, start_network, stop
+
+# One certificate per role: who calls.
+CALLERS = {
+    Role.SETTLEMENT: "settlement",
+    Role.BANK: "alfa",
+    Role.GATEWAY: "gateway",
+    Role.MERCHANT: "shop",
+    Role.CUSTOMER: "alice",
+}
+# Codes that mean the call got past authorization (it may still be a bad request).
+BROKEN = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNIMPLEMENTED}
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
+    running = start_network(tmp_path_factory.mktemp("authz"), window_seconds=0)
+    yield running
+    codes = stop(running.procs)
+    assert all(code == 0 for code in codes.values()), codes
+
+
+async def _served(net: RunningNetwork, node: str) -> list[str]:
+    """Every method path the node serves, from its reflection service."""
+    tls = TlsIdentity.load(Pki(net.network.pki_dir), node)
+    async with secure_channel(net.network.node(node).address, tls) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        async for reply in stub.ServerReflectionInfo(iter([request]), timeout=5):
+            names = [s.name for s in reply.list_services_response.service]
+            break
+    pool = descriptor_pool.Default()
+    methods = []
+    for name in names:
+        service = pool.FindServiceByName(name)
+        methods += [f"/{service.full_name}/{m.name}" for m in service.methods]
+    return sorted(methods)
+
+
+async def _call(channel: grpc.aio.Channel, method: str) -> tuple[grpc.StatusCode, str | None]:
+    """Call method with an empty request; the status it ends with and its ErrorInfo reason."""
+    service_name, method_name = method.strip("/").rsplit("/", 1)
+    described = descriptor_pool.Default().FindServiceByName(service_name)
+    rpc = described.FindMethodByName(method_name)
+    request_type = message_factory.GetMessageClass(rpc.input_type)
+    response_type = message_factory.GetMessageClass(rpc.output_type)
+    options = {
+        "request_serializer": request_type.SerializeToString,
+        "response_deserializer": response_type.FromString,
+    }
+    try:
+        if not rpc.client_streaming and not rpc.server_streaming:
+            await channel.unary_unary(method, **options)(request_type(), timeout=5)
+        else:
+            if rpc.client_streaming:
+                call = channel.stream_stream(method, **options)(iter([request_type()]), timeout=2)
+            else:
+                call = channel.unary_stream(method, **options)(request_type(), timeout=2)
+            async for _ in call:
+                break
+            call.cancel()
+    except grpc.aio.AioRpcError as exc:
+        info = error_info(exc)
+        # A stream that was let through and had nothing to send ends by its deadline.
+        return exc.code(), info.reason if info is not None else None
+    return grpc.StatusCode.OK, None
+
+
+async def _matrix(
+    net: RunningNetwork,
+) -> dict[tuple[str, str, Role], tuple[grpc.StatusCode, str | None]]:
+    pki = Pki(net.network.pki_dir)
+    outcomes = {}
+    for node in net.network.nodes:
+        methods = await _served(net, node.name)
+        for role, participant in CALLERS.items():
+            tls = TlsIdentity.load(pki, participant)
+            async with secure_channel(node.address, tls) as channel:
+                for method in methods:
+                    outcomes[node.name, method, role] = await _call(channel, method)
+    return outcomes
+
+
+def test_every_rpc_answers_every_role_as_the_table_says(net: RunningNetwork, report) -> None:
+    outcomes = asyncio.run(_matrix(net))
+    called = {method for _node, method, _role in outcomes}
+    assert called >= {m for m in RPC_ROLES if m.startswith("/interbank.")}, "an RPC is not served"
+    wrong = []
+    for (node, method, role), (code, reason) in sorted(outcomes.items()):
+        if role in allowed_roles(method):
+            # Let through; the servicer may still refuse a field that is not the caller's
+            # (for example DEBTOR_AGENT_NOT_CALLER), never the role.
+            right = code not in BROKEN and code != grpc.StatusCode.UNAUTHENTICATED
+            right = right and reason != "ROLE_NOT_ALLOWED"
+        else:
+            right = code == grpc.StatusCode.PERMISSION_DENIED and reason == "ROLE_NOT_ALLOWED"
+        if not right:
+            wrong.append(f"{node} {method} as {role}: {code.name} {reason}")
+    assert not wrong, "\n".join(wrong)
+    denied = sum(1 for _code, reason in outcomes.values() if reason == "ROLE_NOT_ALLOWED")
+    report(
+        f"authorization matrix: {len(outcomes)} calls ({len(called)} RPCs on "
+        f"{len(net.network.nodes)} nodes x {len(CALLERS)} roles), {denied} PERMISSION_DENIED, "
+        f"{len(outcomes) - denied} let through, all as RPC_ROLES says"
+    )
+
+
+HOLDERS = {
+    "alice": ("alfa", "alice-current"),
+    "bob": ("beta", "bob-current"),
+    "shop": ("beta", "shop-sales"),
+}
+
+
+async def _account_reads(net: RunningNetwork) -> dict[tuple[str, str, str], str]:
+    """Every holder asks every bank for every account: OK or the refusal's reason."""
+    pki = Pki(net.network.pki_dir)
+    seen = {}
+    for holder in HOLDERS:
+        tls = TlsIdentity.load(pki, holder)
+        for bank in ("alfa", "beta"):
+            async with secure_channel(net.network.node(bank).address, tls) as channel:
+                stub = account_pb2_grpc.AccountServiceStub(channel)
+                for _owner, (_at, account_id) in HOLDERS.items():
+                    for name, rpc, request in (
+                        ("GetBalance", stub.GetBalance, account_pb2.GetBalanceRequest),
+                        ("ListStatement", stub.ListStatement, account_pb2.ListStatementRequest),
+                    ):
+                        try:
+                            await rpc(request(account_id=account_id), timeout=5)
+                            seen[holder, f"{bank}/{account_id}", name] = "OK"
+                        except grpc.aio.AioRpcError as exc:
+                            info = error_info(exc)
+                            seen[holder, f"{bank}/{account_id}", name] = (
+                                f"{exc.code().name}/{info.reason if info else None}"
+                            )
+    return seen
+
+
+def test_a_bank_serves_account_data_only_to_its_holder(net: RunningNetwork) -> None:
+    seen = asyncio.run(_account_reads(net))
+    for (holder, where, rpc), outcome in seen.items():
+        own_bank, own_account = HOLDERS[holder]
+        if where == f"{own_bank}/{own_account}":
+            assert outcome == "OK", (holder, where, rpc, outcome)
+        else:
+            # Nobody reads an account by naming it: not another holder's, not one at another bank.
+            assert outcome == "PERMISSION_DENIED/ACCOUNT_NOT_HELD_BY_CALLER", (holder, where, rpc)
+    assert len(seen) == 3 * 2 * 3 * 2
