@@ -11,7 +11,7 @@ BUF := node_modules/.bin/buf
 NETWORK ?= network/dev.toml
 PKI_DIR ?= var/pki
 
-.PHONY: help venv tools generate check-generated lint breaking certs test run bench chaos ci clean
+.PHONY: help venv tools generate check-generated lint breaking certs test clients-test run bench chaos ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -56,8 +56,11 @@ breaking: tools ## buf breaking against the previous commit on main
 certs: venv ## make a dev PKI for $(NETWORK) in $(PKI_DIR)
 	$(VENV)/bin/paynet pki init --network $(NETWORK) --out $(PKI_DIR)
 
-test: tools check-generated lint breaking ## the whole suite, as CI runs it
+test: tools check-generated lint breaking ## the whole suite, as CI runs it (clients-test included)
 	$(PY) -m pytest -q
+
+clients-test: tools ## TypeScript, Go and Java clients: envelope checks, then both purchases on a fresh paynet up
+	$(PY) -m pytest -q tests/clients
 
 run: venv ## a fresh network in a temporary directory, two purchases end to end
 	$(VENV)/bin/paynet demo
@@ -74,3 +77,4 @@ ci: test ## alias of test
 
 clean: ## remove the venv, node tools and run state
 	rm -rf $(VENV) node_modules var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf clients/typescript/node_modules clients/typescript/dist clients/go/bin clients/java/target

@@ -11,6 +11,7 @@ unexpected error in its log.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -73,7 +74,22 @@ PRECISE_CODES = frozenset(
 """Codes a refusal of a hostile request may carry: never UNKNOWN or INTERNAL."""
 
 _REASON = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$")
-_LOG_PROBLEMS = ("rpc.unexpected_error", "Traceback", '"level": "error"', '"level": "critical"')
+
+
+def _is_problem(line: str) -> bool:
+    """An unexpected error, an error-level line or a traceback, judged by the line's fields
+    (a request may carry any text, markers included, into an access-log line)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return "Traceback" in line  # a raw traceback is not JSON
+    if not isinstance(record, dict):
+        return False
+    return (
+        record.get("event") == "rpc.unexpected_error"
+        or record.get("level") in ("error", "critical")
+        or "exception" in record
+    )
 
 
 @dataclass(frozen=True)
@@ -213,7 +229,7 @@ class Harness:
             problems += [
                 f"{name}: {line[:300]}"
                 for line in complete.decode("utf-8", "replace").splitlines()
-                if any(marker in line for marker in _LOG_PROBLEMS)
+                if _is_problem(line)
             ]
         return problems
 

@@ -258,9 +258,10 @@ class Order(_message.Message):
     order_digest: _builtins.bytes
     """SHA-256 (32 bytes) of the order's canonical form, the UTF-8 text
     "interbank.v1.order\\n" + order_id + "\\n" + merchant_name + "\\n" +
-    customer_name + "\\n" + currency_code + "\\n" + decimal total minor units +
-    "\\n", then for each line in order sku + ":" + quantity + ":" + unit price
-    minor units + "\\n". Customers recompute it before signing.
+    customer_name + "\\n" + total.currency_code + "\\n" + total.amount_minor
+    (decimal) + "\\n", then for each line in order sku + ":" + quantity + ":" +
+    unit_price.amount_minor + "\\n". Customers recompute it before signing
+    (docs/envelope.md section 1).
     """
     failure_reason: _builtins.str
     """Why the payment failed (an ErrorInfo reason) when status is FAILED."""
