@@ -54,7 +54,7 @@ from payment.config import NetworkConfig, NodeConfig, Role
 from payment.logs import get_logger
 from payment.notifications import NotificationServicer
 from payment.storage import Store
-from payment.tls import TlsIdentity, secure_channel
+from payment.tls import Channels, NodeIdentity
 
 __all__ = ["BankApp", "SettlementApp", "create_bank_app", "create_settlement_app"]
 
@@ -73,16 +73,16 @@ def _service(module: object, name: str) -> str:
     return str(module.DESCRIPTOR.services_by_name[name].full_name)  # type: ignore[attr-defined]
 
 
-def create_bank_app(network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> BankApp:
+def create_bank_app(network: NetworkConfig, node: NodeConfig, identity: NodeIdentity) -> BankApp:
     """The NodeApp of a commercial bank (issuer and acquirer)."""
-    return BankApp(network, node, tls)
+    return BankApp(network, node, identity)
 
 
 def create_settlement_app(
-    network: NetworkConfig, node: NodeConfig, tls: TlsIdentity
+    network: NetworkConfig, node: NodeConfig, identity: NodeIdentity
 ) -> SettlementApp:
     """The NodeApp of the settlement bank."""
-    return SettlementApp(network, node, tls)
+    return SettlementApp(network, node, identity)
 
 
 class _Background:
@@ -114,12 +114,13 @@ class _Background:
 class BankApp:
     """A commercial bank node: issuer, acquirer, online banking and device inbox."""
 
-    def __init__(self, network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> None:
+    def __init__(self, network: NetworkConfig, node: NodeConfig, identity: NodeIdentity) -> None:
         if node.bank_code is None:
             raise ValueError(f"bank node {node.name} has no bank_code")
         self.network = network
         self.node = node
-        self._tls = tls
+        self._channels = Channels(identity)
+        self._started = False
         self.store = Store(
             node.data_dir / "bank.sqlite3",
             BANK_SCHEMA,
@@ -131,7 +132,6 @@ class BankApp:
         self.challenges = Challenges(self.store, network.risk)
         self.clearing = Clearing(self.store, network, node)
         self.accounts = Accounts(self.store, node.bank_code)
-        self._channel: grpc.aio.Channel | None = None
         self._background = _Background()
 
     @property
@@ -184,23 +184,22 @@ class BankApp:
         )
         if opened:
             _log.info("bank.opened", bank=self.node.name, accounts=opened)
-        settlement = self.network.the(Role.SETTLEMENT)
-        self._channel = secure_channel(settlement.address, self._tls)
+        self._started = True
         self._background.every(SWEEP_INTERVAL_S, "hold-sweeper", self.issuer.sweep)
         self._background.every(RETRY_INTERVAL_S, "settlement-retry", self.outgoing.deliver_pending)
 
     async def close(self) -> None:
         """Stop background work, then close the channel and the store."""
         await self._background.stop()
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
+        self._started = False
+        await self._channels.close()
         await self.store.close()
 
     async def _submit(self, message: SettlementMessage) -> StatusAnswer | None:
-        if self._channel is None:
+        if not self._started:
             return None
-        stub = settlement_pb2_grpc.SettlementServiceStub(self._channel)
+        settlement = self.network.the(Role.SETTLEMENT)
+        stub = settlement_pb2_grpc.SettlementServiceStub(self._channels.get(settlement.address))
         if isinstance(message, settlement_pb2.CreditTransfer):
             call = stub.SubmitCreditTransfer(
                 settlement_pb2.SubmitCreditTransferRequest(
@@ -223,17 +222,18 @@ class BankApp:
 class SettlementApp:
     """The settlement bank node: every member bank's reserve."""
 
-    def __init__(self, network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> None:
+    def __init__(self, network: NetworkConfig, node: NodeConfig, identity: NodeIdentity) -> None:
         self.network = network
         self.node = node
-        self._tls = tls
         self.store = Store(
             node.data_dir / "settlement.sqlite3",
             SETTLEMENT_SCHEMA,
             retention_s=network.limits.idempotency_retention_seconds,
         )
         self.settlement = Settlement(self.store, network, self._deliver)
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._channels = Channels(identity)
+        self._banks: dict[str, str] = {}
+        """Bank code -> address, once started."""
         self._background = _Background()
 
     @property
@@ -272,7 +272,7 @@ class SettlementApp:
             _log.info("settlement.opened", reserves=opened)
         for bank in self.network.nodes_with_role(Role.BANK):
             if bank.bank_code is not None:
-                self._channels[bank.bank_code] = secure_channel(bank.address, self._tls)
+                self._banks[bank.bank_code] = bank.address
         await self.settlement.settle_closed_windows()
         self._background.every(RETRY_INTERVAL_S, "delivery-retry", self.settlement.forward_pending)
         self._background.every(WINDOW_CHECK_S, "window-closer", self.settlement.close_if_due)
@@ -280,16 +280,15 @@ class SettlementApp:
     async def close(self) -> None:
         """Stop background work, then close the channels and the store."""
         await self._background.stop()
-        for channel in self._channels.values():
-            await channel.close()
-        self._channels.clear()
+        self._banks.clear()
+        await self._channels.close()
         await self.store.close()
 
     async def _deliver(self, bank_code: str, message: SettlementMessage) -> StatusAnswer | None:
-        channel = self._channels.get(bank_code)
-        if channel is None:
+        address = self._banks.get(bank_code)
+        if address is None:
             return None
-        stub = settlement_pb2_grpc.ClearingServiceStub(channel)
+        stub = settlement_pb2_grpc.ClearingServiceStub(self._channels.get(address))
         if isinstance(message, settlement_pb2.CreditTransfer):
             call = stub.ReceiveCreditTransfer(
                 settlement_pb2.ReceiveCreditTransferRequest(

@@ -18,7 +18,7 @@ from payment.config import NetworkConfig, NodeConfig
 from payment.envelope import load_x25519_private
 from payment.logs import get_logger
 from payment.pki import Pki, key_id
-from payment.tls import TlsIdentity
+from payment.tls import Channels, NodeIdentity
 
 __all__ = ["GatewayApp", "create_app", "load_gateway_key"]
 
@@ -38,10 +38,10 @@ def load_gateway_key(network: NetworkConfig, node: NodeConfig) -> GatewayKey:
 class GatewayApp:
     """The gateway's NodeApp."""
 
-    def __init__(self, network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> None:
+    def __init__(self, network: NetworkConfig, node: NodeConfig, identity: NodeIdentity) -> None:
         self._resuming: asyncio.Task[None] | None = None
         self._store = open_store(node.data_dir, network.limits.idempotency_retention_seconds)
-        self._issuers = IssuerChannels(tls)
+        self._issuers = IssuerChannels(Channels(identity))
         self.gateway = PaymentGateway(
             self._store,
             network,
@@ -89,6 +89,6 @@ class GatewayApp:
         await self._store.close()
 
 
-def create_app(network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> GatewayApp:
+def create_app(network: NetworkConfig, node: NodeConfig, identity: NodeIdentity) -> GatewayApp:
     """The gateway node's app (the entry point named in payment.server.APP_FACTORIES)."""
-    return GatewayApp(network, node, tls)
+    return GatewayApp(network, node, identity)

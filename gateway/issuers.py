@@ -1,7 +1,8 @@
 """The gateway's channels to issuers, and how their answers are relayed.
 
 One long-lived mTLS channel per bank, opened on first use (inside the event
-loop) and closed with the app. A failed call becomes a domain error that keeps
+loop) and closed with the app; after a certificate rotation, new calls go on a
+new channel with the new certificate. A failed call becomes a domain error that keeps
 the issuer's status code and reason, so the merchant sees what the issuer said.
 """
 
@@ -10,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
-import grpc
 from interbank.v1 import authorization_pb2_grpc
 
 from payment.config import NodeConfig
-from payment.tls import TlsIdentity, secure_channel
+from payment.tls import Channels
 
 if TYPE_CHECKING:
     from interbank.v1.authorization_pb2_grpc import AcquirerServiceAsyncStub, IssuerServiceAsyncStub
@@ -33,40 +33,26 @@ AcquirerLookup = Callable[[NodeConfig], "AcquirerServiceAsyncStub"]
 
 
 class IssuerChannels:
-    """Lazily opened, shared mTLS channels to the network's banks."""
+    """Shared mTLS channels to the network's banks, opened on first use with the
+    gateway's current certificate (a rotation opens new ones)."""
 
-    def __init__(self, tls: TlsIdentity) -> None:
-        self._tls = tls
-        self._channels: dict[str, grpc.aio.Channel] = {}
-        self._stubs: dict[str, IssuerServiceAsyncStub] = {}
+    def __init__(self, channels: Channels) -> None:
+        self._channels = channels
 
     def issuer(self, bank: NodeConfig) -> IssuerServiceAsyncStub:
         """The IssuerService stub of a bank, over its long-lived channel."""
-        stub = self._stubs.get(bank.name)
-        if stub is None:
-            stub = cast(
-                "IssuerServiceAsyncStub", authorization_pb2_grpc.IssuerServiceStub(self._to(bank))
-            )
-            self._stubs[bank.name] = stub
-        return stub
+        return cast(
+            "IssuerServiceAsyncStub",
+            authorization_pb2_grpc.IssuerServiceStub(self._channels.get(bank.address)),
+        )
 
     def acquirer(self, bank: NodeConfig) -> AcquirerServiceAsyncStub:
         """The AcquirerService stub of a bank, over the same channel."""
         return cast(
-            "AcquirerServiceAsyncStub", authorization_pb2_grpc.AcquirerServiceStub(self._to(bank))
+            "AcquirerServiceAsyncStub",
+            authorization_pb2_grpc.AcquirerServiceStub(self._channels.get(bank.address)),
         )
-
-    def _to(self, bank: NodeConfig) -> grpc.aio.Channel:
-        channel = self._channels.get(bank.name)
-        if channel is None:
-            channel = secure_channel(bank.address, self._tls)
-            self._channels[bank.name] = channel
-        return channel
 
     async def close(self) -> None:
         """Close every channel opened so far."""
-        channels = list(self._channels.values())
-        self._channels.clear()
-        self._stubs.clear()
-        for channel in channels:
-            await channel.close()
+        await self._channels.close()

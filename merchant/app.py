@@ -20,7 +20,7 @@ from payment.envelope import load_x25519_public, raw_public
 from payment.notifications import NotificationServicer
 from payment.pki import Pki, key_id
 from payment.storage import Store
-from payment.tls import TlsIdentity
+from payment.tls import Channels, NodeIdentity
 
 __all__ = ["SCHEMA", "MerchantApp", "create_app", "load_gateway_key"]
 
@@ -44,7 +44,7 @@ def load_gateway_key(network: NetworkConfig) -> GatewayKeyInfo:
 class MerchantApp:
     """The merchant's NodeApp."""
 
-    def __init__(self, network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> None:
+    def __init__(self, network: NetworkConfig, node: NodeConfig, identity: NodeIdentity) -> None:
         merchant = network.merchant(node.name)
         self._name = node.name
         self.store = Store(
@@ -52,7 +52,9 @@ class MerchantApp:
             SCHEMA,
             retention_s=network.limits.idempotency_retention_seconds,
         )
-        self._peers = MerchantPeers(network.the(Role.GATEWAY), network.node(merchant.bank), tls)
+        self._peers = MerchantPeers(
+            network.the(Role.GATEWAY), network.node(merchant.bank), Channels(identity)
+        )
         self.storefront = Storefront(
             self.store,
             network.trust_domain,
@@ -106,6 +108,6 @@ class MerchantApp:
         await self.store.close()
 
 
-def create_app(network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> MerchantApp:
+def create_app(network: NetworkConfig, node: NodeConfig, identity: NodeIdentity) -> MerchantApp:
     """The merchant node's app (the entry point named in payment.server.APP_FACTORIES)."""
-    return MerchantApp(network, node, tls)
+    return MerchantApp(network, node, identity)

@@ -1,7 +1,8 @@
 """The ``paynet`` command.
 
     paynet pki init    --network FILE --out DIR [--force]
-    paynet pki revoke  --pki DIR --cert FILE
+    paynet pki revoke  (NAME | --serial HEX | --cert FILE) (--network FILE | --pki DIR)
+    paynet pki rotate  NAME --network FILE
     paynet serve ROLE  --network FILE --name NAME
     paynet up          --network FILE
     paynet health      --network FILE
@@ -57,10 +58,57 @@ def _cmd_pki_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_pki_revoke(args: argparse.Namespace) -> int:
-    from payment.pki import Pki, revoke
+    from payment.pki import Pki, revoke, revoke_serial
 
-    serial = revoke(Pki(Path(args.pki)), Path(args.cert))
-    print(f"revoked serial {serial:x}; CRL {Path(args.pki) / 'crl.pem'} re-signed")
+    if (args.network is None) == (args.pki is None):
+        print("paynet pki revoke: give --network FILE or --pki DIR", file=sys.stderr)
+        return EXIT_USAGE
+    pki = Pki(_network(args.network).pki_dir if args.network else Path(args.pki))
+    chosen = [x for x in (args.name, args.serial, args.cert) if x]
+    if len(chosen) != 1:
+        print("paynet pki revoke: name one of NAME, --serial HEX or --cert FILE", file=sys.stderr)
+        return EXIT_USAGE
+    if args.cert:
+        serial = revoke(pki, Path(args.cert))
+    elif args.serial:
+        try:
+            serial = revoke_serial(pki, int(args.serial, 16))
+        except ValueError:
+            print(f"paynet pki revoke: {args.serial!r} is not a hex serial", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        if not pki.cert(args.name).exists():
+            print(
+                f"paynet pki revoke: no certificate for {args.name!r} in {pki.root}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        serial = revoke(pki, pki.cert(args.name))
+    print(
+        f"revoked serial {serial:x}; CRL {pki.crl} re-signed; running nodes refuse it "
+        "within a second, on new connections and on existing ones"
+    )
+    return 0
+
+
+def _cmd_pki_rotate(args: argparse.Namespace) -> int:
+    from payment.pki import Pki, rotate
+
+    network = _network(args.network)
+    try:
+        old, new = rotate(network, Pki(network.pki_dir), args.name)
+    except KeyError:
+        print(
+            f"paynet pki rotate: no node or customer {args.name!r} in {args.network}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    print(
+        f"{args.name}: new key and certificate, serial {old:x} -> {new:x}; a running node "
+        "serves it to new connections and its clients reconnect with it, without a restart. "
+        f"The old certificate stays valid until revoked: paynet pki revoke --network "
+        f"{args.network} --serial {old:x}"
+    )
     return 0
 
 
@@ -259,10 +307,17 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--out", help="output directory (default: the file's pki_dir)")
     init.add_argument("--force", action="store_true", help="replace an existing PKI")
     init.set_defaults(func=_cmd_pki_init)
-    rev = pki.add_parser("revoke", help="add a certificate to the CA's CRL")
-    rev.add_argument("--pki", required=True, help="the PKI directory")
-    rev.add_argument("--cert", required=True, help="the certificate (PEM) to revoke")
+    rev = pki.add_parser("revoke", help="add a certificate to the CA's CRL (nodes reload it)")
+    rev.add_argument("name", nargs="?", help="the participant whose current certificate to revoke")
+    rev.add_argument("--serial", help="revoke this serial (hex) instead")
+    rev.add_argument("--cert", help="revoke this certificate file (PEM) instead")
+    rev.add_argument("--network", help="the network file (TOML); its pki_dir is used")
+    rev.add_argument("--pki", help="the PKI directory, instead of --network")
     rev.set_defaults(func=_cmd_pki_revoke)
+    rot = pki.add_parser("rotate", help="new key and certificate for a participant, no restart")
+    rot.add_argument("name", help="the node or customer")
+    rot.add_argument("--network", required=True, help="the network file (TOML)")
+    rot.set_defaults(func=_cmd_pki_rotate)
 
     serve = sub.add_parser("serve", help="run one node")
     serve.add_argument("role", choices=[str(r) for r in Role if r is not Role.CUSTOMER])

@@ -13,9 +13,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 from cryptography import x509
 
 from payment.config import Role
+
+_log = structlog.get_logger("paynet.identity")
 
 __all__ = [
     "Identity",
@@ -115,7 +118,7 @@ class RevocationList:
         now = time.monotonic()
         if now - self._checked_at >= 1.0:
             self._checked_at = now
-            self._reload()
+            self._refresh()
         return serial in self._serials
 
     def _reload(self) -> None:
@@ -128,6 +131,14 @@ class RevocationList:
             raise ValueError(f"{self._crl_path} is not signed by the network CA")
         self._serials = frozenset(entry.serial_number for entry in crl)
         self._mtime_ns = stat.st_mtime_ns
+        _log.info("crl.loaded", revoked=len(self._serials))
+
+    def _refresh(self) -> None:
+        """Reload a changed CRL; one that cannot be read or verified keeps the last good list."""
+        try:
+            self._reload()
+        except (OSError, ValueError) as exc:
+            _log.warning("crl.reload_failed", why=str(exc))
 
 
 current_caller: contextvars.ContextVar[Identity] = contextvars.ContextVar("paynet_caller")

@@ -130,7 +130,8 @@ def _rewrap(
 
 
 class AccessLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Logs one line per RPC: method, peer identity, request id, status, duration.
+    """Logs one line per RPC: method, peer identity and certificate serial, request id,
+    status, duration.
 
     The status goes in ``status``, not ``code``: ``code`` is redacted as a one-time code.
     """
@@ -163,6 +164,7 @@ class AccessLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 "rpc",
                 method=method,
                 peer=str(identity) if identity else context.peer(),
+                peer_serial=f"{identity.serial:x}" if identity else None,
                 request_id=getattr(request, "request_id", None) or None,
                 status=getattr(code, "name", str(code)),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),

@@ -39,6 +39,8 @@ __all__ = [
     "issue_certificate",
     "make_ca",
     "revoke",
+    "revoke_serial",
+    "rotate",
 ]
 
 _CA_DAYS = 3650
@@ -237,19 +239,69 @@ def issue_certificate(
     return key, cert
 
 
-def revoke(pki: Pki, cert_path: Path) -> int:
-    """Add a certificate to the CA's CRL and re-sign it; returns the serial revoked."""
+def _load_ca(pki: Pki) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{pki.ca_key} is not an EC key")
-    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
-    target = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    return ca_key, x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+
+
+def revoke(pki: Pki, cert_path: Path) -> int:
+    """Add a certificate to the CA's CRL and re-sign it; returns the serial revoked."""
+    return revoke_serial(pki, x509.load_pem_x509_certificate(cert_path.read_bytes()).serial_number)
+
+
+def revoke_serial(pki: Pki, serial: int) -> int:
+    """Add a serial to the CA's CRL and re-sign it (replaced in one step); returns it."""
+    ca_key, ca_cert = _load_ca(pki)
     current = x509.load_pem_x509_crl(pki.crl.read_bytes())
-    serials = {entry.serial_number for entry in current}
-    serials.add(target.serial_number)
+    serials = {entry.serial_number for entry in current} | {serial}
     crl = _crl(ca_key, ca_cert, revoked=tuple(sorted(serials)))
-    _write(pki.crl, crl.public_bytes(serialization.Encoding.PEM))
-    return target.serial_number
+    _replace(pki.crl, crl.public_bytes(serialization.Encoding.PEM))
+    return serial
+
+
+def rotate(network: NetworkConfig, pki: Pki, name: str) -> tuple[int, int]:
+    """Issue participant name a new key and certificate; returns (old serial, new serial).
+
+    The same identity (SPIFFE id, role, hosts) with a fresh key. The files are
+    replaced, not rewritten, so a running node never reads half a file; it
+    takes the new pair once both are in place (payment.tls.NodeIdentity). The
+    old certificate stays valid until it expires or is revoked.
+    """
+    hosts: tuple[str, ...]
+    try:
+        node = network.node(name)
+        role, hosts = node.role, (node.host,)
+    except KeyError:
+        network.customer(name)  # KeyError if neither
+        role, hosts = Role.CUSTOMER, ()
+    old = x509.load_pem_x509_certificate(pki.cert(name).read_bytes()).serial_number
+    ca_key, ca_cert = _load_ca(pki)
+    key, cert = issue_certificate(ca_key, ca_cert, network.trust_domain, role, name, hosts=hosts)
+    _replace(
+        pki.key(name),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        mode=0o600,
+    )
+    _replace(pki.cert(name), cert.public_bytes(serialization.Encoding.PEM))
+    return old, cert.serial_number
+
+
+def _replace(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write data to a new file beside path, then rename it over path in one step."""
+    tmp = path.with_name(f".{path.name}.new")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 def key_id(public_key: x25519.X25519PublicKey) -> str:

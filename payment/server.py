@@ -23,7 +23,7 @@ from payment.identity import RevocationList
 from payment.interceptors import AccessLog, ErrorMapping, PeerAuthorization
 from payment.logs import get_logger
 from payment.pki import Pki
-from payment.tls import TlsIdentity
+from payment.tls import NodeIdentity
 
 __all__ = ["HealthServicer", "NodeApp", "create_server", "load_app", "serve_node"]
 
@@ -68,14 +68,16 @@ class NodeApp(Protocol):
 class AppFactory(Protocol):
     """Builds a node's app from the network, the node and its TLS identity."""
 
-    def __call__(self, network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> NodeApp: ...
+    def __call__(
+        self, network: NetworkConfig, node: NodeConfig, identity: NodeIdentity
+    ) -> NodeApp: ...
 
 
-def load_app(network: NetworkConfig, node: NodeConfig, tls: TlsIdentity) -> NodeApp:
+def load_app(network: NetworkConfig, node: NodeConfig, identity: NodeIdentity) -> NodeApp:
     """The NodeApp for a node's role."""
     module_name, _, attr = APP_FACTORIES[node.role].partition(":")
     factory: AppFactory = getattr(importlib.import_module(module_name), attr)
-    return factory(network, node, tls)
+    return factory(network, node, identity)
 
 
 class HealthServicer(health.aio.HealthServicer):  # type: ignore[misc]
@@ -97,7 +99,7 @@ class HealthServicer(health.aio.HealthServicer):  # type: ignore[misc]
 async def create_server(
     network: NetworkConfig,
     app: NodeApp,
-    tls: TlsIdentity,
+    identity: NodeIdentity,
     address: str,
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
     """A ready-to-start server for app on address; returns it, its bound port and its health."""
@@ -125,7 +127,7 @@ async def create_server(
             reflection.SERVICE_NAME,
         )
         reflection.enable_server_reflection(names, server)
-    port = server.add_secure_port(address, tls.server_credentials())
+    port = server.add_secure_port(address, identity.server_credentials())
     if port == 0:
         raise OSError(f"cannot listen on {address}: is the port already in use?")
     return server, port, health_servicer
@@ -133,9 +135,9 @@ async def create_server(
 
 async def serve_node(network: NetworkConfig, node: NodeConfig, *, grace_s: float = 5.0) -> None:
     """Serve one node until SIGTERM or SIGINT, then stop gracefully."""
-    tls = TlsIdentity.load(Pki(network.pki_dir), node.name)
-    app = load_app(network, node, tls)
-    server, port, health_servicer = await create_server(network, app, tls, node.address)
+    identity = NodeIdentity.load(Pki(network.pki_dir), node.name)
+    app = load_app(network, node, identity)
+    server, port, health_servicer = await create_server(network, app, identity, node.address)
     # Stores open and recovery runs before the first request can arrive.
     await app.start()
     await server.start()

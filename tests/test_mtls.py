@@ -22,7 +22,7 @@ from payment.identity import caller
 from payment.logs import configure_logging
 from payment.pki import issue_certificate, make_ca, revoke
 from payment.server import create_server
-from payment.tls import TlsIdentity, secure_channel
+from payment.tls import NodeIdentity, TlsIdentity, secure_channel
 
 ISSUER = "interbank.v1.IssuerService"
 
@@ -49,7 +49,7 @@ class IssuerApp:
 @pytest.fixture
 async def issuer(devnet) -> AsyncIterator[str]:
     server, port, _ = await create_server(
-        devnet.network, IssuerApp(), devnet.tls("alfa"), "127.0.0.1:0"
+        devnet.network, IssuerApp(), NodeIdentity.fixed(devnet.tls("alfa")), "127.0.0.1:0"
     )
     await server.start()
     yield f"127.0.0.1:{port}"
@@ -193,7 +193,7 @@ async def test_reflection_lists_the_services_when_enabled(devnet, issuer) -> Non
 async def test_reflection_is_absent_when_disabled(make_devnet) -> None:
     devnet = make_devnet(reflection=False)
     server, port, _ = await create_server(
-        devnet.network, IssuerApp(), devnet.tls("alfa"), "127.0.0.1:0"
+        devnet.network, IssuerApp(), NodeIdentity.fixed(devnet.tls("alfa")), "127.0.0.1:0"
     )
     await server.start()
     try:

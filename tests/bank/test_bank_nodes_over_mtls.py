@@ -18,7 +18,7 @@ from payment.config import parse_network
 from payment.notifications import follow
 from payment.pki import init_pki
 from payment.server import create_server, load_app
-from payment.tls import TlsIdentity, secure_channel
+from payment.tls import NodeIdentity, TlsIdentity, secure_channel
 
 
 def free_port() -> int:
@@ -37,7 +37,7 @@ async def served(tmp_path, network_document) -> AsyncIterator[dict[str, Any]]:
     running = []
     for name in ("settlement", "alfa", "beta"):
         node = network.node(name)
-        tls = TlsIdentity.load(pki, name)
+        tls = NodeIdentity.load(pki, name)
         app = load_app(network, node, tls)
         server, _, _ = await create_server(network, app, tls, node.address)
         await app.start()

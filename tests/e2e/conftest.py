@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from payment.config import NetworkConfig, load_network
-from payment.devnet import write_dev_network
+from payment.devnet import add_customers, write_dev_network
 from payment.launcher import check_health
 from payment.pki import init_pki
 
@@ -34,9 +34,15 @@ class RunningNetwork:
 
 
 def start_network(
-    workdir: Path, *, settlement_mode: str | None = None, **rules: int
+    workdir: Path,
+    *,
+    settlement_mode: str | None = None,
+    buyers: tuple[str, ...] = (),
+    **rules: int,
 ) -> RunningNetwork:
+    """The dev network, rules overridden, plus buyers with 1,000,000.00 EUR each."""
     path = write_dev_network(workdir, settlement_mode=settlement_mode, **rules)
+    add_customers(path, buyers, 100_000_000, banks=("alfa", "beta"))
     network = load_network(path)
     init_pki(network, network.pki_dir)
     (workdir / "logs").mkdir()

@@ -37,7 +37,7 @@ from payment.notifications import NotificationServicer, emit
 from payment.pki import Pki, init_pki
 from payment.server import create_server
 from payment.storage import Store
-from payment.tls import TlsIdentity, secure_channel
+from payment.tls import NodeIdentity, TlsIdentity, secure_channel
 
 
 class FakeIssuer(authorization_pb2_grpc.IssuerServiceServicer):
@@ -134,7 +134,7 @@ async def running(tmp_path: Path, document: dict[str, Any]) -> AsyncIterator[Run
     apps: list[Any] = []
     for name in ("alfa", "beta", "gateway", "shop"):
         node = network.node(name)
-        tls = TlsIdentity.load(pki, name)
+        tls = NodeIdentity.load(pki, name)
         app = banks.get(name) or (create_gateway_app if name == "gateway" else create_merchant_app)(
             network, node, tls
         )
