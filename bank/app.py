@@ -129,7 +129,9 @@ class BankApp:
         self.outgoing = OutgoingTransfers(self.store, self._submit)
         self.issuer = Issuer(self.store, network, node, self.outgoing)
         self.acquirer = Acquirer(self.store, network, node, self.outgoing)
-        self.challenges = Challenges(self.store, network.risk)
+        self.challenges = Challenges(
+            self.store, network.risk, network.limits.challenge_answers_per_minute
+        )
         self.clearing = Clearing(self.store, network, node)
         self.accounts = Accounts(self.store, node.bank_code)
         self._background = _Background()

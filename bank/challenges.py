@@ -21,6 +21,7 @@ from payment.clock import from_iso, timestamp, to_iso
 from payment.clock import now as clock_now
 from payment.config import RiskConfig
 from payment.notifications import emit
+from payment.ratelimit import SlidingWindow
 from payment.storage import IdempotencyRecord, Store, request_hash
 
 __all__ = ["Challenges", "open_challenge"]
@@ -31,9 +32,10 @@ _Outcome = authz.AnswerChallengeResponse | errors.PaynetError
 class Challenges:
     """The issuer's challenge endpoint over the bank's store."""
 
-    def __init__(self, store: Store, risk: RiskConfig) -> None:
+    def __init__(self, store: Store, risk: RiskConfig, answers_per_minute: int = 10) -> None:
         self._store = store
         self._risk = risk
+        self._answers = SlidingWindow(answers_per_minute)
 
     async def answer(
         self,
@@ -42,7 +44,20 @@ class Challenges:
         *,
         now: dt.datetime | None = None,
     ) -> authz.AnswerChallengeResponse:
-        """Check a one-time code; authorizes the hold, counts a wrong try, or declines."""
+        """Check a one-time code; authorizes the hold, counts a wrong try, or declines.
+
+        A customer answering more than the limit per minute is refused
+        RESOURCE_EXHAUSTED / CHALLENGE_ANSWERS_RATE_LIMITED before the code is looked at.
+        """
+        wait = self._answers.retry_after(caller_uri)
+        if wait is not None:
+            raise errors.ResourceExhausted(
+                "CHALLENGE_ANSWERS_RATE_LIMITED",
+                f"more than {self._answers.limit} challenge answers in a minute; "
+                f"try again in {wait} s",
+                retry_after_seconds=wait,
+            )
+        self._answers.hit(caller_uri)
         if not request.request_id:
             raise errors.InvalidArgument(
                 "REQUEST_ID_MISSING", "request_id is required: choose a unique id per request"

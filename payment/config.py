@@ -130,6 +130,14 @@ class LimitsConfig:
     """The largest gRPC message a node receives; a bigger one is RESOURCE_EXHAUSTED."""
     idempotency_retention_seconds: int = 86400
     """How long a request_id's result is kept (and replayed); older ones are pruned."""
+    max_concurrent_streams: int = 100
+    """Concurrent RPCs a node serves on one connection (HTTP/2 MAX_CONCURRENT_STREAMS);
+    a client's further calls wait for a free stream."""
+    challenge_answers_per_minute: int = 10
+    """AnswerChallenge calls one customer may make per minute; more are RESOURCE_EXHAUSTED."""
+    failed_authentications_per_minute: int = 10
+    """Refused authentications (revoked, unknown, foreign) one certificate may cause per
+    minute; after that its calls are RESOURCE_EXHAUSTED until the minute has passed."""
 
 
 @dataclass(frozen=True)

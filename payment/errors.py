@@ -41,6 +41,7 @@ __all__ = [
     "PaynetError",
     "PermissionDenied",
     "RemoteError",
+    "ResourceExhausted",
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",
@@ -116,6 +117,13 @@ class Unauthenticated(PaynetError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
+class ResourceExhausted(PaynetError):
+    """The caller did something too often; retry_after_seconds in the metadata says when
+    it may try again."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class Unavailable(PaynetError):
     """A peer node could not be reached; the call may be retried with the same request_id."""
 
@@ -149,6 +157,7 @@ _BY_CODE: dict[grpc.StatusCode, type[PaynetError]] = {
         FailedPrecondition,
         PermissionDenied,
         Unauthenticated,
+        ResourceExhausted,
         Unavailable,
         DeadlineExceeded,
     )

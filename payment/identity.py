@@ -15,6 +15,7 @@ from pathlib import Path
 
 import structlog
 from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from payment.config import Role
 
@@ -71,6 +72,12 @@ def parse_certificate(pem: bytes) -> Identity:
     if cached is not None:
         return cached
     cert = x509.load_pem_x509_certificate(pem)
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        usages = x509.ExtendedKeyUsage([])
+    if ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
+        raise IdentityError("certificate is not for client authentication (no clientAuth usage)")
     try:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:

@@ -17,6 +17,7 @@ handler's behaviour to reach the call's context.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -37,6 +38,7 @@ from payment.identity import (
     parse_certificate,
 )
 from payment.logs import get_logger
+from payment.ratelimit import SlidingWindow
 
 __all__ = ["AccessLog", "ErrorMapping", "MalformedRequest", "PeerAuthorization", "abort_with"]
 
@@ -215,19 +217,40 @@ class PeerAuthorization(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, network: NetworkConfig, revocations: RevocationList) -> None:
         self._network = network
         self._revocations = revocations
+        self._failures = SlidingWindow(network.limits.failed_authentications_per_minute)
         self._known = {(n.role, n.name) for n in network.nodes} | {
             (Role.CUSTOMER, c.name) for c in network.customers
         }
 
     def authenticate(self, context: grpc.aio.ServicerContext) -> Identity:
-        """The verified caller, or a PaynetError saying why there is none."""
+        """The verified caller, or a PaynetError saying why there is none.
+
+        A certificate refused more than the limit per minute is refused
+        RESOURCE_EXHAUSTED / AUTHENTICATION_RATE_LIMITED until the minute has passed.
+        """
         pems = context.auth_context().get("x509_pem_cert")
         if not pems:
             raise errors.Unauthenticated(
                 "CLIENT_CERTIFICATE_MISSING", "a client certificate from the network CA is required"
             )
+        key = hashlib.sha256(pems[0]).hexdigest()
+        wait = self._failures.retry_after(key)
+        if wait is not None:
+            raise errors.ResourceExhausted(
+                "AUTHENTICATION_RATE_LIMITED",
+                f"this certificate failed authentication {self._failures.limit} times in a "
+                f"minute; fix it and try again in {wait} s",
+                retry_after_seconds=wait,
+            )
         try:
-            identity = parse_certificate(pems[0])
+            return self._identify(pems[0])
+        except errors.Unauthenticated:
+            self._failures.hit(key)
+            raise
+
+    def _identify(self, pem: bytes) -> Identity:
+        try:
+            identity = parse_certificate(pem)
         except (IdentityError, ValueError) as exc:
             raise errors.Unauthenticated("IDENTITY_INVALID", str(exc)) from None
         if identity.trust_domain != self._network.trust_domain:

@@ -113,6 +113,7 @@ async def create_server(
         options=(
             *SERVER_OPTIONS,
             ("grpc.max_receive_message_length", network.limits.max_message_bytes),
+            ("grpc.max_concurrent_streams", network.limits.max_concurrent_streams),
         ),
     )
     app.register(server)

@@ -165,6 +165,17 @@ def test_the_limits_table_sets_message_size_and_retention(tmp_path: Path) -> Non
     assert defaulted.limits.max_message_bytes == 4 * 1024 * 1024
 
 
+def test_the_limits_table_sets_streams_and_rate_limits(tmp_path: Path) -> None:
+    network = load_network(DEV_NETWORK)
+    assert network.limits.max_concurrent_streams == 100
+    assert network.limits.challenge_answers_per_minute == 10
+    assert network.limits.failed_authentications_per_minute == 10
+    text = dev_text().replace(
+        "challenge_answers_per_minute = 10", "challenge_answers_per_minute = 4"
+    )
+    assert load_network(write(tmp_path, text)).limits.challenge_answers_per_minute == 4
+
+
 @pytest.mark.parametrize(
     ("replace", "by", "expected"),
     [

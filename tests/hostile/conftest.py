@@ -41,7 +41,13 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def hostile_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
     """The dev network, windows closed by command only (no background writes)."""
-    running = start_network(tmp_path_factory.mktemp("hostile"), window_seconds=0)
+    # Hostile cases are sent by the hundred on purpose; the rate limits have tests of their own.
+    running = start_network(
+        tmp_path_factory.mktemp("hostile"),
+        window_seconds=0,
+        challenge_answers_per_minute=1_000_000,
+        failed_authentications_per_minute=1_000_000,
+    )
     yield running
     codes = running.stop()
     assert all(code == 0 for code in codes.values()), codes
