@@ -8,6 +8,7 @@ PYTHON_BOOT ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
+SCAN_VENV := .venv-sslyze
 NETWORK ?= network/dev.toml
 PKI_DIR ?= var/pki
 
@@ -28,7 +29,13 @@ $(BUF): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-tools: venv $(BUF) ## install Python and Node tools
+$(SCAN_VENV)/.installed: requirements-scan.txt
+	$(PYTHON_BOOT) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
+	touch $@
+
+tools: venv $(BUF) $(SCAN_VENV)/.installed ## install Python and Node tools, and the TLS scanner
 
 generate: venv ## regenerate generated/ from protos/
 	PYTHON=$(PY) scripts/generate.sh generated
@@ -76,5 +83,5 @@ chaos: venv ## 2,000 payments while nodes are killed and paused; checks no money
 ci: test ## alias of test
 
 clean: ## remove the venv, node tools and run state
-	rm -rf $(VENV) node_modules var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(SCAN_VENV) node_modules var .mypy_cache .ruff_cache .pytest_cache
 	rm -rf clients/typescript/node_modules clients/typescript/dist clients/go/bin clients/java/target

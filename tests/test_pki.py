@@ -68,3 +68,40 @@ def test_rerunning_pki_init_does_not_overwrite_without_force(devnet, capsys) -> 
     assert devnet.pki.ca_cert.read_bytes() == before
     assert main(["pki", "init", "--network", str(devnet.path), "--force"]) == 0
     assert Pki(devnet.pki.root).ca_cert.read_bytes() != before
+
+
+def test_a_certificate_without_client_auth_usage_is_no_caller_identity(devnet) -> None:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    from payment.identity import IdentityError
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice")])
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.UniformResourceIdentifier("spiffe://paynet.test/customer/alice")]
+            ),
+            False,
+        )
+    )
+    for usages in ([ExtendedKeyUsageOID.SERVER_AUTH], None):
+        with_usage = (
+            builder.add_extension(x509.ExtendedKeyUsage(usages), False) if usages else builder
+        )
+        pem = with_usage.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+        with pytest.raises(IdentityError, match="not for client authentication"):
+            parse_certificate(pem)
