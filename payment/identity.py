@@ -27,6 +27,7 @@ __all__ = [
     "caller",
     "current_caller",
     "parse_certificate",
+    "serial_text",
     "spiffe_id",
 ]
 
@@ -64,6 +65,16 @@ class IdentityError(Exception):
 
 _CACHE: OrderedDict[bytes, Identity] = OrderedDict()
 _CACHE_SIZE = 512
+
+
+def serial_text(serial: int) -> str:
+    """A certificate serial as openssl prints it: hex bytes joined by colons.
+
+    Logs use this form; it never holds a long run of digits, which the log
+    scrubber would mask as a possible instrument number.
+    """
+    raw = serial.to_bytes(max(1, (serial.bit_length() + 7) // 8), "big")
+    return ":".join(f"{byte:02x}" for byte in raw)
 
 
 def parse_certificate(pem: bytes) -> Identity:

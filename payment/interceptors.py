@@ -36,6 +36,7 @@ from payment.identity import (
     RevocationList,
     current_caller,
     parse_certificate,
+    serial_text,
 )
 from payment.logs import get_logger
 from payment.ratelimit import SlidingWindow
@@ -166,7 +167,7 @@ class AccessLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 "rpc",
                 method=method,
                 peer=str(identity) if identity else context.peer(),
-                peer_serial=f"{identity.serial:x}" if identity else None,
+                peer_serial=serial_text(identity.serial) if identity else None,
                 request_id=getattr(request, "request_id", None) or None,
                 status=getattr(code, "name", str(code)),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),

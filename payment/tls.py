@@ -25,6 +25,7 @@ import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from payment.identity import serial_text
 from payment.pki import Pki
 
 __all__ = ["CHANNEL_OPTIONS", "Channels", "NodeIdentity", "TlsIdentity", "secure_channel"]
@@ -166,7 +167,7 @@ class NodeIdentity:
         self._generation += 1
         self._stamp = stamp
         serial = x509.load_pem_x509_certificate(identity.cert_pem).serial_number
-        _log.info("tls.rotated", generation=self._generation, serial=f"{serial:x}")
+        _log.info("tls.rotated", generation=self._generation, serial=serial_text(serial))
 
     def server_credentials(self) -> grpc.ServerCredentials:
         """Server side, following rotations: each new handshake gets the current certificate."""

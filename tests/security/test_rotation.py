@@ -20,6 +20,7 @@ from cryptography import x509
 from payment.config import load_network
 from payment.customer import Customer
 from payment.devnet import write_dev_network
+from payment.identity import serial_text
 from payment.pki import Pki, init_pki, rotate
 from payment.shop import purchase
 from payment.tls import RELOAD_CHECK_S, NodeIdentity
@@ -140,7 +141,9 @@ def test_every_node_rotates_under_load_without_a_failed_payment(
         presented = {
             line.get("peer_serial") for line in caller_lines if line["peer"].endswith(f"/{node}")
         }
-        assert f"{new:x}" in presented, f"{CALLED_BY[node]} never saw {node}'s new certificate"
+        assert serial_text(new) in presented, (
+            f"{CALLED_BY[node]} never saw {node}'s new certificate"
+        )
     report(
         f"rotation: {len(NODES)} nodes rotated under load, {len(outcomes)} payments, 0 failed; "
         "each node served its new certificate without a restart"
