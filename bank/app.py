@@ -234,8 +234,7 @@ class SettlementApp:
         )
         self.settlement = Settlement(self.store, network, self._deliver)
         self._channels = Channels(identity)
-        self._banks: dict[str, str] = {}
-        """Bank code -> address, once started."""
+        self._started = False
         self._background = _Background()
 
     @property
@@ -272,9 +271,7 @@ class SettlementApp:
         )
         if opened:
             _log.info("settlement.opened", reserves=opened)
-        for bank in self.network.nodes_with_role(Role.BANK):
-            if bank.bank_code is not None:
-                self._banks[bank.bank_code] = bank.address
+        self._started = True
         await self.settlement.settle_closed_windows()
         self._background.every(RETRY_INTERVAL_S, "delivery-retry", self.settlement.forward_pending)
         self._background.every(WINDOW_CHECK_S, "window-closer", self.settlement.close_if_due)
@@ -282,15 +279,15 @@ class SettlementApp:
     async def close(self) -> None:
         """Stop background work, then close the channels and the store."""
         await self._background.stop()
-        self._banks.clear()
+        self._started = False
         await self._channels.close()
         await self.store.close()
 
     async def _deliver(self, bank_code: str, message: SettlementMessage) -> StatusAnswer | None:
-        address = self._banks.get(bank_code)
-        if address is None:
+        bank = self.network.bank_by_code(bank_code)
+        if not self._started or bank is None or bank.role is not Role.BANK:
             return None
-        stub = settlement_pb2_grpc.ClearingServiceStub(self._channels.get(address))
+        stub = settlement_pb2_grpc.ClearingServiceStub(self._channels.get(bank.address))
         if isinstance(message, settlement_pb2.CreditTransfer):
             call = stub.ReceiveCreditTransfer(
                 settlement_pb2.ReceiveCreditTransferRequest(

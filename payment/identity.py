@@ -19,8 +19,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from payment.config import Role
 
-_log = structlog.get_logger("paynet.identity")
-
 __all__ = [
     "Identity",
     "RevocationList",
@@ -30,6 +28,8 @@ __all__ = [
     "serial_text",
     "spiffe_id",
 ]
+
+_log = structlog.get_logger("paynet.identity")
 
 
 def spiffe_id(trust_domain: str, role: Role | str, name: str) -> str:

@@ -21,9 +21,9 @@ class SlidingWindow:
     def __init__(self, limit: int, window_s: float = 60.0) -> None:
         self.limit = limit
         self.window_s = window_s
-        self._hits: dict[str, deque[float]] = {}
+        self._hits: dict[str | bytes, deque[float]] = {}
 
-    def _recent(self, key: str, now: float) -> deque[float]:
+    def _recent(self, key: str | bytes, now: float) -> deque[float]:
         hits = self._hits.get(key)
         if hits is None:
             return deque()
@@ -33,7 +33,7 @@ class SlidingWindow:
             del self._hits[key]
         return hits
 
-    def retry_after(self, key: str) -> int | None:
+    def retry_after(self, key: str | bytes) -> int | None:
         """Whole seconds until key may act again, or None if it is under the limit now."""
         now = time.monotonic()
         hits = self._recent(key, now)
@@ -41,7 +41,7 @@ class SlidingWindow:
             return None
         return max(1, math.ceil(self.window_s - (now - hits[0])))
 
-    def hit(self, key: str) -> None:
+    def hit(self, key: str | bytes) -> None:
         """Count one hit for key."""
         now = time.monotonic()
         self._recent(key, now)

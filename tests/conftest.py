@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,3 +68,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("paynet reports")
         for line in _REPORTS:
             terminalreporter.write_line(line)
+
+
+def require_tool(missing: str | None, install: str) -> None:
+    """Skip a test that needs a tool this machine lacks (missing says why), telling what
+    to install; under CI=true, where every tool must be present, fail instead."""
+    if missing is None:
+        return
+    message = f"{missing}; install {install}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI=true: a missing tool is a failure)")
+    pytest.skip(message)

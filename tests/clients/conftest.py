@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from payment.clientnet import ClientNetwork, start_client_network
+from tests.conftest import require_tool
 
 CLIENTS = Path(__file__).resolve().parents[2] / "clients"
 
@@ -100,12 +101,7 @@ def _missing(language: Language) -> str | None:
 def require_toolchain(language: Language) -> None:
     """Skip (or, under CI=true, fail) when the language's toolchain is missing."""
     why = _missing(language)
-    if why is None:
-        return
-    message = f"{language.name} client: {why}; install {language.install}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message} (CI=true: a missing toolchain is a failure)")
-    pytest.skip(message)
+    require_tool(why and f"{language.name} client: {why}", language.install)
 
 
 def run(command: tuple[str, ...], cwd: Path, *, timeout: float, **kwargs: object) -> str:
@@ -125,18 +121,13 @@ def run(command: tuple[str, ...], cwd: Path, *, timeout: float, **kwargs: object
     return output
 
 
-_BUILT: dict[str, bool] = {}
-
-
 @pytest.fixture(params=sorted(LANGUAGES), scope="session")
 def client(request: pytest.FixtureRequest) -> Language:
     """Each language's client, built once per session (or skipped/failed without its tools)."""
     language = LANGUAGES[request.param]
     require_toolchain(language)
-    if not _BUILT.get(language.name):
-        for command in language.build:
-            run(command, language.directory, timeout=1200)
-        _BUILT[language.name] = True
+    for command in language.build:
+        run(command, language.directory, timeout=1200)
     return language
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from interbank.v1 import order_pb2, order_pb2_grpc
 from payment.errors import error_info
 from payment.pki import Pki, make_ca, revoke_serial
 from payment.tls import TlsIdentity
+from tests.conftest import require_tool
 from tests.e2e.conftest import RunningNetwork, start_network, stop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,12 +34,9 @@ SSLYZE = ROOT / ".venv-sslyze" / "bin" / "sslyze"
 def require(tool: str | Path, install: str) -> str:
     """The tool's path; skipped without it, except under CI=true, where that fails."""
     found = shutil.which(str(tool))
-    if found:
-        return found
-    message = f"{tool} not found; {install}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message} (CI=true: a missing tool is a failure)")
-    pytest.skip(message)
+    require_tool(None if found else f"{tool} not found", install)
+    assert found is not None
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +173,7 @@ def _s_client(openssl: str, address: str, case: Case, ca: Path, scratch: Path) -
 def test_every_bad_client_certificate_is_refused_by_grpc_and_openssl(
     net: RunningNetwork, tmp_path: Path, report
 ) -> None:
-    openssl = require("openssl", "install openssl (Debian: apt-get install openssl)")
+    openssl = require("openssl", "openssl (Debian: apt-get install openssl)")
     pki = Pki(net.network.pki_dir)
     address = net.network.node("shop").address
     cases = _cases(net)
@@ -197,7 +194,7 @@ def test_every_bad_client_certificate_is_refused_by_grpc_and_openssl(
 
 
 def test_the_tls_policy_as_sslyze_sees_it(net: RunningNetwork, tmp_path: Path, report) -> None:
-    sslyze = require(SSLYZE, "run 'make tools', which installs sslyze into .venv-sslyze")
+    sslyze = require(SSLYZE, "sslyze with 'make tools' (into .venv-sslyze)")
     pki = Pki(net.network.pki_dir)
     node = net.network.node("gateway")
     out = tmp_path / "scan.json"
