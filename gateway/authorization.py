@@ -23,7 +23,7 @@ import grpc
 from interbank.v1 import authorization_pb2
 
 from gateway import store as records
-from gateway.checks import GatewayKey, check_payment
+from gateway.checks import GatewayKey, check_fresh, check_payment
 from gateway.issuers import CALL_TIMEOUT_S, AcquirerLookup, IssuerLookup
 from gateway.store import TransactionRecord, TransactionState
 from payment import errors
@@ -81,6 +81,8 @@ class PaymentGateway:
         is then recorded as failed.
         """
         checked = check_payment(request, merchant_name, self._network, self._key)
+        window_s = self._network.limits.instruction_window_seconds
+        check_fresh(checked, now(), window_s)
         # Derived from the merchant's request: a retried request, even after a crash of this
         # node, reuses the transaction and the issuer's idempotency key, never a second hold.
         transaction_id = str(
@@ -95,8 +97,17 @@ class PaymentGateway:
             issuer_bank_code=checked.issuer.bank_code or "",
             state=TransactionState.AUTHORIZING,
         )
+        # The nonce is remembered for the instruction's whole window: until then it could
+        # still be fresh enough to be replayed.
+        nonce_expires = to_iso(checked.created_at + dt.timedelta(seconds=window_s))
+
+        def record_payment(conn: sqlite3.Connection) -> None:
+            # One transaction: a replay leaves neither a nonce nor a record behind.
+            records.claim_nonce(conn, checked.nonce, transaction_id, nonce_expires)
+            records.insert_transaction(conn, record)
+
         # Durable before the issuer is asked, so a hold never exists without our record.
-        await self._store.transaction(lambda conn: records.insert_transaction(conn, record))
+        await self._store.transaction(record_payment)
         hold_request = authorization_pb2.AuthorizeHoldRequest(
             request_id=f"authorize:{transaction_id}",
             transaction_id=transaction_id,

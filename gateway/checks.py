@@ -8,6 +8,7 @@ Nothing is recorded and no peer is called until it has passed.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric import x25519
@@ -18,10 +19,19 @@ from payment import errors
 from payment.config import NetworkConfig, NodeConfig, Role
 from payment.envelope import EnvelopeError, open_instruction
 
-__all__ = ["CheckedPayment", "GatewayKey", "check_payment", "creditor_account"]
+__all__ = [
+    "MIN_NONCE_BYTES",
+    "CheckedPayment",
+    "GatewayKey",
+    "check_fresh",
+    "check_payment",
+    "creditor_account",
+]
 
 _DIGEST_LEN = 32
 _SIGNATURE_LEN = 64
+MIN_NONCE_BYTES = 16
+"""The shortest nonce a sealed instruction may carry."""
 _ACCOUNT_BASED = (common_pb2.INSTRUMENT_KIND_BANK_ACCOUNT, common_pb2.INSTRUMENT_KIND_CARD)
 
 
@@ -58,6 +68,10 @@ class CheckedPayment:
     """The opened instruction bytes, unchanged (the issuer hashes them). Secret."""
     dual_signature: bytes = field(repr=False)
     """The customer's dual signature, unchanged."""
+    nonce: bytes = field(repr=False, default=b"")
+    """The instruction's nonce: one sealed instruction pays at most one transaction."""
+    created_at: dt.datetime = field(default=dt.datetime.min.replace(tzinfo=dt.UTC))
+    """When the customer built the instruction (UTC)."""
 
 
 def _require(condition: bool, field_name: str, what: str) -> None:
@@ -78,7 +92,9 @@ def check_payment(
     DUAL_SIGNATURE_INVALID (not 64 bytes), UNKNOWN_GATEWAY_KEY,
     INSTRUCTION_UNREADABLE, INSTRUCTION_MALFORMED, ORDER_DIGEST_MISMATCH,
     AMOUNT_MISMATCH, ORDER_MISMATCH, MERCHANT_MISMATCH,
-    INSTRUMENT_KIND_UNSUPPORTED or UNKNOWN_BANK_CODE.
+    INSTRUMENT_KIND_UNSUPPORTED, UNKNOWN_BANK_CODE, or INSTRUCTION_NONCE_INVALID /
+    INSTRUCTION_TIME_MISSING (the instruction has no usable nonce or created_at).
+    The clock is not read here: :func:`check_fresh` judges created_at.
     Everything the gateway can tell without the issuer is checked here, so a
     payment refused for it leaves no transaction record. Messages never quote
     the instrument.
@@ -158,6 +174,17 @@ def check_payment(
         "the instruction pays a different merchant",
     )
 
+    if len(instruction.nonce) < MIN_NONCE_BYTES:
+        raise errors.InvalidArgument(
+            "INSTRUCTION_NONCE_INVALID",
+            f"the instruction's nonce must be {MIN_NONCE_BYTES} or more random bytes",
+        )
+    if not instruction.HasField("created_at"):
+        raise errors.InvalidArgument(
+            "INSTRUCTION_TIME_MISSING",
+            "the instruction has no created_at; set it to the time it was built",
+        )
+
     instrument = instruction.instrument
     if instrument.kind not in _ACCOUNT_BASED:
         raise errors.InvalidArgument(
@@ -184,7 +211,31 @@ def check_payment(
         creditor_account=creditor_account(network, merchant_name),
         instruction=opened,
         dual_signature=request.payment.dual_signature,
+        nonce=instruction.nonce,
+        created_at=instruction.created_at.ToDatetime(dt.UTC),
     )
+
+
+def check_fresh(checked: CheckedPayment, now: dt.datetime, window_s: float) -> None:
+    """Refuse an instruction built more than window_s from now, either way.
+
+    Raises InvalidArgument INSTRUCTION_EXPIRED (older: build a new one) or
+    INSTRUCTION_FROM_FUTURE (the customer's clock is ahead).
+    """
+    age_s = (now - checked.created_at).total_seconds()
+    if age_s > window_s:
+        raise errors.InvalidArgument(
+            "INSTRUCTION_EXPIRED",
+            f"the instruction was built more than {window_s:g} s ago; seal a new one",
+            window_seconds=f"{window_s:g}",
+        )
+    if -age_s > window_s:
+        raise errors.InvalidArgument(
+            "INSTRUCTION_FROM_FUTURE",
+            f"the instruction's created_at is more than {window_s:g} s ahead of the "
+            "gateway's clock; check the customer's clock",
+            window_seconds=f"{window_s:g}",
+        )
 
 
 def creditor_account(network: NetworkConfig, merchant_name: str) -> common_pb2.AccountRef:

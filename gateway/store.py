@@ -15,6 +15,7 @@ from pathlib import Path
 
 from interbank.v1 import authorization_pb2, common_pb2
 
+from payment import errors
 from payment.clock import now_iso, timestamp
 from payment.storage import DEFAULT_RETENTION_S, Store
 
@@ -23,6 +24,7 @@ __all__ = [
     "TransactionRecord",
     "TransactionState",
     "begin_call",
+    "claim_nonce",
     "end_call",
     "insert_transaction",
     "load_transaction",
@@ -61,6 +63,14 @@ CREATE TABLE IF NOT EXISTS pending_call (
     requested_at TEXT NOT NULL,
     PRIMARY KEY (transaction_id, action)
 );
+-- The nonce of every sealed instruction accepted within the time window, and the one
+-- transaction it may pay: the same instruction again under another request is a replay.
+CREATE TABLE IF NOT EXISTS instruction_nonce (
+    nonce BLOB PRIMARY KEY,
+    transaction_id TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS instruction_nonce_expiry ON instruction_nonce (expires_at);
 """
 
 
@@ -152,6 +162,34 @@ def insert_transaction(conn: sqlite3.Connection, record: TransactionRecord) -> N
             record.created_at or moment,
             moment,
         ),
+    )
+
+
+def claim_nonce(
+    conn: sqlite3.Connection, nonce: bytes, transaction_id: str, expires_at: str
+) -> None:
+    """Bind an instruction's nonce to the transaction it pays, until expires_at.
+
+    The same transaction claiming it again (a retried request) is fine; another
+    one raises AlreadyExists INSTRUCTION_REPLAYED, which rolls back the caller's
+    store transaction. Nonces whose window has passed are forgotten here: an
+    instruction that old is refused by its time anyway.
+    """
+    moment = now_iso()
+    conn.execute("DELETE FROM instruction_nonce WHERE expires_at < ?", (moment,))
+    row = conn.execute(
+        "SELECT transaction_id FROM instruction_nonce WHERE nonce = ?", (nonce,)
+    ).fetchone()
+    if row is not None and row[0] != transaction_id:
+        raise errors.AlreadyExists(
+            "INSTRUCTION_REPLAYED",
+            "this sealed instruction already paid another request; the customer must seal "
+            "a new one (a retry of the same payment must reuse its request_id)",
+        )
+    conn.execute(
+        "INSERT OR IGNORE INTO instruction_nonce (nonce, transaction_id, expires_at)"
+        " VALUES (?, ?, ?)",
+        (nonce, transaction_id, expires_at),
     )
 
 

@@ -624,10 +624,22 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds between faults",
     )
     parser.add_argument("--keep", action="store_true", help="keep the network's directory")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        help="run the network in this new directory, and keep it (network.toml, logs/, data)",
+    )
     args = parser.parse_args(argv)
     # The generator's own reconnects are expected under faults: only warnings and errors.
     configure_logging(level=logging.WARNING)
-    workdir = Path(tempfile.mkdtemp(prefix="paynet-chaos-"))
+    if args.dir is not None:
+        try:
+            args.dir.mkdir(parents=True)
+        except FileExistsError:
+            parser.error(f"--dir {args.dir} exists; name a new directory")
+        workdir, args.keep = args.dir, True
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="paynet-chaos-"))
     print(f"paynet chaos: seed {args.seed}, network in {workdir} (node logs in {workdir / 'logs'})")
     try:
         outcome = asyncio.run(

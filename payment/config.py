@@ -138,6 +138,10 @@ class LimitsConfig:
     failed_authentications_per_minute: int = 10
     """Refused authentications (revoked, unknown, foreign) one certificate may cause per
     minute; after that its calls are RESOURCE_EXHAUSTED until the minute has passed."""
+    instruction_window_seconds: int = 300
+    """How far a sealed instruction's created_at may lie from the gateway's clock, either
+    way; outside it is INSTRUCTION_EXPIRED or INSTRUCTION_FROM_FUTURE. The gateway remembers
+    each instruction's nonce this long, so one sealed instruction pays at most one order."""
 
 
 @dataclass(frozen=True)

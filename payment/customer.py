@@ -11,6 +11,7 @@ only ever sees the sealed bytes. One-time codes are read from the device inbox
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import uuid
 from collections.abc import Sequence
@@ -170,15 +171,15 @@ class Customer:
         amount_minor: int | None = None,
         currency_code: str | None = None,
         signing_key: ed25519.Ed25519PrivateKey | None = None,
+        created_at: dt.datetime | None = None,
     ) -> common_pb2.SealedPayment:
         """Build the payment instruction, seal it to the gateway and dual-sign it.
 
-        amount, currency and signing key default to the order's and the
-        customer's own; overriding them builds the wrong payments that
-        contract tests use to check that every node refuses them.
+        amount, currency, signing key and creation time default to the order's,
+        the customer's own and now; overriding them builds the wrong payments
+        that contract tests use to check that every node refuses them.
         """
         order = placed.order
-        created_at = now()
         instruction = common_pb2.PaymentInstruction(
             instrument=common_pb2.PaymentInstrument(
                 kind=instrument.kind, bank_code=instrument.bank_code, number=instrument.number
@@ -193,7 +194,7 @@ class Customer:
             customer_name=self.config.name,
             nonce=os.urandom(16),
         )
-        instruction.created_at.FromDatetime(created_at)
+        instruction.created_at.FromDatetime(created_at or now())
         instruction_bytes = instruction.SerializeToString()
         gateway_key = envelope.load_x25519_public(placed.gateway_public_key)
         return common_pb2.SealedPayment(

@@ -30,7 +30,7 @@ from bank.opening import open_bank_books, open_settlement_books
 from bank.outgoing import OutgoingTransfers
 from bank.schema import BANK_SCHEMA, SETTLEMENT_SCHEMA
 from bank.settlement import Settlement
-from payment.clock import now
+from payment.clock import now, timestamp
 from payment.config import NetworkConfig, Role, parse_network
 from payment.envelope import load_ed25519_private, order_digest, sign_dual
 from payment.identity import spiffe_id
@@ -159,6 +159,7 @@ def authorize_request(
         merchant_name="shop",
         customer_name=customer,
         nonce=uuid.uuid4().bytes,
+        created_at=timestamp(now()),
     ).SerializeToString()
     key = load_ed25519_private(pki.signing_key(signer or customer).read_bytes())
     return authz.AuthorizeHoldRequest(

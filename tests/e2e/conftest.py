@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from payment.config import NetworkConfig, load_network
+from payment.config import NetworkConfig, NodeConfig, load_network
 from payment.devnet import add_customers, write_dev_network
 from payment.launcher import check_health
 from payment.pki import init_pki
@@ -46,10 +46,25 @@ def start_network(
     network = load_network(path)
     init_pki(network, network.pki_dir)
     (workdir / "logs").mkdir()
-    procs = {}
-    for node in network.nodes:
-        log = (workdir / "logs" / f"{node.name}.log").open("wb")
-        procs[node.name] = subprocess.Popen(
+    procs = {node.name: launch_node(path, node, workdir) for node in network.nodes}
+    deadline = time.monotonic() + 30
+    while True:
+        reports = asyncio.run(_health(network))
+        if all(r == "SERVING" for r in reports):
+            break
+        dead = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
+        if dead or time.monotonic() > deadline:
+            stop(procs)
+            logs = {n: (workdir / "logs" / f"{n}.log").read_text()[-2000:] for n in procs}
+            raise RuntimeError(f"network did not start: dead={dead} health={reports} logs={logs}")
+        time.sleep(0.2)
+    return RunningNetwork(path, network, workdir, procs)
+
+
+def launch_node(path: Path, node: NodeConfig, workdir: Path) -> subprocess.Popen[bytes]:
+    """``paynet serve`` for one node, its output appended to workdir/logs/<name>.log."""
+    with (workdir / "logs" / f"{node.name}.log").open("ab") as log:
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -65,18 +80,6 @@ def start_network(
             stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
-    deadline = time.monotonic() + 30
-    while True:
-        reports = asyncio.run(_health(network))
-        if all(r == "SERVING" for r in reports):
-            break
-        dead = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
-        if dead or time.monotonic() > deadline:
-            stop(procs)
-            logs = {n: (workdir / "logs" / f"{n}.log").read_text()[-2000:] for n in procs}
-            raise RuntimeError(f"network did not start: dead={dead} health={reports} logs={logs}")
-        time.sleep(0.2)
-    return RunningNetwork(path, network, workdir, procs)
 
 
 async def _health(network: NetworkConfig) -> list[str]:

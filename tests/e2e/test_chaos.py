@@ -10,10 +10,13 @@ import subprocess
 import sys
 from collections.abc import Callable
 from itertools import islice
+from pathlib import Path
 
 from payment.chaos import FAILURES, Outcome, fault_schedule, judge, schedule_digest
+from payment.config import load_network
 from payment.customer import Customer
 from payment.shop import purchase
+from tests.security.secrets_scan import codes_in_inboxes, scan
 
 CHAOS = [sys.executable, "-m", "payment.chaos"]
 NODES = ["settlement", "alfa", "beta", "gateway", "shop"]
@@ -36,9 +39,16 @@ def test_the_schedule_kills_every_node_the_minimum_number_of_times_first() -> No
     assert all(1.0 <= f.gap_s <= 3.0 for f in prefix)
 
 
-def test_chaos_short_form_loses_and_duplicates_nothing(report: Callable[[str], None]) -> None:
+def test_chaos_short_form_loses_and_duplicates_nothing_and_leaks_no_secret(
+    report: Callable[[str], None], tmp_path: Path
+) -> None:
+    workdir = tmp_path / "chaos"
     run = subprocess.run(
-        [*CHAOS, "--seed", "5", "--payments", "300", "--min-kills", "1", "--gap", "1", "2"],
+        [
+            *CHAOS,
+            *("--seed", "5", "--payments", "300", "--min-kills", "1", "--gap", "1", "2"),
+            *("--dir", str(workdir)),
+        ],
         capture_output=True,
         text=True,
         timeout=900,
@@ -58,6 +68,16 @@ def test_chaos_short_form_loses_and_duplicates_nothing(report: Callable[[str], N
     assert summary["refused"] == {}
     assert summary["acknowledged"] == 300
     assert summary["refunds"] > 0
+
+    # Every log line and every store, after kills mid-write, holds no key, instrument
+    # number or one-time code outside the device inbox.
+    network = load_network(workdir / "network.toml")
+    codes = codes_in_inboxes(network)
+    assert len(codes) >= summary["kinds"]["challenged"] > 0
+    found = scan(network, workdir / "logs", codes)
+    report(f"secrets scan after chaos (short form): {found.summary()}")
+    assert found.leaks == (), found.leaks
+    assert found.code_tables == {"alfa.outbox", "beta.outbox"}
 
 
 def test_the_schedule_digest_names_the_schedule() -> None:

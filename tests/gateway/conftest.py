@@ -3,6 +3,7 @@ and a customer-side helper that seals payments the way a customer's client does.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from gateway.authorization import PaymentGateway
 from gateway.checks import GatewayKey
 from gateway.store import SCHEMA
 from payment import envelope, errors
+from payment.clock import now, timestamp
 from payment.config import NetworkConfig, NodeConfig, parse_network
 from payment.pki import Pki, init_pki
 from payment.pki import key_id as pki_key_id
@@ -219,6 +221,9 @@ class Customer:
         bank_code: str = "ALFAXX01",
         key_id: str | None = None,
         tamper: bool = False,
+        created_at: dt.datetime | None = None,
+        timeless: bool = False,
+        nonce: bytes | None = None,
     ) -> authorization_pb2.AuthorizePaymentRequest:
         """The merchant's AuthorizePaymentRequest for a payment sealed by alice."""
         order_id = order_id or str(uuid.uuid4())
@@ -235,7 +240,8 @@ class Customer:
             order_id=instruction_order_id or order_id,
             merchant_name=merchant,
             customer_name="alice",
-            nonce=os.urandom(16),
+            nonce=os.urandom(16) if nonce is None else nonce,
+            created_at=None if timeless else timestamp(created_at or now()),
         ).SerializeToString()
         pki = Pki(self.network.pki_dir)
         public = envelope.load_x25519_public(pki.hpke_public_key("gateway").read_text().strip())

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 import pytest
 from interbank.v1 import common_pb2
 
 from gateway.checks import check_payment
+from gateway.store import claim_nonce
 from payment import errors
+from payment.clock import now, to_iso
 
 
 async def transaction_count(store) -> int:
@@ -132,3 +135,59 @@ async def test_a_request_missing_a_required_field_is_refused(
     else:
         request.ClearField(field)
     await assert_refused(payment_gateway, store, issuer, request, "FIELD_INVALID")
+
+
+async def test_an_instruction_with_a_short_nonce_is_refused(
+    payment_gateway, store, issuer, customer
+) -> None:
+    request = customer.request(nonce=os.urandom(15))
+    await assert_refused(payment_gateway, store, issuer, request, "INSTRUCTION_NONCE_INVALID")
+
+
+async def test_an_instruction_without_its_creation_time_is_refused(
+    payment_gateway, store, issuer, customer
+) -> None:
+    request = customer.request(timeless=True)
+    await assert_refused(payment_gateway, store, issuer, request, "INSTRUCTION_TIME_MISSING")
+
+
+@pytest.mark.parametrize(
+    ("shift", "reason"),
+    [(-301, "INSTRUCTION_EXPIRED"), (301, "INSTRUCTION_FROM_FUTURE")],
+)
+async def test_an_instruction_outside_its_window_is_refused(
+    payment_gateway, store, issuer, customer, shift: int, reason: str
+) -> None:
+    request = customer.request(created_at=now() + dt.timedelta(seconds=shift))
+    await assert_refused(payment_gateway, store, issuer, request, reason)
+
+
+async def test_a_sealed_instruction_under_a_second_request_is_a_replay_and_writes_nothing(
+    payment_gateway, store, issuer, customer
+) -> None:
+    request = customer.request()
+    first = await payment_gateway.authorize(request, "shop")
+    again = await payment_gateway.authorize(request, "shop")  # a retry of the same request
+    assert again.transaction_id == first.transaction_id
+
+    request.request_id = "authorize:someone-else"
+    with pytest.raises(errors.AlreadyExists) as raised:
+        await payment_gateway.authorize(request, "shop")
+    assert raised.value.reason == "INSTRUCTION_REPLAYED"
+    assert await transaction_count(store) == 1
+    assert [name for name, *_ in issuer.calls] == ["AuthorizeHold", "AuthorizeHold"]
+
+
+async def test_a_nonce_is_forgotten_once_its_window_has_passed(store) -> None:
+    past = to_iso(now() - dt.timedelta(seconds=1))
+    future = to_iso(now() + dt.timedelta(seconds=300))
+    await store.transaction(lambda conn: claim_nonce(conn, b"a" * 16, "t-1", past))
+    await store.transaction(lambda conn: claim_nonce(conn, b"b" * 16, "t-2", future))
+    # "a" is past its window: it may be claimed again (its instruction is refused as expired).
+    await store.transaction(lambda conn: claim_nonce(conn, b"a" * 16, "t-3", future))
+    rows = await store.read(
+        lambda conn: conn.execute(
+            "SELECT nonce, transaction_id FROM instruction_nonce ORDER BY nonce"
+        ).fetchall()
+    )
+    assert rows == [(b"a" * 16, "t-3"), (b"b" * 16, "t-2")]

@@ -11,6 +11,7 @@ of the generated descriptors.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ from interbank.v1 import (
 from interbank.v1 import authorization_pb2 as authz
 
 from payment import envelope
+from payment.clock import now, timestamp
 
 from .harness import Allowance, Outcome, Tables, Target
 from .strategies import (
@@ -198,7 +200,8 @@ def signed_instruction(
         order_id=order_id,
         merchant_name=merchant,
         customer_name=customer,
-        nonce=b"\x01" * 16,
+        nonce=os.urandom(16),
+        created_at=timestamp(now()),
     )
     data = instruction.SerializeToString()
     return data, envelope.sign_dual(payer.signing_key, digest, data)
@@ -505,7 +508,9 @@ def specs() -> list[RpcSpec]:
                 ("NOT_FOUND", "INSTRUMENT_NOT_FOUND"),
             },
             refusal_writes={
-                "INSTRUMENT_NOT_FOUND": frozenset({("gateway", "payment_transaction")})
+                "INSTRUMENT_NOT_FOUND": frozenset(
+                    {("gateway", "payment_transaction"), ("gateway", "instruction_nonce")}
+                )
             },
             max_examples=150,
         ),

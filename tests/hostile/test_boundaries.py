@@ -723,7 +723,7 @@ BOUNDARIES: list[Boundary] = [
         _authorize_payment(amount=INT64_MAX),
         "FAILED_PRECONDITION",
         "INSUFFICIENT_FUNDS",
-        writes=frozenset({("gateway", "payment_transaction")}),
+        writes=frozenset({("gateway", "payment_transaction"), ("gateway", "instruction_nonce")}),
     ),
     *(
         Boundary(

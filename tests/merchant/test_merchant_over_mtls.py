@@ -30,6 +30,7 @@ from interbank.v1 import (
 from gateway.app import create_app as create_gateway_app
 from merchant.app import create_app as create_merchant_app
 from payment import envelope, errors
+from payment.clock import now, timestamp
 from payment.config import NetworkConfig, parse_network
 from payment.devnet import free_port
 from payment.identity import spiffe_id
@@ -167,6 +168,7 @@ def sealed_payment(
         merchant_name=order.merchant_name,
         customer_name="alice",
         nonce=os.urandom(16),
+        created_at=timestamp(now()),
     ).SerializeToString()
     key = envelope.load_x25519_public(created.gateway_public_key)
     signing = envelope.load_ed25519_private(Pki(network.pki_dir).signing_key("alice").read_bytes())

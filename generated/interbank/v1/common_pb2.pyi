@@ -253,7 +253,10 @@ class PaymentInstruction(_message.Message):
     customer_name: _builtins.str
     """The paying customer's name; must be the holder of the instrument."""
     nonce: _builtins.bytes
-    """16 or more random bytes chosen by the customer; makes every instruction unique."""
+    """16 or more random bytes chosen by the customer; makes every instruction unique.
+    The gateway remembers it for the time window below: the same instruction under
+    another AuthorizePayment request_id is refused INSTRUCTION_REPLAYED.
+    """
     @_builtins.property
     def instrument(self) -> Global___PaymentInstrument:
         """The instrument to debit."""
@@ -264,7 +267,10 @@ class PaymentInstruction(_message.Message):
 
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
-        """When the customer built the instruction."""
+        """When the customer built the instruction; required. The gateway refuses one more
+        than its window (default 300 s) older than its clock (INSTRUCTION_EXPIRED) or
+        ahead of it (INSTRUCTION_FROM_FUTURE).
+        """
 
     def __init__(
         self,

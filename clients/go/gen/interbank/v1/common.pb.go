@@ -423,8 +423,12 @@ type PaymentInstruction struct {
 	// The paying customer's name; must be the holder of the instrument.
 	CustomerName string `protobuf:"bytes,6,opt,name=customer_name,json=customerName,proto3" json:"customer_name,omitempty"`
 	// 16 or more random bytes chosen by the customer; makes every instruction unique.
+	// The gateway remembers it for the time window below: the same instruction under
+	// another AuthorizePayment request_id is refused INSTRUCTION_REPLAYED.
 	Nonce []byte `protobuf:"bytes,7,opt,name=nonce,proto3" json:"nonce,omitempty"`
-	// When the customer built the instruction.
+	// When the customer built the instruction; required. The gateway refuses one more
+	// than its window (default 300 s) older than its clock (INSTRUCTION_EXPIRED) or
+	// ahead of it (INSTRUCTION_FROM_FUTURE).
 	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
