@@ -1,236 +1,541 @@
-"""``make bench``: durable end-to-end payments/s and latency, beside the ceiling.
+"""``make bench``: durable end-to-end payments/s and latency, beside the bare-RPC ceiling.
 
-In one run on this machine it measures:
+One run on this machine:
 
-- payments: N frictionless purchases at concurrency C over a fresh local
-  network (every node its own process, mTLS, SQLite with full sync). A
-  payment's latency is CreateOrder + SubmitPayment until the merchant answers
-  CAPTURED; the run ends when every order is DELIVERY_CONFIRMED, and
-  payments/s counts that whole time;
-- a bare ``grpc.aio`` echo over the same mTLS: one hop, and a chain of as many
-  servers as a payment has synchronous RPCs on its critical path.
+1. starts the network as separate processes (mTLS, SQLite with full sync, net
+   settlement in 2 s windows) with one funded buyer per concurrent worker;
+2. warms up (payments not counted);
+3. for each concurrency (1, 16, 64): N frictionless payments. A payment's
+   latency is CreateOrder + SubmitPayment until the merchant answers with the
+   capture acknowledged (the customer's debit is booked at its bank);
+   payments/s is N over the time they took. Then the run waits until every
+   one of them has settled between the banks (order SETTLED or later): a
+   payment that failed, or never settled, is counted and fails the run;
+4. at the same concurrency, a bare ``grpc.aio`` echo over the same mTLS
+   certificates, each server its own process (:mod:`payment.echo`): one hop,
+   and a chain of as many hops as a payment's synchronous path
+   (:data:`CHAIN_HOPS`).
 
-The last line is one JSON object: payments_per_s, p50_ms, p99_ms,
-echo_1hop_rps, echo_chain_rps, chain_hops, efficiency (payments_per_s /
-echo_1hop_rps).
+``efficiency`` = payments/s / single-hop echo rps. It prints a table, writes a
+latency histogram (SVG) per concurrency, and ends with one JSON line: the
+figures at the highest concurrency, and ``levels`` with every concurrency's.
+``--profile DIR`` runs every node under py-spy and writes, per node, the
+collapsed stacks and where its CPU went.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
+import os
 import re
+import shutil
+import signal
 import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 from interbank.v1 import order_pb2
 
-from payment.config import NetworkConfig, load_network
+from payment.config import NetworkConfig, NodeConfig, load_network
 from payment.customer import Customer
-from payment.devnet import write_dev_network
+from payment.devnet import add_customers, free_port, write_dev_network
+from payment.echo import ECHO_METHOD
 from payment.launcher import LocalNetwork
 from payment.pki import Pki, init_pki
 from payment.tls import TlsIdentity, secure_channel
 
-__all__ = ["main"]
+__all__ = ["CHAIN_HOPS", "main"]
 
-# CreateOrder, SubmitPayment, AuthorizePayment, AuthorizeHold, CapturePayment, CaptureHold,
-# SubmitCreditTransfer, ReceiveCreditTransfer: the RPCs one after another on a payment's path.
-CHAIN_HOPS = 8
-_ECHO = "/paynet.bench.Echo/Echo"
-PAID = (
+SYNCHRONOUS_PATH = (
+    "CreateOrder",
+    "SubmitPayment",
+    "AuthorizePayment",
+    "AuthorizeHold",
+    "CapturePayment",
+    "CaptureHold",
+    "SubmitCreditTransfer",
+    "ReceiveCreditTransfer",
+)
+"""The RPCs a payment makes one after another before its capture is acknowledged."""
+CHAIN_HOPS = len(SYNCHRONOUS_PATH)
+CONCURRENCIES = (1, 16, 64)
+TARGET_EFFICIENCY = 0.25
+TARGET_P99_MS = 100.0
+_ACKNOWLEDGED = (
     order_pb2.ORDER_STATUS_CAPTURED,
     order_pb2.ORDER_STATUS_SETTLED,
     order_pb2.ORDER_STATUS_DELIVERY_CONFIRMED,
 )
+_SETTLED = (order_pb2.ORDER_STATUS_SETTLED, order_pb2.ORDER_STATUS_DELIVERY_CONFIRMED)
+_PAYLOAD = b"x" * 256
 
 
-def _percentile(values: list[float], q: float) -> float:
+@dataclass
+class Level:
+    """What one concurrency measured."""
+
+    concurrency: int
+    payments: int
+    payments_per_s: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    failed: int = 0
+    """Payments refused or ended in another status than acknowledged."""
+    unsettled: int = 0
+    """Acknowledged payments that did not settle before the timeout (lost)."""
+    settled_after_s: float = 0.0
+    """Time from the last acknowledgement until every payment had settled."""
+    echo_1hop_rps: float = 0.0
+    echo_chain_rps: float = 0.0
+    efficiency: float = 0.0
+    cpu_ms_per_payment: dict[str, float] = field(default_factory=dict)
+    """CPU time (user + system) each process spent per payment, and the total."""
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[index]
 
 
-async def _bounded(n: int, concurrency: int, one: Callable[[int], Awaitable[float]]) -> list[float]:
+async def _bounded(n: int, concurrency: int, one: Callable[[int, int], Awaitable[None]]) -> None:
+    """Run one(i, worker) for i in range(n), concurrency at a time."""
     queue = iter(range(n))
-    results: list[float] = []
 
-    async def worker() -> None:
+    async def worker(index: int) -> None:
         for i in queue:
-            results.append(await one(i))
+            await one(i, index)
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return results
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
 
 
-async def bench_payments(network: NetworkConfig, n: int, concurrency: int) -> dict[str, float]:
-    """Run n payments at a concurrency; payments/s and latency percentiles."""
-    merchant = network.merchants[0].name
-    customers = [Customer(network, c.name) for c in network.customers]
-    orders: list[tuple[Customer, str]] = []
-    try:
+def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds of each process so far (Linux /proc; empty elsewhere)."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    found = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return {}
+        found[name] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
 
-        async def one(i: int) -> float:
-            customer = customers[i % len(customers)]
-            started = time.perf_counter()
-            placed = await customer.create_order(merchant, [("book-001", 1)])
-            order = await customer.submit_payment(
-                placed, customer.seal_payment(placed, customer.instrument())
-            )
-            if order.status not in PAID:
-                raise RuntimeError(f"payment {i} ended {order_pb2.OrderStatus.Name(order.status)}")
-            orders.append((customer, order.order_id))
-            return (time.perf_counter() - started) * 1000
 
-        started = time.perf_counter()
-        latencies = await _bounded(n, concurrency, one)
-        for customer, order_id in orders:
-            await customer.wait_for_order(
-                merchant, order_id, order_pb2.ORDER_STATUS_DELIVERY_CONFIRMED, 120
-            )
-        elapsed = time.perf_counter() - started
-    finally:
-        for customer in customers:
+class PaymentLoad:
+    """Frictionless purchases by one buyer per worker, against a running network."""
+
+    def __init__(self, network: NetworkConfig, buyers: Sequence[str]) -> None:
+        self._merchant = network.merchants[0].name
+        self._customers = [Customer(network, name) for name in buyers]
+
+    async def close(self) -> None:
+        for customer in self._customers:
             await customer.close()
-    return {
-        "payments": n,
-        "payments_per_s": round(n / elapsed, 2),
-        "p50_ms": round(statistics.median(latencies), 2),
-        "p99_ms": round(_percentile(latencies, 0.99), 2),
-    }
+
+    async def run(self, n: int, concurrency: int) -> tuple[list[float], list[tuple[int, str]], int]:
+        """n payments; (latencies in ms, (buyer, order id) acknowledged, failures)."""
+        latencies: list[float] = []
+        acknowledged: list[tuple[int, str]] = []
+        failed = 0
+
+        async def one(_i: int, worker: int) -> None:
+            nonlocal failed
+            customer = self._customers[worker]
+            started = time.perf_counter()
+            try:
+                placed = await customer.create_order(self._merchant, [("book-001", 1)])
+                order = await customer.submit_payment(
+                    placed, customer.seal_payment(placed, customer.instrument())
+                )
+            except grpc.aio.AioRpcError:
+                failed += 1
+                return
+            if order.status not in _ACKNOWLEDGED:
+                failed += 1
+                return
+            latencies.append((time.perf_counter() - started) * 1000)
+            acknowledged.append((worker, order.order_id))
+
+        await _bounded(n, concurrency, one)
+        return latencies, acknowledged, failed
+
+    async def wait_settled(self, orders: list[tuple[int, str]], timeout: float) -> int:
+        """Poll GetOrder until every order has settled; how many had not by the timeout."""
+        pending = list(orders)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            still = []
+            for start in range(0, len(pending), 64):
+                chunk = pending[start : start + 64]
+                seen = await asyncio.gather(
+                    *(self._customers[w].get_order(self._merchant, o) for w, o in chunk)
+                )
+                still += [
+                    key
+                    for key, order in zip(chunk, seen, strict=True)
+                    if order.status not in _SETTLED
+                ]
+            pending = still
+            if pending:
+                await asyncio.sleep(0.25)
+        return len(pending)
 
 
-async def bench_echo(pki: Pki, names: list[str], n: int, concurrency: int, hops: int) -> float:
-    """Requests/s through a chain of `hops` bare grpc.aio echo servers over mTLS."""
-    servers: list[grpc.aio.Server] = []
-    channels: list[grpc.aio.Channel] = []
-    next_stub: list[Callable[..., Any] | None] = [None] * hops
-    ports: list[int] = []
-    for i in range(hops):
-        tls = TlsIdentity.load(pki, names[i % len(names)])
+class EchoChain:
+    """hops echo servers, each its own process, the first one called over mTLS."""
 
-        def handler(index: int) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]:
-            async def echo(request: bytes, _context: grpc.aio.ServicerContext) -> bytes:
-                forward = next_stub[index]
-                return request if forward is None else bytes(await forward(request, timeout=10))
+    def __init__(self, pki: Pki, names: Sequence[str], hops: int) -> None:
+        self._pki = pki
+        self._names = names
+        self._hops = hops
+        self._procs: list[asyncio.subprocess.Process] = []
+        self._channel: grpc.aio.Channel | None = None
 
-            return echo
-
-        server = grpc.aio.server()
-        server.add_generic_rpc_handlers(
-            (
-                grpc.method_handlers_generic_handler(
-                    "paynet.bench.Echo",
-                    {"Echo": grpc.unary_unary_rpc_method_handler(handler(i))},
-                ),
+    async def __aenter__(self) -> EchoChain:
+        ports = [free_port() for _ in range(self._hops)]
+        for i, port in enumerate(ports):
+            forward = ["--next", f"127.0.0.1:{ports[i + 1]}"] if i + 1 < len(ports) else []
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "payment.echo",
+                "--pki",
+                str(self._pki.root),
+                "--name",
+                self._names[i % len(self._names)],
+                "--port",
+                str(port),
+                *forward,
+                stdout=asyncio.subprocess.PIPE,
             )
+            self._procs.append(proc)
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            if line.strip() != b"listening":
+                raise RuntimeError(f"echo server {i} did not start")
+        tls = TlsIdentity.load(self._pki, self._names[0])
+        self._channel = secure_channel(f"127.0.0.1:{ports[0]}", tls)
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+        for proc in self._procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self._procs:
+            await proc.wait()
+
+    async def rate(self, n: int, concurrency: int) -> float:
+        """Requests/s through the chain at a concurrency, after a warm-up."""
+        assert self._channel is not None
+        call = self._channel.unary_unary(ECHO_METHOD)
+
+        async def one(_i: int, _worker: int) -> None:
+            await call(_PAYLOAD, timeout=10)
+
+        await _bounded(min(n, 500), concurrency, one)
+        started = time.perf_counter()
+        await _bounded(n, concurrency, one)
+        return round(n / (time.perf_counter() - started), 1)
+
+
+async def echo_rates(
+    pki: Pki, names: Sequence[str], n: int, concurrency: int
+) -> tuple[float, float]:
+    """(single-hop rps, CHAIN_HOPS-hop rps) at a concurrency."""
+    async with EchoChain(pki, names, 1) as one_hop:
+        single = await one_hop.rate(n, concurrency)
+    async with EchoChain(pki, names, CHAIN_HOPS) as chain:
+        chained = await chain.rate(max(n // CHAIN_HOPS, 200), concurrency)
+    return single, chained
+
+
+def write_bench_network(workdir: Path, buyers: Sequence[str]) -> Path:
+    """The dev network for the benchmark: nothing challenged, 2 s windows, funded buyers."""
+    path = write_dev_network(
+        workdir,
+        reflection=False,
+        challenge_above_minor=10**12,
+        velocity_max_payments=10**9,
+        window_seconds=2,
+        # Net settlement as in the dev network, with a cap no benchmark run reaches.
+        net_debit_cap_minor=10**14,
+    )
+    path.write_text(
+        re.sub(
+            r"opening_balance_minor = [1-9]\d*",
+            "opening_balance_minor = 100000000000",
+            path.read_text(),
         )
-        ports.append(server.add_secure_port("127.0.0.1:0", tls.server_credentials()))
-        await server.start()
-        servers.append(server)
-    for i in range(hops - 1):
-        tls = TlsIdentity.load(pki, names[i % len(names)])
-        channel = secure_channel(f"127.0.0.1:{ports[i + 1]}", tls)
-        channels.append(channel)
-        next_stub[i] = channel.unary_unary(_ECHO)
-    client_channel = secure_channel(f"127.0.0.1:{ports[0]}", TlsIdentity.load(pki, names[0]))
-    channels.append(client_channel)
-    call = client_channel.unary_unary(_ECHO)
-    payload = b"x" * 256
-
-    async def one(_i: int) -> float:
-        await call(payload, timeout=10)
-        return 0.0
-
-    await _bounded(min(200, n), concurrency, one)  # warm up connections
-    started = time.perf_counter()
-    await _bounded(n, concurrency, one)
-    elapsed = time.perf_counter() - started
-    for channel in channels:
-        await channel.close()
-    for server in servers:
-        await server.stop(None)
-    return round(n / elapsed, 1)
+    )
+    add_customers(path, tuple(buyers), 10**11, banks=("alfa", "beta"))
+    return path
 
 
-async def run(n: int, concurrency: int, echo_n: int) -> dict[str, Any]:
+def _py_spy() -> str:
+    found = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(found).exists():
+        raise SystemExit("--profile needs py-spy: run make venv (it is a dev dependency)")
+    return found
+
+
+async def run(
+    *,
+    payments: int,
+    concurrencies: Sequence[int],
+    warmup: int,
+    echo_requests: int,
+    out_dir: Path,
+    profile_dir: Path | None = None,
+) -> list[Level]:
     """The whole benchmark in a temporary directory."""
+    buyers = [f"bench{i:03d}" for i in range(max(concurrencies))]
     with tempfile.TemporaryDirectory(prefix="paynet-bench-") as tmp:
         workdir = Path(tmp)
-        path = write_dev_network(
-            workdir,
-            reflection=False,
-            challenge_above_minor=10**12,
-            velocity_max_payments=10**9,
-            # Net settlement as in the dev network, with a cap no benchmark run reaches.
-            net_debit_cap_minor=10**14,
-        )
-        text = path.read_text()
-        path.write_text(
-            re.sub(
-                r"opening_balance_minor = [1-9]\d*", "opening_balance_minor = 100000000000", text
-            )
-        )
+        path = write_bench_network(workdir, buyers)
         network = load_network(path)
         pki = init_pki(network, network.pki_dir)
-        net = LocalNetwork(network, path, log_dir=workdir / "logs")
+        wrap = None
+        if profile_dir is not None:
+            profile_dir.mkdir(parents=True, exist_ok=True)
+            spy = _py_spy()
+
+            def wrap(node: NodeConfig) -> Sequence[str]:
+                output = profile_dir / f"{node.name}.txt"
+                return (spy, "record", "--format", "raw", "--rate", "100", "-o", str(output), "--")
+
+        net = LocalNetwork(network, path, log_dir=workdir / "logs", wrap=wrap)
         await net.start()
+        load = PaymentLoad(network, buyers)
+        levels = []
         try:
-            payments = await bench_payments(network, n, concurrency)
+            await load.run(warmup, min(16, len(buyers)))
+            pids = {node.name: net.pid(node.name) for node in network.nodes}
+            pids["customers (bench)"] = os.getpid()
+            for concurrency in concurrencies:
+                level = Level(concurrency=concurrency, payments=payments)
+                before = _cpu_seconds(pids)
+                started = time.perf_counter()
+                latencies, acknowledged, level.failed = await load.run(payments, concurrency)
+                elapsed = time.perf_counter() - started
+                after = _cpu_seconds(pids)
+                settling = time.perf_counter()
+                level.unsettled = await load.wait_settled(acknowledged, timeout=60)
+                level.settled_after_s = round(time.perf_counter() - settling, 2)
+                level.payments_per_s = round(len(acknowledged) / elapsed, 1)
+                level.p50_ms = round(statistics.median(latencies), 1) if latencies else 0.0
+                level.p99_ms = round(_percentile(latencies, 0.99), 1) if latencies else 0.0
+                level.latencies_ms = latencies
+                if before and after:
+                    spent = {k: (after[k] - before[k]) * 1000 / payments for k in before}
+                    spent["total"] = sum(spent.values())
+                    level.cpu_ms_per_payment = {k: round(v, 2) for k, v in spent.items()}
+                levels.append(level)
         finally:
+            await load.close()
+            if profile_dir is not None:
+                for node in network.nodes:
+                    net.signal_node(node.name, signal.SIGINT)  # py-spy writes, then ends the node
+                await asyncio.sleep(2)
             await net.stop()
         names = [node.name for node in network.nodes]
-        one_hop = await bench_echo(pki, names, echo_n, concurrency, 1)
-        chain = await bench_echo(pki, names, echo_n, concurrency, CHAIN_HOPS)
-    return {
-        **payments,
-        "concurrency": concurrency,
-        "echo_1hop_rps": one_hop,
-        "echo_chain_rps": chain,
-        "chain_hops": CHAIN_HOPS,
-        "efficiency": round(payments["payments_per_s"] / one_hop, 4),
-    }
+        for level in levels:
+            level.echo_1hop_rps, level.echo_chain_rps = await echo_rates(
+                pki, names, echo_requests, level.concurrency
+            )
+            level.efficiency = round(level.payments_per_s / level.echo_1hop_rps, 4)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for level in levels:
+        write_histogram(out_dir / f"latency-c{level.concurrency}.svg", level)
+    if profile_dir is not None:
+        (profile_dir / "summary.txt").write_text(profile_summary(profile_dir))
+    return levels
 
 
-def main() -> int:
-    """Entry point of make bench."""
+def write_histogram(path: Path, level: Level) -> None:
+    """A latency histogram as SVG: 40 bins up to the largest latency, p50 and p99 marked."""
+    values = level.latencies_ms or [0.0]
+    top = max(values) * 1.02 or 1.0
+    bins = [0] * 40
+    for value in values:
+        bins[min(39, int(value / top * 40))] += 1
+    width, height, left, bottom = 640, 320, 56, 40
+    plot_w, plot_h = width - left - 16, height - bottom - 36
+    tallest = max(bins) or 1
+    bar_w = plot_w / len(bins)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{left}" y="20" font-size="14">paynet payment latency at concurrency '
+        f"{level.concurrency}: {len(level.latencies_ms)} payments, {level.payments_per_s}/s, "
+        f"p50 {level.p50_ms} ms, p99 {level.p99_ms} ms</text>",
+    ]
+    for i, count in enumerate(bins):
+        bar_h = count / tallest * plot_h
+        x = left + i * bar_w
+        y = height - bottom - bar_h
+        parts.append(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w - 1:.1f}" height="{bar_h:.1f}" '
+            f'fill="#4a78b0"><title>{i * top / 40:.1f}-{(i + 1) * top / 40:.1f} ms: '
+            f"{count}</title></rect>"
+        )
+    for label, value, colour in (
+        ("p50", level.p50_ms, "#2a9d3a"),
+        ("p99", level.p99_ms, "#c0392b"),
+    ):
+        x = left + value / top * plot_w
+        parts.append(
+            f'<line x1="{x:.1f}" y1="30" x2="{x:.1f}" y2="{height - bottom}" stroke="{colour}" '
+            f'stroke-dasharray="4 3"/><text x="{x + 3:.1f}" y="42" fill="{colour}">{label}</text>'
+        )
+    axis_y = height - bottom
+    parts.append(
+        f'<line x1="{left}" y1="{axis_y}" x2="{width - 16}" y2="{axis_y}" stroke="black"/>'
+    )
+    for tick in range(6):
+        x = left + tick * plot_w / 5
+        parts.append(
+            f'<text x="{x:.1f}" y="{axis_y + 16}" text-anchor="middle">{tick * top / 5:.0f}</text>'
+        )
+    parts.append(
+        f'<text x="{left + plot_w / 2}" y="{height - 6}" text-anchor="middle">'
+        "latency (ms): CreateOrder + SubmitPayment until the capture is acknowledged</text>"
+    )
+    parts.append(
+        f'<text x="14" y="{30 + plot_h / 2}" transform="rotate(-90 14 {30 + plot_h / 2})" '
+        f'text-anchor="middle">payments (tallest bar {tallest})</text></svg>'
+    )
+    path.write_text("\n".join(parts) + "\n")
+
+
+_CATEGORIES = (
+    ("logging", ("structlog", "payment/logs.py", "logging/", "json/", "AccessLog")),
+    ("store (SQLite, its thread)", ("storage.py", "sqlite3", "concurrent/futures", "threading")),
+    ("cryptography", ("cryptography", "envelope.py", "otp.py")),
+    ("peer identity", ("PeerAuthorization.authenticate", "identity.py")),
+    ("protobuf", ("protobuf", "_pb2")),
+    ("gRPC and asyncio", ("grpc", "asyncio", "selectors")),
+)
+
+
+def profile_summary(profile_dir: Path) -> str:
+    """Per node: samples by what they were doing (innermost recognised frame wins)."""
+    lines = []
+    for path in sorted(profile_dir.glob("*.txt")):
+        if path.name == "summary.txt":
+            continue
+        counts: collections.Counter[str] = collections.Counter()
+        total = 0
+        for line in path.read_text().splitlines():
+            stack, _, number = line.rpartition(" ")
+            if not number.isdigit():
+                continue
+            total += int(number)
+            category = "paynet code"
+            for frame in reversed(stack.split(";")):
+                hit = next((c for c, keys in _CATEGORIES if any(k in frame for k in keys)), None)
+                if hit is not None:
+                    category = hit
+                    break
+            counts[category] += int(number)
+        shares = ", ".join(f"{c} {n / total:.0%}" for c, n in counts.most_common()) if total else ""
+        lines.append(f"{path.stem}: {total} samples: {shares}")
+    return "\n".join(lines) + "\n"
+
+
+def table(levels: Sequence[Level]) -> str:
+    """The figures for people."""
+    head = (
+        f"{'concurrency':>11} {'payments':>8} {'payments/s':>10} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'echo 1-hop':>10} {f'echo {CHAIN_HOPS}-hop':>10} {'efficiency':>10} "
+        f"{'failed':>6} {'lost':>4} {'settled in':>10} {'CPU ms/pay':>10}"
+    )
+    rows = [head]
+    for lv in levels:
+        rows.append(
+            f"{lv.concurrency:>11} {lv.payments:>8} {lv.payments_per_s:>10} {lv.p50_ms:>7} "
+            f"{lv.p99_ms:>7} {lv.echo_1hop_rps:>10} {lv.echo_chain_rps:>10} "
+            f"{lv.efficiency:>10} {lv.failed:>6} {lv.unsettled:>4} "
+            f"{lv.settled_after_s:>9}s {lv.cpu_ms_per_payment.get('total', 0):>10}"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of make bench: 1 if a payment failed or was lost."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", "--payments", type=int, default=300)
-    parser.add_argument("-c", "--concurrency", type=int, default=16)
+    parser.add_argument("-n", "--payments", type=int, default=400, help="payments per level")
+    parser.add_argument(
+        "-c",
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=list(CONCURRENCIES),
+        help="concurrency levels",
+    )
+    parser.add_argument("--warmup", type=int, default=100, help="payments before measuring")
     parser.add_argument("--echo-requests", type=int, default=5000)
-    args = parser.parse_args()
-    result = asyncio.run(run(args.payments, args.concurrency, args.echo_requests))
-    print(
-        f"payments: {result['payments']} at concurrency {result['concurrency']}: "
-        f"{result['payments_per_s']}/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms"
+    parser.add_argument(
+        "--out", type=Path, default=Path("build/bench"), help="where the histograms go"
     )
-    print(
-        f"bare grpc.aio echo over mTLS: 1 hop {result['echo_1hop_rps']} rps, "
-        f"{CHAIN_HOPS}-hop chain {result['echo_chain_rps']} rps"
-    )
-    print(
-        json.dumps(
-            {
-                k: result[k]
-                for k in (
-                    "payments_per_s",
-                    "p50_ms",
-                    "p99_ms",
-                    "echo_1hop_rps",
-                    "echo_chain_rps",
-                    "chain_hops",
-                    "efficiency",
-                )
-            }
+    parser.add_argument("--profile", type=Path, help="profile every node with py-spy into DIR")
+    args = parser.parse_args(argv)
+    levels = asyncio.run(
+        run(
+            payments=args.payments,
+            concurrencies=args.concurrency,
+            warmup=args.warmup,
+            echo_requests=args.echo_requests,
+            out_dir=args.out,
+            profile_dir=args.profile,
         )
     )
-    return 0
+    print(table(levels))
+    for level in levels:
+        print(f"CPU ms per payment at concurrency {level.concurrency}: {level.cpu_ms_per_payment}")
+    pictures = [str(args.out / f"latency-c{lv.concurrency}.svg") for lv in levels]
+    print(f"latency histograms: {', '.join(pictures)}")
+    if args.profile is not None:
+        print((args.profile / "summary.txt").read_text(), end="")
+    last = levels[-1]
+    failed = sum(lv.failed for lv in levels)
+    lost = sum(lv.unsettled for lv in levels)
+    targets = {
+        f"efficiency >= {TARGET_EFFICIENCY} at concurrency {last.concurrency}": last.efficiency
+        >= TARGET_EFFICIENCY,
+        f"p99 <= {TARGET_P99_MS:g} ms at concurrency {last.concurrency}": last.p99_ms
+        <= TARGET_P99_MS,
+        "no payment failed or lost": failed == 0 and lost == 0,
+    }
+    for name, met in targets.items():
+        print(f"target {name}: {'met' if met else 'NOT met'}")
+    summary: dict[str, Any] = {
+        "payments_per_s": last.payments_per_s,
+        "p50_ms": last.p50_ms,
+        "p99_ms": last.p99_ms,
+        "echo_1hop_rps": last.echo_1hop_rps,
+        "echo_chain_rps": last.echo_chain_rps,
+        "chain_hops": CHAIN_HOPS,
+        "efficiency": last.efficiency,
+        "concurrency": last.concurrency,
+        "failed": failed,
+        "lost": lost,
+        "levels": [{k: v for k, v in asdict(lv).items() if k != "latencies_ms"} for lv in levels],
+    }
+    print(json.dumps(summary))
+    return 1 if failed or lost else 0
 
 
 if __name__ == "__main__":

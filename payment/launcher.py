@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -65,7 +65,10 @@ async def check_health(
 
 
 class LocalNetwork:
-    """The nodes of a network file, each running as a child process."""
+    """The nodes of a network file, each running as a child process.
+
+    wrap, if given, is a command put before each node's own (a profiler, say).
+    """
 
     def __init__(
         self,
@@ -74,9 +77,11 @@ class LocalNetwork:
         *,
         log_sink: TextIO | None = None,
         log_dir: Path | None = None,
+        wrap: Callable[[NodeConfig], Sequence[str]] | None = None,
     ) -> None:
         self.network = network
         self.network_file = network_file
+        self._wrap = wrap
         self._sink = log_sink
         self._log_dir = log_dir
         self._procs: dict[str, asyncio.subprocess.Process] = {}
@@ -93,6 +98,7 @@ class LocalNetwork:
         """Start one node's process."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         proc = await asyncio.create_subprocess_exec(
+            *(self._wrap(node) if self._wrap is not None else ()),
             sys.executable,
             "-m",
             "payment.cli",
