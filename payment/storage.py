@@ -3,7 +3,11 @@
 One :class:`Store` per node owns one connection on one dedicated thread, so
 handlers never block the event loop and writes are serialized. All writes of
 one business step go through :meth:`Store.transaction`: they commit together
-or not at all. Two tables are common to every store:
+or not at all. Steps that arrive while the thread is busy are committed
+together (group commit): one SQLite transaction, one fsync, each step inside
+its own savepoint, so a step that fails is rolled back alone and the others
+still commit; no caller hears of its step before the commit is durable.
+Two tables are common to every store:
 
 - ``idempotency``: the result of each (scope, request_id), with a hash of the
   request, written in the same transaction as the effect, and kept for the
@@ -24,6 +28,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -159,6 +164,14 @@ class Store:
         self._thread: threading.Thread | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._committed = asyncio.Condition()
+        self._queued: list[
+            tuple[Callable[[sqlite3.Connection], object], asyncio.Future[object]]
+        ] = []
+        self._committer: asyncio.Task[None] | None = None
+        self.commits = 0
+        """Durable commits so far (each of one or more transactions)."""
+        self.transactions = 0
+        """Transactions committed so far."""
 
     async def open(self) -> None:
         """Open (creating if needed) the database and apply the schema."""
@@ -184,6 +197,9 @@ class Store:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pruner
             self._pruner = None
+        if self._committer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer  # what callers are waiting for still commits
         if self._conn is not None:
             conn = self._conn
             await self._call(conn.close)
@@ -191,25 +207,66 @@ class Store:
         self._executor.shutdown(wait=True)
 
     async def transaction(self, step: Callable[[sqlite3.Connection], T]) -> T:
-        """Run step in one write transaction: all of it commits, or none of it."""
+        """Run step in one write transaction: all of it commits, or none of it.
 
-        def run() -> T:
-            conn = self._require()
-            conn.execute("BEGIN IMMEDIATE")
+        The step runs on the store's thread, grouped with the steps queued
+        beside it into one durable commit; its result (or its exception) is
+        returned once that commit is on disk.
+        """
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._queued.append((step, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_queued())
+        result = await future
+        return result  # type: ignore[return-value]
+
+    async def _commit_queued(self) -> None:
+        """Commit what is queued, batch after batch, until nothing is."""
+        while self._queued:
+            batch, self._queued = self._queued, []
             try:
-                result = step(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                # Also after a failed COMMIT (disk full, I/O error): leave no open transaction.
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
+                outcomes = await self._call(partial(self._run_batch, [s for s, _ in batch]))
+            except BaseException as exc:
+                # The commit itself failed (or was cancelled): none of the batch happened.
+                outcomes = [(False, exc)] * len(batch)
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(
+                        value if isinstance(value, BaseException) else RuntimeError()
+                    )
+            async with self._committed:
+                self._committed.notify_all()
 
-        result = await self._call(run)
-        async with self._committed:
-            self._committed.notify_all()
-        return result
+    def _run_batch(
+        self, steps: list[Callable[[sqlite3.Connection], object]]
+    ) -> list[tuple[bool, object]]:
+        conn = self._require()
+        conn.execute("BEGIN IMMEDIATE")
+        outcomes: list[tuple[bool, object]] = []
+        try:
+            for step in steps:
+                conn.execute("SAVEPOINT step")
+                try:
+                    outcomes.append((True, step(conn)))
+                except Exception as exc:
+                    if not conn.in_transaction:
+                        raise  # SQLite rolled the whole transaction back (I/O error, full disk)
+                    conn.execute("ROLLBACK TO step")
+                    outcomes.append((False, exc))
+                conn.execute("RELEASE step")
+            conn.execute("COMMIT")
+        except BaseException:
+            # Also after a failed COMMIT: leave no open transaction, and no step happened.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.commits += 1
+        self.transactions += len(steps)
+        return outcomes
 
     def kept_since(self) -> str:
         """ISO time before which idempotency results are past retention."""

@@ -155,3 +155,51 @@ async def test_results_past_retention_are_not_replayed_and_are_pruned(tmp_path: 
         assert left == [("old",)]
     finally:
         await store.close()
+
+
+async def test_concurrent_transactions_share_durable_commits_and_a_failure_stays_alone(
+    store: Store, tmp_path: Path
+) -> None:
+    def insert(i: int):  # type: ignore[no-untyped-def]
+        def step(conn: sqlite3.Connection) -> int:
+            conn.execute("INSERT INTO effects VALUES (?, ?)", (f"r{i}", i))
+            if i % 10 == 3:
+                raise errors.FailedPrecondition("REFUSED", f"step {i} refused after writing")
+            return i
+
+        return step
+
+    commits_before = store.commits
+    outcomes = await asyncio.gather(
+        *(store.transaction(insert(i)) for i in range(100)), return_exceptions=True
+    )
+
+    refused = [i for i, o in enumerate(outcomes) if isinstance(o, errors.FailedPrecondition)]
+    assert refused == list(range(3, 100, 10))
+    assert [o for o in outcomes if not isinstance(o, Exception)] == [
+        i for i in range(100) if i % 10 != 3
+    ]
+    # Grouped: fewer durable commits than transactions, each in one piece.
+    assert store.commits - commits_before < 100
+    with sqlite3.connect(tmp_path / "node.sqlite3") as conn:
+        rows = sorted(r[0] for r in conn.execute("SELECT amount FROM effects"))
+    assert rows == [i for i in range(100) if i % 10 != 3], "a refused step left its write"
+
+
+async def test_a_step_failing_inside_sqlite_is_rolled_back_alone(
+    store: Store, tmp_path: Path
+) -> None:
+    def fine(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO effects VALUES ('fine', 1)")
+
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO effects VALUES ('broken', 2)")
+        conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+    outcomes = await asyncio.gather(
+        store.transaction(fine), store.transaction(broken), return_exceptions=True
+    )
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], sqlite3.OperationalError)
+    with sqlite3.connect(tmp_path / "node.sqlite3") as conn:
+        assert conn.execute("SELECT request_id FROM effects").fetchall() == [("fine",)]
