@@ -313,7 +313,8 @@ async def run(
 
             def wrap(node: NodeConfig) -> Sequence[str]:
                 output = profile_dir / f"{node.name}.txt"
-                return (spy, "record", "--format", "raw", "--rate", "100", "-o", str(output), "--")
+                # --gil: only samples where a thread holds the GIL, so shares are of CPU work.
+                return (spy, "record", "--gil", "--format", "raw", "-o", str(output), "--")
 
         net = LocalNetwork(network, path, log_dir=workdir / "logs", wrap=wrap)
         await net.start()
@@ -321,8 +322,10 @@ async def run(
         levels = []
         try:
             await load.run(warmup, min(16, len(buyers)))
-            pids = {node.name: net.pid(node.name) for node in network.nodes}
+            pids = {n.name: net.pid(n.name) for n in network.nodes}
             pids["customers (bench)"] = os.getpid()
+            if profile_dir is not None:
+                pids = {}  # the node pids are py-spy's: no CPU figures under --profile
             for concurrency in concurrencies:
                 level = Level(concurrency=concurrency, payments=payments)
                 before = _cpu_seconds(pids)
