@@ -68,9 +68,9 @@ class CheckedPayment:
     """The opened instruction bytes, unchanged (the issuer hashes them). Secret."""
     dual_signature: bytes = field(repr=False)
     """The customer's dual signature, unchanged."""
-    nonce: bytes = field(repr=False, default=b"")
+    nonce: bytes = field(repr=False)
     """The instruction's nonce: one sealed instruction pays at most one transaction."""
-    created_at: dt.datetime = field(default=dt.datetime.min.replace(tzinfo=dt.UTC))
+    created_at: dt.datetime
     """When the customer built the instruction (UTC)."""
 
 

@@ -170,8 +170,6 @@ class Store:
         self._committer: asyncio.Task[None] | None = None
         self.commits = 0
         """Durable commits so far (each of one or more transactions)."""
-        self.transactions = 0
-        """Transactions committed so far."""
 
     async def open(self) -> None:
         """Open (creating if needed) the database and apply the schema."""
@@ -228,35 +226,39 @@ class Store:
                 outcomes = await self._call(partial(self._run_batch, [s for s, _ in batch]))
             except BaseException as exc:
                 # The commit itself failed (or was cancelled): none of the batch happened.
-                outcomes = [(False, exc)] * len(batch)
-            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, future), (result, error) in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue
-                if ok:
-                    future.set_result(value)
+                if error is None:
+                    future.set_result(result)
                 else:
-                    future.set_exception(
-                        value if isinstance(value, BaseException) else RuntimeError()
-                    )
+                    future.set_exception(error)
             async with self._committed:
                 self._committed.notify_all()
 
     def _run_batch(
         self, steps: list[Callable[[sqlite3.Connection], object]]
-    ) -> list[tuple[bool, object]]:
+    ) -> list[tuple[object, Exception | None]]:
+        """Each step's (result, None) or (None, its exception), once all are committed."""
         conn = self._require()
         conn.execute("BEGIN IMMEDIATE")
-        outcomes: list[tuple[bool, object]] = []
+        outcomes: list[tuple[object, Exception | None]] = []
         try:
             for step in steps:
                 conn.execute("SAVEPOINT step")
                 try:
-                    outcomes.append((True, step(conn)))
+                    outcomes.append((step(conn), None))
                 except Exception as exc:
                     if not conn.in_transaction:
                         raise  # SQLite rolled the whole transaction back (I/O error, full disk)
                     conn.execute("ROLLBACK TO step")
-                    outcomes.append((False, exc))
+                    outcomes.append((None, exc))
                 conn.execute("RELEASE step")
             conn.execute("COMMIT")
         except BaseException:
@@ -265,7 +267,6 @@ class Store:
                 conn.execute("ROLLBACK")
             raise
         self.commits += 1
-        self.transactions += len(steps)
         return outcomes
 
     def kept_since(self) -> str:

@@ -7,7 +7,6 @@ under ``CI=true``, where a missing toolchain fails the run.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess

@@ -115,7 +115,7 @@ def scan(network: NetworkConfig, log_dir: Path, codes: list[str]) -> Scan:
         c.account_number for c in network.customers
     ]
     keys = key_material(network.pki_dir)
-    forms = {code: code_forms(code) for code in codes}
+    forms = [code_forms(code) for code in codes]
     inboxes = _inbox_files(network)
     leaks = []
     for where, data in everything.items():
@@ -128,8 +128,8 @@ def scan(network: NetworkConfig, log_dir: Path, codes: list[str]) -> Scan:
         if where not in inboxes:
             leaks += [
                 f"one-time code in {where}"
-                for code_forms_ in forms.values()
-                if any(form in data for form in code_forms_)
+                for leaked_as in forms
+                if any(form in data for form in leaked_as)
             ]
     code_tables: set[str] = set()
     for node in network.nodes:
