@@ -3,7 +3,9 @@
 Authorization checks the instruction against what the bank knows (instrument,
 holder, enrolled key, funds), applies the risk rules, and places the hold, all
 in one transaction. Capture posts the hold and hands the resulting credit
-transfer to :class:`bank.outgoing.OutgoingTransfers`.
+transfer to :class:`bank.outgoing.OutgoingTransfers`. A sale (an authorization
+asking for capture) does both in the one transaction when no challenge is
+needed.
 """
 
 from __future__ import annotations
@@ -68,15 +70,28 @@ class Issuer:
         *,
         now: dt.datetime | None = None,
     ) -> authz.AuthorizeHoldResponse:
-        """Verify, check funds and risk, and place a hold (at most once per request_id)."""
+        """Verify, check funds and risk, and place a hold (at most once per request_id).
+
+        With ``capture`` set, an approved hold is posted in the same
+        transaction (a sale) and its credit transfer sent for settlement, as
+        :meth:`capture` does; a replay answers with the settlement state as it
+        is now.
+        """
         moment = now or clock_now()
-        return await self._store.once(
+        response = await self._store.once(
             f"AuthorizeHold|{caller_uri}",
             request.request_id,
             request,
             authz.AuthorizeHoldResponse,
             lambda conn: self._authorize(conn, request, moment),
         )
+        if response.HasField("capture"):
+            captured = response.capture
+            if captured.settlement_state == authz.SETTLEMENT_STATE_PENDING:
+                state, reason = await self._outgoing.deliver(captured.instruction_id)
+                captured.settlement_state = _settlement_state(state)
+                captured.settlement_reason = reason
+        return response
 
     async def capture(
         self, request: authz.CaptureHoldRequest, caller_uri: str, *, now: dt.datetime | None = None
@@ -98,7 +113,7 @@ class Issuer:
         return authz.CaptureHoldResponse(
             hold_status=authz.HOLD_STATUS_CAPTURED,
             instruction_id=instruction_id,
-            settlement_state=authz.SettlementState.Value(f"SETTLEMENT_STATE_{state}"),
+            settlement_state=_settlement_state(state),
             settlement_reason=reason,
         )
 
@@ -220,6 +235,15 @@ class Issuer:
             decision=authz.AUTHORIZATION_DECISION_APPROVED,
             expires_at=timestamp(expires_at),
         )
+        if request.capture and not challenged:
+            instruction_id, _, _ = self._capture(conn, hold_id, now)
+            response.capture.CopyFrom(
+                authz.CaptureHoldResponse(
+                    hold_status=authz.HOLD_STATUS_CAPTURED,
+                    instruction_id=instruction_id,
+                    settlement_state=authz.SETTLEMENT_STATE_PENDING,
+                )
+            )
         if challenged:
             response.decision = authz.AUTHORIZATION_DECISION_CHALLENGE_REQUIRED
             response.challenge.CopyFrom(
@@ -349,6 +373,10 @@ class Issuer:
         if row is not None:
             response.settlement_state = authz.SettlementState.Value(f"SETTLEMENT_STATE_{row[0]}")
         return response
+
+
+def _settlement_state(state: str) -> authz.SettlementState.ValueType:
+    return authz.SettlementState.Value(f"SETTLEMENT_STATE_{state}")
 
 
 def _parse_instruction(blob: bytes) -> common_pb2.PaymentInstruction:

@@ -2,7 +2,8 @@
 
 Authorization opens and checks the sealed payment (:mod:`gateway.checks`)
 before anything is recorded or any peer is called; then it records the
-transaction, asks the issuer for a hold and records the hold. Capture and void
+transaction, asks the issuer for a hold and records the hold (and, for a sale,
+the capture the issuer did with it). Capture and void
 relay to the issuer the hold of a transaction the calling merchant owns; each
 is noted as a pending call before the issuer is asked, so one interrupted by a
 crash is finished on restart (:meth:`PaymentGateway.resume_pending_calls`).
@@ -115,6 +116,7 @@ class PaymentGateway:
             dual_signature=checked.dual_signature,
             merchant_name=merchant_name,
             creditor_account=checked.creditor_account,
+            capture=request.capture,
         )
         issuer = self._issuers(checked.issuer)
         try:
@@ -138,9 +140,18 @@ class PaymentGateway:
                 reason=reason,
             )
             raise
-        await self._store.transaction(
-            lambda conn: records.record_hold(conn, transaction_id, reply.hold_id, hold_status)
+        captured = (
+            reply.capture if reply.decision == _APPROVED and reply.HasField("capture") else None
         )
+
+        def record_reply(conn: sqlite3.Connection) -> None:
+            records.record_hold(conn, transaction_id, reply.hold_id, hold_status)
+            if captured is not None:
+                records.record_capture(
+                    conn, transaction_id, captured.hold_status, captured.instruction_id
+                )
+
+        await self._store.transaction(record_reply)
         _log.info(
             "authorization.held",
             transaction_id=transaction_id,
@@ -149,12 +160,15 @@ class PaymentGateway:
             issuer_bank_code=record.issuer_bank_code,
             hold_id=reply.hold_id,
             decision=authorization_pb2.AuthorizationDecision.Name(reply.decision),
+            instruction_id=captured.instruction_id if captured is not None else None,
         )
         response = authorization_pb2.AuthorizePaymentResponse(
             transaction_id=transaction_id, decision=reply.decision
         )
         if reply.HasField("challenge"):
             response.challenge.CopyFrom(reply.challenge)
+        if captured is not None:
+            response.capture.CopyFrom(_capture_response(captured))
         return response
 
     async def _authorize_hold(
@@ -234,12 +248,7 @@ class PaymentGateway:
             lambda conn: records.begin_call(conn, transaction_id, "capture")
         )
         reply = await self._ending_if_refused(transaction_id, "capture", self._capture_hold(record))
-        return authorization_pb2.CapturePaymentResponse(
-            hold_status=reply.hold_status,
-            instruction_id=reply.instruction_id,
-            settlement_state=reply.settlement_state,
-            settlement_reason=reply.settlement_reason,
-        )
+        return _capture_response(reply)
 
     async def _capture_hold(
         self, record: TransactionRecord
@@ -461,3 +470,15 @@ class PaymentGateway:
                 bank_code=record.issuer_bank_code,
             )
         return self._issuers(issuer)
+
+
+def _capture_response(
+    reply: authorization_pb2.CaptureHoldResponse,
+) -> authorization_pb2.CapturePaymentResponse:
+    """The issuer's capture, as the merchant is told it."""
+    return authorization_pb2.CapturePaymentResponse(
+        hold_status=reply.hold_status,
+        instruction_id=reply.instruction_id,
+        settlement_state=reply.settlement_state,
+        settlement_reason=reply.settlement_reason,
+    )

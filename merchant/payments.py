@@ -151,8 +151,9 @@ class Storefront:
     ) -> order_pb2.Order:
         """Check the order and forward the sealed payment, unopened, for authorization.
 
-        Frictionless payments are captured at once (CAPTURED); challenged ones
-        wait in CHALLENGE_REQUIRED for CompletePayment. A refused authorization
+        Frictionless payments are captured at once, in the same gateway call
+        (a sale: CAPTURED); challenged ones wait in CHALLENGE_REQUIRED for
+        CompletePayment. A refused authorization
         puts the order back to CREATED with the reason, and is relayed.
         """
         if not payment.sealed_instruction:
@@ -207,6 +208,7 @@ class Storefront:
             amount=order.total,
             order_digest=order.order_digest,
             payment=payment,
+            capture=True,  # a sale: captured in the same call unless challenged
         )
         try:
             reply = await relayed(self._gateway().AuthorizePayment(request, timeout=CALL_TIMEOUT_S))
@@ -250,6 +252,11 @@ class Storefront:
                 )
             )
             raise errors.Internal("GATEWAY_ANSWER_INVALID", "the gateway answered with no decision")
+        if reply.HasField("capture"):
+            _log.info("payment.authorized", order_id=order_id, transaction_id=reply.transaction_id)
+            return await self._record_capture(
+                order_id, reply.transaction_id, reply.capture, authorized=True
+            )
         await self._store.transaction(
             lambda conn: self._move(
                 conn, order_id, orders.AUTHORIZED, transaction_id=reply.transaction_id
@@ -333,11 +340,29 @@ class Storefront:
                 await self._store.transaction(lambda conn: self._fail_held(conn, order_id, reason))
                 _log.info("payment.failed", order_id=order_id, reason=reason)
             raise
+        return await self._record_capture(order_id, transaction_id, reply)
 
+    async def _record_capture(
+        self,
+        order_id: str,
+        transaction_id: str,
+        reply: authorization_pb2.CapturePaymentResponse,
+        *,
+        authorized: bool = False,
+    ) -> order_pb2.Order:
+        """Record a capture the gateway reported (authorized: the sale's authorization too)."""
         rejected = reply.settlement_state == authorization_pb2.SETTLEMENT_STATE_REJECTED
 
         def record_capture(conn: sqlite3.Connection) -> order_pb2.Order:
             current = self._load(conn, order_id)
+            if authorized and current.order.status == orders.PAYMENT_PENDING:
+                current = orders.transition(
+                    conn,
+                    self._trust_domain,
+                    current,
+                    orders.AUTHORIZED,
+                    transaction_id=transaction_id,
+                )
             if current.order.status not in _CAPTURED_OR_LATER:
                 current = orders.transition(conn, self._trust_domain, current, orders.CAPTURED)
             if rejected and current.order.status == orders.CAPTURED:

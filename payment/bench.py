@@ -59,9 +59,7 @@ SYNCHRONOUS_PATH = (
     "CreateOrder",
     "SubmitPayment",
     "AuthorizePayment",
-    "AuthorizeHold",
-    "CapturePayment",
-    "CaptureHold",
+    "AuthorizeHold",  # a sale: the capture rides on the authorization
     "SubmitCreditTransfer",
     "ReceiveCreditTransfer",
 )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from interbank.v1 import authorization_pb2 as authz
 from interbank.v1 import notification_pb2
 
 from bank.audit import bank_totals, settlement_totals
+from payment import errors
 from payment.config import Role
 
 
@@ -125,4 +127,64 @@ async def test_a_payment_to_a_merchant_at_the_same_bank_moves_no_reserves(world)
     assert await world.balance(world.beta, "shop-sales", "shop") == (4_500, 4_500, 0)
     assert await reserves(world) == {"ALFAXX01": 105_000, "BETAXX02": 20_000, "GAMMXX03": 30_000}
     assert (await world.beta.store.read(bank_totals)).reserve_balance == 20_000
+    await world.assert_balanced()
+
+
+async def sale(
+    world, amount: int
+) -> tuple[authz.AuthorizeHoldRequest, authz.AuthorizeHoldResponse]:
+    request = world.authorize_request(amount=amount)
+    request.capture = True
+    return request, await world.alfa.issuer.authorize(request, world.gateway)
+
+
+async def test_a_sale_holds_captures_and_settles_in_one_call(world):
+    request, sold = await sale(world, 4_500)
+    assert sold.decision == authz.AUTHORIZATION_DECISION_APPROVED
+    assert sold.capture.hold_status == authz.HOLD_STATUS_CAPTURED
+    assert sold.capture.settlement_state == authz.SETTLEMENT_STATE_SETTLED
+    assert sold.capture.instruction_id
+    hold = await world.alfa.issuer.get_hold(authz.GetHoldRequest(hold_id=sold.hold_id))
+    assert hold.status == authz.HOLD_STATUS_CAPTURED
+    assert await world.balance(world.alfa, "alice-current", "alice") == (95_500, 95_500, 0)
+    assert await world.balance(world.beta, "shop-sales", "shop") == (4_500, 4_500, 0)
+    # A replay of the same request answers the same sale and moves nothing more.
+    assert await world.alfa.issuer.authorize(request, world.gateway) == sold
+    # Capturing the sold hold again returns its transfer.
+    assert (await world.capture(sold.hold_id)).instruction_id == sold.capture.instruction_id
+    assert await world.balance(world.alfa, "alice-current", "alice") == (95_500, 95_500, 0)
+    assert await reserves(world) == {"ALFAXX01": 100_500, "BETAXX02": 24_500, "GAMMXX03": 30_000}
+    await world.assert_balanced()
+
+
+async def test_a_challenged_sale_is_only_held(world):
+    _, sold = await sale(world, 60_000)  # above challenge_above_minor
+    assert sold.decision == authz.AUTHORIZATION_DECISION_CHALLENGE_REQUIRED
+    assert not sold.HasField("capture")
+    assert await world.balance(world.alfa, "alice-current", "alice") == (100_000, 40_000, 60_000)
+    await world.assert_balanced()
+
+
+async def test_a_refused_sale_writes_nothing(world):
+    request = world.authorize_request(amount=500_000)  # above alice's balance
+    request.capture = True
+    with pytest.raises(errors.FailedPrecondition) as caught:
+        await world.alfa.issuer.authorize(request, world.gateway)
+    assert caught.value.reason == "INSUFFICIENT_FUNDS"
+    assert await world.balance(world.alfa, "alice-current", "alice") == (100_000, 100_000, 0)
+    assert (await world.alfa.store.read(bank_totals)).suspense_balance == 0
+    await world.assert_balanced()
+
+
+async def test_a_sale_while_the_settlement_bank_is_unreachable_settles_on_replay(world):
+    world.unreachable.add("SETLXX00")
+    request, sold = await sale(world, 3_000)
+    assert sold.capture.settlement_state == authz.SETTLEMENT_STATE_PENDING
+    assert (await world.alfa.store.read(bank_totals)).suspense_balance == 3_000
+    world.unreachable.clear()
+    # The gateway's retry of the same request delivers the pending transfer and says so.
+    again = await world.alfa.issuer.authorize(request, world.gateway)
+    assert again.capture.instruction_id == sold.capture.instruction_id
+    assert again.capture.settlement_state == authz.SETTLEMENT_STATE_SETTLED
+    assert await world.balance(world.beta, "shop-sales", "shop") == (3_000, 3_000, 0)
     await world.assert_balanced()

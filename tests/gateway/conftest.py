@@ -136,6 +136,14 @@ class FakeIssuer:
         if self.decision == authorization_pb2.AUTHORIZATION_DECISION_CHALLENGE_REQUIRED:
             response.challenge.challenge_id = "challenge-1"
             response.challenge.issuer_bank_code = "ALFAXX01"
+        elif request.capture:
+            response.capture.CopyFrom(
+                authorization_pb2.CaptureHoldResponse(
+                    hold_status=authorization_pb2.HOLD_STATUS_CAPTURED,
+                    instruction_id="instr-sale",
+                    settlement_state=authorization_pb2.SETTLEMENT_STATE_SETTLED,
+                )
+            )
         return response
 
     async def CaptureHold(self, request: Any, timeout: float) -> Any:

@@ -126,3 +126,38 @@ async def test_the_gateway_store_never_holds_the_instrument_or_the_instruction(
     stored = b"".join(p.read_bytes() for p in (tmp_path / "gateway").iterdir() if p.is_file())
     assert customer.card_number.encode() not in stored
     assert request.payment.sealed_instruction not in stored
+
+
+async def test_a_sale_asks_the_issuer_to_capture_and_records_the_capture_with_the_hold(
+    payment_gateway, issuer, customer
+) -> None:
+    request = customer.request()
+    request.capture = True
+    response = await payment_gateway.authorize(request, "shop")
+
+    assert response.decision == authorization_pb2.AUTHORIZATION_DECISION_APPROVED
+    assert response.capture == authorization_pb2.CapturePaymentResponse(
+        hold_status=authorization_pb2.HOLD_STATUS_CAPTURED,
+        instruction_id="instr-sale",
+        settlement_state=authorization_pb2.SETTLEMENT_STATE_SETTLED,
+    )
+    assert [(name, call.capture) for name, call, _ in issuer.calls] == [("AuthorizeHold", True)]
+    record = await payment_gateway.transaction(response.transaction_id, "shop")
+    assert record.state is TransactionState.HELD
+    assert record.hold_status == authorization_pb2.HOLD_STATUS_CAPTURED
+    assert record.instruction_id == "instr-sale"
+
+
+async def test_a_challenged_sale_is_held_without_a_capture(
+    payment_gateway, issuer, customer
+) -> None:
+    issuer.decision = authorization_pb2.AUTHORIZATION_DECISION_CHALLENGE_REQUIRED
+    request = customer.request()
+    request.capture = True
+    response = await payment_gateway.authorize(request, "shop")
+
+    assert response.decision == authorization_pb2.AUTHORIZATION_DECISION_CHALLENGE_REQUIRED
+    assert not response.HasField("capture")
+    record = await payment_gateway.transaction(response.transaction_id, "shop")
+    assert record.hold_status == authorization_pb2.HOLD_STATUS_CHALLENGE_PENDING
+    assert record.instruction_id == ""

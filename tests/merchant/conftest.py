@@ -112,6 +112,9 @@ class FakeGateway:
     """GatewayService stand-in: records requests, answers as told per method."""
 
     decision: int = authorization_pb2.AUTHORIZATION_DECISION_APPROVED
+    sale_settlement: int | None = None
+    """When set, an approved AuthorizePayment asking for capture answers a sale
+    whose transfer is in this SettlementState; None: a gateway that only holds."""
     failures: dict[str, grpc.aio.AioRpcError] = field(default_factory=dict)
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
@@ -133,6 +136,19 @@ class FakeGateway:
         if self.decision == authorization_pb2.AUTHORIZATION_DECISION_CHALLENGE_REQUIRED:
             response.challenge.challenge_id = "challenge-1"
             response.challenge.issuer_bank_code = "ALFAXX01"
+        elif request.capture and self.sale_settlement is not None:
+            response.capture.CopyFrom(
+                authorization_pb2.CapturePaymentResponse(
+                    hold_status=authorization_pb2.HOLD_STATUS_CAPTURED,
+                    instruction_id="instr-sale",
+                    settlement_state=self.sale_settlement,
+                    settlement_reason=(
+                        "NET_DEBIT_CAP_EXCEEDED"
+                        if self.sale_settlement == authorization_pb2.SETTLEMENT_STATE_REJECTED
+                        else ""
+                    ),
+                )
+            )
         return response
 
     async def CapturePayment(self, request: Any, timeout: float) -> Any:

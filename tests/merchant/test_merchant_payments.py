@@ -9,6 +9,7 @@ import pytest
 from interbank.v1 import authorization_pb2, order_pb2
 
 from payment import errors
+from tests.merchant.test_merchant_settlement import order_updates
 
 CHALLENGE = authorization_pb2.AUTHORIZATION_DECISION_CHALLENGE_REQUIRED
 
@@ -32,6 +33,43 @@ async def test_a_frictionless_payment_is_forwarded_unopened_then_captured(
     capture = gateway.calls[1][1]
     assert capture.request_id == f"capture:{order.order_id}"
     assert capture.transaction_id == f"tx-{order.order_id}"
+
+
+async def test_a_sale_is_authorized_and_captured_in_one_gateway_call(
+    shopper, storefront, gateway, store
+) -> None:
+    gateway.sale_settlement = authorization_pb2.SETTLEMENT_STATE_PENDING
+    order = await shopper.order()
+
+    paid = await storefront.submit_payment("alice", order.order_id, shopper.sealed())
+
+    assert paid.status == order_pb2.ORDER_STATUS_CAPTURED
+    assert gateway.methods() == ["AuthorizePayment"]
+    assert gateway.calls[0][1].capture is True
+    statuses = [o.status for o in await order_updates(store, order.order_id)]
+    assert statuses == [
+        order_pb2.ORDER_STATUS_CREATED,
+        order_pb2.ORDER_STATUS_PAYMENT_PENDING,
+        order_pb2.ORDER_STATUS_AUTHORIZED,
+        order_pb2.ORDER_STATUS_CAPTURED,
+    ]
+    # Completing it again is a no-op: it is captured.
+    again = await storefront.complete_payment("alice", order.order_id)
+    assert again.status == order_pb2.ORDER_STATUS_CAPTURED
+    assert gateway.methods() == ["AuthorizePayment"]
+
+
+async def test_a_sale_whose_settlement_was_rejected_is_reversed(
+    shopper, storefront, gateway
+) -> None:
+    gateway.sale_settlement = authorization_pb2.SETTLEMENT_STATE_REJECTED
+    order = await shopper.order()
+
+    paid = await storefront.submit_payment("alice", order.order_id, shopper.sealed())
+
+    assert paid.status == order_pb2.ORDER_STATUS_REVERSED
+    assert paid.failure_reason == "NET_DEBIT_CAP_EXCEEDED"
+    assert gateway.methods() == ["AuthorizePayment"]
 
 
 async def test_a_challenged_payment_waits_for_completion_and_then_captures(

@@ -121,12 +121,19 @@ class AuthorizePaymentRequest(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     ORDER_DIGEST_FIELD_NUMBER: _builtins.int
     PAYMENT_FIELD_NUMBER: _builtins.int
+    CAPTURE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key chosen by the merchant."""
     order_id: _builtins.str
     """The order being paid."""
     order_digest: _builtins.bytes
     """The order's digest; must equal the instruction's and binds the HPKE info."""
+    capture: _builtins.bool
+    """Capture at once if the issuer approves without a challenge (a sale): one
+    call instead of AuthorizePayment then CapturePayment, and the response
+    carries the capture. A challenged payment is only held, as without this
+    flag, and is captured with CapturePayment once the challenge is answered.
+    """
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
         """The order total the merchant expects; must equal the instruction's amount."""
@@ -143,10 +150,11 @@ class AuthorizePaymentRequest(_message.Message):
         amount: _common_pb2.Money | None = ...,
         order_digest: _builtins.bytes = ...,
         payment: _common_pb2.SealedPayment | None = ...,
+        capture: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "payment", b"payment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "order_digest", b"order_digest", "order_id", b"order_id", "payment", b"payment", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "capture", b"capture", "order_digest", b"order_digest", "order_id", b"order_id", "payment", b"payment", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -161,6 +169,7 @@ class AuthorizePaymentResponse(_message.Message):
     TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
     CHALLENGE_FIELD_NUMBER: _builtins.int
+    CAPTURE_FIELD_NUMBER: _builtins.int
     transaction_id: _builtins.str
     """The gateway's transaction id; use it to capture or void."""
     decision: Global___AuthorizationDecision.ValueType
@@ -169,16 +178,21 @@ class AuthorizePaymentResponse(_message.Message):
     def challenge(self) -> _order_pb2.ChallengeRef:
         """The challenge when decision is CHALLENGE_REQUIRED."""
 
+    @_builtins.property
+    def capture(self) -> Global___CapturePaymentResponse:
+        """The capture, when the request asked for one and decision is APPROVED."""
+
     def __init__(
         self,
         *,
         transaction_id: _builtins.str = ...,
         decision: Global___AuthorizationDecision.ValueType = ...,
         challenge: _order_pb2.ChallengeRef | None = ...,
+        capture: Global___CapturePaymentResponse | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["capture", b"capture", "challenge", b"challenge"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge", "decision", b"decision", "transaction_id", b"transaction_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capture", b"capture", "challenge", b"challenge", "decision", b"decision", "transaction_id", b"transaction_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -476,6 +490,7 @@ class AuthorizeHoldRequest(_message.Message):
     DUAL_SIGNATURE_FIELD_NUMBER: _builtins.int
     MERCHANT_NAME_FIELD_NUMBER: _builtins.int
     CREDITOR_ACCOUNT_FIELD_NUMBER: _builtins.int
+    CAPTURE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key chosen by the gateway."""
     transaction_id: _builtins.str
@@ -488,6 +503,10 @@ class AuthorizeHoldRequest(_message.Message):
     """The customer's dual signature, unchanged."""
     merchant_name: _builtins.str
     """The merchant's name, for risk rules and the statement."""
+    capture: _builtins.bool
+    """Post the hold at once if it is approved without a challenge (a sale),
+    in the same transaction that places it; the response carries the capture.
+    """
     @_builtins.property
     def creditor_account(self) -> _common_pb2.AccountRef:
         """Where the money goes: the merchant's account at the acquirer."""
@@ -501,10 +520,11 @@ class AuthorizeHoldRequest(_message.Message):
         dual_signature: _builtins.bytes = ...,
         merchant_name: _builtins.str = ...,
         creditor_account: _common_pb2.AccountRef | None = ...,
+        capture: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["creditor_account", b"creditor_account"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["creditor_account", b"creditor_account", "dual_signature", b"dual_signature", "instruction", b"instruction", "merchant_name", b"merchant_name", "request_id", b"request_id", "transaction_id", b"transaction_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capture", b"capture", "creditor_account", b"creditor_account", "dual_signature", b"dual_signature", "instruction", b"instruction", "merchant_name", b"merchant_name", "request_id", b"request_id", "transaction_id", b"transaction_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -520,6 +540,7 @@ class AuthorizeHoldResponse(_message.Message):
     DECISION_FIELD_NUMBER: _builtins.int
     CHALLENGE_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    CAPTURE_FIELD_NUMBER: _builtins.int
     hold_id: _builtins.str
     """The issuer's hold id."""
     decision: Global___AuthorizationDecision.ValueType
@@ -532,6 +553,10 @@ class AuthorizeHoldResponse(_message.Message):
     def expires_at(self) -> _timestamp_pb2.Timestamp:
         """When the hold expires if it is not captured."""
 
+    @_builtins.property
+    def capture(self) -> Global___CaptureHoldResponse:
+        """The capture, when the request asked for one and decision is APPROVED."""
+
     def __init__(
         self,
         *,
@@ -539,10 +564,11 @@ class AuthorizeHoldResponse(_message.Message):
         decision: Global___AuthorizationDecision.ValueType = ...,
         challenge: _order_pb2.ChallengeRef | None = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
+        capture: Global___CaptureHoldResponse | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge", "expires_at", b"expires_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["capture", b"capture", "challenge", b"challenge", "expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge", "decision", b"decision", "expires_at", b"expires_at", "hold_id", b"hold_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capture", b"capture", "challenge", b"challenge", "decision", b"decision", "expires_at", b"expires_at", "hold_id", b"hold_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

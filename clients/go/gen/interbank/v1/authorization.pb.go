@@ -210,7 +210,12 @@ type AuthorizePaymentRequest struct {
 	// The order's digest; must equal the instruction's and binds the HPKE info.
 	OrderDigest []byte `protobuf:"bytes,4,opt,name=order_digest,json=orderDigest,proto3" json:"order_digest,omitempty"`
 	// The customer's sealed payment, forwarded unopened.
-	Payment       *SealedPayment `protobuf:"bytes,5,opt,name=payment,proto3" json:"payment,omitempty"`
+	Payment *SealedPayment `protobuf:"bytes,5,opt,name=payment,proto3" json:"payment,omitempty"`
+	// Capture at once if the issuer approves without a challenge (a sale): one
+	// call instead of AuthorizePayment then CapturePayment, and the response
+	// carries the capture. A challenged payment is only held, as without this
+	// flag, and is captured with CapturePayment once the challenge is answered.
+	Capture       bool `protobuf:"varint,6,opt,name=capture,proto3" json:"capture,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -280,6 +285,13 @@ func (x *AuthorizePaymentRequest) GetPayment() *SealedPayment {
 	return nil
 }
 
+func (x *AuthorizePaymentRequest) GetCapture() bool {
+	if x != nil {
+		return x.Capture
+	}
+	return false
+}
+
 // AuthorizePaymentResponse is the issuer's decision, relayed.
 type AuthorizePaymentResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -288,7 +300,9 @@ type AuthorizePaymentResponse struct {
 	// APPROVED or CHALLENGE_REQUIRED (declines are errors with a reason).
 	Decision AuthorizationDecision `protobuf:"varint,2,opt,name=decision,proto3,enum=interbank.v1.AuthorizationDecision" json:"decision,omitempty"`
 	// The challenge when decision is CHALLENGE_REQUIRED.
-	Challenge     *ChallengeRef `protobuf:"bytes,3,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	Challenge *ChallengeRef `protobuf:"bytes,3,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	// The capture, when the request asked for one and decision is APPROVED.
+	Capture       *CapturePaymentResponse `protobuf:"bytes,4,opt,name=capture,proto3" json:"capture,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -340,6 +354,13 @@ func (x *AuthorizePaymentResponse) GetDecision() AuthorizationDecision {
 func (x *AuthorizePaymentResponse) GetChallenge() *ChallengeRef {
 	if x != nil {
 		return x.Challenge
+	}
+	return nil
+}
+
+func (x *AuthorizePaymentResponse) GetCapture() *CapturePaymentResponse {
+	if x != nil {
+		return x.Capture
 	}
 	return nil
 }
@@ -928,8 +949,11 @@ type AuthorizeHoldRequest struct {
 	MerchantName string `protobuf:"bytes,5,opt,name=merchant_name,json=merchantName,proto3" json:"merchant_name,omitempty"`
 	// Where the money goes: the merchant's account at the acquirer.
 	CreditorAccount *AccountRef `protobuf:"bytes,6,opt,name=creditor_account,json=creditorAccount,proto3" json:"creditor_account,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Post the hold at once if it is approved without a challenge (a sale),
+	// in the same transaction that places it; the response carries the capture.
+	Capture       bool `protobuf:"varint,7,opt,name=capture,proto3" json:"capture,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuthorizeHoldRequest) Reset() {
@@ -1004,6 +1028,13 @@ func (x *AuthorizeHoldRequest) GetCreditorAccount() *AccountRef {
 	return nil
 }
 
+func (x *AuthorizeHoldRequest) GetCapture() bool {
+	if x != nil {
+		return x.Capture
+	}
+	return false
+}
+
 // AuthorizeHoldResponse is the issuer's decision.
 type AuthorizeHoldResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1014,7 +1045,9 @@ type AuthorizeHoldResponse struct {
 	// The challenge when decision is CHALLENGE_REQUIRED.
 	Challenge *ChallengeRef `protobuf:"bytes,3,opt,name=challenge,proto3" json:"challenge,omitempty"`
 	// When the hold expires if it is not captured.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The capture, when the request asked for one and decision is APPROVED.
+	Capture       *CaptureHoldResponse `protobuf:"bytes,5,opt,name=capture,proto3" json:"capture,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1073,6 +1106,13 @@ func (x *AuthorizeHoldResponse) GetChallenge() *ChallengeRef {
 func (x *AuthorizeHoldResponse) GetExpiresAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *AuthorizeHoldResponse) GetCapture() *CaptureHoldResponse {
+	if x != nil {
+		return x.Capture
 	}
 	return nil
 }
@@ -1835,18 +1875,20 @@ var File_interbank_v1_authorization_proto protoreflect.FileDescriptor
 
 const file_interbank_v1_authorization_proto_rawDesc = "" +
 	"\n" +
-	" interbank/v1/authorization.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/common.proto\x1a\x18interbank/v1/order.proto\"\xda\x01\n" +
+	" interbank/v1/authorization.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/common.proto\x1a\x18interbank/v1/order.proto\"\xf4\x01\n" +
 	"\x17AuthorizePaymentRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12+\n" +
 	"\x06amount\x18\x03 \x01(\v2\x13.interbank.v1.MoneyR\x06amount\x12!\n" +
 	"\forder_digest\x18\x04 \x01(\fR\vorderDigest\x125\n" +
-	"\apayment\x18\x05 \x01(\v2\x1b.interbank.v1.SealedPaymentR\apayment\"\xbc\x01\n" +
+	"\apayment\x18\x05 \x01(\v2\x1b.interbank.v1.SealedPaymentR\apayment\x12\x18\n" +
+	"\acapture\x18\x06 \x01(\bR\acapture\"\xfc\x01\n" +
 	"\x18AuthorizePaymentResponse\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12?\n" +
 	"\bdecision\x18\x02 \x01(\x0e2#.interbank.v1.AuthorizationDecisionR\bdecision\x128\n" +
-	"\tchallenge\x18\x03 \x01(\v2\x1a.interbank.v1.ChallengeRefR\tchallenge\"]\n" +
+	"\tchallenge\x18\x03 \x01(\v2\x1a.interbank.v1.ChallengeRefR\tchallenge\x12>\n" +
+	"\acapture\x18\x04 \x01(\v2$.interbank.v1.CapturePaymentResponseR\acapture\"]\n" +
 	"\x15CapturePaymentRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12%\n" +
@@ -1889,7 +1931,7 @@ const file_interbank_v1_authorization_proto_rawDesc = "" +
 	"\x0einstruction_id\x18\n" +
 	" \x01(\tR\rinstructionId\"c\n" +
 	"\x1dGetPaymentTransactionResponse\x12B\n" +
-	"\vtransaction\x18\x01 \x01(\v2 .interbank.v1.PaymentTransactionR\vtransaction\"\x8f\x02\n" +
+	"\vtransaction\x18\x01 \x01(\v2 .interbank.v1.PaymentTransactionR\vtransaction\"\xa9\x02\n" +
 	"\x14AuthorizeHoldRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12%\n" +
@@ -1897,13 +1939,15 @@ const file_interbank_v1_authorization_proto_rawDesc = "" +
 	"\vinstruction\x18\x03 \x01(\fR\vinstruction\x12%\n" +
 	"\x0edual_signature\x18\x04 \x01(\fR\rdualSignature\x12#\n" +
 	"\rmerchant_name\x18\x05 \x01(\tR\fmerchantName\x12C\n" +
-	"\x10creditor_account\x18\x06 \x01(\v2\x18.interbank.v1.AccountRefR\x0fcreditorAccount\"\xe6\x01\n" +
+	"\x10creditor_account\x18\x06 \x01(\v2\x18.interbank.v1.AccountRefR\x0fcreditorAccount\x12\x18\n" +
+	"\acapture\x18\a \x01(\bR\acapture\"\xa3\x02\n" +
 	"\x15AuthorizeHoldResponse\x12\x17\n" +
 	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12?\n" +
 	"\bdecision\x18\x02 \x01(\x0e2#.interbank.v1.AuthorizationDecisionR\bdecision\x128\n" +
 	"\tchallenge\x18\x03 \x01(\v2\x1a.interbank.v1.ChallengeRefR\tchallenge\x129\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"L\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12;\n" +
+	"\acapture\x18\x05 \x01(\v2!.interbank.v1.CaptureHoldResponseR\acapture\"L\n" +
 	"\x12CaptureHoldRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
@@ -2049,62 +2093,64 @@ var file_interbank_v1_authorization_proto_depIdxs = []int32{
 	29, // 1: interbank.v1.AuthorizePaymentRequest.payment:type_name -> interbank.v1.SealedPayment
 	0,  // 2: interbank.v1.AuthorizePaymentResponse.decision:type_name -> interbank.v1.AuthorizationDecision
 	30, // 3: interbank.v1.AuthorizePaymentResponse.challenge:type_name -> interbank.v1.ChallengeRef
-	1,  // 4: interbank.v1.CapturePaymentResponse.hold_status:type_name -> interbank.v1.HoldStatus
-	2,  // 5: interbank.v1.CapturePaymentResponse.settlement_state:type_name -> interbank.v1.SettlementState
-	1,  // 6: interbank.v1.VoidPaymentResponse.hold_status:type_name -> interbank.v1.HoldStatus
-	28, // 7: interbank.v1.RefundPaymentRequest.amount:type_name -> interbank.v1.Money
-	28, // 8: interbank.v1.RefundPaymentResponse.refunded_total:type_name -> interbank.v1.Money
-	28, // 9: interbank.v1.PaymentTransaction.amount:type_name -> interbank.v1.Money
-	1,  // 10: interbank.v1.PaymentTransaction.hold_status:type_name -> interbank.v1.HoldStatus
-	31, // 11: interbank.v1.PaymentTransaction.created_at:type_name -> google.protobuf.Timestamp
-	28, // 12: interbank.v1.PaymentTransaction.refunded_total:type_name -> interbank.v1.Money
-	12, // 13: interbank.v1.GetPaymentTransactionResponse.transaction:type_name -> interbank.v1.PaymentTransaction
-	32, // 14: interbank.v1.AuthorizeHoldRequest.creditor_account:type_name -> interbank.v1.AccountRef
-	0,  // 15: interbank.v1.AuthorizeHoldResponse.decision:type_name -> interbank.v1.AuthorizationDecision
-	30, // 16: interbank.v1.AuthorizeHoldResponse.challenge:type_name -> interbank.v1.ChallengeRef
-	31, // 17: interbank.v1.AuthorizeHoldResponse.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 18: interbank.v1.CaptureHoldResponse.hold_status:type_name -> interbank.v1.HoldStatus
-	2,  // 19: interbank.v1.CaptureHoldResponse.settlement_state:type_name -> interbank.v1.SettlementState
-	1,  // 20: interbank.v1.VoidHoldResponse.hold_status:type_name -> interbank.v1.HoldStatus
-	28, // 21: interbank.v1.RefundCaptureRequest.amount:type_name -> interbank.v1.Money
-	28, // 22: interbank.v1.RefundCaptureResponse.refunded_total:type_name -> interbank.v1.Money
-	1,  // 23: interbank.v1.GetHoldResponse.status:type_name -> interbank.v1.HoldStatus
-	28, // 24: interbank.v1.GetHoldResponse.amount:type_name -> interbank.v1.Money
-	31, // 25: interbank.v1.GetHoldResponse.expires_at:type_name -> google.protobuf.Timestamp
-	2,  // 26: interbank.v1.GetHoldResponse.settlement_state:type_name -> interbank.v1.SettlementState
-	28, // 27: interbank.v1.GetHoldResponse.refunded_total:type_name -> interbank.v1.Money
-	28, // 28: interbank.v1.ReturnPaymentRequest.amount:type_name -> interbank.v1.Money
-	28, // 29: interbank.v1.ReturnPaymentResponse.returned_total:type_name -> interbank.v1.Money
-	1,  // 30: interbank.v1.AnswerChallengeResponse.hold_status:type_name -> interbank.v1.HoldStatus
-	3,  // 31: interbank.v1.GatewayService.AuthorizePayment:input_type -> interbank.v1.AuthorizePaymentRequest
-	5,  // 32: interbank.v1.GatewayService.CapturePayment:input_type -> interbank.v1.CapturePaymentRequest
-	7,  // 33: interbank.v1.GatewayService.VoidPayment:input_type -> interbank.v1.VoidPaymentRequest
-	9,  // 34: interbank.v1.GatewayService.RefundPayment:input_type -> interbank.v1.RefundPaymentRequest
-	11, // 35: interbank.v1.GatewayService.GetPaymentTransaction:input_type -> interbank.v1.GetPaymentTransactionRequest
-	14, // 36: interbank.v1.IssuerService.AuthorizeHold:input_type -> interbank.v1.AuthorizeHoldRequest
-	16, // 37: interbank.v1.IssuerService.CaptureHold:input_type -> interbank.v1.CaptureHoldRequest
-	18, // 38: interbank.v1.IssuerService.VoidHold:input_type -> interbank.v1.VoidHoldRequest
-	20, // 39: interbank.v1.IssuerService.RefundCapture:input_type -> interbank.v1.RefundCaptureRequest
-	22, // 40: interbank.v1.IssuerService.GetHold:input_type -> interbank.v1.GetHoldRequest
-	24, // 41: interbank.v1.AcquirerService.ReturnPayment:input_type -> interbank.v1.ReturnPaymentRequest
-	26, // 42: interbank.v1.ChallengeService.AnswerChallenge:input_type -> interbank.v1.AnswerChallengeRequest
-	4,  // 43: interbank.v1.GatewayService.AuthorizePayment:output_type -> interbank.v1.AuthorizePaymentResponse
-	6,  // 44: interbank.v1.GatewayService.CapturePayment:output_type -> interbank.v1.CapturePaymentResponse
-	8,  // 45: interbank.v1.GatewayService.VoidPayment:output_type -> interbank.v1.VoidPaymentResponse
-	10, // 46: interbank.v1.GatewayService.RefundPayment:output_type -> interbank.v1.RefundPaymentResponse
-	13, // 47: interbank.v1.GatewayService.GetPaymentTransaction:output_type -> interbank.v1.GetPaymentTransactionResponse
-	15, // 48: interbank.v1.IssuerService.AuthorizeHold:output_type -> interbank.v1.AuthorizeHoldResponse
-	17, // 49: interbank.v1.IssuerService.CaptureHold:output_type -> interbank.v1.CaptureHoldResponse
-	19, // 50: interbank.v1.IssuerService.VoidHold:output_type -> interbank.v1.VoidHoldResponse
-	21, // 51: interbank.v1.IssuerService.RefundCapture:output_type -> interbank.v1.RefundCaptureResponse
-	23, // 52: interbank.v1.IssuerService.GetHold:output_type -> interbank.v1.GetHoldResponse
-	25, // 53: interbank.v1.AcquirerService.ReturnPayment:output_type -> interbank.v1.ReturnPaymentResponse
-	27, // 54: interbank.v1.ChallengeService.AnswerChallenge:output_type -> interbank.v1.AnswerChallengeResponse
-	43, // [43:55] is the sub-list for method output_type
-	31, // [31:43] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	6,  // 4: interbank.v1.AuthorizePaymentResponse.capture:type_name -> interbank.v1.CapturePaymentResponse
+	1,  // 5: interbank.v1.CapturePaymentResponse.hold_status:type_name -> interbank.v1.HoldStatus
+	2,  // 6: interbank.v1.CapturePaymentResponse.settlement_state:type_name -> interbank.v1.SettlementState
+	1,  // 7: interbank.v1.VoidPaymentResponse.hold_status:type_name -> interbank.v1.HoldStatus
+	28, // 8: interbank.v1.RefundPaymentRequest.amount:type_name -> interbank.v1.Money
+	28, // 9: interbank.v1.RefundPaymentResponse.refunded_total:type_name -> interbank.v1.Money
+	28, // 10: interbank.v1.PaymentTransaction.amount:type_name -> interbank.v1.Money
+	1,  // 11: interbank.v1.PaymentTransaction.hold_status:type_name -> interbank.v1.HoldStatus
+	31, // 12: interbank.v1.PaymentTransaction.created_at:type_name -> google.protobuf.Timestamp
+	28, // 13: interbank.v1.PaymentTransaction.refunded_total:type_name -> interbank.v1.Money
+	12, // 14: interbank.v1.GetPaymentTransactionResponse.transaction:type_name -> interbank.v1.PaymentTransaction
+	32, // 15: interbank.v1.AuthorizeHoldRequest.creditor_account:type_name -> interbank.v1.AccountRef
+	0,  // 16: interbank.v1.AuthorizeHoldResponse.decision:type_name -> interbank.v1.AuthorizationDecision
+	30, // 17: interbank.v1.AuthorizeHoldResponse.challenge:type_name -> interbank.v1.ChallengeRef
+	31, // 18: interbank.v1.AuthorizeHoldResponse.expires_at:type_name -> google.protobuf.Timestamp
+	17, // 19: interbank.v1.AuthorizeHoldResponse.capture:type_name -> interbank.v1.CaptureHoldResponse
+	1,  // 20: interbank.v1.CaptureHoldResponse.hold_status:type_name -> interbank.v1.HoldStatus
+	2,  // 21: interbank.v1.CaptureHoldResponse.settlement_state:type_name -> interbank.v1.SettlementState
+	1,  // 22: interbank.v1.VoidHoldResponse.hold_status:type_name -> interbank.v1.HoldStatus
+	28, // 23: interbank.v1.RefundCaptureRequest.amount:type_name -> interbank.v1.Money
+	28, // 24: interbank.v1.RefundCaptureResponse.refunded_total:type_name -> interbank.v1.Money
+	1,  // 25: interbank.v1.GetHoldResponse.status:type_name -> interbank.v1.HoldStatus
+	28, // 26: interbank.v1.GetHoldResponse.amount:type_name -> interbank.v1.Money
+	31, // 27: interbank.v1.GetHoldResponse.expires_at:type_name -> google.protobuf.Timestamp
+	2,  // 28: interbank.v1.GetHoldResponse.settlement_state:type_name -> interbank.v1.SettlementState
+	28, // 29: interbank.v1.GetHoldResponse.refunded_total:type_name -> interbank.v1.Money
+	28, // 30: interbank.v1.ReturnPaymentRequest.amount:type_name -> interbank.v1.Money
+	28, // 31: interbank.v1.ReturnPaymentResponse.returned_total:type_name -> interbank.v1.Money
+	1,  // 32: interbank.v1.AnswerChallengeResponse.hold_status:type_name -> interbank.v1.HoldStatus
+	3,  // 33: interbank.v1.GatewayService.AuthorizePayment:input_type -> interbank.v1.AuthorizePaymentRequest
+	5,  // 34: interbank.v1.GatewayService.CapturePayment:input_type -> interbank.v1.CapturePaymentRequest
+	7,  // 35: interbank.v1.GatewayService.VoidPayment:input_type -> interbank.v1.VoidPaymentRequest
+	9,  // 36: interbank.v1.GatewayService.RefundPayment:input_type -> interbank.v1.RefundPaymentRequest
+	11, // 37: interbank.v1.GatewayService.GetPaymentTransaction:input_type -> interbank.v1.GetPaymentTransactionRequest
+	14, // 38: interbank.v1.IssuerService.AuthorizeHold:input_type -> interbank.v1.AuthorizeHoldRequest
+	16, // 39: interbank.v1.IssuerService.CaptureHold:input_type -> interbank.v1.CaptureHoldRequest
+	18, // 40: interbank.v1.IssuerService.VoidHold:input_type -> interbank.v1.VoidHoldRequest
+	20, // 41: interbank.v1.IssuerService.RefundCapture:input_type -> interbank.v1.RefundCaptureRequest
+	22, // 42: interbank.v1.IssuerService.GetHold:input_type -> interbank.v1.GetHoldRequest
+	24, // 43: interbank.v1.AcquirerService.ReturnPayment:input_type -> interbank.v1.ReturnPaymentRequest
+	26, // 44: interbank.v1.ChallengeService.AnswerChallenge:input_type -> interbank.v1.AnswerChallengeRequest
+	4,  // 45: interbank.v1.GatewayService.AuthorizePayment:output_type -> interbank.v1.AuthorizePaymentResponse
+	6,  // 46: interbank.v1.GatewayService.CapturePayment:output_type -> interbank.v1.CapturePaymentResponse
+	8,  // 47: interbank.v1.GatewayService.VoidPayment:output_type -> interbank.v1.VoidPaymentResponse
+	10, // 48: interbank.v1.GatewayService.RefundPayment:output_type -> interbank.v1.RefundPaymentResponse
+	13, // 49: interbank.v1.GatewayService.GetPaymentTransaction:output_type -> interbank.v1.GetPaymentTransactionResponse
+	15, // 50: interbank.v1.IssuerService.AuthorizeHold:output_type -> interbank.v1.AuthorizeHoldResponse
+	17, // 51: interbank.v1.IssuerService.CaptureHold:output_type -> interbank.v1.CaptureHoldResponse
+	19, // 52: interbank.v1.IssuerService.VoidHold:output_type -> interbank.v1.VoidHoldResponse
+	21, // 53: interbank.v1.IssuerService.RefundCapture:output_type -> interbank.v1.RefundCaptureResponse
+	23, // 54: interbank.v1.IssuerService.GetHold:output_type -> interbank.v1.GetHoldResponse
+	25, // 55: interbank.v1.AcquirerService.ReturnPayment:output_type -> interbank.v1.ReturnPaymentResponse
+	27, // 56: interbank.v1.ChallengeService.AnswerChallenge:output_type -> interbank.v1.AnswerChallengeResponse
+	45, // [45:57] is the sub-list for method output_type
+	33, // [33:45] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_interbank_v1_authorization_proto_init() }
