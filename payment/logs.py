@@ -1,8 +1,8 @@
 """Structured logs: JSON lines when not on a terminal, one canonical line per RPC.
 
-Secrets are removed by a processor, not by convention: any field whose name
-says it holds a secret is replaced, and any run of 12-19 digits (a card or
-account number) in any string is masked, wherever it appears in the event.
+Secrets are removed by processors, not by convention: any field whose name
+says it holds a secret is replaced, at any depth, and any run of 12-19 digits
+(a card or account number) is masked in the rendered line, wherever it is.
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["REDACTED", "configure_logging", "get_logger", "redact_secrets"]
+__all__ = [
+    "REDACTED",
+    "configure_logging",
+    "drop_secret_fields",
+    "get_logger",
+    "mask_rendered",
+]
 
 REDACTED = "[redacted]"
 SECRET_FIELDS = frozenset(
@@ -50,28 +56,38 @@ def _mask(text: str) -> str:
     return _DIGIT_RUN.sub(repl, text)
 
 
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        return _mask(value)
+def _drop_secret_fields(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            k: REDACTED if str(k).lower() in SECRET_FIELDS else _scrub(v) for k, v in value.items()
+            k: REDACTED if str(k).lower() in SECRET_FIELDS else _drop_secret_fields(v)
+            for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return type(value)(_scrub(v) for v in value)
+        return type(value)(_drop_secret_fields(v) for v in value)
     return value
 
 
-def redact_secrets(
+def drop_secret_fields(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: drop secret fields and mask instrument-like digit runs."""
-    for key in list(event):
+    """structlog processor: replace every field named as a secret, at any depth."""
+    for key, value in event.items():
         if key.lower() in SECRET_FIELDS:
             event[key] = REDACTED
-        else:
-            event[key] = _scrub(event[key])
+        elif isinstance(value, dict | list | tuple):
+            event[key] = _drop_secret_fields(value)
     return event
+
+
+def mask_rendered(_logger: Any, _method: str, line: Any) -> Any:
+    """structlog processor after the renderer: mask instrument-like digit runs in the line.
+
+    One pass over the rendered line masks them wherever they are (a message,
+    a nested value, an exception's text) for the price of one regex search.
+    """
+    if isinstance(line, str) and _DIGIT_RUN.search(line):
+        return _mask(line)
+    return line
 
 
 def configure_logging(
@@ -95,8 +111,9 @@ def configure_logging(
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            redact_secrets,
+            drop_secret_fields,
             renderer,
+            mask_rendered,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(stream),

@@ -109,10 +109,10 @@ def test_a_certificate_without_client_auth_usage_is_no_caller_identity(devnet) -
 
 def test_a_serial_is_logged_as_colon_hex_which_the_log_scrubber_leaves_alone() -> None:
     from payment.identity import serial_text
-    from payment.logs import redact_secrets
+    from payment.logs import mask_rendered
 
     serial = 0x6BA4EA3F9E417747128068A8E436A4ED20756197  # hex with a 12-digit run
     assert serial_text(serial) == "6b:a4:ea:3f:9e:41:77:47:12:80:68:a8:e4:36:a4:ed:20:75:61:97"
-    event = redact_secrets(None, "info", {"peer_serial": serial_text(serial)})
-    assert event["peer_serial"] == serial_text(serial)
-    assert redact_secrets(None, "info", {"s": f"{serial:x}"})["s"] != f"{serial:x}"
+    line = f'{{"peer_serial": "{serial_text(serial)}"}}'
+    assert mask_rendered(None, "info", line) == line
+    assert mask_rendered(None, "info", f"{serial:x}") != f"{serial:x}"
