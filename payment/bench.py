@@ -476,6 +476,9 @@ def table(levels: Sequence[Level]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of make bench: 1 if a payment failed or was lost."""
+    # The echo servers and nodes inherit it: gRPC's INFO lines (a GOAWAY as a server
+    # stops) would bury the table.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--payments", type=int, default=400, help="payments per level")
     parser.add_argument(
