@@ -312,7 +312,18 @@ async def run(
             def wrap(node: NodeConfig) -> Sequence[str]:
                 output = profile_dir / f"{node.name}.txt"
                 # --gil: only samples where a thread holds the GIL, so shares are of CPU work.
-                return (spy, "record", "--gil", "--format", "raw", "-o", str(output), "--")
+                return (
+                    spy,
+                    "record",
+                    "--gil",
+                    "--rate",
+                    "250",
+                    "--format",
+                    "raw",
+                    "-o",
+                    str(output),
+                    "--",
+                )
 
         net = LocalNetwork(network, path, log_dir=workdir / "logs", wrap=wrap)
         await net.start()
@@ -422,13 +433,26 @@ def write_histogram(path: Path, level: Level) -> None:
 
 
 _CATEGORIES = (
-    ("logging", ("structlog", "payment/logs.py", "logging/", "json/", "AccessLog")),
+    # The access log's own work is its finish(); its wrapper frame encloses every RPC.
+    (
+        "logging",
+        (
+            "structlog",
+            "payment/logs.py",
+            "logging/",
+            "json/",
+            "AccessLog.intercept_service.<locals>.finish",
+        ),
+    ),
     ("store (SQLite, its thread)", ("storage.py", "sqlite3", "concurrent/futures", "threading")),
     ("cryptography", ("cryptography", "envelope.py", "otp.py")),
     ("peer identity", ("PeerAuthorization.authenticate", "identity.py")),
     ("protobuf", ("protobuf", "_pb2")),
     ("gRPC and asyncio", ("grpc", "asyncio", "selectors")),
+    ("paynet code", ("payment/", "gateway/", "bank/", "merchant/")),
 )
+"""Categories of a profile sample, by its innermost frame that names one (first match wins)."""
+_STORE_THREAD = "concurrent/futures/thread.py"
 
 
 def profile_summary(profile_dir: Path) -> str:
@@ -444,8 +468,15 @@ def profile_summary(profile_dir: Path) -> str:
             if not number.isdigit():
                 continue
             total += int(number)
-            category = "paynet code"
-            for frame in reversed(stack.split(";")):
+            category = "other (start-up imports, interpreter)"
+            frames = stack.split(";")
+            # Everything on the store's thread is store work: SQLite's C calls have no frame
+            # of their own, so they show as the paynet line that made them.
+            if any(_STORE_THREAD in frame for frame in frames):
+                frames = [_STORE_THREAD]
+            elif any("<frozen importlib" in frame for frame in frames):
+                frames = []  # start-up: importing modules
+            for frame in reversed(frames):
                 hit = next((c for c, keys in _CATEGORIES if any(k in frame for k in keys)), None)
                 if hit is not None:
                     category = hit

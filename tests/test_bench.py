@@ -41,3 +41,32 @@ def test_a_small_bench_run_pays_settles_and_reports_every_level(tmp_path: Path) 
         picture = (tmp_path / f"latency-c{level['concurrency']}.svg").read_text()
         assert picture.startswith("<svg") and "p99" in picture
     assert "target no payment failed or lost: met" in run.stdout
+
+
+def test_the_profile_summary_puts_each_sample_where_its_work_was_done(tmp_path: Path) -> None:
+    from payment.bench import profile_summary
+
+    loop = "run (asyncio/runners.py:190);Handle._run (asyncio/events.py:80)"
+    access_log = "AccessLog.intercept_service.<locals>"
+    rpc = f"{loop};{access_log}.unary.<locals>.logged (payment/interceptors.py:180)"
+    (tmp_path / "node.txt").write_text(
+        "\n".join(
+            [
+                # Work inside an RPC is the handler's, not the access log's wrapper.
+                f"{rpc};Settlement._settle (bank/settlement.py:296) 10",
+                f"{rpc};{access_log}.finish (payment/interceptors.py:165)"
+                ";meth (structlog/_native.py:172) 20",
+                # A paynet step on the store's thread is store work (SQLite has no frame).
+                "_worker (concurrent/futures/thread.py:83)"
+                ";Issuer._authorize (bank/issuer.py:140) 30",
+                f"{rpc};UnaryUnaryCall._invoke (grpc/aio/_call.py:595) 35",
+                "<module> (bank/app.py:31)"
+                ";_call_with_frames_removed (<frozen importlib._bootstrap>:241) 5",
+            ]
+        )
+        + "\n"
+    )
+    assert profile_summary(tmp_path) == (
+        "node: 100 samples: gRPC and asyncio 35%, store (SQLite, its thread) 30%, logging 20%,"
+        " paynet code 10%, other (start-up imports, interpreter) 5%\n"
+    )
