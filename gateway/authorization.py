@@ -223,10 +223,13 @@ class PaymentGateway:
                 hold="none" if exc.reason == "HOLD_NOT_FOUND" else "unknown",
             )
             return
-        if found.status in (
+        voided = found.status in (
             authorization_pb2.HOLD_STATUS_AUTHORIZED,
             authorization_pb2.HOLD_STATUS_CHALLENGE_PENDING,
-        ):
+        )
+        # A sold (captured) hold is not voided: the merchant's retry of the same request
+        # replays the sale and records it.
+        if voided:
             await relayed(
                 issuer.VoidHold(
                     authorization_pb2.VoidHoldRequest(
@@ -236,7 +239,11 @@ class PaymentGateway:
                 )
             )
         _log.warning(
-            "authorization.resolved", transaction_id=transaction_id, hold=found.hold_id, voided=True
+            "authorization.resolved",
+            transaction_id=transaction_id,
+            hold=found.hold_id,
+            hold_status=authorization_pb2.HoldStatus.Name(found.status),
+            voided=voided,
         )
 
     async def capture(

@@ -252,8 +252,7 @@ class Storefront:
                 )
             )
             raise errors.Internal("GATEWAY_ANSWER_INVALID", "the gateway answered with no decision")
-        if reply.HasField("capture"):
-            _log.info("payment.authorized", order_id=order_id, transaction_id=reply.transaction_id)
+        if reply.HasField("capture"):  # a sale: its one line is payment.captured
             return await self._record_capture(
                 order_id, reply.transaction_id, reply.capture, authorized=True
             )

@@ -145,3 +145,24 @@ async def test_a_refund_first_finishes_a_capture_whose_answer_was_lost(
     assert names(issuer)[-2:] == ["CaptureHold", "ReturnPayment"]
     assert issuer.calls[-1][1].original_instruction_id == "instr-1"
     assert await payment_gateway.resume_pending_calls() == 0
+
+
+async def test_a_sold_hold_found_after_the_retries_is_not_voided_and_the_retry_records_it(
+    payment_gateway, issuer, customer
+) -> None:
+    issuer.unknown_outcomes = authorization.AUTHORIZE_ATTEMPTS
+    issuer.found_hold = authorization_pb2.HOLD_STATUS_CAPTURED
+    request = customer.request()
+    request.capture = True
+    with pytest.raises(errors.PaynetError) as raised:
+        await payment_gateway.authorize(request, "shop")
+    assert raised.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    # The money moved: nothing is voided, and the outcome stays unknown to the merchant.
+    assert names(issuer) == ["AuthorizeHold"] * 3 + ["GetHold"]
+
+    # The merchant's retry of the same request replays the sale, and the record has it.
+    again = await payment_gateway.authorize(request, "shop")
+    assert again.capture.instruction_id == "instr-sale"
+    record = await payment_gateway.transaction(again.transaction_id, "shop")
+    assert record.state is TransactionState.HELD
+    assert record.hold_status == authorization_pb2.HOLD_STATUS_CAPTURED
