@@ -3,10 +3,10 @@
 Authorization opens and checks the sealed payment (:mod:`gateway.checks`)
 before anything is recorded or any peer is called; then it records the
 transaction, asks the issuer for a hold and records the hold (and, for a sale,
-the capture the issuer did with it). Capture and void
-relay to the issuer the hold of a transaction the calling merchant owns; each
-is noted as a pending call before the issuer is asked, so one interrupted by a
-crash is finished on restart (:meth:`PaymentGateway.resume_pending_calls`).
+the capture the issuer did with it). Capture and void relay to the issuer the
+hold of a transaction the calling merchant owns; each is noted as a pending
+call before the issuer is asked, so one interrupted by a crash is finished on
+restart (:meth:`PaymentGateway.resume_pending_calls`).
 """
 
 from __future__ import annotations

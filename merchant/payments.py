@@ -153,8 +153,8 @@ class Storefront:
 
         Frictionless payments are captured at once, in the same gateway call
         (a sale: CAPTURED); challenged ones wait in CHALLENGE_REQUIRED for
-        CompletePayment. A refused authorization
-        puts the order back to CREATED with the reason, and is relayed.
+        CompletePayment. A refused authorization puts the order back to
+        CREATED with the reason, and is relayed.
         """
         if not payment.sealed_instruction:
             raise errors.InvalidArgument(
