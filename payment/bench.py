@@ -432,6 +432,7 @@ def write_histogram(path: Path, level: Level) -> None:
     path.write_text("\n".join(parts) + "\n")
 
 
+_STORE = "store (SQLite, its thread)"
 _CATEGORIES = (
     # The access log's own work is its finish(); its wrapper frame encloses every RPC.
     (
@@ -444,7 +445,7 @@ _CATEGORIES = (
             "AccessLog.intercept_service.<locals>.finish",
         ),
     ),
-    ("store (SQLite, its thread)", ("storage.py", "sqlite3", "concurrent/futures", "threading")),
+    (_STORE, ("storage.py", "sqlite3", "concurrent/futures", "threading")),
     ("cryptography", ("cryptography", "envelope.py", "otp.py")),
     ("peer identity", ("PeerAuthorization.authenticate", "identity.py")),
     ("protobuf", ("protobuf", "_pb2")),
@@ -453,6 +454,20 @@ _CATEGORIES = (
 )
 """Categories of a profile sample, by its innermost frame that names one (first match wins)."""
 _STORE_THREAD = "concurrent/futures/thread.py"
+
+
+def _category(frames: Sequence[str]) -> str:
+    """What a sample's stack was doing: see _CATEGORIES."""
+    # Everything on the store's thread is store work: SQLite's C calls have no frame of
+    # their own, so they show as the paynet line that made them.
+    if any(_STORE_THREAD in frame for frame in frames):
+        return _STORE
+    if not any("<frozen importlib" in frame for frame in frames):  # else: start-up imports
+        for frame in reversed(frames):
+            for category, keys in _CATEGORIES:
+                if any(key in frame for key in keys):
+                    return category
+    return "other (start-up imports, interpreter)"
 
 
 def profile_summary(profile_dir: Path) -> str:
@@ -468,19 +483,7 @@ def profile_summary(profile_dir: Path) -> str:
             if not number.isdigit():
                 continue
             total += int(number)
-            category = "other (start-up imports, interpreter)"
-            frames = stack.split(";")
-            # Everything on the store's thread is store work: SQLite's C calls have no frame
-            # of their own, so they show as the paynet line that made them.
-            if any(_STORE_THREAD in frame for frame in frames):
-                frames = [_STORE_THREAD]
-            elif any("<frozen importlib" in frame for frame in frames):
-                frames = []  # start-up: importing modules
-            for frame in reversed(frames):
-                hit = next((c for c, keys in _CATEGORIES if any(k in frame for k in keys)), None)
-                if hit is not None:
-                    category = hit
-                    break
+            category = _category(stack.split(";"))
             counts[category] += int(number)
         shares = ", ".join(f"{c} {n / total:.0%}" for c, n in counts.most_common()) if total else ""
         lines.append(f"{path.stem}: {total} samples: {shares}")

@@ -72,10 +72,7 @@ def drop_secret_fields(
 ) -> MutableMapping[str, Any]:
     """structlog processor: replace every field named as a secret, at any depth."""
     for key, value in event.items():
-        if key.lower() in SECRET_FIELDS:
-            event[key] = REDACTED
-        elif isinstance(value, dict | list | tuple):
-            event[key] = _drop_secret_fields(value)
+        event[key] = REDACTED if key.lower() in SECRET_FIELDS else _drop_secret_fields(value)
     return event
 
 
