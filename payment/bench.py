@@ -49,6 +49,7 @@ from payment.config import NetworkConfig, NodeConfig, load_network
 from payment.customer import Customer
 from payment.devnet import add_customers, free_port, write_dev_network
 from payment.echo import ECHO_METHOD
+from payment.errors import PaynetError
 from payment.launcher import LocalNetwork
 from payment.pki import Pki, init_pki
 from payment.tls import TlsIdentity, secure_channel
@@ -156,7 +157,7 @@ class PaymentLoad:
                 order = await customer.submit_payment(
                     placed, customer.seal_payment(placed, customer.instrument())
                 )
-            except grpc.aio.AioRpcError:
+            except PaynetError:  # a refusal or a peer failure: counted, the run goes on
                 failed += 1
                 return
             if order.status not in _ACKNOWLEDGED:
@@ -330,7 +331,8 @@ async def run(
         load = PaymentLoad(network, buyers)
         levels = []
         try:
-            await load.run(warmup, min(16, len(buyers)))
+            # Every buyer pays during the warm-up, so no channel connects while measuring.
+            await load.run(max(warmup, len(buyers)), len(buyers))
             pids = {n.name: net.pid(n.name) for n in network.nodes}
             pids["customers (bench)"] = os.getpid()
             if profile_dir is not None:

@@ -11,7 +11,10 @@ Order on every call, outermost first:
    (REQUEST_MALFORMED), after the caller was authenticated and authorized.
 
 grpc.aio server interceptors see only the method name, so each one wraps the
-handler's behaviour to reach the call's context.
+handler's behaviour to reach the call's context. A method's wrapped handler
+depends on nothing but the method, so each interceptor builds it on the
+method's first call and hands the same one to every later call: a call pays
+one dict lookup for the whole chain, not a handler built per interceptor.
 """
 
 from __future__ import annotations
@@ -131,18 +134,41 @@ def _rewrap(
     return handler
 
 
-class AccessLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class _MethodWrapper(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """An interceptor that wraps each method's handler once and reuses it.
+
+    Only found methods are kept, so calls to unknown names cannot grow the table.
+    """
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
+    async def intercept_service(
+        self, continuation: Continuation, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        wrapped = self._wrapped.get(details.method)
+        if wrapped is None:
+            wrapped = self._wrap(details.method, await continuation(details))
+            if wrapped is not None:
+                self._wrapped[details.method] = wrapped
+        return wrapped
+
+    def _wrap(
+        self, method: str, handler: grpc.RpcMethodHandler | None
+    ) -> grpc.RpcMethodHandler | None:
+        raise NotImplementedError
+
+
+class AccessLog(_MethodWrapper):
     """Logs one line per RPC: method, peer identity and certificate serial, request id,
     status, duration.
 
     The status goes in ``status``, not ``code``: ``code`` is redacted as a one-time code.
     """
 
-    async def intercept_service(
-        self, continuation: Continuation, details: grpc.HandlerCallDetails
+    def _wrap(
+        self, method: str, handler: grpc.RpcMethodHandler | None
     ) -> grpc.RpcMethodHandler | None:
-        method = details.method
-
         def finish(
             request: Any,
             context: grpc.aio.ServicerContext,
@@ -201,10 +227,10 @@ class AccessLog(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
             return logged
 
-        return _rewrap(await continuation(details), unary, stream)
+        return _rewrap(handler, unary, stream)
 
 
-class PeerAuthorization(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class PeerAuthorization(_MethodWrapper):
     """Authenticates the caller by its certificate and authorizes the RPC by its role.
 
     Refuses with UNAUTHENTICATED a call without a certificate identity, from
@@ -215,6 +241,7 @@ class PeerAuthorization(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """
 
     def __init__(self, network: NetworkConfig, revocations: RevocationList) -> None:
+        super().__init__()
         self._network = network
         self._revocations = revocations
         self._failures = SlidingWindow(network.limits.failed_authentications_per_minute)
@@ -287,11 +314,9 @@ class PeerAuthorization(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 allowed=",".join(sorted(str(r) for r in roles)) or "none",
             )
 
-    async def intercept_service(
-        self, continuation: Continuation, details: grpc.HandlerCallDetails
+    def _wrap(
+        self, method: str, handler: grpc.RpcMethodHandler | None
     ) -> grpc.RpcMethodHandler | None:
-        method = details.method
-
         async def admit(context: grpc.aio.ServicerContext) -> None:
             try:
                 identity = self.authenticate(context)
@@ -319,10 +344,10 @@ class PeerAuthorization(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
             return guarded
 
-        return _rewrap(await continuation(details), unary, stream)
+        return _rewrap(handler, unary, stream)
 
 
-class ErrorMapping(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ErrorMapping(_MethodWrapper):
     """Turns domain errors into status + ErrorInfo, and surprises into INTERNAL."""
 
     async def _fail(self, context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
@@ -344,11 +369,9 @@ class ErrorMapping(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             ),
         )
 
-    async def intercept_service(
-        self, continuation: Continuation, details: grpc.HandlerCallDetails
+    def _wrap(
+        self, method: str, handler: grpc.RpcMethodHandler | None
     ) -> grpc.RpcMethodHandler | None:
-        method = details.method
-
         def unary(behavior: Unary) -> Unary:
             async def mapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 if isinstance(request, MalformedRequest):
@@ -376,4 +399,4 @@ class ErrorMapping(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
             return mapped
 
-        return _rewrap(await continuation(details), unary, stream, tolerant=True)
+        return _rewrap(handler, unary, stream, tolerant=True)
