@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 import grpc
 from interbank.v1 import (
@@ -21,6 +21,7 @@ from interbank.v1 import (
     audit_pb2,
     audit_pb2_grpc,
     authorization_pb2,
+    common_pb2,
     notification_pb2,
     notification_pb2_grpc,
     settlement_pb2,
@@ -49,6 +50,7 @@ from bank.servicers import (
 )
 from bank.settlement import Settlement
 from payment import errors
+from payment.batching import Coalescer, from_entry_error
 from payment.clock import now, timestamp
 from payment.config import NetworkConfig, NodeConfig, Role
 from payment.logs import get_logger
@@ -126,6 +128,8 @@ class BankApp:
             BANK_SCHEMA,
             retention_s=network.limits.idempotency_retention_seconds,
         )
+        self._transfers: Coalescer[settlement_pb2.SubmitCreditTransferRequest, StatusAnswer | None]
+        self._transfers = Coalescer(self._submit_transfers, "SubmitCreditTransfers")
         self.outgoing = OutgoingTransfers(self.store, self._submit)
         self.issuer = Issuer(self.store, network, node, self.outgoing)
         self.acquirer = Acquirer(self.store, network, node, self.outgoing)
@@ -200,18 +204,15 @@ class BankApp:
     async def _submit(self, message: SettlementMessage) -> StatusAnswer | None:
         if not self._started:
             return None
-        settlement = self.network.the(Role.SETTLEMENT)
-        stub = settlement_pb2_grpc.SettlementServiceStub(self._channels.get(settlement.address))
         if isinstance(message, settlement_pb2.CreditTransfer):
-            call = stub.SubmitCreditTransfer(
+            # Transfers of concurrent captures go to the settlement bank together.
+            return await self._transfers.submit(
                 settlement_pb2.SubmitCreditTransferRequest(
                     request_id=message.instruction_id, transfer=message
-                ),
-                timeout=CALL_TIMEOUT_S,
+                )
             )
-            return await _status_answer(call, message.instruction_id)
         return await _status_answer(
-            stub.SubmitPaymentReturn(
+            self._settlement().SubmitPaymentReturn(
                 settlement_pb2.SubmitPaymentReturnRequest(
                     request_id=message.return_id, payment_return=message
                 ),
@@ -219,6 +220,18 @@ class BankApp:
             ),
             message.return_id,
         )
+
+    async def _submit_transfers(
+        self, entries: list[settlement_pb2.SubmitCreditTransferRequest]
+    ) -> list[StatusAnswer | None]:
+        call = self._settlement().SubmitCreditTransfers(
+            settlement_pb2.SubmitCreditTransfersRequest(entries=entries), timeout=CALL_TIMEOUT_S
+        )
+        return await _batch_answers(call, [entry.request_id for entry in entries])
+
+    def _settlement(self) -> settlement_pb2_grpc.SettlementServiceStub:
+        settlement = self.network.the(Role.SETTLEMENT)
+        return settlement_pb2_grpc.SettlementServiceStub(self._channels.get(settlement.address))
 
 
 class SettlementApp:
@@ -233,6 +246,9 @@ class SettlementApp:
             retention_s=network.limits.idempotency_retention_seconds,
         )
         self.settlement = Settlement(self.store, network, self._deliver)
+        self._receivers: dict[
+            str, Coalescer[settlement_pb2.ReceiveCreditTransferRequest, StatusAnswer | None]
+        ] = {}
         self._channels = Channels(identity)
         self._started = False
         self._background = _Background()
@@ -287,17 +303,21 @@ class SettlementApp:
         bank = self.network.bank_by_code(bank_code)
         if not self._started or bank is None or bank.role is not Role.BANK:
             return None
-        stub = settlement_pb2_grpc.ClearingServiceStub(self._channels.get(bank.address))
         if isinstance(message, settlement_pb2.CreditTransfer):
-            call = stub.ReceiveCreditTransfer(
+            # Transfers to the same creditor bank go together while a call to it is in flight.
+            receiver = self._receivers.get(bank_code)
+            if receiver is None:
+                receiver = self._receivers[bank_code] = Coalescer(
+                    lambda entries: self._deliver_transfers(bank.address, entries),
+                    f"ReceiveCreditTransfers to {bank.name}",
+                )
+            return await receiver.submit(
                 settlement_pb2.ReceiveCreditTransferRequest(
                     request_id=message.instruction_id, transfer=message
-                ),
-                timeout=CALL_TIMEOUT_S,
+                )
             )
-            return await _status_answer(call, message.instruction_id)
         return await _status_answer(
-            stub.ReceivePaymentReturn(
+            self._clearing(bank.address).ReceivePaymentReturn(
                 settlement_pb2.ReceivePaymentReturnRequest(
                     request_id=message.return_id, payment_return=message
                 ),
@@ -305,6 +325,17 @@ class SettlementApp:
             ),
             message.return_id,
         )
+
+    async def _deliver_transfers(
+        self, address: str, entries: list[settlement_pb2.ReceiveCreditTransferRequest]
+    ) -> list[StatusAnswer | None]:
+        call = self._clearing(address).ReceiveCreditTransfers(
+            settlement_pb2.ReceiveCreditTransfersRequest(entries=entries), timeout=CALL_TIMEOUT_S
+        )
+        return await _batch_answers(call, [entry.request_id for entry in entries])
+
+    def _clearing(self, address: str) -> settlement_pb2_grpc.ClearingServiceStub:
+        return settlement_pb2_grpc.ClearingServiceStub(self._channels.get(address))
 
 
 class _StatusReport(Protocol):
@@ -317,19 +348,54 @@ async def _status_answer(call: Awaitable[_StatusReport], message_id: str) -> Sta
     try:
         report = await call
     except grpc.aio.AioRpcError as exc:
-        refusal = _refusal(exc, message_id)
+        refusal = _refusal(errors.from_rpc_error(exc), message_id)
         return None if refusal is None else ("REJECTED", refusal)
     status = settlement_pb2.TransferStatus.Name(report.status).removeprefix("TRANSFER_STATUS_")
     return status, report.reason_code
 
 
-def _refusal(exc: grpc.aio.AioRpcError, instruction_id: str) -> str | None:
+class _BatchResult(Protocol):
+    report: _StatusReport
+    error: common_pb2.EntryError
+
+    def WhichOneof(self, oneof_group: Literal["outcome"]) -> str | None: ...
+
+
+class _BatchReport(Protocol):
+    @property
+    def results(self) -> Sequence[_BatchResult]: ...
+
+
+async def _batch_answers(
+    call: Awaitable[_BatchReport], message_ids: Sequence[str]
+) -> list[StatusAnswer | None]:
+    """Each entry's answer in a batch call, as _status_answer gives a single call's.
+
+    A failure of the whole call is every entry's failure.
+    """
+    try:
+        report = await call
+    except grpc.aio.AioRpcError as exc:
+        error = errors.from_rpc_error(exc)
+        refusals = [_refusal(error, message_id) for message_id in message_ids]
+        return [None if refusal is None else ("REJECTED", refusal) for refusal in refusals]
+    answers: list[StatusAnswer | None] = []
+    for result, message_id in zip(report.results, message_ids, strict=False):
+        if result.WhichOneof("outcome") == "report":
+            status = settlement_pb2.TransferStatus.Name(result.report.status)
+            answers.append((status.removeprefix("TRANSFER_STATUS_"), result.report.reason_code))
+        else:
+            refusal = _refusal(from_entry_error(result.error), message_id)
+            answers.append(None if refusal is None else ("REJECTED", refusal))
+    return answers  # a short answer fails the whole batch in the Coalescer
+
+
+def _refusal(error: errors.PaynetError, message_id: str) -> str | None:
     """The reason of a definitive refusal, or None when the outcome is unknown (retry)."""
-    error = errors.from_rpc_error(exc)
     _log.warning(
         "peer.call_failed",
-        instruction_id=instruction_id,
-        status=exc.code().name,
+        instruction_id=message_id,
+        status=error.code.name,
         reason=error.reason,
     )
-    return error.reason if exc.code() in _REFUSALS else None
+    return error.reason if error.code in _REFUSALS else None

@@ -29,6 +29,7 @@ from bank.clearing import Clearing
 from bank.issuer import Issuer
 from bank.settlement import Settlement
 from payment import errors, otp
+from payment.batching import answer_each, check_batch_size
 from payment.config import NetworkConfig, Role
 from payment.identity import caller
 from payment.storage import Store
@@ -163,6 +164,23 @@ class ClearingServicer(pb_grpc.ClearingServiceServicer):
         """Credit a settled transfer."""
         return await self._clearing.receive(request)
 
+    async def ReceiveCreditTransfers(
+        self, request: pb.ReceiveCreditTransfersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReceiveCreditTransfersResponse:
+        """Credit several settled transfers, each as ReceiveCreditTransfer would alone."""
+        check_batch_size(len(request.entries))
+        answers = await answer_each(
+            "ReceiveCreditTransfers", [self._clearing.receive(entry) for entry in request.entries]
+        )
+        return pb.ReceiveCreditTransfersResponse(
+            results=[
+                pb.ReceiveCreditTransferResult(report=answer)
+                if isinstance(answer, pb.ReceiveCreditTransferResponse)
+                else pb.ReceiveCreditTransferResult(error=answer)
+                for answer in answers
+            ]
+        )
+
     async def ReceivePaymentReturn(
         self, request: pb.ReceivePaymentReturnRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReceivePaymentReturnResponse:
@@ -216,6 +234,25 @@ class SettlementServicer(pb_grpc.SettlementServiceServicer):
     ) -> pb.SubmitCreditTransferResponse:
         """Settle a credit transfer."""
         return await self._settlement.submit(request, self._caller_code())
+
+    async def SubmitCreditTransfers(
+        self, request: pb.SubmitCreditTransfersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitCreditTransfersResponse:
+        """Settle several credit transfers, each as SubmitCreditTransfer would alone."""
+        caller_code = self._caller_code()
+        check_batch_size(len(request.entries))
+        answers = await answer_each(
+            "SubmitCreditTransfers",
+            [self._settlement.submit(entry, caller_code) for entry in request.entries],
+        )
+        return pb.SubmitCreditTransfersResponse(
+            results=[
+                pb.SubmitCreditTransferResult(report=answer)
+                if isinstance(answer, pb.SubmitCreditTransferResponse)
+                else pb.SubmitCreditTransferResult(error=answer)
+                for answer in answers
+            ]
+        )
 
     async def SubmitPaymentReturn(
         self, request: pb.SubmitPaymentReturnRequest, context: grpc.aio.ServicerContext

@@ -50,12 +50,14 @@ RPC_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "/interbank.v1.ChallengeService/AnswerChallenge": _CUSTOMER,
     # Settlement bank, called by member banks; windows are closed by its operator.
     "/interbank.v1.SettlementService/SubmitCreditTransfer": _BANK,
+    "/interbank.v1.SettlementService/SubmitCreditTransfers": _BANK,
     "/interbank.v1.SettlementService/SubmitPaymentReturn": _BANK,
     "/interbank.v1.SettlementService/GetTransferStatus": _BANK,
     "/interbank.v1.SettlementService/GetSettlementWindow": _BANK | _SETTLEMENT,
     "/interbank.v1.SettlementService/CloseSettlementWindow": _SETTLEMENT,
     # A bank's receiving side, called by the settlement bank only.
     "/interbank.v1.ClearingService/ReceiveCreditTransfer": _SETTLEMENT,
+    "/interbank.v1.ClearingService/ReceiveCreditTransfers": _SETTLEMENT,
     "/interbank.v1.ClearingService/ReceivePaymentReturn": _SETTLEMENT,
     # Books for the network audit: the settlement bank supervises every bank.
     "/interbank.v1.AuditService/GetBooks": _SETTLEMENT,

@@ -61,8 +61,8 @@ SYNCHRONOUS_PATH = (
     "SubmitPayment",
     "AuthorizePayment",
     "AuthorizeHold",  # a sale: the capture rides on the authorization
-    "SubmitCreditTransfer",
-    "ReceiveCreditTransfer",
+    "SubmitCreditTransfers",  # batches: concurrent payments share these two calls
+    "ReceiveCreditTransfers",
 )
 """The RPCs a payment makes one after another before its capture is acknowledged."""
 CHAIN_HOPS = len(SYNCHRONOUS_PATH)

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import grpc
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf.message import Message
 from hypothesis import strategies as st
@@ -336,8 +337,75 @@ def _spec(
     )
 
 
+BATCH_SIZE_INVALID: Refusal = ("INVALID_ARGUMENT", "BATCH_SIZE_INVALID")
+_STATUS_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+
+
+def _batch_of(
+    single: RpcSpec,
+    method: str,
+    request_type: type[Message],
+    response_type: type[Message],
+) -> RpcSpec:
+    """The batch RPC of a single-entry RPC, on the same node and called by the same peer.
+
+    A call carries up to four of the single RPC's hostile requests (or none,
+    which is refused whole). Each result must be an answer the single RPC may
+    give that entry, and the call may write what those answers may write.
+    """
+
+    def strategy(world: World) -> st.SearchStrategy[Message]:
+        return st.builds(
+            lambda entries: request_type(entries=entries),
+            st.lists(single.strategy(world), max_size=4),
+        )
+
+    def success_writes(world: World, response: bytes) -> Tables:
+        tables: Tables = _NOTHING
+        for result in response_type.FromString(response).results:  # type: ignore[attr-defined]
+            if result.WhichOneof("outcome") == "report":
+                assert single.may_succeed, f"{method}: a hostile entry succeeded"
+                tables |= single.success_writes(world, result.report.SerializeToString())
+                continue
+            refusal = (_STATUS_NAMES.get(result.error.code, "?"), result.error.reason)
+            assert refusal in single.refusals, f"{method}: undocumented entry error {refusal}"
+            tables |= single.refusal_writes.get(refusal[1], _NOTHING)
+        return tables
+
+    return RpcSpec(
+        Target(f"/interbank.v1.{method}", single.target.node, single.target.caller),
+        request_type,
+        strategy,
+        frozenset({BATCH_SIZE_INVALID}),
+        may_succeed=True,
+        success_writes=success_writes,
+        max_examples=single.max_examples,
+    )
+
+
 def specs() -> list[RpcSpec]:
-    """One spec per RPC and serving node."""
+    """One spec per RPC and serving node; a batch RPC's is derived from its single one's."""
+    singles = _single_specs()
+    by_method = {spec.method: spec for spec in singles}
+    s = settlement_pb2
+    return [
+        *singles,
+        _batch_of(
+            by_method["/interbank.v1.SettlementService/SubmitCreditTransfer"],
+            "SettlementService/SubmitCreditTransfers",
+            s.SubmitCreditTransfersRequest,
+            s.SubmitCreditTransfersResponse,
+        ),
+        _batch_of(
+            by_method["/interbank.v1.ClearingService/ReceiveCreditTransfer"],
+            "ClearingService/ReceiveCreditTransfers",
+            s.ReceiveCreditTransfersRequest,
+            s.ReceiveCreditTransfersResponse,
+        ),
+    ]
+
+
+def _single_specs() -> list[RpcSpec]:
     o, a, s = order_pb2, authz, settlement_pb2
     shop_writes = (("shop", "orders"), ("shop", "outbox"), ("shop", "sqlite_sequence"))
     return [

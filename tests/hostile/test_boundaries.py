@@ -28,6 +28,7 @@ from interbank.v1 import (
 from interbank.v1 import authorization_pb2 as authz
 
 from payment import envelope
+from payment.batching import MAX_BATCH
 from payment.pki import Pki
 
 from .catalog import Payer, RpcSpec, signed_instruction, specs
@@ -247,6 +248,25 @@ def _rejected(reason: str) -> Callable[[bytes, World], None]:
             "TRANSFER_STATUS_REJECTED",
             reason,
         )
+
+    return check
+
+
+def _batch_results(
+    response_type: type[Message], *expected: tuple[str, str]
+) -> Callable[[bytes, World], None]:
+    """A batch answer whose results are, in order, these (status or code name, reason)."""
+
+    def check(response: bytes, _world: World) -> None:
+        found = []
+        for result in response_type.FromString(response).results:  # type: ignore[attr-defined]
+            if result.WhichOneof("outcome") == "report":
+                status = settlement_pb2.TransferStatus.Name(result.report.status)
+                found.append((status, result.report.reason_code))
+            else:
+                code = next(c for c in grpc.StatusCode if c.value[0] == result.error.code)
+                found.append((code.name, result.error.reason))
+        assert found == list(expected)
 
     return check
 
@@ -1531,6 +1551,92 @@ BOUNDARIES: list[Boundary] = [
                 "ACCOUNT_NOT_HELD_BY_CALLER",
             ),
         )
+    ),
+    # -- batch RPCs: the batch is refused whole only for its size; each entry is answered
+    # as the single RPC would answer it alone -----------------------------------------------
+    *(
+        Boundary(
+            f"{count}-entries",
+            rpc,
+            node,
+            _const(lambda w, m=message, n=count, e=entry: m(entries=[e(w) for _ in range(n)])),
+            "INVALID_ARGUMENT",
+            "BATCH_SIZE_INVALID",
+            metadata={"field": "entries", "count": str(count)},
+        )
+        for rpc, node, message, entry in (
+            (
+                "SettlementService/SubmitCreditTransfers",
+                "settlement",
+                S.SubmitCreditTransfersRequest,
+                lambda w: S.SubmitCreditTransferRequest(
+                    request_id=_rid(), transfer=_transfer(amount=INT64_MAX)(w)
+                ),
+            ),
+            (
+                "ClearingService/ReceiveCreditTransfers",
+                "beta",
+                S.ReceiveCreditTransfersRequest,
+                lambda w: S.ReceiveCreditTransferRequest(
+                    request_id=_rid(), transfer=_transfer(amount=-1)(w)
+                ),
+            ),
+        )
+        for count in (0, MAX_BATCH + 1)
+    ),
+    Boundary(
+        "each-entry-alone",
+        "SettlementService/SubmitCreditTransfers",
+        "settlement",
+        _const(
+            lambda w: S.SubmitCreditTransfersRequest(
+                entries=[
+                    S.SubmitCreditTransferRequest(
+                        request_id=_rid(), transfer=_transfer(debtor="BETAXX02")(w)
+                    ),
+                    S.SubmitCreditTransferRequest(
+                        request_id=_rid(), transfer=_transfer(amount=INT64_MAX)(w)
+                    ),
+                    S.SubmitCreditTransferRequest(transfer=_transfer()(w)),
+                ]
+            )
+        ),
+        "OK",
+        writes=frozenset({("settlement", "settlement_transfers"), ("settlement", "idempotency")}),
+        response=_batch_results(
+            S.SubmitCreditTransfersResponse,
+            ("PERMISSION_DENIED", "DEBTOR_AGENT_NOT_CALLER"),
+            ("TRANSFER_STATUS_REJECTED", "NET_DEBIT_CAP_EXCEEDED"),
+            ("INVALID_ARGUMENT", "REQUEST_ID_MISSING"),
+        ),
+    ),
+    Boundary(
+        "each-entry-alone",
+        "ClearingService/ReceiveCreditTransfers",
+        "beta",
+        _const(
+            lambda w: S.ReceiveCreditTransfersRequest(
+                entries=[
+                    S.ReceiveCreditTransferRequest(
+                        request_id=_rid(),
+                        transfer=_transfer(amount=-1, account=w.shop_account)(w),
+                    ),
+                    S.ReceiveCreditTransferRequest(request_id=_rid()),
+                    S.ReceiveCreditTransferRequest(
+                        request_id=_rid(),
+                        transfer=_transfer(currency="USD", account=w.shop_account)(w),
+                    ),
+                ]
+            )
+        ),
+        "OK",
+        writes=frozenset({("beta", "incoming_transfers"), ("beta", "idempotency")}),
+        response=_batch_results(
+            S.ReceiveCreditTransfersResponse,
+            ("TRANSFER_STATUS_REJECTED", "FIELD_INVALID"),
+            ("INVALID_ARGUMENT", "FIELD_INVALID"),
+            ("TRANSFER_STATUS_REJECTED", "CURRENCY_MISMATCH"),
+        ),
     ),
 ]
 

@@ -26,17 +26,17 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from interbank.v1 import common_pb2 as interbank_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dinterbank/v1/settlement.proto\x12\x0cinterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/common.proto\"\xf4\x02\n\x0e\x43reditTransfer\x12\x16\n\x0einstruction_id\x18\x01 \x01(\t\x12\x15\n\rend_to_end_id\x18\x02 \x01(\t\x12#\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x13.interbank.v1.Money\x12\x14\n\x0c\x64\x65\x62tor_agent\x18\x04 \x01(\t\x12\x30\n\x0e\x64\x65\x62tor_account\x18\x05 \x01(\x0b\x32\x18.interbank.v1.AccountRef\x12\x13\n\x0b\x64\x65\x62tor_name\x18\x06 \x01(\t\x12\x16\n\x0e\x63reditor_agent\x18\x07 \x01(\t\x12\x32\n\x10\x63reditor_account\x18\x08 \x01(\x0b\x32\x18.interbank.v1.AccountRef\x12\x15\n\rcreditor_name\x18\t \x01(\t\x12\x1e\n\x16remittance_information\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcf\x01\n\rPaymentReturn\x12\x11\n\treturn_id\x18\x01 \x01(\t\x12\x1f\n\x17original_instruction_id\x18\x02 \x01(\t\x12\x1e\n\x16original_end_to_end_id\x18\x03 \x01(\t\x12#\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x13.interbank.v1.Money\x12\x17\n\x0freturning_agent\x18\x05 \x01(\t\x12\x17\n\x0freceiving_agent\x18\x06 \x01(\t\x12\x13\n\x0breason_code\x18\x07 \x01(\t\"a\n\x1bSubmitCreditTransferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12.\n\x08transfer\x18\x02 \x01(\x0b\x32\x1c.interbank.v1.CreditTransfer\"\x8c\x01\n\x1cSubmitCreditTransferResponse\x12\x16\n\x0einstruction_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.interbank.v1.TransferStatus\x12\x13\n\x0breason_code\x18\x03 \x01(\t\x12\x11\n\twindow_id\x18\x04 \x01(\t\"e\n\x1aSubmitPaymentReturnRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x33\n\x0epayment_return\x18\x02 \x01(\x0b\x32\x1b.interbank.v1.PaymentReturn\"\x86\x01\n\x1bSubmitPaymentReturnResponse\x12\x11\n\treturn_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.interbank.v1.TransferStatus\x12\x13\n\x0breason_code\x18\x03 \x01(\t\x12\x11\n\twindow_id\x18\x04 \x01(\t\"2\n\x18GetTransferStatusRequest\x12\x16\n\x0einstruction_id\x18\x01 \x01(\t\"v\n\x19GetTransferStatusResponse\x12\x16\n\x0einstruction_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.interbank.v1.TransferStatus\x12\x13\n\x0breason_code\x18\x03 \x01(\t\"J\n\x0bNetPosition\x12\x11\n\tbank_code\x18\x01 \x01(\t\x12\x11\n\tnet_minor\x18\x02 \x01(\x03\x12\x15\n\rcurrency_code\x18\x03 \x01(\t\"\xaf\x02\n\x10SettlementWindow\x12\x11\n\twindow_id\x18\x01 \x01(\t\x12\x34\n\x06status\x18\x02 \x01(\x0e\x32$.interbank.v1.SettlementWindowStatus\x12-\n\topened_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tclosed_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0etransfer_count\x18\x05 \x01(\x03\x12,\n\tpositions\x18\x06 \x03(\x0b\x32\x19.interbank.v1.NetPosition\x12.\n\nsettled_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"/\n\x1aGetSettlementWindowRequest\x12\x11\n\twindow_id\x18\x01 \x01(\t\"M\n\x1bGetSettlementWindowResponse\x12.\n\x06window\x18\x01 \x01(\x0b\x32\x1e.interbank.v1.SettlementWindow\"2\n\x1c\x43loseSettlementWindowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"O\n\x1d\x43loseSettlementWindowResponse\x12.\n\x06window\x18\x01 \x01(\x0b\x32\x1e.interbank.v1.SettlementWindow\"b\n\x1cReceiveCreditTransferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12.\n\x08transfer\x18\x02 \x01(\x0b\x32\x1c.interbank.v1.CreditTransfer\"z\n\x1dReceiveCreditTransferResponse\x12\x16\n\x0einstruction_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.interbank.v1.TransferStatus\x12\x13\n\x0breason_code\x18\x03 \x01(\t\"f\n\x1bReceivePaymentReturnRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x33\n\x0epayment_return\x18\x02 \x01(\x0b\x32\x1b.interbank.v1.PaymentReturn\"t\n\x1cReceivePaymentReturnResponse\x12\x11\n\treturn_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.interbank.v1.TransferStatus\x12\x13\n\x0breason_code\x18\x03 \x01(\t*\x8a\x01\n\x0eTransferStatus\x12\x1f\n\x1bTRANSFER_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17TRANSFER_STATUS_PENDING\x10\x01\x12\x1c\n\x18TRANSFER_STATUS_ACCEPTED\x10\x02\x12\x1c\n\x18TRANSFER_STATUS_REJECTED\x10\x03*\xb0\x01\n\x16SettlementWindowStatus\x12(\n$SETTLEMENT_WINDOW_STATUS_UNSPECIFIED\x10\x00\x12!\n\x1dSETTLEMENT_WINDOW_STATUS_OPEN\x10\x01\x12#\n\x1fSETTLEMENT_WINDOW_STATUS_CLOSED\x10\x02\x12$\n SETTLEMENT_WINDOW_STATUS_SETTLED\x10\x03\x32\xb2\x04\n\x11SettlementService\x12m\n\x14SubmitCreditTransfer\x12).interbank.v1.SubmitCreditTransferRequest\x1a*.interbank.v1.SubmitCreditTransferResponse\x12j\n\x13SubmitPaymentReturn\x12(.interbank.v1.SubmitPaymentReturnRequest\x1a).interbank.v1.SubmitPaymentReturnResponse\x12\x64\n\x11GetTransferStatus\x12&.interbank.v1.GetTransferStatusRequest\x1a\'.interbank.v1.GetTransferStatusResponse\x12j\n\x13GetSettlementWindow\x12(.interbank.v1.GetSettlementWindowRequest\x1a).interbank.v1.GetSettlementWindowResponse\x12p\n\x15\x43loseSettlementWindow\x12*.interbank.v1.CloseSettlementWindowRequest\x1a+.interbank.v1.CloseSettlementWindowResponse2\xf2\x01\n\x0f\x43learingService\x12p\n\x15ReceiveCreditTransfer\x12*.interbank.v1.ReceiveCreditTransferRequest\x1a+.interbank.v1.ReceiveCreditTransferResponse\x12m\n\x14ReceivePaymentReturn\x12).interbank.v1.ReceivePaymentReturnRequest\x1a*.interbank.v1.ReceivePaymentReturnResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dinterbank/v1/settlement.proto\x12\x0cinterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/common.proto\"\xf4\x02\n\x0e\x43reditTransfer\x12\x16\n\x0einstruction_id\x18\x01 \x01(\t\x12\x15\n\rend_to_end_id\x18\x02 \x01(\t\x12#\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x13.interbank.v1.Money\x12\x14\n\x0c\x64\x65\x62tor_agent\x18\x04 \x01(\t\x12\x30\n\x0e\x64\x65\x62tor_account\x18\x05 \x01(\x0b\x32\x18.interbank.v1.AccountRef\x12\x13\n\x0b\x64\x65\x62tor_name\x18\x06 \x01(\t\x12\x16\n\x0e\x63reditor_agent\x18\x07 \x01(\t\x12\x32\n\x10\x63reditor_account\x18\x08 \x01(\x0b\x32\x18.interbank.v1.AccountRef\x12\x15\n\rcreditor_name\x18\t \x01(\t\x12\x1e\n\x16remittance_information\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcf\x01\n\rPaymentReturn\x12\x11\n\treturn_id\x18\x01 \x01(\t\x12\x1f\n\x17original_instruction_id\x18\x02 \x01(\t\x12\x1e\n\x16original_end_to_end_id\x18\x03 \x01(\t\x12#\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x13.interbank.v1.Money\x12\x17\n\x0freturning_agent\x18\x05 \x01(\t\x12\x17\n\x0freceiving_agent\x18\x06 \x01(\t\x12\x13\n\x0breason_code\x18\x07 \x01(\t\"a\n\x1bSubmitCreditTransferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12.\n\x08transfer\x18\x02 \x01(\x0b\x32\x1c.interbank.v1.CreditTransfer\"\x8c\x01\n\x1cSubmitCreditTransferResponse\x12\x16\n\x0einstruction_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.interbank.v1.TransferStatus\x12\x13\n\x0breason_code\x18\x03 \x01(\t\x12\x11\n\twindow_id\x18\x04 \x01(\t\"Z\n\x1cSubmitCreditTransfersRequest\x12:\n\x07\x65ntries\x18\x01 \x03(\x0b\x32).interbank.v1.SubmitCreditTransferRequest\"Z\n\x1dSubmitCreditTransfersResponse\x12\x39\n\x07results\x18\x01 \x03(\x0b\x32(.interbank.v1.SubmitCreditTransferResult\"\x90\x01\n\x1aSubmitCreditTransferResult\x12<\n\x06report\x18\x01 \x01(\x0b\x32*.interbank.v1.SubmitCreditTransferResponseH\x00\x12)\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x18.interbank.v1.EntryErrorH\x00\x42\t\n\x07outcome\"e\n\x1aSubmitPaymentReturnRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x33\n\x0epayment_return\x18\x02 \x01(\x0b\x32\x1b.interbank.v1.PaymentReturn\"\x86\x01\n\x1bSubmitPaymentReturnResponse\x12\x11\n\treturn_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.interbank.v1.TransferStatus\x12\x13\n\x0breason_code\x18\x03 \x01(\t\x12\x11\n\twindow_id\x18\x04 \x01(\t\"2\n\x18GetTransferStatusRequest\x12\x16\n\x0einstruction_id\x18\x01 \x01(\t\"v\n\x19GetTransferStatusResponse\x12\x16\n\x0einstruction_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.interbank.v1.TransferStatus\x12\x13\n\x0breason_code\x18\x03 \x01(\t\"J\n\x0bNetPosition\x12\x11\n\tbank_code\x18\x01 \x01(\t\x12\x11\n\tnet_minor\x18\x02 \x01(\x03\x12\x15\n\rcurrency_code\x18\x03 \x01(\t\"\xaf\x02\n\x10SettlementWindow\x12\x11\n\twindow_id\x18\x01 \x01(\t\x12\x34\n\x06status\x18\x02 \x01(\x0e\x32$.interbank.v1.SettlementWindowStatus\x12-\n\topened_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tclosed_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0etransfer_count\x18\x05 \x01(\x03\x12,\n\tpositions\x18\x06 \x03(\x0b\x32\x19.interbank.v1.NetPosition\x12.\n\nsettled_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"/\n\x1aGetSettlementWindowRequest\x12\x11\n\twindow_id\x18\x01 \x01(\t\"M\n\x1bGetSettlementWindowResponse\x12.\n\x06window\x18\x01 \x01(\x0b\x32\x1e.interbank.v1.SettlementWindow\"2\n\x1c\x43loseSettlementWindowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"O\n\x1d\x43loseSettlementWindowResponse\x12.\n\x06window\x18\x01 \x01(\x0b\x32\x1e.interbank.v1.SettlementWindow\"b\n\x1cReceiveCreditTransferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12.\n\x08transfer\x18\x02 \x01(\x0b\x32\x1c.interbank.v1.CreditTransfer\"z\n\x1dReceiveCreditTransferResponse\x12\x16\n\x0einstruction_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.interbank.v1.TransferStatus\x12\x13\n\x0breason_code\x18\x03 \x01(\t\"\\\n\x1dReceiveCreditTransfersRequest\x12;\n\x07\x65ntries\x18\x01 \x03(\x0b\x32*.interbank.v1.ReceiveCreditTransferRequest\"\\\n\x1eReceiveCreditTransfersResponse\x12:\n\x07results\x18\x01 \x03(\x0b\x32).interbank.v1.ReceiveCreditTransferResult\"\x92\x01\n\x1bReceiveCreditTransferResult\x12=\n\x06report\x18\x01 \x01(\x0b\x32+.interbank.v1.ReceiveCreditTransferResponseH\x00\x12)\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x18.interbank.v1.EntryErrorH\x00\x42\t\n\x07outcome\"f\n\x1bReceivePaymentReturnRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x33\n\x0epayment_return\x18\x02 \x01(\x0b\x32\x1b.interbank.v1.PaymentReturn\"t\n\x1cReceivePaymentReturnResponse\x12\x11\n\treturn_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.interbank.v1.TransferStatus\x12\x13\n\x0breason_code\x18\x03 \x01(\t*\x8a\x01\n\x0eTransferStatus\x12\x1f\n\x1bTRANSFER_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17TRANSFER_STATUS_PENDING\x10\x01\x12\x1c\n\x18TRANSFER_STATUS_ACCEPTED\x10\x02\x12\x1c\n\x18TRANSFER_STATUS_REJECTED\x10\x03*\xb0\x01\n\x16SettlementWindowStatus\x12(\n$SETTLEMENT_WINDOW_STATUS_UNSPECIFIED\x10\x00\x12!\n\x1dSETTLEMENT_WINDOW_STATUS_OPEN\x10\x01\x12#\n\x1fSETTLEMENT_WINDOW_STATUS_CLOSED\x10\x02\x12$\n SETTLEMENT_WINDOW_STATUS_SETTLED\x10\x03\x32\xa4\x05\n\x11SettlementService\x12m\n\x14SubmitCreditTransfer\x12).interbank.v1.SubmitCreditTransferRequest\x1a*.interbank.v1.SubmitCreditTransferResponse\x12p\n\x15SubmitCreditTransfers\x12*.interbank.v1.SubmitCreditTransfersRequest\x1a+.interbank.v1.SubmitCreditTransfersResponse\x12j\n\x13SubmitPaymentReturn\x12(.interbank.v1.SubmitPaymentReturnRequest\x1a).interbank.v1.SubmitPaymentReturnResponse\x12\x64\n\x11GetTransferStatus\x12&.interbank.v1.GetTransferStatusRequest\x1a\'.interbank.v1.GetTransferStatusResponse\x12j\n\x13GetSettlementWindow\x12(.interbank.v1.GetSettlementWindowRequest\x1a).interbank.v1.GetSettlementWindowResponse\x12p\n\x15\x43loseSettlementWindow\x12*.interbank.v1.CloseSettlementWindowRequest\x1a+.interbank.v1.CloseSettlementWindowResponse2\xe7\x02\n\x0f\x43learingService\x12p\n\x15ReceiveCreditTransfer\x12*.interbank.v1.ReceiveCreditTransferRequest\x1a+.interbank.v1.ReceiveCreditTransferResponse\x12s\n\x16ReceiveCreditTransfers\x12+.interbank.v1.ReceiveCreditTransfersRequest\x1a,.interbank.v1.ReceiveCreditTransfersResponse\x12m\n\x14ReceivePaymentReturn\x12).interbank.v1.ReceivePaymentReturnRequest\x1a*.interbank.v1.ReceivePaymentReturnResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'interbank.v1.settlement_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRANSFERSTATUS']._serialized_start=2436
-  _globals['_TRANSFERSTATUS']._serialized_end=2574
-  _globals['_SETTLEMENTWINDOWSTATUS']._serialized_start=2577
-  _globals['_SETTLEMENTWINDOWSTATUS']._serialized_end=2753
+  _globals['_TRANSFERSTATUS']._serialized_start=3104
+  _globals['_TRANSFERSTATUS']._serialized_end=3242
+  _globals['_SETTLEMENTWINDOWSTATUS']._serialized_start=3245
+  _globals['_SETTLEMENTWINDOWSTATUS']._serialized_end=3421
   _globals['_CREDITTRANSFER']._serialized_start=108
   _globals['_CREDITTRANSFER']._serialized_end=480
   _globals['_PAYMENTRETURN']._serialized_start=483
@@ -45,36 +45,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITCREDITTRANSFERREQUEST']._serialized_end=789
   _globals['_SUBMITCREDITTRANSFERRESPONSE']._serialized_start=792
   _globals['_SUBMITCREDITTRANSFERRESPONSE']._serialized_end=932
-  _globals['_SUBMITPAYMENTRETURNREQUEST']._serialized_start=934
-  _globals['_SUBMITPAYMENTRETURNREQUEST']._serialized_end=1035
-  _globals['_SUBMITPAYMENTRETURNRESPONSE']._serialized_start=1038
-  _globals['_SUBMITPAYMENTRETURNRESPONSE']._serialized_end=1172
-  _globals['_GETTRANSFERSTATUSREQUEST']._serialized_start=1174
-  _globals['_GETTRANSFERSTATUSREQUEST']._serialized_end=1224
-  _globals['_GETTRANSFERSTATUSRESPONSE']._serialized_start=1226
-  _globals['_GETTRANSFERSTATUSRESPONSE']._serialized_end=1344
-  _globals['_NETPOSITION']._serialized_start=1346
-  _globals['_NETPOSITION']._serialized_end=1420
-  _globals['_SETTLEMENTWINDOW']._serialized_start=1423
-  _globals['_SETTLEMENTWINDOW']._serialized_end=1726
-  _globals['_GETSETTLEMENTWINDOWREQUEST']._serialized_start=1728
-  _globals['_GETSETTLEMENTWINDOWREQUEST']._serialized_end=1775
-  _globals['_GETSETTLEMENTWINDOWRESPONSE']._serialized_start=1777
-  _globals['_GETSETTLEMENTWINDOWRESPONSE']._serialized_end=1854
-  _globals['_CLOSESETTLEMENTWINDOWREQUEST']._serialized_start=1856
-  _globals['_CLOSESETTLEMENTWINDOWREQUEST']._serialized_end=1906
-  _globals['_CLOSESETTLEMENTWINDOWRESPONSE']._serialized_start=1908
-  _globals['_CLOSESETTLEMENTWINDOWRESPONSE']._serialized_end=1987
-  _globals['_RECEIVECREDITTRANSFERREQUEST']._serialized_start=1989
-  _globals['_RECEIVECREDITTRANSFERREQUEST']._serialized_end=2087
-  _globals['_RECEIVECREDITTRANSFERRESPONSE']._serialized_start=2089
-  _globals['_RECEIVECREDITTRANSFERRESPONSE']._serialized_end=2211
-  _globals['_RECEIVEPAYMENTRETURNREQUEST']._serialized_start=2213
-  _globals['_RECEIVEPAYMENTRETURNREQUEST']._serialized_end=2315
-  _globals['_RECEIVEPAYMENTRETURNRESPONSE']._serialized_start=2317
-  _globals['_RECEIVEPAYMENTRETURNRESPONSE']._serialized_end=2433
-  _globals['_SETTLEMENTSERVICE']._serialized_start=2756
-  _globals['_SETTLEMENTSERVICE']._serialized_end=3318
-  _globals['_CLEARINGSERVICE']._serialized_start=3321
-  _globals['_CLEARINGSERVICE']._serialized_end=3563
+  _globals['_SUBMITCREDITTRANSFERSREQUEST']._serialized_start=934
+  _globals['_SUBMITCREDITTRANSFERSREQUEST']._serialized_end=1024
+  _globals['_SUBMITCREDITTRANSFERSRESPONSE']._serialized_start=1026
+  _globals['_SUBMITCREDITTRANSFERSRESPONSE']._serialized_end=1116
+  _globals['_SUBMITCREDITTRANSFERRESULT']._serialized_start=1119
+  _globals['_SUBMITCREDITTRANSFERRESULT']._serialized_end=1263
+  _globals['_SUBMITPAYMENTRETURNREQUEST']._serialized_start=1265
+  _globals['_SUBMITPAYMENTRETURNREQUEST']._serialized_end=1366
+  _globals['_SUBMITPAYMENTRETURNRESPONSE']._serialized_start=1369
+  _globals['_SUBMITPAYMENTRETURNRESPONSE']._serialized_end=1503
+  _globals['_GETTRANSFERSTATUSREQUEST']._serialized_start=1505
+  _globals['_GETTRANSFERSTATUSREQUEST']._serialized_end=1555
+  _globals['_GETTRANSFERSTATUSRESPONSE']._serialized_start=1557
+  _globals['_GETTRANSFERSTATUSRESPONSE']._serialized_end=1675
+  _globals['_NETPOSITION']._serialized_start=1677
+  _globals['_NETPOSITION']._serialized_end=1751
+  _globals['_SETTLEMENTWINDOW']._serialized_start=1754
+  _globals['_SETTLEMENTWINDOW']._serialized_end=2057
+  _globals['_GETSETTLEMENTWINDOWREQUEST']._serialized_start=2059
+  _globals['_GETSETTLEMENTWINDOWREQUEST']._serialized_end=2106
+  _globals['_GETSETTLEMENTWINDOWRESPONSE']._serialized_start=2108
+  _globals['_GETSETTLEMENTWINDOWRESPONSE']._serialized_end=2185
+  _globals['_CLOSESETTLEMENTWINDOWREQUEST']._serialized_start=2187
+  _globals['_CLOSESETTLEMENTWINDOWREQUEST']._serialized_end=2237
+  _globals['_CLOSESETTLEMENTWINDOWRESPONSE']._serialized_start=2239
+  _globals['_CLOSESETTLEMENTWINDOWRESPONSE']._serialized_end=2318
+  _globals['_RECEIVECREDITTRANSFERREQUEST']._serialized_start=2320
+  _globals['_RECEIVECREDITTRANSFERREQUEST']._serialized_end=2418
+  _globals['_RECEIVECREDITTRANSFERRESPONSE']._serialized_start=2420
+  _globals['_RECEIVECREDITTRANSFERRESPONSE']._serialized_end=2542
+  _globals['_RECEIVECREDITTRANSFERSREQUEST']._serialized_start=2544
+  _globals['_RECEIVECREDITTRANSFERSREQUEST']._serialized_end=2636
+  _globals['_RECEIVECREDITTRANSFERSRESPONSE']._serialized_start=2638
+  _globals['_RECEIVECREDITTRANSFERSRESPONSE']._serialized_end=2730
+  _globals['_RECEIVECREDITTRANSFERRESULT']._serialized_start=2733
+  _globals['_RECEIVECREDITTRANSFERRESULT']._serialized_end=2879
+  _globals['_RECEIVEPAYMENTRETURNREQUEST']._serialized_start=2881
+  _globals['_RECEIVEPAYMENTRETURNREQUEST']._serialized_end=2983
+  _globals['_RECEIVEPAYMENTRETURNRESPONSE']._serialized_start=2985
+  _globals['_RECEIVEPAYMENTRETURNRESPONSE']._serialized_end=3101
+  _globals['_SETTLEMENTSERVICE']._serialized_start=3424
+  _globals['_SETTLEMENTSERVICE']._serialized_end=4100
+  _globals['_CLEARINGSERVICE']._serialized_start=4103
+  _globals['_CLEARINGSERVICE']._serialized_end=4462
 # @@protoc_insertion_point(module_scope)

@@ -262,6 +262,88 @@ class SubmitCreditTransferResponse(_message.Message):
 Global___SubmitCreditTransferResponse: _TypeAlias = SubmitCreditTransferResponse  # noqa: Y015
 
 @_typing.final
+class SubmitCreditTransfersRequest(_message.Message):
+    """SubmitCreditTransfersRequest settles several transfers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmitCreditTransferRequest]:
+        """1 to 256 entries, each a whole SubmitCreditTransfer request with its own
+        request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+        """
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___SubmitCreditTransferRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitCreditTransfersRequest: _TypeAlias = SubmitCreditTransfersRequest  # noqa: Y015
+
+@_typing.final
+class SubmitCreditTransfersResponse(_message.Message):
+    """SubmitCreditTransfersResponse has one result per entry, in the request's order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmitCreditTransferResult]:
+        """results[i] answers entries[i]."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___SubmitCreditTransferResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitCreditTransfersResponse: _TypeAlias = SubmitCreditTransfersResponse  # noqa: Y015
+
+@_typing.final
+class SubmitCreditTransferResult(_message.Message):
+    """SubmitCreditTransferResult is one entry's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def report(self) -> Global___SubmitCreditTransferResponse:
+        """The status report (ACCEPTED or REJECTED)."""
+
+    @_builtins.property
+    def error(self) -> _common_pb2.EntryError:
+        """The error, for example FIELD_INVALID or DEBTOR_AGENT_NOT_CALLER."""
+
+    def __init__(
+        self,
+        *,
+        report: Global___SubmitCreditTransferResponse | None = ...,
+        error: _common_pb2.EntryError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["report", "error"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___SubmitCreditTransferResult: _TypeAlias = SubmitCreditTransferResult  # noqa: Y015
+
+@_typing.final
 class SubmitPaymentReturnRequest(_message.Message):
     """SubmitPaymentReturnRequest settles a return."""
 
@@ -608,6 +690,88 @@ class ReceiveCreditTransferResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReceiveCreditTransferResponse: _TypeAlias = ReceiveCreditTransferResponse  # noqa: Y015
+
+@_typing.final
+class ReceiveCreditTransfersRequest(_message.Message):
+    """ReceiveCreditTransfersRequest delivers several settled transfers to a creditor agent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReceiveCreditTransferRequest]:
+        """1 to 256 entries, each a whole ReceiveCreditTransfer request with its own
+        request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+        """
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___ReceiveCreditTransferRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveCreditTransfersRequest: _TypeAlias = ReceiveCreditTransfersRequest  # noqa: Y015
+
+@_typing.final
+class ReceiveCreditTransfersResponse(_message.Message):
+    """ReceiveCreditTransfersResponse has one result per entry, in the request's order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReceiveCreditTransferResult]:
+        """results[i] answers entries[i]."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___ReceiveCreditTransferResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveCreditTransfersResponse: _TypeAlias = ReceiveCreditTransfersResponse  # noqa: Y015
+
+@_typing.final
+class ReceiveCreditTransferResult(_message.Message):
+    """ReceiveCreditTransferResult is one entry's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def report(self) -> Global___ReceiveCreditTransferResponse:
+        """The creditor agent's status (ACCEPTED or REJECTED)."""
+
+    @_builtins.property
+    def error(self) -> _common_pb2.EntryError:
+        """The error, for example FIELD_INVALID or REQUEST_ID_MISSING."""
+
+    def __init__(
+        self,
+        *,
+        report: Global___ReceiveCreditTransferResponse | None = ...,
+        error: _common_pb2.EntryError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["report", "error"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___ReceiveCreditTransferResult: _TypeAlias = ReceiveCreditTransferResult  # noqa: Y015
 
 @_typing.final
 class ReceivePaymentReturnRequest(_message.Message):

@@ -41,6 +41,11 @@ class SettlementServiceStub:
                 request_serializer=interbank_dot_v1_dot_settlement__pb2.SubmitCreditTransferRequest.SerializeToString,
                 response_deserializer=interbank_dot_v1_dot_settlement__pb2.SubmitCreditTransferResponse.FromString,
                 _registered_method=True)
+        self.SubmitCreditTransfers = channel.unary_unary(
+                '/interbank.v1.SettlementService/SubmitCreditTransfers',
+                request_serializer=interbank_dot_v1_dot_settlement__pb2.SubmitCreditTransfersRequest.SerializeToString,
+                response_deserializer=interbank_dot_v1_dot_settlement__pb2.SubmitCreditTransfersResponse.FromString,
+                _registered_method=True)
         self.SubmitPaymentReturn = channel.unary_unary(
                 '/interbank.v1.SettlementService/SubmitPaymentReturn',
                 request_serializer=interbank_dot_v1_dot_settlement__pb2.SubmitPaymentReturnRequest.SerializeToString,
@@ -72,6 +77,18 @@ class SettlementServiceServicer:
         """SubmitCreditTransfer settles an interbank credit transfer (after ISO 20022
         pacs.008): reserves move from the debtor agent to the creditor agent and
         the transfer is forwarded to the creditor agent, whose answer is returned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitCreditTransfers(self, request, context):
+        """SubmitCreditTransfers settles up to 256 transfers in one call. Each entry
+        is settled exactly as SubmitCreditTransfer would settle it alone, with the
+        same idempotency scope, so an entry and a single call with the same
+        request_id are one request. The answer has one result per entry, in the
+        request's order. A member bank sends the transfers that queued while its
+        previous call was in flight: the first goes at once, never after a timer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -115,6 +132,11 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.SubmitCreditTransfer,
                     request_deserializer=interbank_dot_v1_dot_settlement__pb2.SubmitCreditTransferRequest.FromString,
                     response_serializer=interbank_dot_v1_dot_settlement__pb2.SubmitCreditTransferResponse.SerializeToString,
+            ),
+            'SubmitCreditTransfers': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitCreditTransfers,
+                    request_deserializer=interbank_dot_v1_dot_settlement__pb2.SubmitCreditTransfersRequest.FromString,
+                    response_serializer=interbank_dot_v1_dot_settlement__pb2.SubmitCreditTransfersResponse.SerializeToString,
             ),
             'SubmitPaymentReturn': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitPaymentReturn,
@@ -166,6 +188,33 @@ class SettlementService:
             '/interbank.v1.SettlementService/SubmitCreditTransfer',
             interbank_dot_v1_dot_settlement__pb2.SubmitCreditTransferRequest.SerializeToString,
             interbank_dot_v1_dot_settlement__pb2.SubmitCreditTransferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitCreditTransfers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interbank.v1.SettlementService/SubmitCreditTransfers',
+            interbank_dot_v1_dot_settlement__pb2.SubmitCreditTransfersRequest.SerializeToString,
+            interbank_dot_v1_dot_settlement__pb2.SubmitCreditTransfersResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -301,6 +350,11 @@ class ClearingServiceStub:
                 request_serializer=interbank_dot_v1_dot_settlement__pb2.ReceiveCreditTransferRequest.SerializeToString,
                 response_deserializer=interbank_dot_v1_dot_settlement__pb2.ReceiveCreditTransferResponse.FromString,
                 _registered_method=True)
+        self.ReceiveCreditTransfers = channel.unary_unary(
+                '/interbank.v1.ClearingService/ReceiveCreditTransfers',
+                request_serializer=interbank_dot_v1_dot_settlement__pb2.ReceiveCreditTransfersRequest.SerializeToString,
+                response_deserializer=interbank_dot_v1_dot_settlement__pb2.ReceiveCreditTransfersResponse.FromString,
+                _registered_method=True)
         self.ReceivePaymentReturn = channel.unary_unary(
                 '/interbank.v1.ClearingService/ReceivePaymentReturn',
                 request_serializer=interbank_dot_v1_dot_settlement__pb2.ReceivePaymentReturnRequest.SerializeToString,
@@ -320,6 +374,15 @@ class ClearingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReceiveCreditTransfers(self, request, context):
+        """ReceiveCreditTransfers credits up to 256 settled transfers in one call,
+        each exactly as ReceiveCreditTransfer would alone (same idempotency
+        scope), with one result per entry in the request's order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReceivePaymentReturn(self, request, context):
         """ReceivePaymentReturn credits the original debtor with a returned amount.
         """
@@ -334,6 +397,11 @@ def add_ClearingServiceServicer_to_server(servicer, server):
                     servicer.ReceiveCreditTransfer,
                     request_deserializer=interbank_dot_v1_dot_settlement__pb2.ReceiveCreditTransferRequest.FromString,
                     response_serializer=interbank_dot_v1_dot_settlement__pb2.ReceiveCreditTransferResponse.SerializeToString,
+            ),
+            'ReceiveCreditTransfers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveCreditTransfers,
+                    request_deserializer=interbank_dot_v1_dot_settlement__pb2.ReceiveCreditTransfersRequest.FromString,
+                    response_serializer=interbank_dot_v1_dot_settlement__pb2.ReceiveCreditTransfersResponse.SerializeToString,
             ),
             'ReceivePaymentReturn': grpc.unary_unary_rpc_method_handler(
                     servicer.ReceivePaymentReturn,
@@ -370,6 +438,33 @@ class ClearingService:
             '/interbank.v1.ClearingService/ReceiveCreditTransfer',
             interbank_dot_v1_dot_settlement__pb2.ReceiveCreditTransferRequest.SerializeToString,
             interbank_dot_v1_dot_settlement__pb2.ReceiveCreditTransferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReceiveCreditTransfers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interbank.v1.ClearingService/ReceiveCreditTransfers',
+            interbank_dot_v1_dot_settlement__pb2.ReceiveCreditTransfersRequest.SerializeToString,
+            interbank_dot_v1_dot_settlement__pb2.ReceiveCreditTransfersResponse.FromString,
             options,
             channel_credentials,
             insecure,

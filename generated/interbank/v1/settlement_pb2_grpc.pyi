@@ -40,6 +40,14 @@ class SettlementServiceStub:
     pacs.008): reserves move from the debtor agent to the creditor agent and
     the transfer is forwarded to the creditor agent, whose answer is returned.
     """
+    SubmitCreditTransfers: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SubmitCreditTransfersRequest, _settlement_pb2.SubmitCreditTransfersResponse]
+    """SubmitCreditTransfers settles up to 256 transfers in one call. Each entry
+    is settled exactly as SubmitCreditTransfer would settle it alone, with the
+    same idempotency scope, so an entry and a single call with the same
+    request_id are one request. The answer has one result per entry, in the
+    request's order. A member bank sends the transfers that queued while its
+    previous call was in flight: the first goes at once, never after a timer.
+    """
     SubmitPaymentReturn: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SubmitPaymentReturnRequest, _settlement_pb2.SubmitPaymentReturnResponse]
     """SubmitPaymentReturn settles the return of an earlier transfer (after pacs.004)."""
     GetTransferStatus: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetTransferStatusRequest, _settlement_pb2.GetTransferStatusResponse]
@@ -64,6 +72,14 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     """SubmitCreditTransfer settles an interbank credit transfer (after ISO 20022
     pacs.008): reserves move from the debtor agent to the creditor agent and
     the transfer is forwarded to the creditor agent, whose answer is returned.
+    """
+    SubmitCreditTransfers: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SubmitCreditTransfersRequest, _settlement_pb2.SubmitCreditTransfersResponse]  # type: ignore[assignment]
+    """SubmitCreditTransfers settles up to 256 transfers in one call. Each entry
+    is settled exactly as SubmitCreditTransfer would settle it alone, with the
+    same idempotency scope, so an entry and a single call with the same
+    request_id are one request. The answer has one result per entry, in the
+    request's order. A member bank sends the transfers that queued while its
+    previous call was in flight: the first goes at once, never after a timer.
     """
     SubmitPaymentReturn: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SubmitPaymentReturnRequest, _settlement_pb2.SubmitPaymentReturnResponse]  # type: ignore[assignment]
     """SubmitPaymentReturn settles the return of an earlier transfer (after pacs.004)."""
@@ -92,6 +108,20 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         """SubmitCreditTransfer settles an interbank credit transfer (after ISO 20022
         pacs.008): reserves move from the debtor agent to the creditor agent and
         the transfer is forwarded to the creditor agent, whose answer is returned.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitCreditTransfers(
+        self,
+        request: _settlement_pb2.SubmitCreditTransfersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.SubmitCreditTransfersResponse, _abc.Awaitable[_settlement_pb2.SubmitCreditTransfersResponse]]:
+        """SubmitCreditTransfers settles up to 256 transfers in one call. Each entry
+        is settled exactly as SubmitCreditTransfer would settle it alone, with the
+        same idempotency scope, so an entry and a single call with the same
+        request_id are one request. The answer has one result per entry, in the
+        request's order. A member bank sends the transfers that queued while its
+        previous call was in flight: the first goes at once, never after a timer.
         """
 
     @_abc_1.abstractmethod
@@ -143,6 +173,11 @@ class ClearingServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ClearingServiceAsyncStub: ...
     ReceiveCreditTransfer: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ReceiveCreditTransferRequest, _settlement_pb2.ReceiveCreditTransferResponse]
     """ReceiveCreditTransfer credits the creditor account of a settled transfer."""
+    ReceiveCreditTransfers: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ReceiveCreditTransfersRequest, _settlement_pb2.ReceiveCreditTransfersResponse]
+    """ReceiveCreditTransfers credits up to 256 settled transfers in one call,
+    each exactly as ReceiveCreditTransfer would alone (same idempotency
+    scope), with one result per entry in the request's order.
+    """
     ReceivePaymentReturn: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ReceivePaymentReturnRequest, _settlement_pb2.ReceivePaymentReturnResponse]
     """ReceivePaymentReturn credits the original debtor with a returned amount."""
 
@@ -155,6 +190,11 @@ class ClearingServiceAsyncStub(ClearingServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ReceiveCreditTransfer: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ReceiveCreditTransferRequest, _settlement_pb2.ReceiveCreditTransferResponse]  # type: ignore[assignment]
     """ReceiveCreditTransfer credits the creditor account of a settled transfer."""
+    ReceiveCreditTransfers: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ReceiveCreditTransfersRequest, _settlement_pb2.ReceiveCreditTransfersResponse]  # type: ignore[assignment]
+    """ReceiveCreditTransfers credits up to 256 settled transfers in one call,
+    each exactly as ReceiveCreditTransfer would alone (same idempotency
+    scope), with one result per entry in the request's order.
+    """
     ReceivePaymentReturn: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ReceivePaymentReturnRequest, _settlement_pb2.ReceivePaymentReturnResponse]  # type: ignore[assignment]
     """ReceivePaymentReturn credits the original debtor with a returned amount."""
 
@@ -170,6 +210,17 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.ReceiveCreditTransferResponse, _abc.Awaitable[_settlement_pb2.ReceiveCreditTransferResponse]]:
         """ReceiveCreditTransfer credits the creditor account of a settled transfer."""
+
+    @_abc_1.abstractmethod
+    def ReceiveCreditTransfers(
+        self,
+        request: _settlement_pb2.ReceiveCreditTransfersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.ReceiveCreditTransfersResponse, _abc.Awaitable[_settlement_pb2.ReceiveCreditTransfersResponse]]:
+        """ReceiveCreditTransfers credits up to 256 settled transfers in one call,
+        each exactly as ReceiveCreditTransfer would alone (same idempotency
+        scope), with one result per entry in the request's order.
+        """
 
     @_abc_1.abstractmethod
     def ReceivePaymentReturn(

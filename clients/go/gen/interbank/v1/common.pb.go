@@ -596,6 +596,82 @@ func (x *SealedPayment) GetGatewayKeyId() string {
 	return ""
 }
 
+// EntryError is why one entry of a batch call failed: the status and
+// ErrorInfo that the same entry, sent alone to the single-entry RPC, would
+// have been answered with. The other entries of the batch are unaffected.
+type EntryError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The canonical gRPC status code, as its number (google.rpc.Code), for
+	// example 3 for INVALID_ARGUMENT.
+	Code int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	// The ErrorInfo reason, for example REQUEST_ID_MISSING.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// What went wrong and what to do, for people.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// The ErrorInfo metadata.
+	Metadata      map[string]string `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntryError) Reset() {
+	*x = EntryError{}
+	mi := &file_interbank_v1_common_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntryError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntryError) ProtoMessage() {}
+
+func (x *EntryError) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_common_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntryError.ProtoReflect.Descriptor instead.
+func (*EntryError) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_common_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *EntryError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *EntryError) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *EntryError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *EntryError) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
 var File_interbank_v1_common_proto protoreflect.FileDescriptor
 
 const file_interbank_v1_common_proto_rawDesc = "" +
@@ -631,7 +707,16 @@ const file_interbank_v1_common_proto_rawDesc = "" +
 	"\rSealedPayment\x12-\n" +
 	"\x12sealed_instruction\x18\x01 \x01(\fR\x11sealedInstruction\x12%\n" +
 	"\x0edual_signature\x18\x02 \x01(\fR\rdualSignature\x12$\n" +
-	"\x0egateway_key_id\x18\x03 \x01(\tR\fgatewayKeyId*\xb9\x01\n" +
+	"\x0egateway_key_id\x18\x03 \x01(\tR\fgatewayKeyId\"\xd3\x01\n" +
+	"\n" +
+	"EntryError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12B\n" +
+	"\bmetadata\x18\x04 \x03(\v2&.interbank.v1.EntryError.MetadataEntryR\bmetadata\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xb9\x01\n" +
 	"\x0eInstrumentKind\x12\x1f\n" +
 	"\x1bINSTRUMENT_KIND_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cINSTRUMENT_KIND_BANK_ACCOUNT\x10\x01\x12\x18\n" +
@@ -660,7 +745,7 @@ func file_interbank_v1_common_proto_rawDescGZIP() []byte {
 }
 
 var file_interbank_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_interbank_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_interbank_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_interbank_v1_common_proto_goTypes = []any{
 	(InstrumentKind)(0),           // 0: interbank.v1.InstrumentKind
 	(PartyRole)(0),                // 1: interbank.v1.PartyRole
@@ -670,19 +755,22 @@ var file_interbank_v1_common_proto_goTypes = []any{
 	(*PaymentInstrument)(nil),     // 5: interbank.v1.PaymentInstrument
 	(*PaymentInstruction)(nil),    // 6: interbank.v1.PaymentInstruction
 	(*SealedPayment)(nil),         // 7: interbank.v1.SealedPayment
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*EntryError)(nil),            // 8: interbank.v1.EntryError
+	nil,                           // 9: interbank.v1.EntryError.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_interbank_v1_common_proto_depIdxs = []int32{
-	1, // 0: interbank.v1.PartyRef.role:type_name -> interbank.v1.PartyRole
-	0, // 1: interbank.v1.PaymentInstrument.kind:type_name -> interbank.v1.InstrumentKind
-	5, // 2: interbank.v1.PaymentInstruction.instrument:type_name -> interbank.v1.PaymentInstrument
-	2, // 3: interbank.v1.PaymentInstruction.amount:type_name -> interbank.v1.Money
-	8, // 4: interbank.v1.PaymentInstruction.created_at:type_name -> google.protobuf.Timestamp
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	1,  // 0: interbank.v1.PartyRef.role:type_name -> interbank.v1.PartyRole
+	0,  // 1: interbank.v1.PaymentInstrument.kind:type_name -> interbank.v1.InstrumentKind
+	5,  // 2: interbank.v1.PaymentInstruction.instrument:type_name -> interbank.v1.PaymentInstrument
+	2,  // 3: interbank.v1.PaymentInstruction.amount:type_name -> interbank.v1.Money
+	10, // 4: interbank.v1.PaymentInstruction.created_at:type_name -> google.protobuf.Timestamp
+	9,  // 5: interbank.v1.EntryError.metadata:type_name -> interbank.v1.EntryError.MetadataEntry
+	6,  // [6:6] is the sub-list for method output_type
+	6,  // [6:6] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_interbank_v1_common_proto_init() }
@@ -696,7 +784,7 @@ func file_interbank_v1_common_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_interbank_v1_common_proto_rawDesc), len(file_interbank_v1_common_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -502,6 +502,186 @@ func (x *SubmitCreditTransferResponse) GetWindowId() string {
 	return ""
 }
 
+// SubmitCreditTransfersRequest settles several transfers.
+type SubmitCreditTransfersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 256 entries, each a whole SubmitCreditTransfer request with its own
+	// request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+	Entries       []*SubmitCreditTransferRequest `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitCreditTransfersRequest) Reset() {
+	*x = SubmitCreditTransfersRequest{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitCreditTransfersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitCreditTransfersRequest) ProtoMessage() {}
+
+func (x *SubmitCreditTransfersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitCreditTransfersRequest.ProtoReflect.Descriptor instead.
+func (*SubmitCreditTransfersRequest) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SubmitCreditTransfersRequest) GetEntries() []*SubmitCreditTransferRequest {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// SubmitCreditTransfersResponse has one result per entry, in the request's order.
+type SubmitCreditTransfersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results[i] answers entries[i].
+	Results       []*SubmitCreditTransferResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitCreditTransfersResponse) Reset() {
+	*x = SubmitCreditTransfersResponse{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitCreditTransfersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitCreditTransfersResponse) ProtoMessage() {}
+
+func (x *SubmitCreditTransfersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitCreditTransfersResponse.ProtoReflect.Descriptor instead.
+func (*SubmitCreditTransfersResponse) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SubmitCreditTransfersResponse) GetResults() []*SubmitCreditTransferResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// SubmitCreditTransferResult is one entry's answer.
+type SubmitCreditTransferResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What SubmitCreditTransfer would have answered for the entry alone.
+	//
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*SubmitCreditTransferResult_Report
+	//	*SubmitCreditTransferResult_Error
+	Outcome       isSubmitCreditTransferResult_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitCreditTransferResult) Reset() {
+	*x = SubmitCreditTransferResult{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitCreditTransferResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitCreditTransferResult) ProtoMessage() {}
+
+func (x *SubmitCreditTransferResult) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitCreditTransferResult.ProtoReflect.Descriptor instead.
+func (*SubmitCreditTransferResult) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SubmitCreditTransferResult) GetOutcome() isSubmitCreditTransferResult_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *SubmitCreditTransferResult) GetReport() *SubmitCreditTransferResponse {
+	if x != nil {
+		if x, ok := x.Outcome.(*SubmitCreditTransferResult_Report); ok {
+			return x.Report
+		}
+	}
+	return nil
+}
+
+func (x *SubmitCreditTransferResult) GetError() *EntryError {
+	if x != nil {
+		if x, ok := x.Outcome.(*SubmitCreditTransferResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isSubmitCreditTransferResult_Outcome interface {
+	isSubmitCreditTransferResult_Outcome()
+}
+
+type SubmitCreditTransferResult_Report struct {
+	// The status report (ACCEPTED or REJECTED).
+	Report *SubmitCreditTransferResponse `protobuf:"bytes,1,opt,name=report,proto3,oneof"`
+}
+
+type SubmitCreditTransferResult_Error struct {
+	// The error, for example FIELD_INVALID or DEBTOR_AGENT_NOT_CALLER.
+	Error *EntryError `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
+}
+
+func (*SubmitCreditTransferResult_Report) isSubmitCreditTransferResult_Outcome() {}
+
+func (*SubmitCreditTransferResult_Error) isSubmitCreditTransferResult_Outcome() {}
+
 // SubmitPaymentReturnRequest settles a return.
 type SubmitPaymentReturnRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -515,7 +695,7 @@ type SubmitPaymentReturnRequest struct {
 
 func (x *SubmitPaymentReturnRequest) Reset() {
 	*x = SubmitPaymentReturnRequest{}
-	mi := &file_interbank_v1_settlement_proto_msgTypes[4]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -527,7 +707,7 @@ func (x *SubmitPaymentReturnRequest) String() string {
 func (*SubmitPaymentReturnRequest) ProtoMessage() {}
 
 func (x *SubmitPaymentReturnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_settlement_proto_msgTypes[4]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -540,7 +720,7 @@ func (x *SubmitPaymentReturnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitPaymentReturnRequest.ProtoReflect.Descriptor instead.
 func (*SubmitPaymentReturnRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{4}
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SubmitPaymentReturnRequest) GetRequestId() string {
@@ -574,7 +754,7 @@ type SubmitPaymentReturnResponse struct {
 
 func (x *SubmitPaymentReturnResponse) Reset() {
 	*x = SubmitPaymentReturnResponse{}
-	mi := &file_interbank_v1_settlement_proto_msgTypes[5]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -586,7 +766,7 @@ func (x *SubmitPaymentReturnResponse) String() string {
 func (*SubmitPaymentReturnResponse) ProtoMessage() {}
 
 func (x *SubmitPaymentReturnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_settlement_proto_msgTypes[5]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -599,7 +779,7 @@ func (x *SubmitPaymentReturnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitPaymentReturnResponse.ProtoReflect.Descriptor instead.
 func (*SubmitPaymentReturnResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{5}
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SubmitPaymentReturnResponse) GetReturnId() string {
@@ -641,7 +821,7 @@ type GetTransferStatusRequest struct {
 
 func (x *GetTransferStatusRequest) Reset() {
 	*x = GetTransferStatusRequest{}
-	mi := &file_interbank_v1_settlement_proto_msgTypes[6]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +833,7 @@ func (x *GetTransferStatusRequest) String() string {
 func (*GetTransferStatusRequest) ProtoMessage() {}
 
 func (x *GetTransferStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_settlement_proto_msgTypes[6]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +846,7 @@ func (x *GetTransferStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTransferStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetTransferStatusRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{6}
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetTransferStatusRequest) GetInstructionId() string {
@@ -691,7 +871,7 @@ type GetTransferStatusResponse struct {
 
 func (x *GetTransferStatusResponse) Reset() {
 	*x = GetTransferStatusResponse{}
-	mi := &file_interbank_v1_settlement_proto_msgTypes[7]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +883,7 @@ func (x *GetTransferStatusResponse) String() string {
 func (*GetTransferStatusResponse) ProtoMessage() {}
 
 func (x *GetTransferStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_settlement_proto_msgTypes[7]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +896,7 @@ func (x *GetTransferStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTransferStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetTransferStatusResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{7}
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetTransferStatusResponse) GetInstructionId() string {
@@ -755,7 +935,7 @@ type NetPosition struct {
 
 func (x *NetPosition) Reset() {
 	*x = NetPosition{}
-	mi := &file_interbank_v1_settlement_proto_msgTypes[8]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +947,7 @@ func (x *NetPosition) String() string {
 func (*NetPosition) ProtoMessage() {}
 
 func (x *NetPosition) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_settlement_proto_msgTypes[8]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +960,7 @@ func (x *NetPosition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetPosition.ProtoReflect.Descriptor instead.
 func (*NetPosition) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{8}
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *NetPosition) GetBankCode() string {
@@ -827,7 +1007,7 @@ type SettlementWindow struct {
 
 func (x *SettlementWindow) Reset() {
 	*x = SettlementWindow{}
-	mi := &file_interbank_v1_settlement_proto_msgTypes[9]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -839,7 +1019,7 @@ func (x *SettlementWindow) String() string {
 func (*SettlementWindow) ProtoMessage() {}
 
 func (x *SettlementWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_settlement_proto_msgTypes[9]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -852,7 +1032,7 @@ func (x *SettlementWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettlementWindow.ProtoReflect.Descriptor instead.
 func (*SettlementWindow) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{9}
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SettlementWindow) GetWindowId() string {
@@ -915,7 +1095,7 @@ type GetSettlementWindowRequest struct {
 
 func (x *GetSettlementWindowRequest) Reset() {
 	*x = GetSettlementWindowRequest{}
-	mi := &file_interbank_v1_settlement_proto_msgTypes[10]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1107,7 @@ func (x *GetSettlementWindowRequest) String() string {
 func (*GetSettlementWindowRequest) ProtoMessage() {}
 
 func (x *GetSettlementWindowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_settlement_proto_msgTypes[10]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1120,7 @@ func (x *GetSettlementWindowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementWindowRequest.ProtoReflect.Descriptor instead.
 func (*GetSettlementWindowRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{10}
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetSettlementWindowRequest) GetWindowId() string {
@@ -961,7 +1141,7 @@ type GetSettlementWindowResponse struct {
 
 func (x *GetSettlementWindowResponse) Reset() {
 	*x = GetSettlementWindowResponse{}
-	mi := &file_interbank_v1_settlement_proto_msgTypes[11]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -973,7 +1153,7 @@ func (x *GetSettlementWindowResponse) String() string {
 func (*GetSettlementWindowResponse) ProtoMessage() {}
 
 func (x *GetSettlementWindowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_settlement_proto_msgTypes[11]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -986,7 +1166,7 @@ func (x *GetSettlementWindowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementWindowResponse.ProtoReflect.Descriptor instead.
 func (*GetSettlementWindowResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{11}
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetSettlementWindowResponse) GetWindow() *SettlementWindow {
@@ -1007,7 +1187,7 @@ type CloseSettlementWindowRequest struct {
 
 func (x *CloseSettlementWindowRequest) Reset() {
 	*x = CloseSettlementWindowRequest{}
-	mi := &file_interbank_v1_settlement_proto_msgTypes[12]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1019,7 +1199,7 @@ func (x *CloseSettlementWindowRequest) String() string {
 func (*CloseSettlementWindowRequest) ProtoMessage() {}
 
 func (x *CloseSettlementWindowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_settlement_proto_msgTypes[12]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1032,7 +1212,7 @@ func (x *CloseSettlementWindowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSettlementWindowRequest.ProtoReflect.Descriptor instead.
 func (*CloseSettlementWindowRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{12}
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CloseSettlementWindowRequest) GetRequestId() string {
@@ -1053,7 +1233,7 @@ type CloseSettlementWindowResponse struct {
 
 func (x *CloseSettlementWindowResponse) Reset() {
 	*x = CloseSettlementWindowResponse{}
-	mi := &file_interbank_v1_settlement_proto_msgTypes[13]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1245,7 @@ func (x *CloseSettlementWindowResponse) String() string {
 func (*CloseSettlementWindowResponse) ProtoMessage() {}
 
 func (x *CloseSettlementWindowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_settlement_proto_msgTypes[13]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1258,7 @@ func (x *CloseSettlementWindowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSettlementWindowResponse.ProtoReflect.Descriptor instead.
 func (*CloseSettlementWindowResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{13}
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CloseSettlementWindowResponse) GetWindow() *SettlementWindow {
@@ -1101,7 +1281,7 @@ type ReceiveCreditTransferRequest struct {
 
 func (x *ReceiveCreditTransferRequest) Reset() {
 	*x = ReceiveCreditTransferRequest{}
-	mi := &file_interbank_v1_settlement_proto_msgTypes[14]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1293,7 @@ func (x *ReceiveCreditTransferRequest) String() string {
 func (*ReceiveCreditTransferRequest) ProtoMessage() {}
 
 func (x *ReceiveCreditTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_settlement_proto_msgTypes[14]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1306,7 @@ func (x *ReceiveCreditTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveCreditTransferRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveCreditTransferRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{14}
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReceiveCreditTransferRequest) GetRequestId() string {
@@ -1158,7 +1338,7 @@ type ReceiveCreditTransferResponse struct {
 
 func (x *ReceiveCreditTransferResponse) Reset() {
 	*x = ReceiveCreditTransferResponse{}
-	mi := &file_interbank_v1_settlement_proto_msgTypes[15]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1350,7 @@ func (x *ReceiveCreditTransferResponse) String() string {
 func (*ReceiveCreditTransferResponse) ProtoMessage() {}
 
 func (x *ReceiveCreditTransferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_settlement_proto_msgTypes[15]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1363,7 @@ func (x *ReceiveCreditTransferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveCreditTransferResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveCreditTransferResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{15}
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReceiveCreditTransferResponse) GetInstructionId() string {
@@ -1207,6 +1387,186 @@ func (x *ReceiveCreditTransferResponse) GetReasonCode() string {
 	return ""
 }
 
+// ReceiveCreditTransfersRequest delivers several settled transfers to a creditor agent.
+type ReceiveCreditTransfersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 256 entries, each a whole ReceiveCreditTransfer request with its own
+	// request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+	Entries       []*ReceiveCreditTransferRequest `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveCreditTransfersRequest) Reset() {
+	*x = ReceiveCreditTransfersRequest{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveCreditTransfersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveCreditTransfersRequest) ProtoMessage() {}
+
+func (x *ReceiveCreditTransfersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveCreditTransfersRequest.ProtoReflect.Descriptor instead.
+func (*ReceiveCreditTransfersRequest) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ReceiveCreditTransfersRequest) GetEntries() []*ReceiveCreditTransferRequest {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// ReceiveCreditTransfersResponse has one result per entry, in the request's order.
+type ReceiveCreditTransfersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results[i] answers entries[i].
+	Results       []*ReceiveCreditTransferResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveCreditTransfersResponse) Reset() {
+	*x = ReceiveCreditTransfersResponse{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveCreditTransfersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveCreditTransfersResponse) ProtoMessage() {}
+
+func (x *ReceiveCreditTransfersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveCreditTransfersResponse.ProtoReflect.Descriptor instead.
+func (*ReceiveCreditTransfersResponse) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ReceiveCreditTransfersResponse) GetResults() []*ReceiveCreditTransferResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// ReceiveCreditTransferResult is one entry's answer.
+type ReceiveCreditTransferResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What ReceiveCreditTransfer would have answered for the entry alone.
+	//
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*ReceiveCreditTransferResult_Report
+	//	*ReceiveCreditTransferResult_Error
+	Outcome       isReceiveCreditTransferResult_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveCreditTransferResult) Reset() {
+	*x = ReceiveCreditTransferResult{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveCreditTransferResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveCreditTransferResult) ProtoMessage() {}
+
+func (x *ReceiveCreditTransferResult) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveCreditTransferResult.ProtoReflect.Descriptor instead.
+func (*ReceiveCreditTransferResult) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ReceiveCreditTransferResult) GetOutcome() isReceiveCreditTransferResult_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *ReceiveCreditTransferResult) GetReport() *ReceiveCreditTransferResponse {
+	if x != nil {
+		if x, ok := x.Outcome.(*ReceiveCreditTransferResult_Report); ok {
+			return x.Report
+		}
+	}
+	return nil
+}
+
+func (x *ReceiveCreditTransferResult) GetError() *EntryError {
+	if x != nil {
+		if x, ok := x.Outcome.(*ReceiveCreditTransferResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isReceiveCreditTransferResult_Outcome interface {
+	isReceiveCreditTransferResult_Outcome()
+}
+
+type ReceiveCreditTransferResult_Report struct {
+	// The creditor agent's status (ACCEPTED or REJECTED).
+	Report *ReceiveCreditTransferResponse `protobuf:"bytes,1,opt,name=report,proto3,oneof"`
+}
+
+type ReceiveCreditTransferResult_Error struct {
+	// The error, for example FIELD_INVALID or REQUEST_ID_MISSING.
+	Error *EntryError `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
+}
+
+func (*ReceiveCreditTransferResult_Report) isReceiveCreditTransferResult_Outcome() {}
+
+func (*ReceiveCreditTransferResult_Error) isReceiveCreditTransferResult_Outcome() {}
+
 // ReceivePaymentReturnRequest delivers a settled return to the original debtor agent.
 type ReceivePaymentReturnRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1220,7 +1580,7 @@ type ReceivePaymentReturnRequest struct {
 
 func (x *ReceivePaymentReturnRequest) Reset() {
 	*x = ReceivePaymentReturnRequest{}
-	mi := &file_interbank_v1_settlement_proto_msgTypes[16]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1232,7 +1592,7 @@ func (x *ReceivePaymentReturnRequest) String() string {
 func (*ReceivePaymentReturnRequest) ProtoMessage() {}
 
 func (x *ReceivePaymentReturnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_settlement_proto_msgTypes[16]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1245,7 +1605,7 @@ func (x *ReceivePaymentReturnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceivePaymentReturnRequest.ProtoReflect.Descriptor instead.
 func (*ReceivePaymentReturnRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{16}
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReceivePaymentReturnRequest) GetRequestId() string {
@@ -1277,7 +1637,7 @@ type ReceivePaymentReturnResponse struct {
 
 func (x *ReceivePaymentReturnResponse) Reset() {
 	*x = ReceivePaymentReturnResponse{}
-	mi := &file_interbank_v1_settlement_proto_msgTypes[17]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1649,7 @@ func (x *ReceivePaymentReturnResponse) String() string {
 func (*ReceivePaymentReturnResponse) ProtoMessage() {}
 
 func (x *ReceivePaymentReturnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_settlement_proto_msgTypes[17]
+	mi := &file_interbank_v1_settlement_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1662,7 @@ func (x *ReceivePaymentReturnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceivePaymentReturnResponse.ProtoReflect.Descriptor instead.
 func (*ReceivePaymentReturnResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{17}
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReceivePaymentReturnResponse) GetReturnId() string {
@@ -1365,7 +1725,15 @@ const file_interbank_v1_settlement_proto_rawDesc = "" +
 	"\x06status\x18\x02 \x01(\x0e2\x1c.interbank.v1.TransferStatusR\x06status\x12\x1f\n" +
 	"\vreason_code\x18\x03 \x01(\tR\n" +
 	"reasonCode\x12\x1b\n" +
-	"\twindow_id\x18\x04 \x01(\tR\bwindowId\"\x7f\n" +
+	"\twindow_id\x18\x04 \x01(\tR\bwindowId\"c\n" +
+	"\x1cSubmitCreditTransfersRequest\x12C\n" +
+	"\aentries\x18\x01 \x03(\v2).interbank.v1.SubmitCreditTransferRequestR\aentries\"c\n" +
+	"\x1dSubmitCreditTransfersResponse\x12B\n" +
+	"\aresults\x18\x01 \x03(\v2(.interbank.v1.SubmitCreditTransferResultR\aresults\"\x9f\x01\n" +
+	"\x1aSubmitCreditTransferResult\x12D\n" +
+	"\x06report\x18\x01 \x01(\v2*.interbank.v1.SubmitCreditTransferResponseH\x00R\x06report\x120\n" +
+	"\x05error\x18\x02 \x01(\v2\x18.interbank.v1.EntryErrorH\x00R\x05errorB\t\n" +
+	"\aoutcome\"\x7f\n" +
 	"\x1aSubmitPaymentReturnRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12B\n" +
@@ -1413,7 +1781,15 @@ const file_interbank_v1_settlement_proto_rawDesc = "" +
 	"\x0einstruction_id\x18\x01 \x01(\tR\rinstructionId\x124\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1c.interbank.v1.TransferStatusR\x06status\x12\x1f\n" +
 	"\vreason_code\x18\x03 \x01(\tR\n" +
-	"reasonCode\"\x80\x01\n" +
+	"reasonCode\"e\n" +
+	"\x1dReceiveCreditTransfersRequest\x12D\n" +
+	"\aentries\x18\x01 \x03(\v2*.interbank.v1.ReceiveCreditTransferRequestR\aentries\"e\n" +
+	"\x1eReceiveCreditTransfersResponse\x12C\n" +
+	"\aresults\x18\x01 \x03(\v2).interbank.v1.ReceiveCreditTransferResultR\aresults\"\xa1\x01\n" +
+	"\x1bReceiveCreditTransferResult\x12E\n" +
+	"\x06report\x18\x01 \x01(\v2+.interbank.v1.ReceiveCreditTransferResponseH\x00R\x06report\x120\n" +
+	"\x05error\x18\x02 \x01(\v2\x18.interbank.v1.EntryErrorH\x00R\x05errorB\t\n" +
+	"\aoutcome\"\x80\x01\n" +
 	"\x1bReceivePaymentReturnRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12B\n" +
@@ -1432,15 +1808,17 @@ const file_interbank_v1_settlement_proto_rawDesc = "" +
 	"$SETTLEMENT_WINDOW_STATUS_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dSETTLEMENT_WINDOW_STATUS_OPEN\x10\x01\x12#\n" +
 	"\x1fSETTLEMENT_WINDOW_STATUS_CLOSED\x10\x02\x12$\n" +
-	" SETTLEMENT_WINDOW_STATUS_SETTLED\x10\x032\xb2\x04\n" +
+	" SETTLEMENT_WINDOW_STATUS_SETTLED\x10\x032\xa4\x05\n" +
 	"\x11SettlementService\x12m\n" +
-	"\x14SubmitCreditTransfer\x12).interbank.v1.SubmitCreditTransferRequest\x1a*.interbank.v1.SubmitCreditTransferResponse\x12j\n" +
+	"\x14SubmitCreditTransfer\x12).interbank.v1.SubmitCreditTransferRequest\x1a*.interbank.v1.SubmitCreditTransferResponse\x12p\n" +
+	"\x15SubmitCreditTransfers\x12*.interbank.v1.SubmitCreditTransfersRequest\x1a+.interbank.v1.SubmitCreditTransfersResponse\x12j\n" +
 	"\x13SubmitPaymentReturn\x12(.interbank.v1.SubmitPaymentReturnRequest\x1a).interbank.v1.SubmitPaymentReturnResponse\x12d\n" +
 	"\x11GetTransferStatus\x12&.interbank.v1.GetTransferStatusRequest\x1a'.interbank.v1.GetTransferStatusResponse\x12j\n" +
 	"\x13GetSettlementWindow\x12(.interbank.v1.GetSettlementWindowRequest\x1a).interbank.v1.GetSettlementWindowResponse\x12p\n" +
-	"\x15CloseSettlementWindow\x12*.interbank.v1.CloseSettlementWindowRequest\x1a+.interbank.v1.CloseSettlementWindowResponse2\xf2\x01\n" +
+	"\x15CloseSettlementWindow\x12*.interbank.v1.CloseSettlementWindowRequest\x1a+.interbank.v1.CloseSettlementWindowResponse2\xe7\x02\n" +
 	"\x0fClearingService\x12p\n" +
-	"\x15ReceiveCreditTransfer\x12*.interbank.v1.ReceiveCreditTransferRequest\x1a+.interbank.v1.ReceiveCreditTransferResponse\x12m\n" +
+	"\x15ReceiveCreditTransfer\x12*.interbank.v1.ReceiveCreditTransferRequest\x1a+.interbank.v1.ReceiveCreditTransferResponse\x12s\n" +
+	"\x16ReceiveCreditTransfers\x12+.interbank.v1.ReceiveCreditTransfersRequest\x1a,.interbank.v1.ReceiveCreditTransfersResponse\x12m\n" +
 	"\x14ReceivePaymentReturn\x12).interbank.v1.ReceivePaymentReturnRequest\x1a*.interbank.v1.ReceivePaymentReturnResponseB\xb6\x01\n" +
 	"\x10com.interbank.v1B\x0fSettlementProtoP\x01Z@github.com/paynet/paynet/clients/go/gen/interbank/v1;interbankv1\xa2\x02\x03IXX\xaa\x02\fInterbank.V1\xca\x02\fInterbank\\V1\xe2\x02\x18Interbank\\V1\\GPBMetadata\xea\x02\rInterbank::V1b\x06proto3"
 
@@ -1457,73 +1835,92 @@ func file_interbank_v1_settlement_proto_rawDescGZIP() []byte {
 }
 
 var file_interbank_v1_settlement_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_interbank_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_interbank_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_interbank_v1_settlement_proto_goTypes = []any{
-	(TransferStatus)(0),                   // 0: interbank.v1.TransferStatus
-	(SettlementWindowStatus)(0),           // 1: interbank.v1.SettlementWindowStatus
-	(*CreditTransfer)(nil),                // 2: interbank.v1.CreditTransfer
-	(*PaymentReturn)(nil),                 // 3: interbank.v1.PaymentReturn
-	(*SubmitCreditTransferRequest)(nil),   // 4: interbank.v1.SubmitCreditTransferRequest
-	(*SubmitCreditTransferResponse)(nil),  // 5: interbank.v1.SubmitCreditTransferResponse
-	(*SubmitPaymentReturnRequest)(nil),    // 6: interbank.v1.SubmitPaymentReturnRequest
-	(*SubmitPaymentReturnResponse)(nil),   // 7: interbank.v1.SubmitPaymentReturnResponse
-	(*GetTransferStatusRequest)(nil),      // 8: interbank.v1.GetTransferStatusRequest
-	(*GetTransferStatusResponse)(nil),     // 9: interbank.v1.GetTransferStatusResponse
-	(*NetPosition)(nil),                   // 10: interbank.v1.NetPosition
-	(*SettlementWindow)(nil),              // 11: interbank.v1.SettlementWindow
-	(*GetSettlementWindowRequest)(nil),    // 12: interbank.v1.GetSettlementWindowRequest
-	(*GetSettlementWindowResponse)(nil),   // 13: interbank.v1.GetSettlementWindowResponse
-	(*CloseSettlementWindowRequest)(nil),  // 14: interbank.v1.CloseSettlementWindowRequest
-	(*CloseSettlementWindowResponse)(nil), // 15: interbank.v1.CloseSettlementWindowResponse
-	(*ReceiveCreditTransferRequest)(nil),  // 16: interbank.v1.ReceiveCreditTransferRequest
-	(*ReceiveCreditTransferResponse)(nil), // 17: interbank.v1.ReceiveCreditTransferResponse
-	(*ReceivePaymentReturnRequest)(nil),   // 18: interbank.v1.ReceivePaymentReturnRequest
-	(*ReceivePaymentReturnResponse)(nil),  // 19: interbank.v1.ReceivePaymentReturnResponse
-	(*Money)(nil),                         // 20: interbank.v1.Money
-	(*AccountRef)(nil),                    // 21: interbank.v1.AccountRef
-	(*timestamppb.Timestamp)(nil),         // 22: google.protobuf.Timestamp
+	(TransferStatus)(0),                    // 0: interbank.v1.TransferStatus
+	(SettlementWindowStatus)(0),            // 1: interbank.v1.SettlementWindowStatus
+	(*CreditTransfer)(nil),                 // 2: interbank.v1.CreditTransfer
+	(*PaymentReturn)(nil),                  // 3: interbank.v1.PaymentReturn
+	(*SubmitCreditTransferRequest)(nil),    // 4: interbank.v1.SubmitCreditTransferRequest
+	(*SubmitCreditTransferResponse)(nil),   // 5: interbank.v1.SubmitCreditTransferResponse
+	(*SubmitCreditTransfersRequest)(nil),   // 6: interbank.v1.SubmitCreditTransfersRequest
+	(*SubmitCreditTransfersResponse)(nil),  // 7: interbank.v1.SubmitCreditTransfersResponse
+	(*SubmitCreditTransferResult)(nil),     // 8: interbank.v1.SubmitCreditTransferResult
+	(*SubmitPaymentReturnRequest)(nil),     // 9: interbank.v1.SubmitPaymentReturnRequest
+	(*SubmitPaymentReturnResponse)(nil),    // 10: interbank.v1.SubmitPaymentReturnResponse
+	(*GetTransferStatusRequest)(nil),       // 11: interbank.v1.GetTransferStatusRequest
+	(*GetTransferStatusResponse)(nil),      // 12: interbank.v1.GetTransferStatusResponse
+	(*NetPosition)(nil),                    // 13: interbank.v1.NetPosition
+	(*SettlementWindow)(nil),               // 14: interbank.v1.SettlementWindow
+	(*GetSettlementWindowRequest)(nil),     // 15: interbank.v1.GetSettlementWindowRequest
+	(*GetSettlementWindowResponse)(nil),    // 16: interbank.v1.GetSettlementWindowResponse
+	(*CloseSettlementWindowRequest)(nil),   // 17: interbank.v1.CloseSettlementWindowRequest
+	(*CloseSettlementWindowResponse)(nil),  // 18: interbank.v1.CloseSettlementWindowResponse
+	(*ReceiveCreditTransferRequest)(nil),   // 19: interbank.v1.ReceiveCreditTransferRequest
+	(*ReceiveCreditTransferResponse)(nil),  // 20: interbank.v1.ReceiveCreditTransferResponse
+	(*ReceiveCreditTransfersRequest)(nil),  // 21: interbank.v1.ReceiveCreditTransfersRequest
+	(*ReceiveCreditTransfersResponse)(nil), // 22: interbank.v1.ReceiveCreditTransfersResponse
+	(*ReceiveCreditTransferResult)(nil),    // 23: interbank.v1.ReceiveCreditTransferResult
+	(*ReceivePaymentReturnRequest)(nil),    // 24: interbank.v1.ReceivePaymentReturnRequest
+	(*ReceivePaymentReturnResponse)(nil),   // 25: interbank.v1.ReceivePaymentReturnResponse
+	(*Money)(nil),                          // 26: interbank.v1.Money
+	(*AccountRef)(nil),                     // 27: interbank.v1.AccountRef
+	(*timestamppb.Timestamp)(nil),          // 28: google.protobuf.Timestamp
+	(*EntryError)(nil),                     // 29: interbank.v1.EntryError
 }
 var file_interbank_v1_settlement_proto_depIdxs = []int32{
-	20, // 0: interbank.v1.CreditTransfer.amount:type_name -> interbank.v1.Money
-	21, // 1: interbank.v1.CreditTransfer.debtor_account:type_name -> interbank.v1.AccountRef
-	21, // 2: interbank.v1.CreditTransfer.creditor_account:type_name -> interbank.v1.AccountRef
-	22, // 3: interbank.v1.CreditTransfer.created_at:type_name -> google.protobuf.Timestamp
-	20, // 4: interbank.v1.PaymentReturn.amount:type_name -> interbank.v1.Money
+	26, // 0: interbank.v1.CreditTransfer.amount:type_name -> interbank.v1.Money
+	27, // 1: interbank.v1.CreditTransfer.debtor_account:type_name -> interbank.v1.AccountRef
+	27, // 2: interbank.v1.CreditTransfer.creditor_account:type_name -> interbank.v1.AccountRef
+	28, // 3: interbank.v1.CreditTransfer.created_at:type_name -> google.protobuf.Timestamp
+	26, // 4: interbank.v1.PaymentReturn.amount:type_name -> interbank.v1.Money
 	2,  // 5: interbank.v1.SubmitCreditTransferRequest.transfer:type_name -> interbank.v1.CreditTransfer
 	0,  // 6: interbank.v1.SubmitCreditTransferResponse.status:type_name -> interbank.v1.TransferStatus
-	3,  // 7: interbank.v1.SubmitPaymentReturnRequest.payment_return:type_name -> interbank.v1.PaymentReturn
-	0,  // 8: interbank.v1.SubmitPaymentReturnResponse.status:type_name -> interbank.v1.TransferStatus
-	0,  // 9: interbank.v1.GetTransferStatusResponse.status:type_name -> interbank.v1.TransferStatus
-	1,  // 10: interbank.v1.SettlementWindow.status:type_name -> interbank.v1.SettlementWindowStatus
-	22, // 11: interbank.v1.SettlementWindow.opened_at:type_name -> google.protobuf.Timestamp
-	22, // 12: interbank.v1.SettlementWindow.closed_at:type_name -> google.protobuf.Timestamp
-	10, // 13: interbank.v1.SettlementWindow.positions:type_name -> interbank.v1.NetPosition
-	22, // 14: interbank.v1.SettlementWindow.settled_at:type_name -> google.protobuf.Timestamp
-	11, // 15: interbank.v1.GetSettlementWindowResponse.window:type_name -> interbank.v1.SettlementWindow
-	11, // 16: interbank.v1.CloseSettlementWindowResponse.window:type_name -> interbank.v1.SettlementWindow
-	2,  // 17: interbank.v1.ReceiveCreditTransferRequest.transfer:type_name -> interbank.v1.CreditTransfer
-	0,  // 18: interbank.v1.ReceiveCreditTransferResponse.status:type_name -> interbank.v1.TransferStatus
-	3,  // 19: interbank.v1.ReceivePaymentReturnRequest.payment_return:type_name -> interbank.v1.PaymentReturn
-	0,  // 20: interbank.v1.ReceivePaymentReturnResponse.status:type_name -> interbank.v1.TransferStatus
-	4,  // 21: interbank.v1.SettlementService.SubmitCreditTransfer:input_type -> interbank.v1.SubmitCreditTransferRequest
-	6,  // 22: interbank.v1.SettlementService.SubmitPaymentReturn:input_type -> interbank.v1.SubmitPaymentReturnRequest
-	8,  // 23: interbank.v1.SettlementService.GetTransferStatus:input_type -> interbank.v1.GetTransferStatusRequest
-	12, // 24: interbank.v1.SettlementService.GetSettlementWindow:input_type -> interbank.v1.GetSettlementWindowRequest
-	14, // 25: interbank.v1.SettlementService.CloseSettlementWindow:input_type -> interbank.v1.CloseSettlementWindowRequest
-	16, // 26: interbank.v1.ClearingService.ReceiveCreditTransfer:input_type -> interbank.v1.ReceiveCreditTransferRequest
-	18, // 27: interbank.v1.ClearingService.ReceivePaymentReturn:input_type -> interbank.v1.ReceivePaymentReturnRequest
-	5,  // 28: interbank.v1.SettlementService.SubmitCreditTransfer:output_type -> interbank.v1.SubmitCreditTransferResponse
-	7,  // 29: interbank.v1.SettlementService.SubmitPaymentReturn:output_type -> interbank.v1.SubmitPaymentReturnResponse
-	9,  // 30: interbank.v1.SettlementService.GetTransferStatus:output_type -> interbank.v1.GetTransferStatusResponse
-	13, // 31: interbank.v1.SettlementService.GetSettlementWindow:output_type -> interbank.v1.GetSettlementWindowResponse
-	15, // 32: interbank.v1.SettlementService.CloseSettlementWindow:output_type -> interbank.v1.CloseSettlementWindowResponse
-	17, // 33: interbank.v1.ClearingService.ReceiveCreditTransfer:output_type -> interbank.v1.ReceiveCreditTransferResponse
-	19, // 34: interbank.v1.ClearingService.ReceivePaymentReturn:output_type -> interbank.v1.ReceivePaymentReturnResponse
-	28, // [28:35] is the sub-list for method output_type
-	21, // [21:28] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	4,  // 7: interbank.v1.SubmitCreditTransfersRequest.entries:type_name -> interbank.v1.SubmitCreditTransferRequest
+	8,  // 8: interbank.v1.SubmitCreditTransfersResponse.results:type_name -> interbank.v1.SubmitCreditTransferResult
+	5,  // 9: interbank.v1.SubmitCreditTransferResult.report:type_name -> interbank.v1.SubmitCreditTransferResponse
+	29, // 10: interbank.v1.SubmitCreditTransferResult.error:type_name -> interbank.v1.EntryError
+	3,  // 11: interbank.v1.SubmitPaymentReturnRequest.payment_return:type_name -> interbank.v1.PaymentReturn
+	0,  // 12: interbank.v1.SubmitPaymentReturnResponse.status:type_name -> interbank.v1.TransferStatus
+	0,  // 13: interbank.v1.GetTransferStatusResponse.status:type_name -> interbank.v1.TransferStatus
+	1,  // 14: interbank.v1.SettlementWindow.status:type_name -> interbank.v1.SettlementWindowStatus
+	28, // 15: interbank.v1.SettlementWindow.opened_at:type_name -> google.protobuf.Timestamp
+	28, // 16: interbank.v1.SettlementWindow.closed_at:type_name -> google.protobuf.Timestamp
+	13, // 17: interbank.v1.SettlementWindow.positions:type_name -> interbank.v1.NetPosition
+	28, // 18: interbank.v1.SettlementWindow.settled_at:type_name -> google.protobuf.Timestamp
+	14, // 19: interbank.v1.GetSettlementWindowResponse.window:type_name -> interbank.v1.SettlementWindow
+	14, // 20: interbank.v1.CloseSettlementWindowResponse.window:type_name -> interbank.v1.SettlementWindow
+	2,  // 21: interbank.v1.ReceiveCreditTransferRequest.transfer:type_name -> interbank.v1.CreditTransfer
+	0,  // 22: interbank.v1.ReceiveCreditTransferResponse.status:type_name -> interbank.v1.TransferStatus
+	19, // 23: interbank.v1.ReceiveCreditTransfersRequest.entries:type_name -> interbank.v1.ReceiveCreditTransferRequest
+	23, // 24: interbank.v1.ReceiveCreditTransfersResponse.results:type_name -> interbank.v1.ReceiveCreditTransferResult
+	20, // 25: interbank.v1.ReceiveCreditTransferResult.report:type_name -> interbank.v1.ReceiveCreditTransferResponse
+	29, // 26: interbank.v1.ReceiveCreditTransferResult.error:type_name -> interbank.v1.EntryError
+	3,  // 27: interbank.v1.ReceivePaymentReturnRequest.payment_return:type_name -> interbank.v1.PaymentReturn
+	0,  // 28: interbank.v1.ReceivePaymentReturnResponse.status:type_name -> interbank.v1.TransferStatus
+	4,  // 29: interbank.v1.SettlementService.SubmitCreditTransfer:input_type -> interbank.v1.SubmitCreditTransferRequest
+	6,  // 30: interbank.v1.SettlementService.SubmitCreditTransfers:input_type -> interbank.v1.SubmitCreditTransfersRequest
+	9,  // 31: interbank.v1.SettlementService.SubmitPaymentReturn:input_type -> interbank.v1.SubmitPaymentReturnRequest
+	11, // 32: interbank.v1.SettlementService.GetTransferStatus:input_type -> interbank.v1.GetTransferStatusRequest
+	15, // 33: interbank.v1.SettlementService.GetSettlementWindow:input_type -> interbank.v1.GetSettlementWindowRequest
+	17, // 34: interbank.v1.SettlementService.CloseSettlementWindow:input_type -> interbank.v1.CloseSettlementWindowRequest
+	19, // 35: interbank.v1.ClearingService.ReceiveCreditTransfer:input_type -> interbank.v1.ReceiveCreditTransferRequest
+	21, // 36: interbank.v1.ClearingService.ReceiveCreditTransfers:input_type -> interbank.v1.ReceiveCreditTransfersRequest
+	24, // 37: interbank.v1.ClearingService.ReceivePaymentReturn:input_type -> interbank.v1.ReceivePaymentReturnRequest
+	5,  // 38: interbank.v1.SettlementService.SubmitCreditTransfer:output_type -> interbank.v1.SubmitCreditTransferResponse
+	7,  // 39: interbank.v1.SettlementService.SubmitCreditTransfers:output_type -> interbank.v1.SubmitCreditTransfersResponse
+	10, // 40: interbank.v1.SettlementService.SubmitPaymentReturn:output_type -> interbank.v1.SubmitPaymentReturnResponse
+	12, // 41: interbank.v1.SettlementService.GetTransferStatus:output_type -> interbank.v1.GetTransferStatusResponse
+	16, // 42: interbank.v1.SettlementService.GetSettlementWindow:output_type -> interbank.v1.GetSettlementWindowResponse
+	18, // 43: interbank.v1.SettlementService.CloseSettlementWindow:output_type -> interbank.v1.CloseSettlementWindowResponse
+	20, // 44: interbank.v1.ClearingService.ReceiveCreditTransfer:output_type -> interbank.v1.ReceiveCreditTransferResponse
+	22, // 45: interbank.v1.ClearingService.ReceiveCreditTransfers:output_type -> interbank.v1.ReceiveCreditTransfersResponse
+	25, // 46: interbank.v1.ClearingService.ReceivePaymentReturn:output_type -> interbank.v1.ReceivePaymentReturnResponse
+	38, // [38:47] is the sub-list for method output_type
+	29, // [29:38] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_interbank_v1_settlement_proto_init() }
@@ -1532,13 +1929,21 @@ func file_interbank_v1_settlement_proto_init() {
 		return
 	}
 	file_interbank_v1_common_proto_init()
+	file_interbank_v1_settlement_proto_msgTypes[6].OneofWrappers = []any{
+		(*SubmitCreditTransferResult_Report)(nil),
+		(*SubmitCreditTransferResult_Error)(nil),
+	}
+	file_interbank_v1_settlement_proto_msgTypes[21].OneofWrappers = []any{
+		(*ReceiveCreditTransferResult_Report)(nil),
+		(*ReceiveCreditTransferResult_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_interbank_v1_settlement_proto_rawDesc), len(file_interbank_v1_settlement_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

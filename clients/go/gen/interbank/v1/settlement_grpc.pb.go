@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	SettlementService_SubmitCreditTransfer_FullMethodName  = "/interbank.v1.SettlementService/SubmitCreditTransfer"
+	SettlementService_SubmitCreditTransfers_FullMethodName = "/interbank.v1.SettlementService/SubmitCreditTransfers"
 	SettlementService_SubmitPaymentReturn_FullMethodName   = "/interbank.v1.SettlementService/SubmitPaymentReturn"
 	SettlementService_GetTransferStatus_FullMethodName     = "/interbank.v1.SettlementService/GetTransferStatus"
 	SettlementService_GetSettlementWindow_FullMethodName   = "/interbank.v1.SettlementService/GetSettlementWindow"
@@ -37,6 +38,13 @@ type SettlementServiceClient interface {
 	// pacs.008): reserves move from the debtor agent to the creditor agent and
 	// the transfer is forwarded to the creditor agent, whose answer is returned.
 	SubmitCreditTransfer(ctx context.Context, in *SubmitCreditTransferRequest, opts ...grpc.CallOption) (*SubmitCreditTransferResponse, error)
+	// SubmitCreditTransfers settles up to 256 transfers in one call. Each entry
+	// is settled exactly as SubmitCreditTransfer would settle it alone, with the
+	// same idempotency scope, so an entry and a single call with the same
+	// request_id are one request. The answer has one result per entry, in the
+	// request's order. A member bank sends the transfers that queued while its
+	// previous call was in flight: the first goes at once, never after a timer.
+	SubmitCreditTransfers(ctx context.Context, in *SubmitCreditTransfersRequest, opts ...grpc.CallOption) (*SubmitCreditTransfersResponse, error)
 	// SubmitPaymentReturn settles the return of an earlier transfer (after pacs.004).
 	SubmitPaymentReturn(ctx context.Context, in *SubmitPaymentReturnRequest, opts ...grpc.CallOption) (*SubmitPaymentReturnResponse, error)
 	// GetTransferStatus reports a transfer's status (after pacs.002).
@@ -62,6 +70,16 @@ func (c *settlementServiceClient) SubmitCreditTransfer(ctx context.Context, in *
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SubmitCreditTransferResponse)
 	err := c.cc.Invoke(ctx, SettlementService_SubmitCreditTransfer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *settlementServiceClient) SubmitCreditTransfers(ctx context.Context, in *SubmitCreditTransfersRequest, opts ...grpc.CallOption) (*SubmitCreditTransfersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SubmitCreditTransfersResponse)
+	err := c.cc.Invoke(ctx, SettlementService_SubmitCreditTransfers_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -119,6 +137,13 @@ type SettlementServiceServer interface {
 	// pacs.008): reserves move from the debtor agent to the creditor agent and
 	// the transfer is forwarded to the creditor agent, whose answer is returned.
 	SubmitCreditTransfer(context.Context, *SubmitCreditTransferRequest) (*SubmitCreditTransferResponse, error)
+	// SubmitCreditTransfers settles up to 256 transfers in one call. Each entry
+	// is settled exactly as SubmitCreditTransfer would settle it alone, with the
+	// same idempotency scope, so an entry and a single call with the same
+	// request_id are one request. The answer has one result per entry, in the
+	// request's order. A member bank sends the transfers that queued while its
+	// previous call was in flight: the first goes at once, never after a timer.
+	SubmitCreditTransfers(context.Context, *SubmitCreditTransfersRequest) (*SubmitCreditTransfersResponse, error)
 	// SubmitPaymentReturn settles the return of an earlier transfer (after pacs.004).
 	SubmitPaymentReturn(context.Context, *SubmitPaymentReturnRequest) (*SubmitPaymentReturnResponse, error)
 	// GetTransferStatus reports a transfer's status (after pacs.002).
@@ -142,6 +167,9 @@ type UnimplementedSettlementServiceServer struct{}
 
 func (UnimplementedSettlementServiceServer) SubmitCreditTransfer(context.Context, *SubmitCreditTransferRequest) (*SubmitCreditTransferResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitCreditTransfer not implemented")
+}
+func (UnimplementedSettlementServiceServer) SubmitCreditTransfers(context.Context, *SubmitCreditTransfersRequest) (*SubmitCreditTransfersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitCreditTransfers not implemented")
 }
 func (UnimplementedSettlementServiceServer) SubmitPaymentReturn(context.Context, *SubmitPaymentReturnRequest) (*SubmitPaymentReturnResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitPaymentReturn not implemented")
@@ -190,6 +218,24 @@ func _SettlementService_SubmitCreditTransfer_Handler(srv interface{}, ctx contex
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SettlementServiceServer).SubmitCreditTransfer(ctx, req.(*SubmitCreditTransferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SettlementService_SubmitCreditTransfers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitCreditTransfersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SettlementServiceServer).SubmitCreditTransfers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SettlementService_SubmitCreditTransfers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SettlementServiceServer).SubmitCreditTransfers(ctx, req.(*SubmitCreditTransfersRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -278,6 +324,10 @@ var SettlementService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _SettlementService_SubmitCreditTransfer_Handler,
 		},
 		{
+			MethodName: "SubmitCreditTransfers",
+			Handler:    _SettlementService_SubmitCreditTransfers_Handler,
+		},
+		{
 			MethodName: "SubmitPaymentReturn",
 			Handler:    _SettlementService_SubmitPaymentReturn_Handler,
 		},
@@ -299,8 +349,9 @@ var SettlementService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	ClearingService_ReceiveCreditTransfer_FullMethodName = "/interbank.v1.ClearingService/ReceiveCreditTransfer"
-	ClearingService_ReceivePaymentReturn_FullMethodName  = "/interbank.v1.ClearingService/ReceivePaymentReturn"
+	ClearingService_ReceiveCreditTransfer_FullMethodName  = "/interbank.v1.ClearingService/ReceiveCreditTransfer"
+	ClearingService_ReceiveCreditTransfers_FullMethodName = "/interbank.v1.ClearingService/ReceiveCreditTransfers"
+	ClearingService_ReceivePaymentReturn_FullMethodName   = "/interbank.v1.ClearingService/ReceivePaymentReturn"
 )
 
 // ClearingServiceClient is the client API for ClearingService service.
@@ -312,6 +363,10 @@ const (
 type ClearingServiceClient interface {
 	// ReceiveCreditTransfer credits the creditor account of a settled transfer.
 	ReceiveCreditTransfer(ctx context.Context, in *ReceiveCreditTransferRequest, opts ...grpc.CallOption) (*ReceiveCreditTransferResponse, error)
+	// ReceiveCreditTransfers credits up to 256 settled transfers in one call,
+	// each exactly as ReceiveCreditTransfer would alone (same idempotency
+	// scope), with one result per entry in the request's order.
+	ReceiveCreditTransfers(ctx context.Context, in *ReceiveCreditTransfersRequest, opts ...grpc.CallOption) (*ReceiveCreditTransfersResponse, error)
 	// ReceivePaymentReturn credits the original debtor with a returned amount.
 	ReceivePaymentReturn(ctx context.Context, in *ReceivePaymentReturnRequest, opts ...grpc.CallOption) (*ReceivePaymentReturnResponse, error)
 }
@@ -328,6 +383,16 @@ func (c *clearingServiceClient) ReceiveCreditTransfer(ctx context.Context, in *R
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReceiveCreditTransferResponse)
 	err := c.cc.Invoke(ctx, ClearingService_ReceiveCreditTransfer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clearingServiceClient) ReceiveCreditTransfers(ctx context.Context, in *ReceiveCreditTransfersRequest, opts ...grpc.CallOption) (*ReceiveCreditTransfersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReceiveCreditTransfersResponse)
+	err := c.cc.Invoke(ctx, ClearingService_ReceiveCreditTransfers_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -353,6 +418,10 @@ func (c *clearingServiceClient) ReceivePaymentReturn(ctx context.Context, in *Re
 type ClearingServiceServer interface {
 	// ReceiveCreditTransfer credits the creditor account of a settled transfer.
 	ReceiveCreditTransfer(context.Context, *ReceiveCreditTransferRequest) (*ReceiveCreditTransferResponse, error)
+	// ReceiveCreditTransfers credits up to 256 settled transfers in one call,
+	// each exactly as ReceiveCreditTransfer would alone (same idempotency
+	// scope), with one result per entry in the request's order.
+	ReceiveCreditTransfers(context.Context, *ReceiveCreditTransfersRequest) (*ReceiveCreditTransfersResponse, error)
 	// ReceivePaymentReturn credits the original debtor with a returned amount.
 	ReceivePaymentReturn(context.Context, *ReceivePaymentReturnRequest) (*ReceivePaymentReturnResponse, error)
 	mustEmbedUnimplementedClearingServiceServer()
@@ -367,6 +436,9 @@ type UnimplementedClearingServiceServer struct{}
 
 func (UnimplementedClearingServiceServer) ReceiveCreditTransfer(context.Context, *ReceiveCreditTransferRequest) (*ReceiveCreditTransferResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReceiveCreditTransfer not implemented")
+}
+func (UnimplementedClearingServiceServer) ReceiveCreditTransfers(context.Context, *ReceiveCreditTransfersRequest) (*ReceiveCreditTransfersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReceiveCreditTransfers not implemented")
 }
 func (UnimplementedClearingServiceServer) ReceivePaymentReturn(context.Context, *ReceivePaymentReturnRequest) (*ReceivePaymentReturnResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReceivePaymentReturn not implemented")
@@ -410,6 +482,24 @@ func _ClearingService_ReceiveCreditTransfer_Handler(srv interface{}, ctx context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClearingService_ReceiveCreditTransfers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReceiveCreditTransfersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClearingServiceServer).ReceiveCreditTransfers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClearingService_ReceiveCreditTransfers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClearingServiceServer).ReceiveCreditTransfers(ctx, req.(*ReceiveCreditTransfersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ClearingService_ReceivePaymentReturn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReceivePaymentReturnRequest)
 	if err := dec(in); err != nil {
@@ -438,6 +528,10 @@ var ClearingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReceiveCreditTransfer",
 			Handler:    _ClearingService_ReceiveCreditTransfer_Handler,
+		},
+		{
+			MethodName: "ReceiveCreditTransfers",
+			Handler:    _ClearingService_ReceiveCreditTransfers_Handler,
 		},
 		{
 			MethodName: "ReceivePaymentReturn",
