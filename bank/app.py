@@ -348,8 +348,11 @@ async def _status_answer(call: Awaitable[_StatusReport], message_id: str) -> Sta
     try:
         report = await call
     except grpc.aio.AioRpcError as exc:
-        refusal = _refusal(errors.from_rpc_error(exc), message_id)
-        return None if refusal is None else ("REJECTED", refusal)
+        return _failure_answer(errors.from_rpc_error(exc), message_id)
+    return _report_answer(report)
+
+
+def _report_answer(report: _StatusReport) -> StatusAnswer:
     status = settlement_pb2.TransferStatus.Name(report.status).removeprefix("TRANSFER_STATUS_")
     return status, report.reason_code
 
@@ -377,25 +380,21 @@ async def _batch_answers(
         report = await call
     except grpc.aio.AioRpcError as exc:
         error = errors.from_rpc_error(exc)
-        refusals = [_refusal(error, message_id) for message_id in message_ids]
-        return [None if refusal is None else ("REJECTED", refusal) for refusal in refusals]
-    answers: list[StatusAnswer | None] = []
-    for result, message_id in zip(report.results, message_ids, strict=False):
-        if result.WhichOneof("outcome") == "report":
-            status = settlement_pb2.TransferStatus.Name(result.report.status)
-            answers.append((status.removeprefix("TRANSFER_STATUS_"), result.report.reason_code))
-        else:
-            refusal = _refusal(from_entry_error(result.error), message_id)
-            answers.append(None if refusal is None else ("REJECTED", refusal))
-    return answers  # a short answer fails the whole batch in the Coalescer
+        return [_failure_answer(error, message_id) for message_id in message_ids]
+    return [  # a short answer fails the whole batch in the Coalescer
+        _report_answer(result.report)
+        if result.WhichOneof("outcome") == "report"
+        else _failure_answer(from_entry_error(result.error), message_id)
+        for result, message_id in zip(report.results, message_ids, strict=False)
+    ]
 
 
-def _refusal(error: errors.PaynetError, message_id: str) -> str | None:
-    """The reason of a definitive refusal, or None when the outcome is unknown (retry)."""
+def _failure_answer(error: errors.PaynetError, message_id: str) -> StatusAnswer | None:
+    """REJECTED with the reason of a definitive refusal; None when the outcome is unknown."""
     _log.warning(
         "peer.call_failed",
         instruction_id=message_id,
         status=error.code.name,
         reason=error.reason,
     )
-    return error.reason if error.code in _REFUSALS else None
+    return ("REJECTED", error.reason) if error.code in _REFUSALS else None

@@ -169,17 +169,12 @@ class ClearingServicer(pb_grpc.ClearingServiceServicer):
     ) -> pb.ReceiveCreditTransfersResponse:
         """Credit several settled transfers, each as ReceiveCreditTransfer would alone."""
         check_batch_size(len(request.entries))
-        answers = await answer_each(
-            "ReceiveCreditTransfers", [self._clearing.receive(entry) for entry in request.entries]
+        results = await answer_each(
+            "ReceiveCreditTransfers",
+            pb.ReceiveCreditTransferResult,
+            [self._clearing.receive(entry) for entry in request.entries],
         )
-        return pb.ReceiveCreditTransfersResponse(
-            results=[
-                pb.ReceiveCreditTransferResult(report=answer)
-                if isinstance(answer, pb.ReceiveCreditTransferResponse)
-                else pb.ReceiveCreditTransferResult(error=answer)
-                for answer in answers
-            ]
-        )
+        return pb.ReceiveCreditTransfersResponse(results=results)
 
     async def ReceivePaymentReturn(
         self, request: pb.ReceivePaymentReturnRequest, context: grpc.aio.ServicerContext
@@ -241,18 +236,12 @@ class SettlementServicer(pb_grpc.SettlementServiceServicer):
         """Settle several credit transfers, each as SubmitCreditTransfer would alone."""
         caller_code = self._caller_code()
         check_batch_size(len(request.entries))
-        answers = await answer_each(
+        results = await answer_each(
             "SubmitCreditTransfers",
+            pb.SubmitCreditTransferResult,
             [self._settlement.submit(entry, caller_code) for entry in request.entries],
         )
-        return pb.SubmitCreditTransfersResponse(
-            results=[
-                pb.SubmitCreditTransferResult(report=answer)
-                if isinstance(answer, pb.SubmitCreditTransferResponse)
-                else pb.SubmitCreditTransferResult(error=answer)
-                for answer in answers
-            ]
-        )
+        return pb.SubmitCreditTransfersResponse(results=results)
 
     async def SubmitPaymentReturn(
         self, request: pb.SubmitPaymentReturnRequest, context: grpc.aio.ServicerContext

@@ -73,28 +73,27 @@ def from_entry_error(error: common_pb2.EntryError) -> errors.RemoteError:
 
 
 async def answer_each(
-    method: str, entries: Sequence[Awaitable[Result]]
-) -> list[Result | common_pb2.EntryError]:
-    """Await every entry's answer concurrently; a failure becomes that entry's EntryError.
+    method: str, result_type: Callable[..., Result], entries: Sequence[Awaitable[object]]
+) -> list[Result]:
+    """Every entry's result, awaited concurrently: ``result_type(report=...)`` or
+    ``result_type(error=EntryError)``.
 
     A domain error is the entry's own answer; anything unexpected is logged
     and answered INTERNAL for that entry alone, which the caller retries.
     """
 
-    async def one(entry: Awaitable[Result]) -> Result | common_pb2.EntryError:
+    async def one(entry: Awaitable[object]) -> Result:
         try:
-            return await entry
+            return result_type(report=await entry)
         except errors.PaynetError as exc:
-            return entry_error(exc)
+            return result_type(error=entry_error(exc))
         except Exception as exc:
             _log.error("batch.unexpected_error", method=method, error_type=type(exc).__name__)
-            return entry_error(
-                errors.Internal(
-                    "INTERNAL_ERROR",
-                    "the server failed unexpectedly on this entry; retry it with the same "
-                    "request_id",
-                )
+            internal = errors.Internal(
+                "INTERNAL_ERROR",
+                "the server failed unexpectedly on this entry; retry it with the same request_id",
             )
+            return result_type(error=entry_error(internal))
 
     return list(await asyncio.gather(*(one(entry) for entry in entries)))
 

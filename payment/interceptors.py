@@ -19,6 +19,7 @@ one dict lookup for the whole chain, not a handler built per interceptor.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import inspect
 import time
@@ -153,10 +154,11 @@ class _MethodWrapper(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 self._wrapped[details.method] = wrapped
         return wrapped
 
+    @abc.abstractmethod
     def _wrap(
         self, method: str, handler: grpc.RpcMethodHandler | None
     ) -> grpc.RpcMethodHandler | None:
-        raise NotImplementedError
+        """The method's handler with this interceptor's behaviour around it."""
 
 
 class AccessLog(_MethodWrapper):

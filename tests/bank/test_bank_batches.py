@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import grpc
 import pytest
 from interbank.v1 import settlement_pb2 as pb
 from test_bank_clearing import transfer
@@ -11,7 +10,7 @@ from test_bank_settlement import submit_request
 from bank.audit import settlement_totals
 from bank.servicers import ClearingServicer, SettlementServicer
 from payment import errors
-from payment.batching import MAX_BATCH
+from payment.batching import MAX_BATCH, from_entry_error
 from payment.config import Role
 from payment.identity import Identity, current_caller
 
@@ -30,8 +29,8 @@ def outcomes(response) -> list[tuple[str, str, str]]:
             status = pb.TransferStatus.Name(result.report.status)
             found.append((status, result.report.reason_code, result.report.instruction_id))
         else:
-            code = next(c for c in grpc.StatusCode if c.value[0] == result.error.code)
-            found.append((code.name, result.error.reason, result.error.message))
+            error = from_entry_error(result.error)
+            found.append((error.code.name, error.reason, error.message))
     return found
 
 

@@ -15,7 +15,6 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import grpc
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf.message import Message
 from hypothesis import strategies as st
@@ -30,6 +29,7 @@ from interbank.v1 import (
 from interbank.v1 import authorization_pb2 as authz
 
 from payment import envelope
+from payment.batching import from_entry_error
 from payment.clock import now, timestamp
 
 from .harness import Allowance, Outcome, Tables, Target
@@ -338,7 +338,6 @@ def _spec(
 
 
 BATCH_SIZE_INVALID: Refusal = ("INVALID_ARGUMENT", "BATCH_SIZE_INVALID")
-_STATUS_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 
 def _batch_of(
@@ -367,7 +366,8 @@ def _batch_of(
                 assert single.may_succeed, f"{method}: a hostile entry succeeded"
                 tables |= single.success_writes(world, result.report.SerializeToString())
                 continue
-            refusal = (_STATUS_NAMES.get(result.error.code, "?"), result.error.reason)
+            error = from_entry_error(result.error)
+            refusal = (error.code.name, error.reason)
             assert refusal in single.refusals, f"{method}: undocumented entry error {refusal}"
             tables |= single.refusal_writes.get(refusal[1], _NOTHING)
         return tables

@@ -28,7 +28,7 @@ from interbank.v1 import (
 from interbank.v1 import authorization_pb2 as authz
 
 from payment import envelope
-from payment.batching import MAX_BATCH
+from payment.batching import MAX_BATCH, from_entry_error
 from payment.pki import Pki
 
 from .catalog import Payer, RpcSpec, signed_instruction, specs
@@ -264,8 +264,8 @@ def _batch_results(
                 status = settlement_pb2.TransferStatus.Name(result.report.status)
                 found.append((status, result.report.reason_code))
             else:
-                code = next(c for c in grpc.StatusCode if c.value[0] == result.error.code)
-                found.append((code.name, result.error.reason))
+                error = from_entry_error(result.error)
+                found.append((error.code.name, error.reason))
         assert found == list(expected)
 
     return check
