@@ -80,6 +80,19 @@ class IssuerServicer(authz_grpc.IssuerServiceServicer):
         """Place a hold (or require a challenge)."""
         return await self._issuer.authorize(request, caller().uri)
 
+    async def AuthorizeHolds(
+        self, request: authz.AuthorizeHoldsRequest, context: grpc.aio.ServicerContext
+    ) -> authz.AuthorizeHoldsResponse:
+        """Authorize several payments, each as AuthorizeHold would alone."""
+        gateway = caller().uri
+        check_batch_size(len(request.entries))
+        results = await answer_each(
+            "AuthorizeHolds",
+            authz.AuthorizeHoldResult,
+            [self._issuer.authorize(entry, gateway) for entry in request.entries],
+        )
+        return authz.AuthorizeHoldsResponse(results=results)
+
     async def CaptureHold(
         self, request: authz.CaptureHoldRequest, context: grpc.aio.ServicerContext
     ) -> authz.CaptureHoldResponse:

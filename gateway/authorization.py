@@ -3,10 +3,12 @@
 Authorization opens and checks the sealed payment (:mod:`gateway.checks`)
 before anything is recorded or any peer is called; then it records the
 transaction, asks the issuer for a hold and records the hold (and, for a sale,
-the capture the issuer did with it). Capture and void relay to the issuer the
-hold of a transaction the calling merchant owns; each is noted as a pending
-call before the issuer is asked, so one interrupted by a crash is finished on
-restart (:meth:`PaymentGateway.resume_pending_calls`).
+the capture the issuer did with it). Authorizations for one issuer that queue
+while a call to it is in flight go together in one AuthorizeHolds call
+(:class:`payment.batching.Coalescer`), each answered as if alone. Capture and
+void relay to the issuer the hold of a transaction the calling merchant owns;
+each is noted as a pending call before the issuer is asked, so one interrupted
+by a crash is finished on restart (:meth:`PaymentGateway.resume_pending_calls`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import datetime as dt
 import random
 import sqlite3
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
@@ -28,8 +30,9 @@ from gateway.checks import GatewayKey, check_fresh, check_payment
 from gateway.issuers import CALL_TIMEOUT_S, AcquirerLookup, IssuerLookup
 from gateway.store import TransactionRecord, TransactionState
 from payment import errors
+from payment.batching import Coalescer, from_entry_error
 from payment.clock import now, to_iso
-from payment.config import NetworkConfig
+from payment.config import NetworkConfig, NodeConfig
 from payment.errors import relayed
 from payment.logs import get_logger
 from payment.storage import Store
@@ -55,6 +58,11 @@ _HOLD_STATUS_OF_DECISION = {
     _CHALLENGED: authorization_pb2.HOLD_STATUS_CHALLENGE_PENDING,
 }
 
+_Authorizations = Coalescer[
+    authorization_pb2.AuthorizeHoldRequest, authorization_pb2.AuthorizeHoldResult
+]
+"""An issuer's queue of authorizations, sent in AuthorizeHolds batches."""
+
 
 class PaymentGateway:
     """Opens, checks and routes payments; keeps a record of each transaction."""
@@ -72,6 +80,7 @@ class PaymentGateway:
         self._key = key
         self._issuers = issuers
         self._acquirers = acquirers
+        self._hold_batches: dict[str, _Authorizations] = {}
 
     async def authorize(
         self, request: authorization_pb2.AuthorizePaymentRequest, merchant_name: str
@@ -118,9 +127,8 @@ class PaymentGateway:
             creditor_account=checked.creditor_account,
             capture=request.capture,
         )
-        issuer = self._issuers(checked.issuer)
         try:
-            reply = await self._authorize_hold(issuer, hold_request)
+            reply = await self._authorize_hold(checked.issuer, hold_request)
             hold_status = _HOLD_STATUS_OF_DECISION.get(reply.decision)
             if hold_status is None:
                 raise errors.Internal(
@@ -172,12 +180,13 @@ class PaymentGateway:
         return response
 
     async def _authorize_hold(
-        self,
-        issuer: IssuerServiceAsyncStub,
-        hold_request: authorization_pb2.AuthorizeHoldRequest,
+        self, bank: NodeConfig, hold_request: authorization_pb2.AuthorizeHoldRequest
     ) -> authorization_pb2.AuthorizeHoldResponse:
         """AuthorizeHold, retried while its outcome is unknown, then resolved by asking.
 
+        The request goes to the issuer in an AuthorizeHolds batch with the
+        other authorizations queued for that issuer; its entry is answered as
+        the single call would be, and a failure of the whole call is its own.
         A retry carries the same request_id, so the issuer replays its first
         answer instead of placing a second hold. If the outcome is still unknown
         after the retries, the gateway asks the issuer for the transaction's hold
@@ -187,7 +196,10 @@ class PaymentGateway:
         delay = RETRY_BASE_DELAY_S
         for attempt in range(1, AUTHORIZE_ATTEMPTS + 1):
             try:
-                return await relayed(issuer.AuthorizeHold(hold_request, timeout=CALL_TIMEOUT_S))
+                result = await self._authorizations(bank).submit(hold_request)
+                if result.HasField("error"):
+                    raise from_entry_error(result.error)
+                return result.report
             except errors.PaynetError as exc:
                 if exc.code not in _OUTCOME_UNKNOWN:
                     raise
@@ -201,8 +213,27 @@ class PaymentGateway:
             if attempt < AUTHORIZE_ATTEMPTS:
                 await asyncio.sleep(delay * (1 + random.random()))
                 delay *= 2
-        await self._release_unknown_hold(issuer, hold_request.transaction_id)
+        await self._release_unknown_hold(self._issuers(bank), hold_request.transaction_id)
         raise unknown
+
+    def _authorizations(self, bank: NodeConfig) -> _Authorizations:
+        """The issuer's queue of authorizations, sent as AuthorizeHolds batches."""
+        coalescer = self._hold_batches.get(bank.name)
+        if coalescer is None:
+            coalescer = self._hold_batches[bank.name] = Coalescer(
+                partial(self._send_authorizations, bank), f"AuthorizeHolds to {bank.name}"
+            )
+        return coalescer
+
+    async def _send_authorizations(
+        self, bank: NodeConfig, entries: list[authorization_pb2.AuthorizeHoldRequest]
+    ) -> Sequence[authorization_pb2.AuthorizeHoldResult]:
+        reply: authorization_pb2.AuthorizeHoldsResponse = await relayed(
+            self._issuers(bank).AuthorizeHolds(
+                authorization_pb2.AuthorizeHoldsRequest(entries=entries), timeout=CALL_TIMEOUT_S
+            )
+        )
+        return reply.results
 
     async def _release_unknown_hold(
         self, issuer: IssuerServiceAsyncStub, transaction_id: str

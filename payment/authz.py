@@ -40,6 +40,7 @@ RPC_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "/interbank.v1.GatewayService/GetPaymentTransaction": _MERCHANT,
     # Issuer, called by the gateway only.
     "/interbank.v1.IssuerService/AuthorizeHold": _GATEWAY,
+    "/interbank.v1.IssuerService/AuthorizeHolds": _GATEWAY,
     "/interbank.v1.IssuerService/CaptureHold": _GATEWAY,
     "/interbank.v1.IssuerService/VoidHold": _GATEWAY,
     "/interbank.v1.IssuerService/RefundCapture": _GATEWAY,

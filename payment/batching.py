@@ -66,10 +66,11 @@ def entry_error(error: errors.PaynetError) -> common_pb2.EntryError:
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
-def from_entry_error(error: common_pb2.EntryError) -> errors.RemoteError:
-    """A peer's EntryError as a domain error, code and reason kept."""
+def from_entry_error(error: common_pb2.EntryError) -> errors.PaynetError:
+    """A peer's EntryError as a domain error, code and reason kept: the same error
+    :func:`payment.errors.from_rpc_error` makes of the single call's failure."""
     code = _CODES.get(error.code, grpc.StatusCode.UNKNOWN)
-    return errors.RemoteError(code, error.reason, error.message, dict(error.metadata))
+    return errors.peer_error(code, error.reason, error.message, error.metadata)
 
 
 async def answer_each(

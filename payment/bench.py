@@ -60,8 +60,8 @@ SYNCHRONOUS_PATH = (
     "CreateOrder",
     "SubmitPayment",
     "AuthorizePayment",
-    "AuthorizeHold",  # a sale: the capture rides on the authorization
-    "SubmitCreditTransfers",  # batches: concurrent payments share these two calls
+    "AuthorizeHolds",  # a sale: the capture rides on the authorization
+    "SubmitCreditTransfers",  # batches: concurrent payments share these three calls
     "ReceiveCreditTransfers",
 )
 """The RPCs a payment makes one after another before its capture is acknowledged."""

@@ -48,6 +48,7 @@ __all__ = [
     "bounded",
     "error_info",
     "from_rpc_error",
+    "peer_error",
     "relayed",
     "to_rpc_status",
 ]
@@ -211,11 +212,18 @@ def from_rpc_error(error: grpc.RpcError) -> PaynetError:
             grpc.StatusCode.DEADLINE_EXCEEDED: "PEER_TIMEOUT",
         }.get(code, "PEER_ERROR")
         return RemoteError(code, reason, details or code.name)
+    return peer_error(code, info.reason, details or info.reason, info.metadata)
+
+
+def peer_error(
+    code: grpc.StatusCode, reason: str, message: str, metadata: Mapping[str, str]
+) -> PaynetError:
+    """A peer's refusal as the domain error of its code (FailedPrecondition for
+    FAILED_PRECONDITION...), or a RemoteError for a code with no class of its own."""
     cls = _BY_CODE.get(code)
     if cls is not None:
-        err = cls(info.reason, details or info.reason, **dict(info.metadata))
-        return err
-    return RemoteError(code, info.reason, details or info.reason, dict(info.metadata))
+        return cls(reason, message, **dict(metadata))
+    return RemoteError(code, reason, message, dict(metadata))
 
 
 T = TypeVar("T")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from interbank.v1 import authorization_pb2 as authz
 from interbank.v1 import settlement_pb2 as pb
 from test_bank_clearing import transfer
 from test_bank_settlement import submit_request
 
 from bank.audit import settlement_totals
-from bank.servicers import ClearingServicer, SettlementServicer
+from bank.servicers import ClearingServicer, IssuerServicer, SettlementServicer
 from payment import errors
 from payment.batching import MAX_BATCH, from_entry_error
 from payment.config import Role
@@ -127,3 +128,93 @@ async def test_received_transfers_are_each_credited_once_with_their_own_answers(
     with pytest.raises(errors.InvalidArgument) as refused:
         await servicer.ReceiveCreditTransfers(pb.ReceiveCreditTransfersRequest(), None)
     assert refused.value.reason == "BATCH_SIZE_INVALID"
+
+
+def decisions(response: authz.AuthorizeHoldsResponse) -> list[tuple[str, str]]:
+    """Each result as (decision and, for a sale, the captured hold status) or (code, reason)."""
+    found = []
+    for result in response.results:
+        if result.WhichOneof("outcome") == "report":
+            report = result.report
+            captured = (
+                authz.HoldStatus.Name(report.capture.hold_status)
+                if report.HasField("capture")
+                else ""
+            )
+            found.append((authz.AuthorizationDecision.Name(report.decision), captured))
+        else:
+            error = from_entry_error(result.error)
+            found.append((error.code.name, error.reason))
+    return found
+
+
+async def test_authorizations_in_a_batch_are_each_decided_as_alone(world):
+    as_caller(world, Role.GATEWAY, "gateway")
+    servicer = IssuerServicer(world.alfa.issuer)
+    sale = world.authorize_request(amount=1_000)
+    sale.capture = True
+    no_request_id = world.authorize_request(amount=300)
+    no_request_id.request_id = ""
+    request = authz.AuthorizeHoldsRequest(
+        entries=[
+            sale,
+            world.authorize_request(amount=2_500),  # a hold, captured later
+            world.authorize_request(customer="carol", number="4000005555555555", amount=5_001),
+            world.authorize_request(signer="carol"),
+            world.authorize_request(amount=50_001),  # above the risk threshold
+            no_request_id,
+            sale,  # the same entry twice in one batch
+        ]
+    )
+    response = await servicer.AuthorizeHolds(request, None)
+    found = decisions(response)
+    assert found == [
+        ("AUTHORIZATION_DECISION_APPROVED", "HOLD_STATUS_CAPTURED"),
+        ("AUTHORIZATION_DECISION_APPROVED", ""),
+        ("FAILED_PRECONDITION", "INSUFFICIENT_FUNDS"),
+        ("INVALID_ARGUMENT", "DUAL_SIGNATURE_INVALID"),
+        ("AUTHORIZATION_DECISION_CHALLENGE_REQUIRED", ""),
+        ("INVALID_ARGUMENT", "REQUEST_ID_MISSING"),
+        ("AUTHORIZATION_DECISION_APPROVED", "HOLD_STATUS_CAPTURED"),
+    ]
+    assert response.results[6].report == response.results[0].report
+    # alice: 1,000 sold once, 2,500 and 50,001 held; carol's refusal held nothing.
+    assert await world.balance(world.alfa, "alice-current", "alice") == (
+        99_000,
+        99_000 - 2_500 - 50_001,
+        2_500 + 50_001,
+    )
+    assert await world.balance(world.alfa, "carol-current", "carol") == (5_000, 5_000, 0)
+    assert await world.balance(world.beta, "shop-sales", "shop") == (1_000, 1_000, 0)
+    await world.assert_balanced()
+
+    # The same batch again is the same answers, and nothing is held or sold twice; an
+    # entry and a single AuthorizeHold with its request_id are one request.
+    again = await servicer.AuthorizeHolds(request, None)
+    assert decisions(again) == found
+    assert [r.report.hold_id for r in again.results] == [r.report.hold_id for r in response.results]
+    single = await servicer.AuthorizeHold(request.entries[1], None)
+    assert single == response.results[1].report
+    assert await world.balance(world.alfa, "alice-current", "alice") == (
+        99_000,
+        99_000 - 2_500 - 50_001,
+        2_500 + 50_001,
+    )
+    assert await world.balance(world.beta, "shop-sales", "shop") == (1_000, 1_000, 0)
+
+
+@pytest.mark.parametrize("count", [0, MAX_BATCH + 1])
+async def test_a_batch_of_no_authorizations_or_too_many_is_refused_whole_and_holds_nothing(
+    world, count
+):
+    as_caller(world, Role.GATEWAY, "gateway")
+    servicer = IssuerServicer(world.alfa.issuer)
+    request = authz.AuthorizeHoldsRequest(
+        entries=[world.authorize_request(amount=10) for _ in range(count)]
+    )
+    with pytest.raises(errors.InvalidArgument) as refused:
+        await servicer.AuthorizeHolds(request, None)
+    assert refused.value.reason == "BATCH_SIZE_INVALID"
+    assert refused.value.metadata == {"field": "entries", "count": str(count)}
+    assert await world.rows(world.alfa.store, "holds") == 0
+    assert await world.balance(world.alfa, "alice-current", "alice") == (100_000, 100_000, 0)

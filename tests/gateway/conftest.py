@@ -3,6 +3,7 @@ and a customer-side helper that seals payments the way a customer's client does.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import uuid
@@ -20,6 +21,7 @@ from gateway.authorization import PaymentGateway
 from gateway.checks import GatewayKey
 from gateway.store import SCHEMA
 from payment import envelope, errors
+from payment.batching import entry_error
 from payment.clock import now, timestamp
 from payment.config import NetworkConfig, NodeConfig, parse_network
 from payment.pki import Pki, init_pki
@@ -111,15 +113,23 @@ class FakeIssuer:
     decision: int = authorization_pb2.AUTHORIZATION_DECISION_APPROVED
     failure: grpc.aio.AioRpcError | None = None
     unknown_outcomes: int = 0
-    """AuthorizeHold calls that time out (outcome unknown) before one answers."""
+    """AuthorizeHolds calls that time out (outcome unknown) before one answers."""
+    refusals: dict[str, grpc.aio.AioRpcError] = field(default_factory=dict)
+    """Per order id: the error its authorization entry is answered with."""
+    gate: asyncio.Event | None = None
+    """When set, AuthorizeHolds answers only once the event is set."""
+    batches: list[int] = field(default_factory=list)
+    """The number of entries of each AuthorizeHolds call."""
     found_hold: int | None = None
     """The HoldStatus GetHold reports for a transaction, or None: HOLD_NOT_FOUND."""
     calls: list[tuple[str, Any, NodeConfig | None]] = field(default_factory=list)
     routed_to: list[str] = field(default_factory=list)
 
-    async def AuthorizeHold(self, request: Any, timeout: float) -> Any:
+    async def AuthorizeHolds(self, request: Any, timeout: float) -> Any:
+        """Each entry answered as the issuer would alone; an unknown outcome is the whole call's."""
         assert timeout == 5.0
-        self.calls.append(("AuthorizeHold", request, None))
+        self.batches.append(len(request.entries))
+        self.calls.extend(("AuthorizeHolds", entry, None) for entry in request.entries)
         if self.unknown_outcomes > 0:
             self.unknown_outcomes -= 1
             raise grpc.aio.AioRpcError(
@@ -128,8 +138,19 @@ class FakeIssuer:
                 grpc.aio.Metadata(),
                 details="Deadline Exceeded",
             )
-        if self.failure is not None:
-            raise self.failure
+        if self.gate is not None:
+            await self.gate.wait()
+        return authorization_pb2.AuthorizeHoldsResponse(
+            results=[self._authorize(entry) for entry in request.entries]
+        )
+
+    def _authorize(self, request: Any) -> authorization_pb2.AuthorizeHoldResult:
+        order_id = common_pb2.PaymentInstruction.FromString(request.instruction).order_id
+        refusal = self.refusals.get(order_id, self.failure)
+        if refusal is not None:
+            return authorization_pb2.AuthorizeHoldResult(
+                error=entry_error(errors.from_rpc_error(refusal))
+            )
         response = authorization_pb2.AuthorizeHoldResponse(
             hold_id=f"hold-{uuid.uuid4()}", decision=self.decision
         )
@@ -144,7 +165,7 @@ class FakeIssuer:
                     settlement_state=authorization_pb2.SETTLEMENT_STATE_SETTLED,
                 )
             )
-        return response
+        return authorization_pb2.AuthorizeHoldResult(report=response)
 
     async def CaptureHold(self, request: Any, timeout: float) -> Any:
         assert timeout == 5.0
@@ -183,6 +204,10 @@ class FakeIssuer:
     def fail_with(self, code: grpc.StatusCode, reason: str) -> None:
         """Make every later call fail as the issuer would, with reason."""
         self.failure = rpc_error(code, reason)
+
+    def refuse(self, order_id: str, code: grpc.StatusCode, reason: str) -> None:
+        """Answer the authorization of order_id alone with this error."""
+        self.refusals[order_id] = rpc_error(code, reason)
 
     def lookup(self, bank: NodeConfig) -> FakeIssuer:
         self.routed_to.append(bank.name)

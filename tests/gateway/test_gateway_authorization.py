@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import grpc
@@ -21,7 +22,7 @@ async def test_an_approved_payment_is_recorded_with_its_hold_and_sent_to_the_iss
     assert response.decision == authorization_pb2.AUTHORIZATION_DECISION_APPROVED
     assert issuer.routed_to == ["alfa"]
     name, hold_request, _ = issuer.calls[0]
-    assert name == "AuthorizeHold"
+    assert name == "AuthorizeHolds"
     assert hold_request.request_id == f"authorize:{response.transaction_id}"
     assert hold_request.merchant_name == "shop"
     assert hold_request.creditor_account == common_pb2.AccountRef(
@@ -36,6 +37,55 @@ async def test_an_approved_payment_is_recorded_with_its_hold_and_sent_to_the_iss
     assert record.hold_status == authorization_pb2.HOLD_STATUS_AUTHORIZED
     assert record.to_proto().amount == common_pb2.Money(amount_minor=9000, currency_code="EUR")
     assert record.issuer_bank_code == "ALFAXX01"
+
+
+async def test_authorizations_queued_for_one_issuer_go_in_one_batch_each_answered_alone(
+    payment_gateway, issuer, customer, store
+) -> None:
+    issuer.gate = asyncio.Event()
+    requests = [customer.request() for _ in range(5)]
+    issuer.refuse(requests[3].order_id, grpc.StatusCode.FAILED_PRECONDITION, "INSUFFICIENT_FUNDS")
+    first = asyncio.ensure_future(payment_gateway.authorize(requests[0], "shop"))
+    while not issuer.batches:  # the first goes at once, alone
+        await asyncio.sleep(0.001)
+    rest = [asyncio.ensure_future(payment_gateway.authorize(r, "shop")) for r in requests[1:]]
+    while not all([await _recorded(store, r.order_id) for r in requests]):
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0.05)  # each recorded authorization then joins the issuer's queue
+    issuer.gate.set()
+    answers = await asyncio.gather(first, *rest, return_exceptions=True)
+
+    assert issuer.batches == [1, 4]  # the four queued behind the first went together
+    assert [name for name, *_ in issuer.calls] == ["AuthorizeHolds"] * 5
+    refused = answers[3]
+    assert isinstance(refused, errors.FailedPrecondition)
+    assert refused.reason == "INSUFFICIENT_FUNDS"
+    for answer in answers[:3] + answers[4:]:
+        assert isinstance(answer, authorization_pb2.AuthorizePaymentResponse)
+        assert answer.decision == authorization_pb2.AUTHORIZATION_DECISION_APPROVED
+        record = await payment_gateway.transaction(answer.transaction_id, "shop")
+        assert record.state is TransactionState.HELD
+    states = await store.read(
+        lambda conn: conn.execute(
+            "SELECT order_id, state, failure_reason FROM payment_transaction"
+        ).fetchall()
+    )
+    assert sorted(states) == sorted(
+        (r.order_id, "failed", "INSUFFICIENT_FUNDS")
+        if r is requests[3]
+        else (r.order_id, "held", "")
+        for r in requests
+    )
+
+
+async def _recorded(store, order_id: str) -> bool:
+    """Whether the gateway has recorded the order's transaction (it then asks the issuer)."""
+    found = await store.read(
+        lambda conn: conn.execute(
+            "SELECT 1 FROM payment_transaction WHERE order_id = ?", (order_id,)
+        ).fetchone()
+    )
+    return found is not None
 
 
 async def test_a_challenged_payment_relays_the_challenge_and_keeps_the_hold_pending(
@@ -78,7 +128,7 @@ async def test_capture_and_void_relay_to_the_issuer_and_update_the_hold_status(
     assert capture.hold_status == authorization_pb2.HOLD_STATUS_CAPTURED
     assert capture.instruction_id == "instr-1"
     assert void.hold_status == authorization_pb2.HOLD_STATUS_VOIDED
-    assert [c[1].request_id for c in issuer.calls if c[0] != "AuthorizeHold"] == [
+    assert [c[1].request_id for c in issuer.calls if c[0] != "AuthorizeHolds"] == [
         f"capture:{captured.transaction_id}",
         f"void:{voided.transaction_id}",
     ]
@@ -96,7 +146,7 @@ async def test_a_merchant_cannot_see_capture_or_void_another_merchants_transacti
         with pytest.raises(errors.NotFound) as raised:
             await attempt(response.transaction_id, "kiosk")
         assert raised.value.reason == "TRANSACTION_NOT_FOUND"
-    assert [c[0] for c in issuer.calls] == ["AuthorizeHold"]
+    assert [c[0] for c in issuer.calls] == ["AuthorizeHolds"]
 
 
 async def test_a_failed_authorization_cannot_be_captured(
@@ -141,7 +191,7 @@ async def test_a_sale_asks_the_issuer_to_capture_and_records_the_capture_with_th
         instruction_id="instr-sale",
         settlement_state=authorization_pb2.SETTLEMENT_STATE_SETTLED,
     )
-    assert [(name, call.capture) for name, call, _ in issuer.calls] == [("AuthorizeHold", True)]
+    assert [(name, call.capture) for name, call, _ in issuer.calls] == [("AuthorizeHolds", True)]
     record = await payment_gateway.transaction(response.transaction_id, "shop")
     assert record.state is TransactionState.HELD
     assert record.hold_status == authorization_pb2.HOLD_STATUS_CAPTURED

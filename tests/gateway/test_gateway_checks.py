@@ -175,7 +175,7 @@ async def test_a_sealed_instruction_under_a_second_request_is_a_replay_and_write
         await payment_gateway.authorize(request, "shop")
     assert raised.value.reason == "INSTRUCTION_REPLAYED"
     assert await transaction_count(store) == 1
-    assert [name for name, *_ in issuer.calls] == ["AuthorizeHold", "AuthorizeHold"]
+    assert [name for name, *_ in issuer.calls] == ["AuthorizeHolds", "AuthorizeHolds"]
 
 
 async def test_a_nonce_is_forgotten_once_its_window_has_passed(store) -> None:

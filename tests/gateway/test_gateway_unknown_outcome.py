@@ -26,7 +26,7 @@ async def test_a_timed_out_authorization_is_retried_with_the_same_key_and_holds_
     issuer.unknown_outcomes = 1
     response = await payment_gateway.authorize(customer.request(), "shop")
     assert response.decision == authorization_pb2.AUTHORIZATION_DECISION_APPROVED
-    assert names(issuer) == ["AuthorizeHold", "AuthorizeHold"]
+    assert names(issuer) == ["AuthorizeHolds", "AuthorizeHolds"]
     first, second = issuer.calls[0][1], issuer.calls[1][1]
     assert first == second  # same request_id and content: the issuer replays, never re-holds
     record = await payment_gateway.transaction(response.transaction_id, "shop")
@@ -43,7 +43,7 @@ async def test_a_hold_found_after_the_retries_run_out_is_voided_not_guessed(
         await payment_gateway.authorize(request, "shop")
     assert raised.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
     assert raised.value.reason == "PEER_TIMEOUT"
-    assert names(issuer) == ["AuthorizeHold"] * 3 + ["GetHold", "VoidHold"]
+    assert names(issuer) == ["AuthorizeHolds"] * 3 + ["GetHold", "VoidHold"]
     get_hold = issuer.calls[3][1]
     assert get_hold.transaction_id == issuer.calls[0][1].transaction_id
     assert issuer.calls[4][1].hold_id == "hold-late"
@@ -57,7 +57,7 @@ async def test_no_hold_found_after_the_retries_means_nothing_to_release(
     issuer.unknown_outcomes = authorization.AUTHORIZE_ATTEMPTS
     with pytest.raises(errors.PaynetError):
         await payment_gateway.authorize(customer.request(), "shop")
-    assert names(issuer) == ["AuthorizeHold"] * 3 + ["GetHold"]
+    assert names(issuer) == ["AuthorizeHolds"] * 3 + ["GetHold"]
 
 
 async def test_a_retried_merchant_request_reuses_its_transaction(
@@ -67,7 +67,7 @@ async def test_a_retried_merchant_request_reuses_its_transaction(
     first = await payment_gateway.authorize(request, "shop")
     again = await payment_gateway.authorize(request, "shop")
     assert again.transaction_id == first.transaction_id
-    keys = {call[1].request_id for call in issuer.calls if call[0] == "AuthorizeHold"}
+    keys = {call[1].request_id for call in issuer.calls if call[0] == "AuthorizeHolds"}
     assert keys == {f"authorize:{first.transaction_id}"}
 
 
@@ -158,7 +158,7 @@ async def test_a_sold_hold_found_after_the_retries_is_not_voided_and_the_retry_r
         await payment_gateway.authorize(request, "shop")
     assert raised.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
     # The money moved: nothing is voided, and the outcome stays unknown to the merchant.
-    assert names(issuer) == ["AuthorizeHold"] * 3 + ["GetHold"]
+    assert names(issuer) == ["AuthorizeHolds"] * 3 + ["GetHold"]
 
     # The merchant's retry of the same request replays the sale, and the record has it.
     again = await payment_gateway.authorize(request, "shop")

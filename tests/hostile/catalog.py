@@ -391,6 +391,12 @@ def specs() -> list[RpcSpec]:
     return [
         *singles,
         _batch_of(
+            by_method["/interbank.v1.IssuerService/AuthorizeHold"],
+            "IssuerService/AuthorizeHolds",
+            authz.AuthorizeHoldsRequest,
+            authz.AuthorizeHoldsResponse,
+        ),
+        _batch_of(
             by_method["/interbank.v1.SettlementService/SubmitCreditTransfer"],
             "SettlementService/SubmitCreditTransfers",
             s.SubmitCreditTransfersRequest,

@@ -172,6 +172,15 @@ def _authorize_hold(
     return build
 
 
+def _authorize_holds(*entries: Build) -> Build:
+    """An AuthorizeHoldsRequest of these AuthorizeHold requests, in order."""
+
+    def build(world: World, payer: Payer) -> Message:
+        return authz.AuthorizeHoldsRequest(entries=[entry(world, payer) for entry in entries])
+
+    return build
+
+
 def _sealed_for_b(**overrides: object) -> Build:
     """A SubmitPaymentRequest for order B (CREATED) with a well-formed payment, overridden."""
 
@@ -1583,6 +1592,37 @@ BOUNDARIES: list[Boundary] = [
             ),
         )
         for count in (0, MAX_BATCH + 1)
+    ),
+    *(
+        Boundary(
+            f"{count}-entries",
+            "IssuerService/AuthorizeHolds",
+            "alfa",
+            _authorize_holds(*[_authorize_hold(amount=-1)] * count),
+            "INVALID_ARGUMENT",
+            "BATCH_SIZE_INVALID",
+            metadata={"field": "entries", "count": str(count)},
+        )
+        for count in (0, MAX_BATCH + 1)
+    ),
+    Boundary(
+        "each-entry-alone",
+        "IssuerService/AuthorizeHolds",
+        "alfa",
+        _authorize_holds(
+            _authorize_hold(amount=INT64_MAX),
+            _authorize_hold(customer="bob"),
+            _authorize_hold(request_id=""),
+            _authorize_hold(truncate=True),
+        ),
+        "OK",
+        response=_batch_results(
+            A.AuthorizeHoldsResponse,
+            ("FAILED_PRECONDITION", "INSUFFICIENT_FUNDS"),
+            ("PERMISSION_DENIED", "INSTRUMENT_HOLDER_MISMATCH"),
+            ("INVALID_ARGUMENT", "REQUEST_ID_MISSING"),
+            ("INVALID_ARGUMENT", "INSTRUCTION_MALFORMED"),
+        ),
     ),
     Boundary(
         "each-entry-alone",

@@ -56,6 +56,16 @@ class FakeIssuer(authorization_pb2_grpc.IssuerServiceServicer):
             hold_id=hold_id, decision=authorization_pb2.AUTHORIZATION_DECISION_APPROVED
         )
 
+    async def AuthorizeHolds(self, request: Any, context: Any) -> Any:
+        return authorization_pb2.AuthorizeHoldsResponse(
+            results=[
+                authorization_pb2.AuthorizeHoldResult(
+                    report=await self.AuthorizeHold(entry, context)
+                )
+                for entry in request.entries
+            ]
+        )
+
     async def CaptureHold(self, request: Any, context: Any) -> Any:
         instruction = common_pb2.PaymentInstruction.FromString(
             self.holds[request.hold_id].instruction

@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from interbank.v1 import common_pb2 as _common_pb2
 from interbank.v1 import order_pb2 as _order_pb2
@@ -573,6 +575,88 @@ class AuthorizeHoldResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AuthorizeHoldResponse: _TypeAlias = AuthorizeHoldResponse  # noqa: Y015
+
+@_typing.final
+class AuthorizeHoldsRequest(_message.Message):
+    """AuthorizeHoldsRequest authorizes several payments at one issuer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuthorizeHoldRequest]:
+        """1 to 256 entries, each a whole AuthorizeHold request with its own
+        request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+        """
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___AuthorizeHoldRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthorizeHoldsRequest: _TypeAlias = AuthorizeHoldsRequest  # noqa: Y015
+
+@_typing.final
+class AuthorizeHoldsResponse(_message.Message):
+    """AuthorizeHoldsResponse has one result per entry, in the request's order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuthorizeHoldResult]:
+        """results[i] answers entries[i]."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___AuthorizeHoldResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthorizeHoldsResponse: _TypeAlias = AuthorizeHoldsResponse  # noqa: Y015
+
+@_typing.final
+class AuthorizeHoldResult(_message.Message):
+    """AuthorizeHoldResult is one entry's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def report(self) -> Global___AuthorizeHoldResponse:
+        """The decision (APPROVED or CHALLENGE_REQUIRED), with the capture of a sale."""
+
+    @_builtins.property
+    def error(self) -> _common_pb2.EntryError:
+        """The error, for example INSUFFICIENT_FUNDS or DUAL_SIGNATURE_INVALID."""
+
+    def __init__(
+        self,
+        *,
+        report: Global___AuthorizeHoldResponse | None = ...,
+        error: _common_pb2.EntryError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["report", "error"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___AuthorizeHoldResult: _TypeAlias = AuthorizeHoldResult  # noqa: Y015
 
 @_typing.final
 class CaptureHoldRequest(_message.Message):

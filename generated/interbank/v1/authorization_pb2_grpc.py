@@ -298,6 +298,11 @@ class IssuerServiceStub:
                 request_serializer=interbank_dot_v1_dot_authorization__pb2.AuthorizeHoldRequest.SerializeToString,
                 response_deserializer=interbank_dot_v1_dot_authorization__pb2.AuthorizeHoldResponse.FromString,
                 _registered_method=True)
+        self.AuthorizeHolds = channel.unary_unary(
+                '/interbank.v1.IssuerService/AuthorizeHolds',
+                request_serializer=interbank_dot_v1_dot_authorization__pb2.AuthorizeHoldsRequest.SerializeToString,
+                response_deserializer=interbank_dot_v1_dot_authorization__pb2.AuthorizeHoldsResponse.FromString,
+                _registered_method=True)
         self.CaptureHold = channel.unary_unary(
                 '/interbank.v1.IssuerService/CaptureHold',
                 request_serializer=interbank_dot_v1_dot_authorization__pb2.CaptureHoldRequest.SerializeToString,
@@ -327,6 +332,19 @@ class IssuerServiceServicer:
     def AuthorizeHold(self, request, context):
         """AuthorizeHold verifies the dual signature, checks funds, limits and risk,
         and places a hold (a pending transfer) on the customer's account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuthorizeHolds(self, request, context):
+        """AuthorizeHolds authorizes up to 256 payments in one call. Each entry is
+        authorized exactly as AuthorizeHold would authorize it alone, with the
+        same idempotency scope, so an entry and a single call with the same
+        request_id are one request. The answer has one result per entry, in the
+        request's order. The gateway sends the authorizations to one issuer that
+        queued while its previous call was in flight: the first goes at once,
+        never after a timer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -370,6 +388,11 @@ def add_IssuerServiceServicer_to_server(servicer, server):
                     servicer.AuthorizeHold,
                     request_deserializer=interbank_dot_v1_dot_authorization__pb2.AuthorizeHoldRequest.FromString,
                     response_serializer=interbank_dot_v1_dot_authorization__pb2.AuthorizeHoldResponse.SerializeToString,
+            ),
+            'AuthorizeHolds': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuthorizeHolds,
+                    request_deserializer=interbank_dot_v1_dot_authorization__pb2.AuthorizeHoldsRequest.FromString,
+                    response_serializer=interbank_dot_v1_dot_authorization__pb2.AuthorizeHoldsResponse.SerializeToString,
             ),
             'CaptureHold': grpc.unary_unary_rpc_method_handler(
                     servicer.CaptureHold,
@@ -420,6 +443,33 @@ class IssuerService:
             '/interbank.v1.IssuerService/AuthorizeHold',
             interbank_dot_v1_dot_authorization__pb2.AuthorizeHoldRequest.SerializeToString,
             interbank_dot_v1_dot_authorization__pb2.AuthorizeHoldResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuthorizeHolds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interbank.v1.IssuerService/AuthorizeHolds',
+            interbank_dot_v1_dot_authorization__pb2.AuthorizeHoldsRequest.SerializeToString,
+            interbank_dot_v1_dot_authorization__pb2.AuthorizeHoldsResponse.FromString,
             options,
             channel_credentials,
             insecure,

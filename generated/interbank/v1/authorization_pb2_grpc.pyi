@@ -131,6 +131,15 @@ class IssuerServiceStub:
     """AuthorizeHold verifies the dual signature, checks funds, limits and risk,
     and places a hold (a pending transfer) on the customer's account.
     """
+    AuthorizeHolds: _grpc.UnaryUnaryMultiCallable[_authorization_pb2.AuthorizeHoldsRequest, _authorization_pb2.AuthorizeHoldsResponse]
+    """AuthorizeHolds authorizes up to 256 payments in one call. Each entry is
+    authorized exactly as AuthorizeHold would authorize it alone, with the
+    same idempotency scope, so an entry and a single call with the same
+    request_id are one request. The answer has one result per entry, in the
+    request's order. The gateway sends the authorizations to one issuer that
+    queued while its previous call was in flight: the first goes at once,
+    never after a timer.
+    """
     CaptureHold: _grpc.UnaryUnaryMultiCallable[_authorization_pb2.CaptureHoldRequest, _authorization_pb2.CaptureHoldResponse]
     """CaptureHold posts the hold: the customer is debited and an interbank credit
     transfer to the acquirer is sent through the settlement bank.
@@ -155,6 +164,15 @@ class IssuerServiceAsyncStub(IssuerServiceStub):
     AuthorizeHold: _aio.UnaryUnaryMultiCallable[_authorization_pb2.AuthorizeHoldRequest, _authorization_pb2.AuthorizeHoldResponse]  # type: ignore[assignment]
     """AuthorizeHold verifies the dual signature, checks funds, limits and risk,
     and places a hold (a pending transfer) on the customer's account.
+    """
+    AuthorizeHolds: _aio.UnaryUnaryMultiCallable[_authorization_pb2.AuthorizeHoldsRequest, _authorization_pb2.AuthorizeHoldsResponse]  # type: ignore[assignment]
+    """AuthorizeHolds authorizes up to 256 payments in one call. Each entry is
+    authorized exactly as AuthorizeHold would authorize it alone, with the
+    same idempotency scope, so an entry and a single call with the same
+    request_id are one request. The answer has one result per entry, in the
+    request's order. The gateway sends the authorizations to one issuer that
+    queued while its previous call was in flight: the first goes at once,
+    never after a timer.
     """
     CaptureHold: _aio.UnaryUnaryMultiCallable[_authorization_pb2.CaptureHoldRequest, _authorization_pb2.CaptureHoldResponse]  # type: ignore[assignment]
     """CaptureHold posts the hold: the customer is debited and an interbank credit
@@ -183,6 +201,21 @@ class IssuerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_authorization_pb2.AuthorizeHoldResponse, _abc.Awaitable[_authorization_pb2.AuthorizeHoldResponse]]:
         """AuthorizeHold verifies the dual signature, checks funds, limits and risk,
         and places a hold (a pending transfer) on the customer's account.
+        """
+
+    @_abc_1.abstractmethod
+    def AuthorizeHolds(
+        self,
+        request: _authorization_pb2.AuthorizeHoldsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_authorization_pb2.AuthorizeHoldsResponse, _abc.Awaitable[_authorization_pb2.AuthorizeHoldsResponse]]:
+        """AuthorizeHolds authorizes up to 256 payments in one call. Each entry is
+        authorized exactly as AuthorizeHold would authorize it alone, with the
+        same idempotency scope, so an entry and a single call with the same
+        request_id are one request. The answer has one result per entry, in the
+        request's order. The gateway sends the authorizations to one issuer that
+        queued while its previous call was in flight: the first goes at once,
+        never after a timer.
         """
 
     @_abc_1.abstractmethod

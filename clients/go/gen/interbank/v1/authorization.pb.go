@@ -1117,6 +1117,186 @@ func (x *AuthorizeHoldResponse) GetCapture() *CaptureHoldResponse {
 	return nil
 }
 
+// AuthorizeHoldsRequest authorizes several payments at one issuer.
+type AuthorizeHoldsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 256 entries, each a whole AuthorizeHold request with its own
+	// request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+	Entries       []*AuthorizeHoldRequest `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthorizeHoldsRequest) Reset() {
+	*x = AuthorizeHoldsRequest{}
+	mi := &file_interbank_v1_authorization_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthorizeHoldsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthorizeHoldsRequest) ProtoMessage() {}
+
+func (x *AuthorizeHoldsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_authorization_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthorizeHoldsRequest.ProtoReflect.Descriptor instead.
+func (*AuthorizeHoldsRequest) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AuthorizeHoldsRequest) GetEntries() []*AuthorizeHoldRequest {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// AuthorizeHoldsResponse has one result per entry, in the request's order.
+type AuthorizeHoldsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results[i] answers entries[i].
+	Results       []*AuthorizeHoldResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthorizeHoldsResponse) Reset() {
+	*x = AuthorizeHoldsResponse{}
+	mi := &file_interbank_v1_authorization_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthorizeHoldsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthorizeHoldsResponse) ProtoMessage() {}
+
+func (x *AuthorizeHoldsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_authorization_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthorizeHoldsResponse.ProtoReflect.Descriptor instead.
+func (*AuthorizeHoldsResponse) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *AuthorizeHoldsResponse) GetResults() []*AuthorizeHoldResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// AuthorizeHoldResult is one entry's answer.
+type AuthorizeHoldResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What AuthorizeHold would have answered for the entry alone.
+	//
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*AuthorizeHoldResult_Report
+	//	*AuthorizeHoldResult_Error
+	Outcome       isAuthorizeHoldResult_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthorizeHoldResult) Reset() {
+	*x = AuthorizeHoldResult{}
+	mi := &file_interbank_v1_authorization_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthorizeHoldResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthorizeHoldResult) ProtoMessage() {}
+
+func (x *AuthorizeHoldResult) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_authorization_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthorizeHoldResult.ProtoReflect.Descriptor instead.
+func (*AuthorizeHoldResult) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AuthorizeHoldResult) GetOutcome() isAuthorizeHoldResult_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *AuthorizeHoldResult) GetReport() *AuthorizeHoldResponse {
+	if x != nil {
+		if x, ok := x.Outcome.(*AuthorizeHoldResult_Report); ok {
+			return x.Report
+		}
+	}
+	return nil
+}
+
+func (x *AuthorizeHoldResult) GetError() *EntryError {
+	if x != nil {
+		if x, ok := x.Outcome.(*AuthorizeHoldResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isAuthorizeHoldResult_Outcome interface {
+	isAuthorizeHoldResult_Outcome()
+}
+
+type AuthorizeHoldResult_Report struct {
+	// The decision (APPROVED or CHALLENGE_REQUIRED), with the capture of a sale.
+	Report *AuthorizeHoldResponse `protobuf:"bytes,1,opt,name=report,proto3,oneof"`
+}
+
+type AuthorizeHoldResult_Error struct {
+	// The error, for example INSUFFICIENT_FUNDS or DUAL_SIGNATURE_INVALID.
+	Error *EntryError `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
+}
+
+func (*AuthorizeHoldResult_Report) isAuthorizeHoldResult_Outcome() {}
+
+func (*AuthorizeHoldResult_Error) isAuthorizeHoldResult_Outcome() {}
+
 // CaptureHoldRequest posts a hold.
 type CaptureHoldRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1130,7 +1310,7 @@ type CaptureHoldRequest struct {
 
 func (x *CaptureHoldRequest) Reset() {
 	*x = CaptureHoldRequest{}
-	mi := &file_interbank_v1_authorization_proto_msgTypes[13]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1322,7 @@ func (x *CaptureHoldRequest) String() string {
 func (*CaptureHoldRequest) ProtoMessage() {}
 
 func (x *CaptureHoldRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_authorization_proto_msgTypes[13]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1335,7 @@ func (x *CaptureHoldRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureHoldRequest.ProtoReflect.Descriptor instead.
 func (*CaptureHoldRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{13}
+	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CaptureHoldRequest) GetRequestId() string {
@@ -1190,7 +1370,7 @@ type CaptureHoldResponse struct {
 
 func (x *CaptureHoldResponse) Reset() {
 	*x = CaptureHoldResponse{}
-	mi := &file_interbank_v1_authorization_proto_msgTypes[14]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1382,7 @@ func (x *CaptureHoldResponse) String() string {
 func (*CaptureHoldResponse) ProtoMessage() {}
 
 func (x *CaptureHoldResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_authorization_proto_msgTypes[14]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1395,7 @@ func (x *CaptureHoldResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureHoldResponse.ProtoReflect.Descriptor instead.
 func (*CaptureHoldResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{14}
+	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CaptureHoldResponse) GetHoldStatus() HoldStatus {
@@ -1259,7 +1439,7 @@ type VoidHoldRequest struct {
 
 func (x *VoidHoldRequest) Reset() {
 	*x = VoidHoldRequest{}
-	mi := &file_interbank_v1_authorization_proto_msgTypes[15]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1451,7 @@ func (x *VoidHoldRequest) String() string {
 func (*VoidHoldRequest) ProtoMessage() {}
 
 func (x *VoidHoldRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_authorization_proto_msgTypes[15]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1464,7 @@ func (x *VoidHoldRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VoidHoldRequest.ProtoReflect.Descriptor instead.
 func (*VoidHoldRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{15}
+	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *VoidHoldRequest) GetRequestId() string {
@@ -1312,7 +1492,7 @@ type VoidHoldResponse struct {
 
 func (x *VoidHoldResponse) Reset() {
 	*x = VoidHoldResponse{}
-	mi := &file_interbank_v1_authorization_proto_msgTypes[16]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1324,7 +1504,7 @@ func (x *VoidHoldResponse) String() string {
 func (*VoidHoldResponse) ProtoMessage() {}
 
 func (x *VoidHoldResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_authorization_proto_msgTypes[16]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1337,7 +1517,7 @@ func (x *VoidHoldResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VoidHoldResponse.ProtoReflect.Descriptor instead.
 func (*VoidHoldResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{16}
+	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *VoidHoldResponse) GetHoldStatus() HoldStatus {
@@ -1362,7 +1542,7 @@ type RefundCaptureRequest struct {
 
 func (x *RefundCaptureRequest) Reset() {
 	*x = RefundCaptureRequest{}
-	mi := &file_interbank_v1_authorization_proto_msgTypes[17]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1554,7 @@ func (x *RefundCaptureRequest) String() string {
 func (*RefundCaptureRequest) ProtoMessage() {}
 
 func (x *RefundCaptureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_authorization_proto_msgTypes[17]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1567,7 @@ func (x *RefundCaptureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefundCaptureRequest.ProtoReflect.Descriptor instead.
 func (*RefundCaptureRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{17}
+	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RefundCaptureRequest) GetRequestId() string {
@@ -1424,7 +1604,7 @@ type RefundCaptureResponse struct {
 
 func (x *RefundCaptureResponse) Reset() {
 	*x = RefundCaptureResponse{}
-	mi := &file_interbank_v1_authorization_proto_msgTypes[18]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1436,7 +1616,7 @@ func (x *RefundCaptureResponse) String() string {
 func (*RefundCaptureResponse) ProtoMessage() {}
 
 func (x *RefundCaptureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_authorization_proto_msgTypes[18]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1629,7 @@ func (x *RefundCaptureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefundCaptureResponse.ProtoReflect.Descriptor instead.
 func (*RefundCaptureResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{18}
+	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RefundCaptureResponse) GetRefundId() string {
@@ -1480,7 +1660,7 @@ type GetHoldRequest struct {
 
 func (x *GetHoldRequest) Reset() {
 	*x = GetHoldRequest{}
-	mi := &file_interbank_v1_authorization_proto_msgTypes[19]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1672,7 @@ func (x *GetHoldRequest) String() string {
 func (*GetHoldRequest) ProtoMessage() {}
 
 func (x *GetHoldRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_authorization_proto_msgTypes[19]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1685,7 @@ func (x *GetHoldRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHoldRequest.ProtoReflect.Descriptor instead.
 func (*GetHoldRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{19}
+	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetHoldRequest) GetHoldId() string {
@@ -1543,7 +1723,7 @@ type GetHoldResponse struct {
 
 func (x *GetHoldResponse) Reset() {
 	*x = GetHoldResponse{}
-	mi := &file_interbank_v1_authorization_proto_msgTypes[20]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1555,7 +1735,7 @@ func (x *GetHoldResponse) String() string {
 func (*GetHoldResponse) ProtoMessage() {}
 
 func (x *GetHoldResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_authorization_proto_msgTypes[20]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1568,7 +1748,7 @@ func (x *GetHoldResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHoldResponse.ProtoReflect.Descriptor instead.
 func (*GetHoldResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{20}
+	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetHoldResponse) GetHoldId() string {
@@ -1634,7 +1814,7 @@ type ReturnPaymentRequest struct {
 
 func (x *ReturnPaymentRequest) Reset() {
 	*x = ReturnPaymentRequest{}
-	mi := &file_interbank_v1_authorization_proto_msgTypes[21]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1826,7 @@ func (x *ReturnPaymentRequest) String() string {
 func (*ReturnPaymentRequest) ProtoMessage() {}
 
 func (x *ReturnPaymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_authorization_proto_msgTypes[21]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1839,7 @@ func (x *ReturnPaymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReturnPaymentRequest.ProtoReflect.Descriptor instead.
 func (*ReturnPaymentRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{21}
+	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReturnPaymentRequest) GetRequestId() string {
@@ -1717,7 +1897,7 @@ type ReturnPaymentResponse struct {
 
 func (x *ReturnPaymentResponse) Reset() {
 	*x = ReturnPaymentResponse{}
-	mi := &file_interbank_v1_authorization_proto_msgTypes[22]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1729,7 +1909,7 @@ func (x *ReturnPaymentResponse) String() string {
 func (*ReturnPaymentResponse) ProtoMessage() {}
 
 func (x *ReturnPaymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_authorization_proto_msgTypes[22]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1742,7 +1922,7 @@ func (x *ReturnPaymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReturnPaymentResponse.ProtoReflect.Descriptor instead.
 func (*ReturnPaymentResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{22}
+	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReturnPaymentResponse) GetReturnId() string {
@@ -1774,7 +1954,7 @@ type AnswerChallengeRequest struct {
 
 func (x *AnswerChallengeRequest) Reset() {
 	*x = AnswerChallengeRequest{}
-	mi := &file_interbank_v1_authorization_proto_msgTypes[23]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +1966,7 @@ func (x *AnswerChallengeRequest) String() string {
 func (*AnswerChallengeRequest) ProtoMessage() {}
 
 func (x *AnswerChallengeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_authorization_proto_msgTypes[23]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +1979,7 @@ func (x *AnswerChallengeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerChallengeRequest.ProtoReflect.Descriptor instead.
 func (*AnswerChallengeRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{23}
+	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AnswerChallengeRequest) GetRequestId() string {
@@ -1836,7 +2016,7 @@ type AnswerChallengeResponse struct {
 
 func (x *AnswerChallengeResponse) Reset() {
 	*x = AnswerChallengeResponse{}
-	mi := &file_interbank_v1_authorization_proto_msgTypes[24]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +2028,7 @@ func (x *AnswerChallengeResponse) String() string {
 func (*AnswerChallengeResponse) ProtoMessage() {}
 
 func (x *AnswerChallengeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_authorization_proto_msgTypes[24]
+	mi := &file_interbank_v1_authorization_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +2041,7 @@ func (x *AnswerChallengeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerChallengeResponse.ProtoReflect.Descriptor instead.
 func (*AnswerChallengeResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{24}
+	return file_interbank_v1_authorization_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AnswerChallengeResponse) GetHoldStatus() HoldStatus {
@@ -1947,7 +2127,15 @@ const file_interbank_v1_authorization_proto_rawDesc = "" +
 	"\tchallenge\x18\x03 \x01(\v2\x1a.interbank.v1.ChallengeRefR\tchallenge\x129\n" +
 	"\n" +
 	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12;\n" +
-	"\acapture\x18\x05 \x01(\v2!.interbank.v1.CaptureHoldResponseR\acapture\"L\n" +
+	"\acapture\x18\x05 \x01(\v2!.interbank.v1.CaptureHoldResponseR\acapture\"U\n" +
+	"\x15AuthorizeHoldsRequest\x12<\n" +
+	"\aentries\x18\x01 \x03(\v2\".interbank.v1.AuthorizeHoldRequestR\aentries\"U\n" +
+	"\x16AuthorizeHoldsResponse\x12;\n" +
+	"\aresults\x18\x01 \x03(\v2!.interbank.v1.AuthorizeHoldResultR\aresults\"\x91\x01\n" +
+	"\x13AuthorizeHoldResult\x12=\n" +
+	"\x06report\x18\x01 \x01(\v2#.interbank.v1.AuthorizeHoldResponseH\x00R\x06report\x120\n" +
+	"\x05error\x18\x02 \x01(\v2\x18.interbank.v1.EntryErrorH\x00R\x05errorB\t\n" +
+	"\aoutcome\"L\n" +
 	"\x12CaptureHoldRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
@@ -2026,9 +2214,10 @@ const file_interbank_v1_authorization_proto_rawDesc = "" +
 	"\x0eCapturePayment\x12#.interbank.v1.CapturePaymentRequest\x1a$.interbank.v1.CapturePaymentResponse\x12R\n" +
 	"\vVoidPayment\x12 .interbank.v1.VoidPaymentRequest\x1a!.interbank.v1.VoidPaymentResponse\x12X\n" +
 	"\rRefundPayment\x12\".interbank.v1.RefundPaymentRequest\x1a#.interbank.v1.RefundPaymentResponse\x12p\n" +
-	"\x15GetPaymentTransaction\x12*.interbank.v1.GetPaymentTransactionRequest\x1a+.interbank.v1.GetPaymentTransactionResponse2\xaf\x03\n" +
+	"\x15GetPaymentTransaction\x12*.interbank.v1.GetPaymentTransactionRequest\x1a+.interbank.v1.GetPaymentTransactionResponse2\x8c\x04\n" +
 	"\rIssuerService\x12X\n" +
-	"\rAuthorizeHold\x12\".interbank.v1.AuthorizeHoldRequest\x1a#.interbank.v1.AuthorizeHoldResponse\x12R\n" +
+	"\rAuthorizeHold\x12\".interbank.v1.AuthorizeHoldRequest\x1a#.interbank.v1.AuthorizeHoldResponse\x12[\n" +
+	"\x0eAuthorizeHolds\x12#.interbank.v1.AuthorizeHoldsRequest\x1a$.interbank.v1.AuthorizeHoldsResponse\x12R\n" +
 	"\vCaptureHold\x12 .interbank.v1.CaptureHoldRequest\x1a!.interbank.v1.CaptureHoldResponse\x12I\n" +
 	"\bVoidHold\x12\x1d.interbank.v1.VoidHoldRequest\x1a\x1e.interbank.v1.VoidHoldResponse\x12]\n" +
 	"\rRefundCapture\x12\".interbank.v1.RefundCaptureRequest\x1a#.interbank.v1.RefundCaptureResponse\"\x03\x88\x02\x01\x12F\n" +
@@ -2052,7 +2241,7 @@ func file_interbank_v1_authorization_proto_rawDescGZIP() []byte {
 }
 
 var file_interbank_v1_authorization_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_interbank_v1_authorization_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_interbank_v1_authorization_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_interbank_v1_authorization_proto_goTypes = []any{
 	(AuthorizationDecision)(0),            // 0: interbank.v1.AuthorizationDecision
 	(HoldStatus)(0),                       // 1: interbank.v1.HoldStatus
@@ -2070,87 +2259,97 @@ var file_interbank_v1_authorization_proto_goTypes = []any{
 	(*GetPaymentTransactionResponse)(nil), // 13: interbank.v1.GetPaymentTransactionResponse
 	(*AuthorizeHoldRequest)(nil),          // 14: interbank.v1.AuthorizeHoldRequest
 	(*AuthorizeHoldResponse)(nil),         // 15: interbank.v1.AuthorizeHoldResponse
-	(*CaptureHoldRequest)(nil),            // 16: interbank.v1.CaptureHoldRequest
-	(*CaptureHoldResponse)(nil),           // 17: interbank.v1.CaptureHoldResponse
-	(*VoidHoldRequest)(nil),               // 18: interbank.v1.VoidHoldRequest
-	(*VoidHoldResponse)(nil),              // 19: interbank.v1.VoidHoldResponse
-	(*RefundCaptureRequest)(nil),          // 20: interbank.v1.RefundCaptureRequest
-	(*RefundCaptureResponse)(nil),         // 21: interbank.v1.RefundCaptureResponse
-	(*GetHoldRequest)(nil),                // 22: interbank.v1.GetHoldRequest
-	(*GetHoldResponse)(nil),               // 23: interbank.v1.GetHoldResponse
-	(*ReturnPaymentRequest)(nil),          // 24: interbank.v1.ReturnPaymentRequest
-	(*ReturnPaymentResponse)(nil),         // 25: interbank.v1.ReturnPaymentResponse
-	(*AnswerChallengeRequest)(nil),        // 26: interbank.v1.AnswerChallengeRequest
-	(*AnswerChallengeResponse)(nil),       // 27: interbank.v1.AnswerChallengeResponse
-	(*Money)(nil),                         // 28: interbank.v1.Money
-	(*SealedPayment)(nil),                 // 29: interbank.v1.SealedPayment
-	(*ChallengeRef)(nil),                  // 30: interbank.v1.ChallengeRef
-	(*timestamppb.Timestamp)(nil),         // 31: google.protobuf.Timestamp
-	(*AccountRef)(nil),                    // 32: interbank.v1.AccountRef
+	(*AuthorizeHoldsRequest)(nil),         // 16: interbank.v1.AuthorizeHoldsRequest
+	(*AuthorizeHoldsResponse)(nil),        // 17: interbank.v1.AuthorizeHoldsResponse
+	(*AuthorizeHoldResult)(nil),           // 18: interbank.v1.AuthorizeHoldResult
+	(*CaptureHoldRequest)(nil),            // 19: interbank.v1.CaptureHoldRequest
+	(*CaptureHoldResponse)(nil),           // 20: interbank.v1.CaptureHoldResponse
+	(*VoidHoldRequest)(nil),               // 21: interbank.v1.VoidHoldRequest
+	(*VoidHoldResponse)(nil),              // 22: interbank.v1.VoidHoldResponse
+	(*RefundCaptureRequest)(nil),          // 23: interbank.v1.RefundCaptureRequest
+	(*RefundCaptureResponse)(nil),         // 24: interbank.v1.RefundCaptureResponse
+	(*GetHoldRequest)(nil),                // 25: interbank.v1.GetHoldRequest
+	(*GetHoldResponse)(nil),               // 26: interbank.v1.GetHoldResponse
+	(*ReturnPaymentRequest)(nil),          // 27: interbank.v1.ReturnPaymentRequest
+	(*ReturnPaymentResponse)(nil),         // 28: interbank.v1.ReturnPaymentResponse
+	(*AnswerChallengeRequest)(nil),        // 29: interbank.v1.AnswerChallengeRequest
+	(*AnswerChallengeResponse)(nil),       // 30: interbank.v1.AnswerChallengeResponse
+	(*Money)(nil),                         // 31: interbank.v1.Money
+	(*SealedPayment)(nil),                 // 32: interbank.v1.SealedPayment
+	(*ChallengeRef)(nil),                  // 33: interbank.v1.ChallengeRef
+	(*timestamppb.Timestamp)(nil),         // 34: google.protobuf.Timestamp
+	(*AccountRef)(nil),                    // 35: interbank.v1.AccountRef
+	(*EntryError)(nil),                    // 36: interbank.v1.EntryError
 }
 var file_interbank_v1_authorization_proto_depIdxs = []int32{
-	28, // 0: interbank.v1.AuthorizePaymentRequest.amount:type_name -> interbank.v1.Money
-	29, // 1: interbank.v1.AuthorizePaymentRequest.payment:type_name -> interbank.v1.SealedPayment
+	31, // 0: interbank.v1.AuthorizePaymentRequest.amount:type_name -> interbank.v1.Money
+	32, // 1: interbank.v1.AuthorizePaymentRequest.payment:type_name -> interbank.v1.SealedPayment
 	0,  // 2: interbank.v1.AuthorizePaymentResponse.decision:type_name -> interbank.v1.AuthorizationDecision
-	30, // 3: interbank.v1.AuthorizePaymentResponse.challenge:type_name -> interbank.v1.ChallengeRef
+	33, // 3: interbank.v1.AuthorizePaymentResponse.challenge:type_name -> interbank.v1.ChallengeRef
 	6,  // 4: interbank.v1.AuthorizePaymentResponse.capture:type_name -> interbank.v1.CapturePaymentResponse
 	1,  // 5: interbank.v1.CapturePaymentResponse.hold_status:type_name -> interbank.v1.HoldStatus
 	2,  // 6: interbank.v1.CapturePaymentResponse.settlement_state:type_name -> interbank.v1.SettlementState
 	1,  // 7: interbank.v1.VoidPaymentResponse.hold_status:type_name -> interbank.v1.HoldStatus
-	28, // 8: interbank.v1.RefundPaymentRequest.amount:type_name -> interbank.v1.Money
-	28, // 9: interbank.v1.RefundPaymentResponse.refunded_total:type_name -> interbank.v1.Money
-	28, // 10: interbank.v1.PaymentTransaction.amount:type_name -> interbank.v1.Money
+	31, // 8: interbank.v1.RefundPaymentRequest.amount:type_name -> interbank.v1.Money
+	31, // 9: interbank.v1.RefundPaymentResponse.refunded_total:type_name -> interbank.v1.Money
+	31, // 10: interbank.v1.PaymentTransaction.amount:type_name -> interbank.v1.Money
 	1,  // 11: interbank.v1.PaymentTransaction.hold_status:type_name -> interbank.v1.HoldStatus
-	31, // 12: interbank.v1.PaymentTransaction.created_at:type_name -> google.protobuf.Timestamp
-	28, // 13: interbank.v1.PaymentTransaction.refunded_total:type_name -> interbank.v1.Money
+	34, // 12: interbank.v1.PaymentTransaction.created_at:type_name -> google.protobuf.Timestamp
+	31, // 13: interbank.v1.PaymentTransaction.refunded_total:type_name -> interbank.v1.Money
 	12, // 14: interbank.v1.GetPaymentTransactionResponse.transaction:type_name -> interbank.v1.PaymentTransaction
-	32, // 15: interbank.v1.AuthorizeHoldRequest.creditor_account:type_name -> interbank.v1.AccountRef
+	35, // 15: interbank.v1.AuthorizeHoldRequest.creditor_account:type_name -> interbank.v1.AccountRef
 	0,  // 16: interbank.v1.AuthorizeHoldResponse.decision:type_name -> interbank.v1.AuthorizationDecision
-	30, // 17: interbank.v1.AuthorizeHoldResponse.challenge:type_name -> interbank.v1.ChallengeRef
-	31, // 18: interbank.v1.AuthorizeHoldResponse.expires_at:type_name -> google.protobuf.Timestamp
-	17, // 19: interbank.v1.AuthorizeHoldResponse.capture:type_name -> interbank.v1.CaptureHoldResponse
-	1,  // 20: interbank.v1.CaptureHoldResponse.hold_status:type_name -> interbank.v1.HoldStatus
-	2,  // 21: interbank.v1.CaptureHoldResponse.settlement_state:type_name -> interbank.v1.SettlementState
-	1,  // 22: interbank.v1.VoidHoldResponse.hold_status:type_name -> interbank.v1.HoldStatus
-	28, // 23: interbank.v1.RefundCaptureRequest.amount:type_name -> interbank.v1.Money
-	28, // 24: interbank.v1.RefundCaptureResponse.refunded_total:type_name -> interbank.v1.Money
-	1,  // 25: interbank.v1.GetHoldResponse.status:type_name -> interbank.v1.HoldStatus
-	28, // 26: interbank.v1.GetHoldResponse.amount:type_name -> interbank.v1.Money
-	31, // 27: interbank.v1.GetHoldResponse.expires_at:type_name -> google.protobuf.Timestamp
-	2,  // 28: interbank.v1.GetHoldResponse.settlement_state:type_name -> interbank.v1.SettlementState
-	28, // 29: interbank.v1.GetHoldResponse.refunded_total:type_name -> interbank.v1.Money
-	28, // 30: interbank.v1.ReturnPaymentRequest.amount:type_name -> interbank.v1.Money
-	28, // 31: interbank.v1.ReturnPaymentResponse.returned_total:type_name -> interbank.v1.Money
-	1,  // 32: interbank.v1.AnswerChallengeResponse.hold_status:type_name -> interbank.v1.HoldStatus
-	3,  // 33: interbank.v1.GatewayService.AuthorizePayment:input_type -> interbank.v1.AuthorizePaymentRequest
-	5,  // 34: interbank.v1.GatewayService.CapturePayment:input_type -> interbank.v1.CapturePaymentRequest
-	7,  // 35: interbank.v1.GatewayService.VoidPayment:input_type -> interbank.v1.VoidPaymentRequest
-	9,  // 36: interbank.v1.GatewayService.RefundPayment:input_type -> interbank.v1.RefundPaymentRequest
-	11, // 37: interbank.v1.GatewayService.GetPaymentTransaction:input_type -> interbank.v1.GetPaymentTransactionRequest
-	14, // 38: interbank.v1.IssuerService.AuthorizeHold:input_type -> interbank.v1.AuthorizeHoldRequest
-	16, // 39: interbank.v1.IssuerService.CaptureHold:input_type -> interbank.v1.CaptureHoldRequest
-	18, // 40: interbank.v1.IssuerService.VoidHold:input_type -> interbank.v1.VoidHoldRequest
-	20, // 41: interbank.v1.IssuerService.RefundCapture:input_type -> interbank.v1.RefundCaptureRequest
-	22, // 42: interbank.v1.IssuerService.GetHold:input_type -> interbank.v1.GetHoldRequest
-	24, // 43: interbank.v1.AcquirerService.ReturnPayment:input_type -> interbank.v1.ReturnPaymentRequest
-	26, // 44: interbank.v1.ChallengeService.AnswerChallenge:input_type -> interbank.v1.AnswerChallengeRequest
-	4,  // 45: interbank.v1.GatewayService.AuthorizePayment:output_type -> interbank.v1.AuthorizePaymentResponse
-	6,  // 46: interbank.v1.GatewayService.CapturePayment:output_type -> interbank.v1.CapturePaymentResponse
-	8,  // 47: interbank.v1.GatewayService.VoidPayment:output_type -> interbank.v1.VoidPaymentResponse
-	10, // 48: interbank.v1.GatewayService.RefundPayment:output_type -> interbank.v1.RefundPaymentResponse
-	13, // 49: interbank.v1.GatewayService.GetPaymentTransaction:output_type -> interbank.v1.GetPaymentTransactionResponse
-	15, // 50: interbank.v1.IssuerService.AuthorizeHold:output_type -> interbank.v1.AuthorizeHoldResponse
-	17, // 51: interbank.v1.IssuerService.CaptureHold:output_type -> interbank.v1.CaptureHoldResponse
-	19, // 52: interbank.v1.IssuerService.VoidHold:output_type -> interbank.v1.VoidHoldResponse
-	21, // 53: interbank.v1.IssuerService.RefundCapture:output_type -> interbank.v1.RefundCaptureResponse
-	23, // 54: interbank.v1.IssuerService.GetHold:output_type -> interbank.v1.GetHoldResponse
-	25, // 55: interbank.v1.AcquirerService.ReturnPayment:output_type -> interbank.v1.ReturnPaymentResponse
-	27, // 56: interbank.v1.ChallengeService.AnswerChallenge:output_type -> interbank.v1.AnswerChallengeResponse
-	45, // [45:57] is the sub-list for method output_type
-	33, // [33:45] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	33, // 17: interbank.v1.AuthorizeHoldResponse.challenge:type_name -> interbank.v1.ChallengeRef
+	34, // 18: interbank.v1.AuthorizeHoldResponse.expires_at:type_name -> google.protobuf.Timestamp
+	20, // 19: interbank.v1.AuthorizeHoldResponse.capture:type_name -> interbank.v1.CaptureHoldResponse
+	14, // 20: interbank.v1.AuthorizeHoldsRequest.entries:type_name -> interbank.v1.AuthorizeHoldRequest
+	18, // 21: interbank.v1.AuthorizeHoldsResponse.results:type_name -> interbank.v1.AuthorizeHoldResult
+	15, // 22: interbank.v1.AuthorizeHoldResult.report:type_name -> interbank.v1.AuthorizeHoldResponse
+	36, // 23: interbank.v1.AuthorizeHoldResult.error:type_name -> interbank.v1.EntryError
+	1,  // 24: interbank.v1.CaptureHoldResponse.hold_status:type_name -> interbank.v1.HoldStatus
+	2,  // 25: interbank.v1.CaptureHoldResponse.settlement_state:type_name -> interbank.v1.SettlementState
+	1,  // 26: interbank.v1.VoidHoldResponse.hold_status:type_name -> interbank.v1.HoldStatus
+	31, // 27: interbank.v1.RefundCaptureRequest.amount:type_name -> interbank.v1.Money
+	31, // 28: interbank.v1.RefundCaptureResponse.refunded_total:type_name -> interbank.v1.Money
+	1,  // 29: interbank.v1.GetHoldResponse.status:type_name -> interbank.v1.HoldStatus
+	31, // 30: interbank.v1.GetHoldResponse.amount:type_name -> interbank.v1.Money
+	34, // 31: interbank.v1.GetHoldResponse.expires_at:type_name -> google.protobuf.Timestamp
+	2,  // 32: interbank.v1.GetHoldResponse.settlement_state:type_name -> interbank.v1.SettlementState
+	31, // 33: interbank.v1.GetHoldResponse.refunded_total:type_name -> interbank.v1.Money
+	31, // 34: interbank.v1.ReturnPaymentRequest.amount:type_name -> interbank.v1.Money
+	31, // 35: interbank.v1.ReturnPaymentResponse.returned_total:type_name -> interbank.v1.Money
+	1,  // 36: interbank.v1.AnswerChallengeResponse.hold_status:type_name -> interbank.v1.HoldStatus
+	3,  // 37: interbank.v1.GatewayService.AuthorizePayment:input_type -> interbank.v1.AuthorizePaymentRequest
+	5,  // 38: interbank.v1.GatewayService.CapturePayment:input_type -> interbank.v1.CapturePaymentRequest
+	7,  // 39: interbank.v1.GatewayService.VoidPayment:input_type -> interbank.v1.VoidPaymentRequest
+	9,  // 40: interbank.v1.GatewayService.RefundPayment:input_type -> interbank.v1.RefundPaymentRequest
+	11, // 41: interbank.v1.GatewayService.GetPaymentTransaction:input_type -> interbank.v1.GetPaymentTransactionRequest
+	14, // 42: interbank.v1.IssuerService.AuthorizeHold:input_type -> interbank.v1.AuthorizeHoldRequest
+	16, // 43: interbank.v1.IssuerService.AuthorizeHolds:input_type -> interbank.v1.AuthorizeHoldsRequest
+	19, // 44: interbank.v1.IssuerService.CaptureHold:input_type -> interbank.v1.CaptureHoldRequest
+	21, // 45: interbank.v1.IssuerService.VoidHold:input_type -> interbank.v1.VoidHoldRequest
+	23, // 46: interbank.v1.IssuerService.RefundCapture:input_type -> interbank.v1.RefundCaptureRequest
+	25, // 47: interbank.v1.IssuerService.GetHold:input_type -> interbank.v1.GetHoldRequest
+	27, // 48: interbank.v1.AcquirerService.ReturnPayment:input_type -> interbank.v1.ReturnPaymentRequest
+	29, // 49: interbank.v1.ChallengeService.AnswerChallenge:input_type -> interbank.v1.AnswerChallengeRequest
+	4,  // 50: interbank.v1.GatewayService.AuthorizePayment:output_type -> interbank.v1.AuthorizePaymentResponse
+	6,  // 51: interbank.v1.GatewayService.CapturePayment:output_type -> interbank.v1.CapturePaymentResponse
+	8,  // 52: interbank.v1.GatewayService.VoidPayment:output_type -> interbank.v1.VoidPaymentResponse
+	10, // 53: interbank.v1.GatewayService.RefundPayment:output_type -> interbank.v1.RefundPaymentResponse
+	13, // 54: interbank.v1.GatewayService.GetPaymentTransaction:output_type -> interbank.v1.GetPaymentTransactionResponse
+	15, // 55: interbank.v1.IssuerService.AuthorizeHold:output_type -> interbank.v1.AuthorizeHoldResponse
+	17, // 56: interbank.v1.IssuerService.AuthorizeHolds:output_type -> interbank.v1.AuthorizeHoldsResponse
+	20, // 57: interbank.v1.IssuerService.CaptureHold:output_type -> interbank.v1.CaptureHoldResponse
+	22, // 58: interbank.v1.IssuerService.VoidHold:output_type -> interbank.v1.VoidHoldResponse
+	24, // 59: interbank.v1.IssuerService.RefundCapture:output_type -> interbank.v1.RefundCaptureResponse
+	26, // 60: interbank.v1.IssuerService.GetHold:output_type -> interbank.v1.GetHoldResponse
+	28, // 61: interbank.v1.AcquirerService.ReturnPayment:output_type -> interbank.v1.ReturnPaymentResponse
+	30, // 62: interbank.v1.ChallengeService.AnswerChallenge:output_type -> interbank.v1.AnswerChallengeResponse
+	50, // [50:63] is the sub-list for method output_type
+	37, // [37:50] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_interbank_v1_authorization_proto_init() }
@@ -2160,13 +2359,17 @@ func file_interbank_v1_authorization_proto_init() {
 	}
 	file_interbank_v1_common_proto_init()
 	file_interbank_v1_order_proto_init()
+	file_interbank_v1_authorization_proto_msgTypes[15].OneofWrappers = []any{
+		(*AuthorizeHoldResult_Report)(nil),
+		(*AuthorizeHoldResult_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_interbank_v1_authorization_proto_rawDesc), len(file_interbank_v1_authorization_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   25,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

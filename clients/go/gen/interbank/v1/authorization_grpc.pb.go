@@ -291,11 +291,12 @@ var GatewayService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	IssuerService_AuthorizeHold_FullMethodName = "/interbank.v1.IssuerService/AuthorizeHold"
-	IssuerService_CaptureHold_FullMethodName   = "/interbank.v1.IssuerService/CaptureHold"
-	IssuerService_VoidHold_FullMethodName      = "/interbank.v1.IssuerService/VoidHold"
-	IssuerService_RefundCapture_FullMethodName = "/interbank.v1.IssuerService/RefundCapture"
-	IssuerService_GetHold_FullMethodName       = "/interbank.v1.IssuerService/GetHold"
+	IssuerService_AuthorizeHold_FullMethodName  = "/interbank.v1.IssuerService/AuthorizeHold"
+	IssuerService_AuthorizeHolds_FullMethodName = "/interbank.v1.IssuerService/AuthorizeHolds"
+	IssuerService_CaptureHold_FullMethodName    = "/interbank.v1.IssuerService/CaptureHold"
+	IssuerService_VoidHold_FullMethodName       = "/interbank.v1.IssuerService/VoidHold"
+	IssuerService_RefundCapture_FullMethodName  = "/interbank.v1.IssuerService/RefundCapture"
+	IssuerService_GetHold_FullMethodName        = "/interbank.v1.IssuerService/GetHold"
 )
 
 // IssuerServiceClient is the client API for IssuerService service.
@@ -307,6 +308,14 @@ type IssuerServiceClient interface {
 	// AuthorizeHold verifies the dual signature, checks funds, limits and risk,
 	// and places a hold (a pending transfer) on the customer's account.
 	AuthorizeHold(ctx context.Context, in *AuthorizeHoldRequest, opts ...grpc.CallOption) (*AuthorizeHoldResponse, error)
+	// AuthorizeHolds authorizes up to 256 payments in one call. Each entry is
+	// authorized exactly as AuthorizeHold would authorize it alone, with the
+	// same idempotency scope, so an entry and a single call with the same
+	// request_id are one request. The answer has one result per entry, in the
+	// request's order. The gateway sends the authorizations to one issuer that
+	// queued while its previous call was in flight: the first goes at once,
+	// never after a timer.
+	AuthorizeHolds(ctx context.Context, in *AuthorizeHoldsRequest, opts ...grpc.CallOption) (*AuthorizeHoldsResponse, error)
 	// CaptureHold posts the hold: the customer is debited and an interbank credit
 	// transfer to the acquirer is sent through the settlement bank.
 	CaptureHold(ctx context.Context, in *CaptureHoldRequest, opts ...grpc.CallOption) (*CaptureHoldResponse, error)
@@ -333,6 +342,16 @@ func (c *issuerServiceClient) AuthorizeHold(ctx context.Context, in *AuthorizeHo
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AuthorizeHoldResponse)
 	err := c.cc.Invoke(ctx, IssuerService_AuthorizeHold_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *issuerServiceClient) AuthorizeHolds(ctx context.Context, in *AuthorizeHoldsRequest, opts ...grpc.CallOption) (*AuthorizeHoldsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuthorizeHoldsResponse)
+	err := c.cc.Invoke(ctx, IssuerService_AuthorizeHolds_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -389,6 +408,14 @@ type IssuerServiceServer interface {
 	// AuthorizeHold verifies the dual signature, checks funds, limits and risk,
 	// and places a hold (a pending transfer) on the customer's account.
 	AuthorizeHold(context.Context, *AuthorizeHoldRequest) (*AuthorizeHoldResponse, error)
+	// AuthorizeHolds authorizes up to 256 payments in one call. Each entry is
+	// authorized exactly as AuthorizeHold would authorize it alone, with the
+	// same idempotency scope, so an entry and a single call with the same
+	// request_id are one request. The answer has one result per entry, in the
+	// request's order. The gateway sends the authorizations to one issuer that
+	// queued while its previous call was in flight: the first goes at once,
+	// never after a timer.
+	AuthorizeHolds(context.Context, *AuthorizeHoldsRequest) (*AuthorizeHoldsResponse, error)
 	// CaptureHold posts the hold: the customer is debited and an interbank credit
 	// transfer to the acquirer is sent through the settlement bank.
 	CaptureHold(context.Context, *CaptureHoldRequest) (*CaptureHoldResponse, error)
@@ -413,6 +440,9 @@ type UnimplementedIssuerServiceServer struct{}
 
 func (UnimplementedIssuerServiceServer) AuthorizeHold(context.Context, *AuthorizeHoldRequest) (*AuthorizeHoldResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AuthorizeHold not implemented")
+}
+func (UnimplementedIssuerServiceServer) AuthorizeHolds(context.Context, *AuthorizeHoldsRequest) (*AuthorizeHoldsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AuthorizeHolds not implemented")
 }
 func (UnimplementedIssuerServiceServer) CaptureHold(context.Context, *CaptureHoldRequest) (*CaptureHoldResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CaptureHold not implemented")
@@ -461,6 +491,24 @@ func _IssuerService_AuthorizeHold_Handler(srv interface{}, ctx context.Context, 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(IssuerServiceServer).AuthorizeHold(ctx, req.(*AuthorizeHoldRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IssuerService_AuthorizeHolds_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuthorizeHoldsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IssuerServiceServer).AuthorizeHolds(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IssuerService_AuthorizeHolds_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IssuerServiceServer).AuthorizeHolds(ctx, req.(*AuthorizeHoldsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -547,6 +595,10 @@ var IssuerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AuthorizeHold",
 			Handler:    _IssuerService_AuthorizeHold_Handler,
+		},
+		{
+			MethodName: "AuthorizeHolds",
+			Handler:    _IssuerService_AuthorizeHolds_Handler,
 		},
 		{
 			MethodName: "CaptureHold",
