@@ -16,7 +16,9 @@ One run on this machine:
    and a chain of as many hops as a payment's synchronous path
    (:data:`CHAIN_HOPS`).
 
-``efficiency`` = payments/s / single-hop echo rps. It prints a table, writes a
+``efficiency`` = payments/s / single-hop echo rps. Per level it also reports
+the CPU each process spent per payment and how many payments shared each
+batch call (from the nodes' access logs). It prints a table, writes a
 latency histogram (SVG) per concurrency, and ends with one JSON line: the
 figures at the highest concurrency, and ``levels`` with every concurrency's.
 ``--profile DIR`` runs every node under py-spy and writes, per node, the
@@ -66,6 +68,8 @@ SYNCHRONOUS_PATH = (
 )
 """The RPCs a payment makes one after another before its capture is acknowledged."""
 CHAIN_HOPS = len(SYNCHRONOUS_PATH)
+BATCH_METHODS = ("AuthorizeHolds", "SubmitCreditTransfers", "ReceiveCreditTransfers")
+"""The batch RPCs on the path: every payment is one entry of each."""
 CONCURRENCIES = (1, 16, 64)
 TARGET_EFFICIENCY = 0.25
 TARGET_P99_MS = 100.0
@@ -98,7 +102,33 @@ class Level:
     efficiency: float = 0.0
     cpu_ms_per_payment: dict[str, float] = field(default_factory=dict)
     """CPU time (user + system) each process spent per payment, and the total."""
+    entries_per_call: dict[str, float] = field(default_factory=dict)
+    """Per batch RPC: the level's payments (one entry each) over its calls, from the
+    nodes' access logs. 1.0 means no batching; 4.0, four payments per call."""
     latencies_ms: list[float] = field(default_factory=list, repr=False)
+
+
+def _log_sizes(log_dir: Path) -> dict[Path, int]:
+    """How far each node's log has been written."""
+    return {path: path.stat().st_size for path in log_dir.glob("*.log")}
+
+
+def _calls_since(log_dir: Path, sizes: dict[Path, int]) -> collections.Counter[str]:
+    """Calls served per method name since sizes, from the access log lines ("rpc")."""
+    calls: collections.Counter[str] = collections.Counter()
+    for path in log_dir.glob("*.log"):
+        with path.open("rb") as log:
+            log.seek(sizes.get(path, 0))
+            for line in log.read().splitlines():
+                if b'"rpc"' not in line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a line cut by the read, or not JSON
+                if record.get("event") == "rpc":
+                    calls[str(record.get("method", "")).rpartition("/")[2]] += 1
+    return calls
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -326,7 +356,8 @@ async def run(
                     "--",
                 )
 
-        net = LocalNetwork(network, path, log_dir=workdir / "logs", wrap=wrap)
+        log_dir = workdir / "logs"
+        net = LocalNetwork(network, path, log_dir=log_dir, wrap=wrap)
         await net.start()
         load = PaymentLoad(network, buyers)
         levels = []
@@ -340,10 +371,17 @@ async def run(
             for concurrency in concurrencies:
                 level = Level(concurrency=concurrency, payments=payments)
                 before = _cpu_seconds(pids)
+                logged = _log_sizes(log_dir)
                 started = time.perf_counter()
                 latencies, acknowledged, level.failed = await load.run(payments, concurrency)
                 elapsed = time.perf_counter() - started
                 after = _cpu_seconds(pids)
+                calls = _calls_since(log_dir, logged)
+                level.entries_per_call = {
+                    method: round(len(acknowledged) / calls[method], 2)
+                    for method in BATCH_METHODS
+                    if calls[method]
+                }
                 settling = time.perf_counter()
                 level.unsettled = await load.wait_settled(acknowledged, timeout=60)
                 level.settled_after_s = round(time.perf_counter() - settling, 2)
@@ -544,7 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(table(levels))
     for level in levels:
-        print(f"CPU ms per payment at concurrency {level.concurrency}: {level.cpu_ms_per_payment}")
+        at = f"at concurrency {level.concurrency}"
+        print(f"CPU ms per payment {at}: {level.cpu_ms_per_payment}")
+        print(f"entries per batch call {at}: {level.entries_per_call}")
     pictures = [str(args.out / f"latency-c{lv.concurrency}.svg") for lv in levels]
     print(f"latency histograms: {', '.join(pictures)}")
     if args.profile is not None:

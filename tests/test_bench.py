@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from payment.bench import CHAIN_HOPS
+from payment.bench import BATCH_METHODS, CHAIN_HOPS
 
 
 def test_a_small_bench_run_pays_settles_and_reports_every_level(tmp_path: Path) -> None:
@@ -38,6 +38,12 @@ def test_a_small_bench_run_pays_settles_and_reports_every_level(tmp_path: Path) 
         assert 0 < level["p50_ms"] <= level["p99_ms"]
         assert level["echo_1hop_rps"] > level["echo_chain_rps"] > 0
         assert level["efficiency"] == round(level["payments_per_s"] / level["echo_1hop_rps"], 4)
+        # One payment at a time: every batch call carries that payment's entry alone.
+        if level["concurrency"] == 1:
+            assert level["entries_per_call"] == dict.fromkeys(BATCH_METHODS, 1.0)
+        else:
+            assert sorted(level["entries_per_call"]) == sorted(BATCH_METHODS)
+            assert all(1.0 <= n <= 4.0 for n in level["entries_per_call"].values())
         picture = (tmp_path / f"latency-c{level['concurrency']}.svg").read_text()
         assert picture.startswith("<svg") and "p99" in picture
     assert "target no payment failed or lost: met" in run.stdout
