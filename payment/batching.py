@@ -104,7 +104,8 @@ class Coalescer(Generic[Entry, Result]):
 
     ``send`` makes one batch call and returns one result per entry, in order.
     At most one call is in flight: entries submitted meanwhile wait for it and
-    then go together, up to MAX_BATCH per call. If ``send`` raises, or returns
+    then go together, up to MAX_BATCH per call; one whose submitter was
+    cancelled before its call went is left out. If ``send`` raises, or returns
     the wrong number of results, every entry of that call gets the exception.
     """
 
@@ -128,8 +129,11 @@ class Coalescer(Generic[Entry, Result]):
         batch: list[tuple[Entry, asyncio.Future[Result]]] = []
         try:
             while self._queue:
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                await self._call(batch)
+                # An entry whose submitter gave up (cancelled) before it was sent is not sent.
+                waiting = [(entry, future) for entry, future in self._queue if not future.done()]
+                batch, self._queue = waiting[:MAX_BATCH], waiting[MAX_BATCH:]
+                if batch:
+                    await self._call(batch)
         finally:
             self._sender = None
             for _, future in batch + self._queue:  # only when cancelled: none may wait forever

@@ -47,6 +47,22 @@ async def test_the_first_entry_goes_alone_and_the_queued_ones_go_together_in_ord
     assert peer.calls == [[1], [2, 3, 4]]
 
 
+async def test_an_entry_cancelled_before_its_call_went_is_never_sent() -> None:
+    peer = Peer()
+    coalescer: Coalescer[int, str] = Coalescer(peer.send, "test")
+    first = asyncio.create_task(coalescer.submit(1))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    given_up = asyncio.create_task(coalescer.submit(2))
+    kept = asyncio.create_task(coalescer.submit(3))
+    await asyncio.sleep(0)
+    given_up.cancel()  # the merchant's deadline passed while call [1] was in flight
+    peer.release.set()
+    assert (await first, await kept) == ("done 1", "done 3")
+    assert given_up.cancelled()
+    assert peer.calls == [[1], [3]]
+
+
 async def test_a_long_queue_is_split_at_the_batch_limit() -> None:
     peer = Peer()
     peer.release.set()
