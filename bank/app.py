@@ -50,7 +50,7 @@ from bank.servicers import (
 )
 from bank.settlement import Settlement
 from payment import errors
-from payment.batching import Coalescer, from_entry_error
+from payment.batching import Coalescer, Coalescers, from_entry_error
 from payment.clock import now, timestamp
 from payment.config import NetworkConfig, NodeConfig, Role
 from payment.logs import get_logger
@@ -246,9 +246,10 @@ class SettlementApp:
             retention_s=network.limits.idempotency_retention_seconds,
         )
         self.settlement = Settlement(self.store, network, self._deliver)
-        self._receivers: dict[
-            str, Coalescer[settlement_pb2.ReceiveCreditTransferRequest, StatusAnswer | None]
-        ] = {}
+        # Transfers to the same creditor bank go together while a call to it is in flight.
+        self._receivers: Coalescers[
+            str, settlement_pb2.ReceiveCreditTransferRequest, StatusAnswer | None
+        ] = Coalescers(self._deliver_transfers, "ReceiveCreditTransfers")
         self._channels = Channels(identity)
         self._started = False
         self._background = _Background()
@@ -304,17 +305,11 @@ class SettlementApp:
         if not self._started or bank is None or bank.role is not Role.BANK:
             return None
         if isinstance(message, settlement_pb2.CreditTransfer):
-            # Transfers to the same creditor bank go together while a call to it is in flight.
-            receiver = self._receivers.get(bank_code)
-            if receiver is None:
-                receiver = self._receivers[bank_code] = Coalescer(
-                    lambda entries: self._deliver_transfers(bank.address, entries),
-                    f"ReceiveCreditTransfers to {bank.name}",
-                )
-            return await receiver.submit(
+            return await self._receivers.submit(
+                bank.address,
                 settlement_pb2.ReceiveCreditTransferRequest(
                     request_id=message.instruction_id, transfer=message
-                )
+                ),
             )
         return await _status_answer(
             self._clearing(bank.address).ReceivePaymentReturn(

@@ -29,7 +29,7 @@ from bank.clearing import Clearing
 from bank.issuer import Issuer
 from bank.settlement import Settlement
 from payment import errors, otp
-from payment.batching import answer_each, check_batch_size
+from payment.batching import answer_each
 from payment.config import NetworkConfig, Role
 from payment.identity import caller
 from payment.storage import Store
@@ -85,11 +85,11 @@ class IssuerServicer(authz_grpc.IssuerServiceServicer):
     ) -> authz.AuthorizeHoldsResponse:
         """Authorize several payments, each as AuthorizeHold would alone."""
         gateway = caller().uri
-        check_batch_size(len(request.entries))
         results = await answer_each(
             "AuthorizeHolds",
             authz.AuthorizeHoldResult,
-            [self._issuer.authorize(entry, gateway) for entry in request.entries],
+            request.entries,
+            lambda entry: self._issuer.authorize(entry, gateway),
         )
         return authz.AuthorizeHoldsResponse(results=results)
 
@@ -181,11 +181,11 @@ class ClearingServicer(pb_grpc.ClearingServiceServicer):
         self, request: pb.ReceiveCreditTransfersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReceiveCreditTransfersResponse:
         """Credit several settled transfers, each as ReceiveCreditTransfer would alone."""
-        check_batch_size(len(request.entries))
         results = await answer_each(
             "ReceiveCreditTransfers",
             pb.ReceiveCreditTransferResult,
-            [self._clearing.receive(entry) for entry in request.entries],
+            request.entries,
+            self._clearing.receive,
         )
         return pb.ReceiveCreditTransfersResponse(results=results)
 
@@ -248,11 +248,11 @@ class SettlementServicer(pb_grpc.SettlementServiceServicer):
     ) -> pb.SubmitCreditTransfersResponse:
         """Settle several credit transfers, each as SubmitCreditTransfer would alone."""
         caller_code = self._caller_code()
-        check_batch_size(len(request.entries))
         results = await answer_each(
             "SubmitCreditTransfers",
             pb.SubmitCreditTransferResult,
-            [self._settlement.submit(entry, caller_code) for entry in request.entries],
+            request.entries,
+            lambda entry: self._settlement.submit(entry, caller_code),
         )
         return pb.SubmitCreditTransfersResponse(results=results)
 

@@ -30,7 +30,7 @@ from gateway.checks import GatewayKey, check_fresh, check_payment
 from gateway.issuers import CALL_TIMEOUT_S, AcquirerLookup, IssuerLookup
 from gateway.store import TransactionRecord, TransactionState
 from payment import errors
-from payment.batching import Coalescer, from_entry_error
+from payment.batching import Coalescers, from_entry_error
 from payment.clock import now, to_iso
 from payment.config import NetworkConfig, NodeConfig
 from payment.errors import relayed
@@ -58,11 +58,6 @@ _HOLD_STATUS_OF_DECISION = {
     _CHALLENGED: authorization_pb2.HOLD_STATUS_CHALLENGE_PENDING,
 }
 
-_Authorizations = Coalescer[
-    authorization_pb2.AuthorizeHoldRequest, authorization_pb2.AuthorizeHoldResult
-]
-"""An issuer's queue of authorizations, sent in AuthorizeHolds batches."""
-
 
 class PaymentGateway:
     """Opens, checks and routes payments; keeps a record of each transaction."""
@@ -80,7 +75,10 @@ class PaymentGateway:
         self._key = key
         self._issuers = issuers
         self._acquirers = acquirers
-        self._hold_batches: dict[str, _Authorizations] = {}
+        # Per issuer (by node name): its queue of authorizations, sent in AuthorizeHolds calls.
+        self._authorizations: Coalescers[
+            str, authorization_pb2.AuthorizeHoldRequest, authorization_pb2.AuthorizeHoldResult
+        ] = Coalescers(self._send_authorizations, "AuthorizeHolds")
 
     async def authorize(
         self, request: authorization_pb2.AuthorizePaymentRequest, merchant_name: str
@@ -196,7 +194,7 @@ class PaymentGateway:
         delay = RETRY_BASE_DELAY_S
         for attempt in range(1, AUTHORIZE_ATTEMPTS + 1):
             try:
-                result = await self._authorizations(bank).submit(hold_request)
+                result = await self._authorizations.submit(bank.name, hold_request)
                 if result.HasField("error"):
                     raise from_entry_error(result.error)
                 return result.report
@@ -216,20 +214,11 @@ class PaymentGateway:
         await self._release_unknown_hold(self._issuers(bank), hold_request.transaction_id)
         raise unknown
 
-    def _authorizations(self, bank: NodeConfig) -> _Authorizations:
-        """The issuer's queue of authorizations, sent as AuthorizeHolds batches."""
-        coalescer = self._hold_batches.get(bank.name)
-        if coalescer is None:
-            coalescer = self._hold_batches[bank.name] = Coalescer(
-                partial(self._send_authorizations, bank), f"AuthorizeHolds to {bank.name}"
-            )
-        return coalescer
-
     async def _send_authorizations(
-        self, bank: NodeConfig, entries: list[authorization_pb2.AuthorizeHoldRequest]
+        self, bank_name: str, entries: list[authorization_pb2.AuthorizeHoldRequest]
     ) -> Sequence[authorization_pb2.AuthorizeHoldResult]:
         reply: authorization_pb2.AuthorizeHoldsResponse = await relayed(
-            self._issuers(bank).AuthorizeHolds(
+            self._issuers(self._network.node(bank_name)).AuthorizeHolds(
                 authorization_pb2.AuthorizeHoldsRequest(entries=entries), timeout=CALL_TIMEOUT_S
             )
         )

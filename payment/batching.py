@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Generic, TypeVar
 
 import grpc
@@ -26,6 +27,7 @@ from payment.logs import get_logger
 __all__ = [
     "MAX_BATCH",
     "Coalescer",
+    "Coalescers",
     "answer_each",
     "check_batch_size",
     "entry_error",
@@ -39,6 +41,7 @@ MAX_BATCH = 256
 
 Entry = TypeVar("Entry")
 Result = TypeVar("Result")
+Peer = TypeVar("Peer")
 
 
 def check_batch_size(count: int, field: str = "entries") -> None:
@@ -74,18 +77,24 @@ def from_entry_error(error: common_pb2.EntryError) -> errors.PaynetError:
 
 
 async def answer_each(
-    method: str, result_type: Callable[..., Result], entries: Sequence[Awaitable[object]]
+    method: str,
+    result_type: Callable[..., Result],
+    entries: Sequence[Entry],
+    handle: Callable[[Entry], Awaitable[object]],
 ) -> list[Result]:
-    """Every entry's result, awaited concurrently: ``result_type(report=...)`` or
+    """Every entry's result, handled concurrently: ``result_type(report=...)`` or
     ``result_type(error=EntryError)``.
 
-    A domain error is the entry's own answer; anything unexpected is logged
-    and answered INTERNAL for that entry alone, which the caller retries.
+    A batch of no entries or more than MAX_BATCH is refused whole first
+    (BATCH_SIZE_INVALID). A domain error is the entry's own answer; anything
+    unexpected is logged and answered INTERNAL for that entry alone, which the
+    caller retries.
     """
+    check_batch_size(len(entries))
 
-    async def one(entry: Awaitable[object]) -> Result:
+    async def one(entry: Entry) -> Result:
         try:
-            return result_type(report=await entry)
+            return result_type(report=await handle(entry))
         except errors.PaynetError as exc:
             return result_type(error=entry_error(exc))
         except Exception as exc:
@@ -156,3 +165,26 @@ class Coalescer(Generic[Entry, Result]):
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+
+class Coalescers(Generic[Peer, Entry, Result]):
+    """One :class:`Coalescer` per peer, opened on the peer's first entry.
+
+    ``send(peer, entries)`` makes one batch call to that peer.
+    """
+
+    def __init__(
+        self, send: Callable[[Peer, list[Entry]], Awaitable[Sequence[Result]]], name: str
+    ) -> None:
+        self._send = send
+        self._name = name
+        self._by_peer: dict[Peer, Coalescer[Entry, Result]] = {}
+
+    async def submit(self, peer: Peer, entry: Entry) -> Result:
+        """The entry's result from the peer, once the batch call carrying it has answered."""
+        coalescer = self._by_peer.get(peer)
+        if coalescer is None:
+            coalescer = self._by_peer[peer] = Coalescer(
+                partial(self._send, peer), f"{self._name} to {peer}"
+            )
+        return await coalescer.submit(entry)
