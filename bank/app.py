@@ -35,7 +35,7 @@ from bank.audit import member_books, settlement_books
 from bank.challenges import Challenges
 from bank.clearing import Clearing
 from bank.issuer import Issuer
-from bank.messages import SettlementMessage, StatusAnswer
+from bank.messages import SettlementMessage, StatusAnswer, fields
 from bank.opening import open_bank_books, open_settlement_books
 from bank.outgoing import OutgoingTransfers
 from bank.schema import BANK_SCHEMA, SETTLEMENT_SCHEMA
@@ -304,17 +304,18 @@ class SettlementApp:
         bank = self.network.bank_by_code(bank_code)
         if not self._started or bank is None or bank.role is not Role.BANK:
             return None
+        request_id = fields(message).delivery_request_id
         if isinstance(message, settlement_pb2.CreditTransfer):
             return await self._receivers.submit(
                 bank.address,
                 settlement_pb2.ReceiveCreditTransferRequest(
-                    request_id=message.instruction_id, transfer=message
+                    request_id=request_id, transfer=message
                 ),
             )
         return await _status_answer(
             self._clearing(bank.address).ReceivePaymentReturn(
                 settlement_pb2.ReceivePaymentReturnRequest(
-                    request_id=message.return_id, payment_return=message
+                    request_id=request_id, payment_return=message
                 ),
                 timeout=CALL_TIMEOUT_S,
             ),

@@ -58,6 +58,16 @@ class MessageFields:
     original_instruction_id: str | None
     """For a return, the transfer it returns."""
 
+    @property
+    def delivery_request_id(self) -> str:
+        """The request_id the settlement bank delivers the message with.
+
+        Ids are unique per paying bank, not across banks, so the paying bank's
+        code is part of it: two banks' messages that share an id are two
+        deliveries, not a reuse of one idempotency key.
+        """
+        return f"{self.payer}/{self.message_id}"
+
 
 def fields(message: SettlementMessage) -> MessageFields:
     """The fields of a transfer or a return, under common names."""

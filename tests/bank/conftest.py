@@ -26,6 +26,7 @@ from bank.challenges import Challenges
 from bank.clearing import Clearing
 from bank.issuer import Issuer
 from bank.ledger import ledger_totals
+from bank.messages import fields
 from bank.opening import open_bank_books, open_settlement_books
 from bank.outgoing import OutgoingTransfers
 from bank.schema import BANK_SCHEMA, SETTLEMENT_SCHEMA
@@ -348,14 +349,11 @@ async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
         if bank_code in holder["w"].unreachable:
             return None
         clearing = holder["w"].banks[bank_code].clearing
+        request_id = fields(message).delivery_request_id  # as the settlement node does
         if isinstance(message, pb.CreditTransfer):
-            request = pb.ReceiveCreditTransferRequest(
-                request_id=message.instruction_id, transfer=message
-            )
+            request = pb.ReceiveCreditTransferRequest(request_id=request_id, transfer=message)
             return _answer(await clearing.receive(request))
-        returned = pb.ReceivePaymentReturnRequest(
-            request_id=message.return_id, payment_return=message
-        )
+        returned = pb.ReceivePaymentReturnRequest(request_id=request_id, payment_return=message)
         return _answer(await clearing.receive_return(returned))
 
     banks = {}

@@ -106,6 +106,20 @@ async def test_a_resubmission_returns_the_first_answer_and_moves_nothing_more(wo
     assert caught.value.reason == "IDEMPOTENCY_KEY_REUSED"
 
 
+async def test_two_banks_transfers_that_share_an_instruction_id_both_settle(world):
+    # Instruction ids are unique per debtor bank only: gamma may pick the one alfa used.
+    from_alfa = await world.settlement.submit(submit_request(), "ALFAXX01")
+    from_gamma = await world.settlement.submit(submit_request(debtor="GAMMXX03"), "GAMMXX03")
+    assert (from_alfa.status, from_gamma.status) == (pb.TRANSFER_STATUS_ACCEPTED,) * 2
+    assert (await totals(world)).reserves == {
+        "ALFAXX01": 102_000,
+        "BETAXX02": 26_000,
+        "GAMMXX03": 27_000,
+    }
+    assert await world.balance(world.beta, "shop-sales", "shop") == (6_000, 6_000, 0)
+    assert await world.settlement.forward_pending() == 0
+
+
 async def test_an_unreachable_creditor_keeps_the_transfer_pending_until_resubmitted(world):
     world.unreachable.add("BETAXX02")
     pending = await world.settlement.submit(submit_request(), "ALFAXX01")

@@ -642,7 +642,9 @@ class ReceiveCreditTransferRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     TRANSFER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the settlement bank."""
+    """Idempotency key chosen by the settlement bank: "<debtor_agent>/<instruction_id>",
+    since instruction ids are unique per debtor agent only.
+    """
     @_builtins.property
     def transfer(self) -> Global___CreditTransfer:
         """The transfer."""
@@ -782,7 +784,9 @@ class ReceivePaymentReturnRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     PAYMENT_RETURN_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the settlement bank."""
+    """Idempotency key chosen by the settlement bank: "<returning_agent>/<return_id>",
+    since return ids are unique per returning agent only.
+    """
     @_builtins.property
     def payment_return(self) -> Global___PaymentReturn:
         """The return."""

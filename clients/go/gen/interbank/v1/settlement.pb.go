@@ -1271,7 +1271,8 @@ func (x *CloseSettlementWindowResponse) GetWindow() *SettlementWindow {
 // ReceiveCreditTransferRequest delivers a settled transfer to the creditor agent.
 type ReceiveCreditTransferRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Idempotency key chosen by the settlement bank.
+	// Idempotency key chosen by the settlement bank: "<debtor_agent>/<instruction_id>",
+	// since instruction ids are unique per debtor agent only.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The transfer.
 	Transfer      *CreditTransfer `protobuf:"bytes,2,opt,name=transfer,proto3" json:"transfer,omitempty"`
@@ -1570,7 +1571,8 @@ func (*ReceiveCreditTransferResult_Error) isReceiveCreditTransferResult_Outcome(
 // ReceivePaymentReturnRequest delivers a settled return to the original debtor agent.
 type ReceivePaymentReturnRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Idempotency key chosen by the settlement bank.
+	// Idempotency key chosen by the settlement bank: "<returning_agent>/<return_id>",
+	// since return ids are unique per returning agent only.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The return.
 	PaymentReturn *PaymentReturn `protobuf:"bytes,2,opt,name=payment_return,json=paymentReturn,proto3" json:"payment_return,omitempty"`
