@@ -11,6 +11,7 @@ import contextvars
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import structlog
@@ -50,10 +51,15 @@ class Identity:
     serial: int
     """The certificate's serial number, for revocation checks."""
 
-    @property
+    @cached_property
     def uri(self) -> str:
-        """The SPIFFE id."""
+        """The SPIFFE id (made once: an identity is kept per certificate and used per call)."""
         return spiffe_id(self.trust_domain, self.role, self.name)
+
+    @cached_property
+    def serial_text(self) -> str:
+        """The certificate's serial as logs show it (:func:`serial_text`), made once."""
+        return serial_text(self.serial)
 
     def __str__(self) -> str:
         return self.uri

@@ -39,7 +39,6 @@ from payment.identity import (
     RevocationList,
     current_caller,
     parse_certificate,
-    serial_text,
 )
 from payment.logs import get_logger
 from payment.ratelimit import SlidingWindow
@@ -194,7 +193,7 @@ class AccessLog(_MethodWrapper):
                 "rpc",
                 method=method,
                 peer=str(identity) if identity else context.peer(),
-                peer_serial=serial_text(identity.serial) if identity else None,
+                peer_serial=identity.serial_text if identity else None,
                 request_id=getattr(request, "request_id", None) or None,
                 status=getattr(code, "name", str(code)),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
