@@ -13,10 +13,13 @@ One run on this machine:
    payment that failed, or never settled, is counted and fails the run;
 4. at the same concurrency, a bare ``grpc.aio`` echo over the same mTLS
    certificates, each server its own process (:mod:`payment.echo`): one hop,
-   and a chain of as many hops as a payment's synchronous path
-   (:data:`CHAIN_HOPS`).
+   a chain of as many hops as a payment's synchronous path
+   (:data:`CHAIN_HOPS`), and the bare flow: five echo servers wired as a
+   payment travels, the same calls, batches and notice stream, with none of
+   a payment's work.
 
-``efficiency`` = payments/s / single-hop echo rps. Per level it also reports
+``efficiency`` = payments/s / single-hop echo rps; the bare flow's own
+efficiency is the most a payment over these calls can reach here. Per level it also reports
 the CPU each process spent per payment and how many payments shared each
 batch call (from the nodes' access logs). It prints a table, writes a
 latency histogram (SVG) per concurrency, and ends with one JSON line: the
@@ -47,16 +50,16 @@ from typing import Any
 import grpc
 from interbank.v1 import order_pb2
 
-from payment.config import NetworkConfig, NodeConfig, load_network
+from payment.config import NetworkConfig, NodeConfig, Role, load_network
 from payment.customer import Customer
 from payment.devnet import add_customers, free_port, write_dev_network
-from payment.echo import ECHO_METHOD
+from payment.echo import ECHO_METHOD, FORWARD_METHOD, EchoWiring, flow_wiring
 from payment.errors import PaynetError
 from payment.launcher import LocalNetwork
 from payment.pki import Pki, init_pki
 from payment.tls import TlsIdentity, secure_channel
 
-__all__ = ["CHAIN_HOPS", "main"]
+__all__ = ["CHAIN_HOPS", "EchoServers", "chain_wiring", "main"]
 
 SYNCHRONOUS_PATH = (
     "CreateOrder",
@@ -99,7 +102,18 @@ class Level:
     """Time from the last acknowledgement until every payment had settled."""
     echo_1hop_rps: float = 0.0
     echo_chain_rps: float = 0.0
+    bare_flow_rps: float = 0.0
+    """Rounds/s of the payment's calls between echo servers wired as a payment travels,
+    with none of its work (:func:`payment.echo.flow_wiring`)."""
     efficiency: float = 0.0
+    bare_flow_efficiency: float = 0.0
+    """bare_flow_rps / echo_1hop_rps: the efficiency of a payment whose work cost nothing,
+    the most any payment over these calls reaches on this machine."""
+    bare_flow_p99_ms: float = 0.0
+    """p99 latency of the bare flow's rounds: the least any payment over these calls has."""
+    bare_flow_cpu_ms: dict[str, float] = field(default_factory=dict)
+    """CPU per bare flow round, under the name of the node each echo server stands for:
+    what the calls alone cost of cpu_ms_per_payment."""
     cpu_ms_per_payment: dict[str, float] = field(default_factory=dict)
     """CPU time (user + system) each process spent per payment, and the total."""
     entries_per_call: dict[str, float] = field(default_factory=dict)
@@ -146,6 +160,20 @@ async def _bounded(n: int, concurrency: int, one: Callable[[int, int], Awaitable
             await one(i, index)
 
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
+
+
+_CUSTOMERS = "customers (bench)"
+"""The benchmark's own process, which plays every customer."""
+
+
+def _cpu_ms_per(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
+    """CPU ms per payment (or round) of each process between two readings, and the total;
+    empty where a reading is."""
+    if not (before and after):
+        return {}
+    spent = {name: (after[name] - before[name]) * 1000 / count for name in before}
+    spent["total"] = sum(spent.values())
+    return {name: round(ms, 2) for name, ms in spent.items()}
 
 
 def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
@@ -221,20 +249,48 @@ class PaymentLoad:
         return len(pending)
 
 
-class EchoChain:
-    """hops echo servers, each its own process, the first one called over mTLS."""
+@dataclass
+class EchoRun:
+    """What one echo measurement found."""
 
-    def __init__(self, pki: Pki, names: Sequence[str], hops: int) -> None:
+    rounds_per_s: float
+    p99_ms: float
+    cpu_ms_per_round: dict[str, float]
+    """CPU time (user + system) each server and the caller spent per round, and the total."""
+
+
+class EchoServers:
+    """Echo servers (:mod:`payment.echo`), each its own process, wired by their options.
+
+    wiring(addresses) gives each server's options, knowing every server's
+    address; the first server is the one called, over mTLS.
+    """
+
+    def __init__(
+        self,
+        pki: Pki,
+        names: Sequence[str],
+        count: int,
+        wiring: Callable[[list[str]], Sequence[EchoWiring]],
+    ) -> None:
         self._pki = pki
         self._names = names
-        self._hops = hops
+        self._count = count
+        self._wiring = wiring
         self._procs: list[asyncio.subprocess.Process] = []
         self._channel: grpc.aio.Channel | None = None
+        self.addresses: list[str] = []
+        """Each server's host:port, once started."""
 
-    async def __aenter__(self) -> EchoChain:
-        ports = [free_port() for _ in range(self._hops)]
-        for i, port in enumerate(ports):
-            forward = ["--next", f"127.0.0.1:{ports[i + 1]}"] if i + 1 < len(ports) else []
+    def _name(self, index: int) -> str:
+        """Whose certificate the index-th server serves with."""
+        return self._names[index % len(self._names)]
+
+    async def __aenter__(self) -> EchoServers:
+        self.addresses = addresses = [f"127.0.0.1:{free_port()}" for _ in range(self._count)]
+        for i, (address, options) in enumerate(
+            zip(addresses, self._wiring(addresses), strict=True)
+        ):
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -242,10 +298,10 @@ class EchoChain:
                 "--pki",
                 str(self._pki.root),
                 "--name",
-                self._names[i % len(self._names)],
+                self._name(i),
                 "--port",
-                str(port),
-                *forward,
+                address.rpartition(":")[2],
+                *options,
                 stdout=asyncio.subprocess.PIPE,
             )
             self._procs.append(proc)
@@ -254,7 +310,7 @@ class EchoChain:
             if line.strip() != b"listening":
                 raise RuntimeError(f"echo server {i} did not start")
         tls = TlsIdentity.load(self._pki, self._names[0])
-        self._channel = secure_channel(f"127.0.0.1:{ports[0]}", tls)
+        self._channel = secure_channel(addresses[0], tls)
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
@@ -265,29 +321,82 @@ class EchoChain:
         for proc in self._procs:
             await proc.wait()
 
-    async def rate(self, n: int, concurrency: int) -> float:
-        """Requests/s through the chain at a concurrency, after a warm-up."""
+    async def rate(self, n: int, concurrency: int, methods: Sequence[str]) -> EchoRun:
+        """Rounds at a concurrency, after a warm-up: a round calls methods one after
+        another on the first server, each with the same 256 bytes, which must come back."""
         assert self._channel is not None
-        call = self._channel.unary_unary(ECHO_METHOD)
+        calls = [self._channel.unary_unary(method) for method in methods]
+        latencies: list[float] = []
 
         async def one(_i: int, _worker: int) -> None:
-            await call(_PAYLOAD, timeout=10)
+            started = time.perf_counter()
+            for call in calls:
+                if await call(_PAYLOAD, timeout=10) != _PAYLOAD:
+                    raise RuntimeError("an echo server answered other bytes than it was sent")
+            latencies.append((time.perf_counter() - started) * 1000)
 
         await _bounded(min(n, 500), concurrency, one)
+        latencies.clear()
+        pids = {self._name(i): proc.pid for i, proc in enumerate(self._procs)}
+        pids[_CUSTOMERS] = os.getpid()
+        before = _cpu_seconds(pids)
         started = time.perf_counter()
         await _bounded(n, concurrency, one)
-        return round(n / (time.perf_counter() - started), 1)
+        elapsed = time.perf_counter() - started
+        return EchoRun(
+            rounds_per_s=round(n / elapsed, 1),
+            p99_ms=round(_percentile(latencies, 0.99), 1),
+            cpu_ms_per_round=_cpu_ms_per(before, _cpu_seconds(pids), n),
+        )
+
+
+def chain_wiring(addresses: list[str]) -> list[EchoWiring]:
+    """Each server passes Forward on to the next one; the last answers."""
+    return [("--next", after) for after in addresses[1:]] + [()]
+
+
+FLOW_SERVERS = 5
+FLOW_ROUND = (ECHO_METHOD, FORWARD_METHOD)
+"""A bare flow's round: the customer's two calls to the merchant (order, then payment)."""
+
+
+@dataclass
+class Baselines:
+    """The bare echo figures at one concurrency."""
+
+    single_rps: float
+    chain_rps: float
+    bare_flow: EchoRun
 
 
 async def echo_rates(
-    pki: Pki, names: Sequence[str], n: int, concurrency: int
-) -> tuple[float, float]:
-    """(single-hop rps, CHAIN_HOPS-hop rps) at a concurrency."""
-    async with EchoChain(pki, names, 1) as one_hop:
-        single = await one_hop.rate(n, concurrency)
-    async with EchoChain(pki, names, CHAIN_HOPS) as chain:
-        chained = await chain.rate(max(n // CHAIN_HOPS, 200), concurrency)
-    return single, chained
+    pki: Pki, names: Sequence[str], flow_names: Sequence[str], n: int, concurrency: int
+) -> Baselines:
+    """The single hop, the CHAIN_HOPS-hop chain and the bare flow at a concurrency.
+
+    flow_names are the nodes the bare flow's servers stand for, in
+    :func:`payment.echo.flow_wiring`'s order: each serves with that node's
+    certificate, and its CPU is reported under that node's name.
+    """
+    async with EchoServers(pki, names, 1, chain_wiring) as one_hop:
+        single = await one_hop.rate(n, concurrency, (FORWARD_METHOD,))
+    fewer = max(n // CHAIN_HOPS, 200)
+    async with EchoServers(pki, names, CHAIN_HOPS, chain_wiring) as chain:
+        chained = await chain.rate(fewer, concurrency, (FORWARD_METHOD,))
+    async with EchoServers(pki, flow_names, FLOW_SERVERS, flow_wiring) as flow:
+        bare_flow = await flow.rate(fewer, concurrency, FLOW_ROUND)
+    return Baselines(single.rounds_per_s, chained.rounds_per_s, bare_flow)
+
+
+def flow_nodes(network: NetworkConfig) -> list[str]:
+    """The nodes a bench payment crosses, in flow_wiring's order: the merchant, the
+    gateway, an issuer other than the acquirer, the settlement bank, the acquirer."""
+    merchant = network.merchants[0]
+    (gateway,) = network.nodes_with_role(Role.GATEWAY)
+    (settlement,) = network.nodes_with_role(Role.SETTLEMENT)
+    banks = [bank.name for bank in network.nodes_with_role(Role.BANK)]
+    issuer = next((bank for bank in banks if bank != merchant.bank), merchant.bank)
+    return [merchant.name, gateway.name, issuer, settlement.name, merchant.bank]
 
 
 def write_bench_network(workdir: Path, buyers: Sequence[str]) -> Path:
@@ -365,7 +474,7 @@ async def run(
             # Every buyer pays during the warm-up, so no channel connects while measuring.
             await load.run(max(warmup, len(buyers)), len(buyers))
             pids = {n.name: net.pid(n.name) for n in network.nodes}
-            pids["customers (bench)"] = os.getpid()
+            pids[_CUSTOMERS] = os.getpid()
             if profile_dir is not None:
                 pids = {}  # the node pids are py-spy's: no CPU figures under --profile
             for concurrency in concurrencies:
@@ -389,10 +498,7 @@ async def run(
                 level.p50_ms = round(statistics.median(latencies), 1) if latencies else 0.0
                 level.p99_ms = round(_percentile(latencies, 0.99), 1) if latencies else 0.0
                 level.latencies_ms = latencies
-                if before and after:
-                    spent = {k: (after[k] - before[k]) * 1000 / payments for k in before}
-                    spent["total"] = sum(spent.values())
-                    level.cpu_ms_per_payment = {k: round(v, 2) for k, v in spent.items()}
+                level.cpu_ms_per_payment = _cpu_ms_per(before, after, payments)
                 levels.append(level)
         finally:
             await load.close()
@@ -402,11 +508,16 @@ async def run(
                 await asyncio.sleep(2)
             await net.stop()
         names = [node.name for node in network.nodes]
+        flow_names = flow_nodes(network)
         for level in levels:
-            level.echo_1hop_rps, level.echo_chain_rps = await echo_rates(
-                pki, names, echo_requests, level.concurrency
-            )
+            baselines = await echo_rates(pki, names, flow_names, echo_requests, level.concurrency)
+            level.echo_1hop_rps = baselines.single_rps
+            level.echo_chain_rps = baselines.chain_rps
+            level.bare_flow_rps = baselines.bare_flow.rounds_per_s
+            level.bare_flow_p99_ms = baselines.bare_flow.p99_ms
+            level.bare_flow_cpu_ms = baselines.bare_flow.cpu_ms_per_round
             level.efficiency = round(level.payments_per_s / level.echo_1hop_rps, 4)
+            level.bare_flow_efficiency = round(level.bare_flow_rps / level.echo_1hop_rps, 4)
     out_dir.mkdir(parents=True, exist_ok=True)
     for level in levels:
         write_histogram(out_dir / f"latency-c{level.concurrency}.svg", level)
@@ -534,15 +645,16 @@ def table(levels: Sequence[Level]) -> str:
     """The figures for people."""
     head = (
         f"{'concurrency':>11} {'payments':>8} {'payments/s':>10} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'echo 1-hop':>10} {f'echo {CHAIN_HOPS}-hop':>10} {'efficiency':>10} "
-        f"{'failed':>6} {'lost':>4} {'settled in':>10} {'CPU ms/pay':>10}"
+        f"{'echo 1-hop':>10} {f'echo {CHAIN_HOPS}-hop':>10} {'bare flow':>9} {'efficiency':>10} "
+        f"{'bare eff.':>9} {'failed':>6} {'lost':>4} {'settled in':>10} {'CPU ms/pay':>10}"
     )
     rows = [head]
     for lv in levels:
         rows.append(
             f"{lv.concurrency:>11} {lv.payments:>8} {lv.payments_per_s:>10} {lv.p50_ms:>7} "
             f"{lv.p99_ms:>7} {lv.echo_1hop_rps:>10} {lv.echo_chain_rps:>10} "
-            f"{lv.efficiency:>10} {lv.failed:>6} {lv.unsettled:>4} "
+            f"{lv.bare_flow_rps:>9} {lv.efficiency:>10} {lv.bare_flow_efficiency:>9} "
+            f"{lv.failed:>6} {lv.unsettled:>4} "
             f"{lv.settled_after_s:>9}s {lv.cpu_ms_per_payment.get('total', 0):>10}"
         )
     return "\n".join(rows)
@@ -584,6 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     for level in levels:
         at = f"at concurrency {level.concurrency}"
         print(f"CPU ms per payment {at}: {level.cpu_ms_per_payment}")
+        print(f"CPU ms per bare flow round {at}: {level.bare_flow_cpu_ms}")
         print(f"entries per batch call {at}: {level.entries_per_call}")
     pictures = [str(args.out / f"latency-c{lv.concurrency}.svg") for lv in levels]
     print(f"latency histograms: {', '.join(pictures)}")
@@ -601,6 +714,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, met in targets.items():
         print(f"target {name}: {'met' if met else 'NOT met'}")
+    print(
+        f"the payment's calls alone, between bare echo servers (bare flow), reach efficiency "
+        f"{last.bare_flow_efficiency} with p99 {last.bare_flow_p99_ms} ms at concurrency "
+        f"{last.concurrency}: no payment over these calls does better on this machine"
+    )
     summary: dict[str, Any] = {
         "payments_per_s": last.payments_per_s,
         "p50_ms": last.p50_ms,
@@ -608,7 +726,10 @@ def main(argv: list[str] | None = None) -> int:
         "echo_1hop_rps": last.echo_1hop_rps,
         "echo_chain_rps": last.echo_chain_rps,
         "chain_hops": CHAIN_HOPS,
+        "bare_flow_rps": last.bare_flow_rps,
         "efficiency": last.efficiency,
+        "bare_flow_efficiency": last.bare_flow_efficiency,
+        "bare_flow_p99_ms": last.bare_flow_p99_ms,
         "concurrency": last.concurrency,
         "failed": failed,
         "lost": lost,

@@ -23,17 +23,11 @@ from payment.identity import RevocationList
 from payment.interceptors import AccessLog, ErrorMapping, PeerAuthorization
 from payment.logs import get_logger
 from payment.pki import Pki
-from payment.tls import NodeIdentity
+from payment.tls import SERVER_OPTIONS, NodeIdentity
 
 __all__ = ["HealthServicer", "NodeApp", "create_server", "load_app", "serve_node"]
 
 _log = get_logger("paynet.server")
-
-SERVER_OPTIONS: Sequence[tuple[str, int]] = (
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-    ("grpc.so_reuseport", 0),
-)
 
 # Each role's service package and the factory that builds its NodeApp.
 APP_FACTORIES: dict[Role, str] = {

@@ -28,7 +28,14 @@ from cryptography.hazmat.primitives import serialization
 from payment.identity import serial_text
 from payment.pki import Pki
 
-__all__ = ["CHANNEL_OPTIONS", "Channels", "NodeIdentity", "TlsIdentity", "secure_channel"]
+__all__ = [
+    "CHANNEL_OPTIONS",
+    "SERVER_OPTIONS",
+    "Channels",
+    "NodeIdentity",
+    "TlsIdentity",
+    "secure_channel",
+]
 
 _log = structlog.get_logger("paynet.tls")
 
@@ -45,6 +52,15 @@ CHANNEL_OPTIONS: Sequence[tuple[str, int]] = (
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 )
+"""Options of every channel between nodes: keepalive, message size, quick reconnects."""
+
+SERVER_OPTIONS: Sequence[tuple[str, int]] = (
+    # The other half of CHANNEL_OPTIONS' keepalive: servers accept its pings.
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.so_reuseport", 0),
+)
+"""Options of every server: CHANNEL_OPTIONS' pings are welcome; one server per port."""
 
 
 @dataclass(frozen=True, repr=False)

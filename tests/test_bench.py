@@ -38,6 +38,14 @@ def test_a_small_bench_run_pays_settles_and_reports_every_level(tmp_path: Path) 
         assert 0 < level["p50_ms"] <= level["p99_ms"]
         assert level["echo_1hop_rps"] > level["echo_chain_rps"] > 0
         assert level["efficiency"] == round(level["payments_per_s"] / level["echo_1hop_rps"], 4)
+        # The bare flow: the payment's calls alone, so it is a ceiling above the payments.
+        assert level["bare_flow_rps"] > level["payments_per_s"] and level["bare_flow_p99_ms"] > 0
+        assert level["bare_flow_efficiency"] == round(
+            level["bare_flow_rps"] / level["echo_1hop_rps"], 4
+        )
+        # Its servers stand for the network's nodes, so their CPU compares node by node.
+        assert set(level["bare_flow_cpu_ms"]) == set(level["cpu_ms_per_payment"])
+        assert all(ms > 0 for ms in level["bare_flow_cpu_ms"].values())
         # One payment at a time: every batch call carries that payment's entry alone.
         if level["concurrency"] == 1:
             assert level["entries_per_call"] == dict.fromkeys(BATCH_METHODS, 1.0)
@@ -47,6 +55,7 @@ def test_a_small_bench_run_pays_settles_and_reports_every_level(tmp_path: Path) 
         picture = (tmp_path / f"latency-c{level['concurrency']}.svg").read_text()
         assert picture.startswith("<svg") and "p99" in picture
     assert "target no payment failed or lost: met" in run.stdout
+    assert f"reach efficiency {summary['bare_flow_efficiency']} with p99" in run.stdout
 
 
 def test_the_profile_summary_puts_each_sample_where_its_work_was_done(tmp_path: Path) -> None:
