@@ -52,7 +52,7 @@ from interbank.v1 import order_pb2
 
 from payment.config import NetworkConfig, NodeConfig, Role, load_network
 from payment.customer import Customer
-from payment.devnet import add_customers, free_port, write_dev_network
+from payment.devnet import add_customers, free_ports, write_dev_network
 from payment.echo import ECHO_METHOD, FORWARD_METHOD, EchoWiring, flow_wiring
 from payment.errors import PaynetError
 from payment.launcher import LocalNetwork
@@ -287,7 +287,7 @@ class EchoServers:
         return self._names[index % len(self._names)]
 
     async def __aenter__(self) -> EchoServers:
-        self.addresses = addresses = [f"127.0.0.1:{free_port()}" for _ in range(self._count)]
+        self.addresses = addresses = [f"127.0.0.1:{port}" for port in free_ports(self._count)]
         for i, (address, options) in enumerate(
             zip(addresses, self._wiring(addresses), strict=True)
         ):

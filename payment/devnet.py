@@ -6,20 +6,30 @@ already running and nothing is left in the checkout.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 from pathlib import Path
 
-__all__ = ["DEV_NETWORK", "add_customers", "free_port", "write_dev_network"]
+__all__ = ["DEV_NETWORK", "add_customers", "free_ports", "write_dev_network"]
 
 DEV_NETWORK = Path(__file__).resolve().parents[1] / "network" / "dev.toml"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """count distinct TCP ports on 127.0.0.1 that nothing listens on right now.
+
+    Every socket stays bound until the last port is picked: a port picked and
+    released at once can be handed out again by the next bind, and two nodes
+    given the same port make a network that does not load (port clash).
+    """
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+    return ports
 
 
 def write_dev_network(
@@ -36,9 +46,9 @@ def write_dev_network(
     hold_ttl_seconds=2, window_seconds=0), and the settlement mode set.
     """
     text = DEV_NETWORK.read_text(encoding="utf-8")
-    text = re.sub(
-        r'address = "127\.0\.0\.1:\d+"', lambda _m: f'address = "127.0.0.1:{free_port()}"', text
-    )
+    address = r'address = "127\.0\.0\.1:\d+"'
+    ports = iter(free_ports(len(re.findall(address, text))))
+    text = re.sub(address, lambda _m: f'address = "127.0.0.1:{next(ports)}"', text)
     text = text.replace('"../var/data/', '"data/').replace(
         'pki_dir = "../var/pki"', 'pki_dir = "pki"'
     )

@@ -8,7 +8,7 @@ import pytest
 
 from payment.cli import main
 from payment.config import Role, SettlementMode, load_network
-from payment.devnet import DEV_NETWORK
+from payment.devnet import DEV_NETWORK, free_ports, write_dev_network
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -34,6 +34,21 @@ def test_the_dev_network_file_loads_into_frozen_dataclasses() -> None:
     assert network.bank_by_code("BETAXX02") is network.node("beta")
     with pytest.raises(AttributeError):
         network.currency = "USD"  # type: ignore[misc]
+
+
+def test_a_throwaway_dev_network_gets_a_distinct_free_port_per_node(tmp_path: Path) -> None:
+    # Ports picked one at a time and released at once can come back twice,
+    # and such a network is refused with "port clash"; this loads every time.
+    for round_ in range(20):
+        network = load_network(write_dev_network(tmp_path / str(round_)))
+        ports = [int(node.address.rsplit(":", 1)[1]) for node in network.nodes]
+        assert len(set(ports)) == len(ports) == 5
+        assert all(port > 0 for port in ports)
+
+
+def test_free_ports_are_distinct_even_when_many_are_asked_for() -> None:
+    ports = free_ports(500)
+    assert len(set(ports)) == 500
 
 
 @pytest.mark.parametrize(

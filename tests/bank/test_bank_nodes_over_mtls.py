@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,23 +14,18 @@ from interbank.v1 import authorization_pb2_grpc as authz_grpc
 
 from payment import errors
 from payment.config import parse_network
+from payment.devnet import free_ports
 from payment.notifications import follow
 from payment.pki import init_pki
 from payment.server import create_server, load_app
 from payment.tls import NodeIdentity, TlsIdentity, secure_channel
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 async def served(tmp_path, network_document) -> AsyncIterator[dict[str, Any]]:
     raw = network_document(tmp_path)
-    for node in raw["nodes"]:
-        node["address"] = f"127.0.0.1:{free_port()}"
+    for node, port in zip(raw["nodes"], free_ports(len(raw["nodes"])), strict=True):
+        node["address"] = f"127.0.0.1:{port}"
     network = parse_network(raw, base_dir=tmp_path)
     pki = init_pki(network, tmp_path / "pki")
     running = []

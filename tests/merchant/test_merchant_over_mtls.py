@@ -32,7 +32,7 @@ from merchant.app import create_app as create_merchant_app
 from payment import envelope, errors
 from payment.clock import now, timestamp
 from payment.config import NetworkConfig, parse_network
-from payment.devnet import free_port
+from payment.devnet import free_ports
 from payment.identity import spiffe_id
 from payment.notifications import NotificationServicer, emit
 from payment.pki import Pki, init_pki
@@ -114,8 +114,8 @@ class Running:
 
 @pytest.fixture
 async def running(tmp_path: Path, document: dict[str, Any]) -> AsyncIterator[Running]:
-    for node in document["nodes"]:
-        node["address"] = f"127.0.0.1:{free_port()}"
+    for node, port in zip(document["nodes"], free_ports(len(document["nodes"])), strict=True):
+        node["address"] = f"127.0.0.1:{port}"
     network = parse_network(document, base_dir=tmp_path)
     init_pki(network, tmp_path / "pki")
     pki = Pki(network.pki_dir)
