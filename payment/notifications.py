@@ -18,6 +18,7 @@ import random
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from functools import partial
 
 import grpc
@@ -29,10 +30,15 @@ from payment.identity import caller
 from payment.logs import get_logger
 from payment.storage import Store
 
-__all__ = ["SUBSCRIBED_HEADER", "NotificationServicer", "emit", "follow"]
+__all__ = ["SUBSCRIBED_HEADER", "NotificationServicer", "OutboxWatch", "emit", "follow"]
 
 _log = get_logger("paynet.notifications")
 _BATCH = 256
+"""Most events a subscriber reads from the store at once."""
+_SCAN = 4096
+"""Most events the watch reads at once, for all recipients."""
+_WATCH_TIMEOUT_S = 1.0
+"""The watch reads the outbox at least this often, commits or not."""
 SUBSCRIBED_HEADER = "paynet-subscribed-after"
 """Initial metadata of an accepted subscription: the sequence it resumes after."""
 
@@ -55,23 +61,139 @@ def emit(
     return event.event_id
 
 
-def _events_after(
-    conn: sqlite3.Connection, *, recipient: str, after: int
-) -> list[tuple[int, bytes]]:
+Rows = list[tuple[int, bytes]]
+"""Outbox rows as (sequence, serialized event), in sequence order."""
+
+
+def _events_after(conn: sqlite3.Connection, *, recipient: str, after: int) -> tuple[Rows, int]:
+    """Up to _BATCH of recipient's events after a sequence, and the outbox's last sequence."""
     rows = conn.execute(
         "SELECT sequence, event FROM outbox WHERE recipient = ? AND sequence > ?"
         " ORDER BY sequence LIMIT ?",
         (recipient, after, _BATCH),
     ).fetchall()
-    return [(int(seq), bytes(blob)) for seq, blob in rows]
+    last = conn.execute(
+        "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)"
+    ).fetchone()[0]
+    return [(int(seq), bytes(blob)) for seq, blob in rows], int(last)
+
+
+def _all_after(conn: sqlite3.Connection, *, after: int) -> list[tuple[int, str, bytes]]:
+    """Up to _SCAN of every recipient's events after a sequence."""
+    rows = conn.execute(
+        "SELECT sequence, recipient, event FROM outbox WHERE sequence > ? ORDER BY sequence"
+        " LIMIT ?",
+        (after, _SCAN),
+    ).fetchall()
+    return [(int(seq), str(recipient), bytes(blob)) for seq, recipient, blob in rows]
+
+
+@dataclass(eq=False)
+class _Waiter:
+    after: int
+    handed: asyncio.Future[tuple[Rows, int] | None]
+
+
+class OutboxWatch:
+    """One reader of a store's outbox for all the subscribers waiting on it.
+
+    After each commit it reads the new events once, for every recipient,
+    and hands each waiting subscriber its own; a subscriber whose recipient
+    got nothing is not woken and reads nothing. So a commit costs one read
+    however many subscribers follow the node. It runs while anyone waits.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._scanned: int | None = None
+        """The outbox sequence read up to; None while nobody waits."""
+        self._waiting: dict[str, set[_Waiter]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def wait(
+        self, recipient: str, *, after: int, read_up_to: int, timeout: float | None = None
+    ) -> tuple[Rows, int] | None:
+        """recipient's events after sequence after, once there are some.
+
+        read_up_to is the outbox's last sequence when the caller last had
+        all of recipient's events up to it. Returns the events with the
+        sequence the outbox was read up to for them; or None when timeout
+        passes, or when the watch has already read past read_up_to: then
+        the caller reads the store itself.
+        """
+        if self._scanned is None:
+            self._scanned = read_up_to
+        elif self._scanned > read_up_to:
+            return None
+        waiter = _Waiter(after, asyncio.get_running_loop().create_future())
+        waiting = self._waiting.setdefault(recipient, set())
+        waiting.add(waiter)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._watch(), name=f"outbox-{self._store.path.stem}")
+        try:
+            return await asyncio.wait_for(waiter.handed, timeout)
+        except TimeoutError:
+            return None
+        finally:
+            waiting.discard(waiter)
+            if not waiting:
+                self._waiting.pop(recipient, None)
+
+    async def _watch(self) -> None:
+        try:
+            while self._waiting and not self._store.closed:
+                commits = self._store.commits
+                assert self._scanned is not None
+                rows = await self._store.read(partial(_all_after, after=self._scanned))
+                if rows:
+                    self._scanned = rows[-1][0]
+                    self._hand_out(rows)
+                if len(rows) < _SCAN:
+                    await self._store.wait_for_commit(after=commits, timeout=_WATCH_TIMEOUT_S)
+        except Exception as exc:
+            _log.error(
+                "outbox.watch_failed", store=self._store.path.name, error_type=type(exc).__name__
+            )
+        finally:
+            self._scanned = None
+            self._release()
+
+    def _release(self) -> None:
+        """Let go of whoever still waits: the node is stopping, or they read the store."""
+        stopping = errors.Unavailable(
+            "NODE_STOPPING",
+            "the node is stopping: subscribe again with the last sequence processed to resume",
+        )
+        for waiting in self._waiting.values():
+            for waiter in waiting:
+                if waiter.handed.done():
+                    continue
+                if self._store.closed:
+                    waiter.handed.set_exception(stopping)
+                else:
+                    waiter.handed.set_result(None)
+
+    def _hand_out(self, rows: list[tuple[int, str, bytes]]) -> None:
+        for recipient in {recipient for _, recipient, _ in rows}.intersection(self._waiting):
+            mine = [(seq, blob) for seq, to, blob in rows if to == recipient]
+            for waiter in self._waiting[recipient]:
+                if waiter.handed.done():
+                    continue
+                handed = [(seq, blob) for seq, blob in mine if seq > waiter.after]
+                if handed:
+                    waiter.handed.set_result((handed, rows[-1][0]))
 
 
 class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
-    """Serves Subscribe from a store's outbox, filtered to the caller's identity."""
+    """Serves Subscribe from a store's outbox, filtered to the caller's identity.
 
-    def __init__(self, store: Store, *, poll_s: float = 1.0) -> None:
+    A subscriber reads the store for its backlog; once it has caught up it
+    waits on the store's one :class:`OutboxWatch` for what commits next.
+    """
+
+    def __init__(self, store: Store) -> None:
         self._store = store
-        self._poll_s = poll_s
+        self._watch = OutboxWatch(store)
 
     async def Subscribe(
         self, request: notification_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
@@ -85,15 +207,22 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
             )
         cursor = request.after_sequence
         await context.send_initial_metadata(((SUBSCRIBED_HEADER, str(cursor)),))
+        handed: tuple[Rows, int] | None = None
         while True:
-            rows = await self._store.read(partial(_events_after, recipient=recipient, after=cursor))
+            if handed is None:
+                handed = await self._store.read(
+                    partial(_events_after, recipient=recipient, after=cursor)
+                )
+            rows, read_up_to = handed
             for sequence, blob in rows:
                 event = notification_pb2.SubscribeResponse.FromString(blob)
                 event.sequence = sequence
                 yield event
                 cursor = sequence
-            if len(rows) < _BATCH:
-                await self._store.wait_for_commit(self._poll_s)
+            if len(rows) >= _BATCH:
+                handed = None  # a backlog: read on
+                continue
+            handed = await self._watch.wait(recipient, after=cursor, read_up_to=read_up_to)
 
 
 async def follow(

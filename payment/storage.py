@@ -202,6 +202,8 @@ class Store:
             conn = self._conn
             await self._call(conn.close)
             self._conn = None
+            async with self._committed:
+                self._committed.notify_all()  # nothing more will commit
         self._executor.shutdown(wait=True)
 
     async def transaction(self, step: Callable[[sqlite3.Connection], T]) -> T:
@@ -293,11 +295,22 @@ class Store:
         """Run a read-only query."""
         return await self._call(lambda: query(self._require()))
 
-    async def wait_for_commit(self, timeout: float) -> None:
-        """Wait until another write commits, or timeout passes."""
+    @property
+    def closed(self) -> bool:
+        """Whether the store is not open (before open, or after close)."""
+        return self._conn is None
+
+    async def wait_for_commit(self, *, after: int, timeout: float) -> None:
+        """Wait until commits passes after, the store closes, or timeout passes.
+
+        Take after from :attr:`commits` before reading: a commit that lands
+        between that read and this wait is not missed.
+        """
         async with self._committed:
             try:
-                await asyncio.wait_for(self._committed.wait(), timeout)
+                await asyncio.wait_for(
+                    self._committed.wait_for(lambda: self.commits > after or self.closed), timeout
+                )
             except TimeoutError:
                 pass
 

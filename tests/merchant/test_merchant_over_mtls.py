@@ -135,7 +135,7 @@ async def running(tmp_path: Path, document: dict[str, Any]) -> AsyncIterator[Run
             [
                 (
                     notification_pb2_grpc.add_NotificationServiceServicer_to_server,
-                    NotificationServicer(acquirer_store, poll_s=0.05),
+                    NotificationServicer(acquirer_store),
                 )
             ],
             ["interbank.v1.NotificationService"],

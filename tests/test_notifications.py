@@ -1,0 +1,184 @@
+"""The notification stream served for real: a node's outbox read once per commit
+for all its subscribers, each getting exactly its own events, in order, once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from interbank.v1 import notification_pb2, notification_pb2_grpc
+
+from payment import fanoutbench
+from payment.errors import error_info
+from payment.fanoutbench import InboxNode
+from payment.notifications import SUBSCRIBED_HEADER
+
+FOLLOWERS = tuple(f"follower{i}" for i in range(30))
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[InboxNode]:
+    node = await InboxNode.start(tmp_path, FOLLOWERS)
+    yield node
+    await node.stop()
+
+
+@dataclass
+class Follower:
+    """One subscription, collecting what it is sent."""
+
+    call: Any
+    events: list[notification_pb2.SubscribeResponse]
+    reader: asyncio.Task[None]
+
+    def ids(self) -> list[str]:
+        return [event.event_id for event in self.events]
+
+    async def until(self, count: int) -> None:
+        while len(self.events) < count:
+            await asyncio.sleep(0.01)
+
+
+async def subscribe(node: InboxNode, customer: str, after: int = 0) -> Follower:
+    channel = node.channel(customer)
+    stub = notification_pb2_grpc.NotificationServiceStub(channel)
+    call = stub.Subscribe(notification_pb2.SubscribeRequest(after_sequence=after))
+    headers = dict(await call.initial_metadata())
+    assert headers[SUBSCRIBED_HEADER] == str(after)
+    events: list[notification_pb2.SubscribeResponse] = []
+
+    async def read() -> None:
+        try:
+            async for event in call:
+                events.append(event)
+        finally:
+            await channel.close()
+
+    return Follower(call, events, asyncio.create_task(read()))
+
+
+async def test_each_commit_is_read_once_for_all_followers_and_wakes_only_its_recipient(
+    node: InboxNode,
+) -> None:
+    followers = {name: await subscribe(node, name) for name in FOLLOWERS}
+    await fanoutbench.quiet(node.store)
+    reads_before = node.store.reads
+    for i in range(20):
+        await node.emit(("follower0", f"e{i}"))
+        await asyncio.wait_for(followers["follower0"].until(i + 1), 10)
+    reads = node.store.reads - reads_before
+    # One read of the outbox per commit serves all 30 followers; a follower
+    # waking and reading the store itself after every commit would be 600.
+    assert reads <= 2 * 20, reads
+    assert followers["follower0"].ids() == [f"e{i}" for i in range(20)]
+    assert [len(f.events) for name, f in followers.items() if name != "follower0"] == [0] * 29
+    sequences = [event.sequence for event in followers["follower0"].events]
+    assert sequences == sorted(set(sequences))
+    for follower in followers.values():
+        follower.call.cancel()
+
+
+async def test_one_commit_for_many_recipients_reaches_each_its_own_in_order(
+    node: InboxNode,
+) -> None:
+    names = FOLLOWERS[:10]
+    followers = {name: await subscribe(node, name) for name in names}
+    await node.emit(*((name, f"{name}-{k}") for k in range(3) for name in names))
+    for name in names:
+        await asyncio.wait_for(followers[name].until(3), 10)
+    await node.emit(("follower1", "follower1-3"))
+    await asyncio.wait_for(followers["follower1"].until(4), 10)
+    for name in names:
+        expected = [f"{name}-{k}" for k in range(4 if name == "follower1" else 3)]
+        assert followers[name].ids() == expected
+    # Resuming after the second event gives the rest, not again the first two.
+    second = followers["follower1"].events[1].sequence
+    resumed = await subscribe(node, "follower1", after=second)
+    await asyncio.wait_for(resumed.until(2), 10)
+    assert resumed.ids() == ["follower1-2", "follower1-3"]
+    for follower in [*followers.values(), resumed]:
+        follower.call.cancel()
+
+
+async def test_a_backlog_longer_than_one_read_then_live_events_arrive_once_each(
+    node: InboxNode,
+) -> None:
+    for start in range(0, 600, 100):
+        await node.emit(*(("follower0", f"old{i}") for i in range(start, start + 100)))
+    follower = await subscribe(node, "follower0")
+    for i in range(50):
+        await node.emit(("follower0", f"new{i}"), ("follower1", f"other{i}"))
+    await asyncio.wait_for(follower.until(650), 20)
+    await asyncio.sleep(0.3)
+    assert follower.ids() == [f"old{i}" for i in range(600)] + [f"new{i}" for i in range(50)]
+    follower.call.cancel()
+
+
+async def test_concurrent_writers_and_followers_lose_and_repeat_nothing(node: InboxNode) -> None:
+    names = FOLLOWERS[:8]
+    rng = random.Random(7)
+    sent: dict[str, list[str]] = {name: [] for name in names}
+    followers = {name: await subscribe(node, name) for name in names[:4]}
+
+    async def writer(w: int) -> None:
+        for k in range(40):
+            batch = [(rng.choice(names), f"w{w}-{k}-{j}") for j in range(rng.randint(1, 4))]
+            await node.emit(*batch)
+            await asyncio.sleep(rng.random() / 200)
+
+    writers = [asyncio.create_task(writer(w)) for w in range(6)]
+    await asyncio.sleep(0.05)
+    # Half the followers join while the writers run: backlog and live events meet.
+    for name in names[4:]:
+        followers[name] = await subscribe(node, name)
+    await asyncio.gather(*writers)
+    rows = await node.store.read(
+        lambda conn: conn.execute(
+            "SELECT recipient, event_id FROM outbox ORDER BY sequence"
+        ).fetchall()
+    )
+    for recipient, event_id in rows:
+        sent[recipient.rsplit("/", 1)[1]].append(event_id)
+    for name in names:
+        await asyncio.wait_for(followers[name].until(len(sent[name])), 10)
+    await asyncio.sleep(0.3)
+    for name in names:
+        assert followers[name].ids() == sent[name]
+    assert sum(len(ids) for ids in sent.values()) == len(rows) > 240
+    for follower in followers.values():
+        follower.call.cancel()
+
+
+async def test_a_follower_waiting_when_the_node_closes_its_store_is_told_to_resume(
+    node: InboxNode,
+) -> None:
+    follower = await subscribe(node, "follower0")
+    await node.emit(("follower0", "e0"))
+    await asyncio.wait_for(follower.until(1), 10)
+    await node.store.close()
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await asyncio.wait_for(follower.reader, 10)
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+    info = error_info(raised.value)
+    assert info is not None and info.reason == "NODE_STOPPING"
+    assert "subscribe again" in (raised.value.details() or "")
+
+
+def test_the_fanout_bench_delivers_every_event_once_with_one_read_per_commit(capsys) -> None:
+    assert fanoutbench.main(["--followers", "12", "-n", "120", "--writers", "4"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    result = json.loads(out[-1])["fanout"]
+    assert result["followers"] == 12
+    assert result["delivered"] == result["events"] == 120
+    assert result["problems"] == []
+    assert 0 < result["commits"] <= 120
+    assert result["reads_per_commit"] <= 2, result
+    assert result["p99_ms"] >= result["p50_ms"] > 0
+    assert out[0].startswith("notification fan-out: 12 followers, 120 events in ")
