@@ -174,8 +174,11 @@ class OutboxWatch:
                     waiter.handed.set_result(None)
 
     def _hand_out(self, rows: list[tuple[int, str, bytes]]) -> None:
-        for recipient in {recipient for _, recipient, _ in rows}.intersection(self._waiting):
-            mine = [(seq, blob) for seq, to, blob in rows if to == recipient]
+        by_recipient: dict[str, Rows] = {}
+        for seq, recipient, blob in rows:
+            if recipient in self._waiting:
+                by_recipient.setdefault(recipient, []).append((seq, blob))
+        for recipient, mine in by_recipient.items():
             for waiter in self._waiting[recipient]:
                 if waiter.handed.done():
                     continue
