@@ -14,7 +14,9 @@ make F), events delivered per second, and the time from the write to the
 follower (p50, p99). It checks that every follower got exactly its own events,
 each once, in sequence order, and exits 1 if not.
 
-The last line is one JSON object: ``{"fanout": {...}}``.
+The last line is one JSON object: ``{"fanout": {...}}``. Run it with
+``GRPC_VERBOSITY=ERROR`` (``make bench`` does), or gRPC prints an INFO line for
+every stream it closes.
 """
 
 from __future__ import annotations
@@ -255,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--writers", type=int, default=16, help="concurrent writers")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    configure_logging(level=logging.WARNING)  # not a line per stream as they close
+    configure_logging(level=logging.WARNING)  # not an rpc line per stream as they close
     result = asyncio.run(run(args.followers, args.events, args.writers, args.seed))
     print(
         f"notification fan-out: {result.followers} followers, {result.events} events in "
