@@ -10,8 +10,7 @@ at once on start, which is what recovers work left by a crash.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Literal, Protocol
 
 import grpc
@@ -50,6 +49,7 @@ from bank.servicers import (
 )
 from bank.settlement import Settlement
 from payment import errors
+from payment.background import Background
 from payment.batching import Coalescer, Coalescers, from_entry_error
 from payment.clock import now, timestamp
 from payment.config import NetworkConfig, NodeConfig, Role
@@ -87,32 +87,6 @@ def create_settlement_app(
     return SettlementApp(network, node, identity)
 
 
-class _Background:
-    """Periodic jobs that run until cancelled; a failing round is logged, not fatal."""
-
-    def __init__(self) -> None:
-        self._tasks: list[asyncio.Task[None]] = []
-
-    def every(self, interval_s: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
-        async def loop() -> None:
-            while True:
-                try:
-                    await job()
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    _log.warning("background.failed", job=name, error_type=type(exc).__name__)
-                await asyncio.sleep(interval_s)
-
-        self._tasks.append(asyncio.create_task(loop(), name=name))
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-
-
 class BankApp:
     """A commercial bank node: issuer, acquirer, online banking and device inbox."""
 
@@ -138,7 +112,7 @@ class BankApp:
         )
         self.clearing = Clearing(self.store, network, node)
         self.accounts = Accounts(self.store, node.bank_code)
-        self._background = _Background()
+        self._background = Background()
 
     @property
     def service_names(self) -> Sequence[str]:
@@ -252,7 +226,7 @@ class SettlementApp:
         ] = Coalescers(self._deliver_transfers, "ReceiveCreditTransfers")
         self._channels = Channels(identity)
         self._started = False
-        self._background = _Background()
+        self._background = Background()
 
     @property
     def service_names(self) -> Sequence[str]:

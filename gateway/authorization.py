@@ -17,7 +17,6 @@ import asyncio
 import datetime as dt
 import random
 import sqlite3
-import uuid
 from collections.abc import Awaitable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
@@ -29,7 +28,7 @@ from gateway import store as records
 from gateway.checks import GatewayKey, check_fresh, check_payment
 from gateway.issuers import CALL_TIMEOUT_S, AcquirerLookup, IssuerLookup
 from gateway.store import TransactionRecord, TransactionState
-from payment import errors
+from payment import errors, ids
 from payment.batching import Coalescers, from_entry_error
 from payment.clock import now, to_iso
 from payment.config import NetworkConfig, NodeConfig
@@ -93,9 +92,7 @@ class PaymentGateway:
         check_fresh(checked, now(), window_s)
         # Derived from the merchant's request: a retried request, even after a crash of this
         # node, reuses the transaction and the issuer's idempotency key, never a second hold.
-        transaction_id = str(
-            uuid.uuid5(uuid.NAMESPACE_URL, f"{merchant_name}|{request.request_id}")
-        )
+        transaction_id = ids.transaction_id(merchant_name, request.request_id)
         record = TransactionRecord(
             transaction_id=transaction_id,
             order_id=checked.order_id,

@@ -133,6 +133,7 @@ class TransactionRecord:
                 amount_minor=self.refunded_minor, currency_code=self.currency_code
             ),
             instruction_id=self.instruction_id,
+            failure_reason=self.failure_reason,
         )
 
 

@@ -15,6 +15,7 @@ from merchant.payments import GatewayKeyInfo, Storefront
 from merchant.peers import MerchantPeers
 from merchant.servicer import BackOfficeServicer, OrderServicer
 from merchant.settlement_listener import SettlementListener
+from payment.background import Background
 from payment.config import NetworkConfig, NodeConfig, Role
 from payment.envelope import load_x25519_public, raw_public
 from payment.notifications import NotificationServicer
@@ -25,6 +26,9 @@ from payment.tls import Channels, NodeIdentity
 __all__ = ["SCHEMA", "MerchantApp", "create_app", "load_gateway_key"]
 
 SCHEMA = orders.SCHEMA + settlement_listener.SCHEMA
+
+RESOLVE_INTERVAL_S = 30.0
+"""How often the merchant looks for payments whose answer was lost (see Storefront)."""
 
 SERVICE_NAMES = (
     order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,
@@ -70,6 +74,10 @@ class MerchantApp:
             self._peers.acquirer_notifications,
         )
         self._listening: asyncio.Task[None] | None = None
+        self._background = Background()
+        # After this, a sealed instruction the gateway never recorded can no longer be
+        # fresh (it may be built up to a window ahead of the gateway's clock), plus a minute.
+        self._not_received_after_s = 2 * network.limits.instruction_window_seconds + 60.0
 
     @property
     def service_names(self) -> Sequence[str]:
@@ -96,9 +104,16 @@ class MerchantApp:
         await self.store.open()
         if self._listening is None:
             self._listening = asyncio.create_task(self.listener.run(), name="settlement-listener")
+            self._background.every(RESOLVE_INTERVAL_S, "payment-resolver", self._resolve_pending)
+
+    async def _resolve_pending(self) -> int:
+        return await self.storefront.resolve_pending(
+            not_received_after_s=self._not_received_after_s
+        )
 
     async def close(self) -> None:
         """Stop the listener, close the channels and the store."""
+        await self._background.stop()
         if self._listening is not None:
             self._listening.cancel()
             with contextlib.suppress(asyncio.CancelledError):

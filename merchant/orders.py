@@ -186,6 +186,24 @@ def load_order(conn: sqlite3.Connection, order_id: str) -> OrderRecord | None:
     )
 
 
+def orders_in(conn: sqlite3.Connection, status: OrderStatus) -> list[OrderRecord]:
+    """Every order with this status, oldest first."""
+    rows = conn.execute(
+        "SELECT order_message, transaction_id, payment_ref, credit_pending FROM orders"
+        " WHERE status = ? ORDER BY created_at",
+        (status,),
+    ).fetchall()
+    return [
+        OrderRecord(
+            order=order_pb2.Order.FromString(row[0]),
+            transaction_id=row[1],
+            payment_ref=row[2],
+            credit_pending=bool(row[3]),
+        )
+        for row in rows
+    ]
+
+
 def customer_order(conn: sqlite3.Connection, order_id: str, customer_name: str) -> OrderRecord:
     """One of the customer's orders; NotFound(ORDER_NOT_FOUND) for anyone else's."""
     record = load_order(conn, order_id) if order_id else None

@@ -8,12 +8,13 @@ logs or memory it keeps.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import grpc
 from interbank.v1 import authorization_pb2, common_pb2, order_pb2
@@ -22,7 +23,7 @@ from merchant import orders
 from merchant.catalog import Catalog
 from merchant.orders import OrderRecord
 from merchant.peers import CALL_TIMEOUT_S
-from payment import errors
+from payment import errors, ids
 from payment.clock import now, now_iso, timestamp
 from payment.envelope import OrderLineText, order_digest
 from payment.errors import relayed
@@ -77,6 +78,22 @@ class GatewayKeyInfo:
 def payment_reference(sealed_instruction: bytes) -> str:
     """The opaque reference the merchant keeps for a sealed instruction: hex SHA-256."""
     return hashlib.sha256(sealed_instruction).hexdigest()
+
+
+def authorize_request_id(order_id: str, reference: str) -> str:
+    """The AuthorizePayment request_id of one sealed payment for an order."""
+    return f"authorize:{order_id}:{reference[:16]}"
+
+
+RESOLVE_AFTER_S: Final = 60.0
+"""How long a payment stays PAYMENT_PENDING before the merchant asks the gateway about it."""
+_RELEASED = {
+    authorization_pb2.HOLD_STATUS_VOIDED: "HOLD_VOIDED",
+    authorization_pb2.HOLD_STATUS_EXPIRED: "HOLD_EXPIRED",
+}
+_POSTABLE = frozenset(
+    {authorization_pb2.HOLD_STATUS_AUTHORIZED, authorization_pb2.HOLD_STATUS_CAPTURED}
+)
 
 
 class Storefront:
@@ -203,7 +220,7 @@ class Storefront:
             return order  # challenged, captured or later: nothing to redo
         request = authorization_pb2.AuthorizePaymentRequest(
             # From the sealed bytes: the same payment resubmitted replays, a new one is new.
-            request_id=f"authorize:{order_id}:{reference[:16]}",
+            request_id=authorize_request_id(order_id, reference),
             order_id=order_id,
             amount=order.total,
             order_digest=order.order_digest,
@@ -263,6 +280,104 @@ class Storefront:
         )
         _log.info("payment.authorized", order_id=order_id, transaction_id=reply.transaction_id)
         return await self._capture(order_id, reply.transaction_id)
+
+    async def resolve_pending(
+        self, *, not_received_after_s: float, older_than_s: float = RESOLVE_AFTER_S
+    ) -> int:
+        """Find out what became of payments whose answer was lost; how many orders moved.
+
+        An order stays PAYMENT_PENDING when the gateway's answer was lost, until
+        the customer submits the same sealed payment again. For each one pending
+        longer than older_than_s, the merchant asks the gateway for the
+        transaction (its id is derived from the request): a hold that is
+        authorized or posted is captured, so the order is paid as the customer
+        meant; a refused payment or a released hold puts the order back to
+        CREATED with the reason. A transaction the gateway does not know, once
+        not_received_after_s has passed (the sealed instruction can no longer be
+        fresh), puts it back to CREATED with PAYMENT_NOT_RECEIVED. A pending
+        challenge, or a transaction the gateway is still authorizing, is left.
+        """
+        moment = now()
+        pending = await self._store.read(
+            lambda conn: orders.orders_in(conn, orders.PAYMENT_PENDING)
+        )
+        moved = 0
+        for record in pending:
+            age_s = (moment - record.order.updated_at.ToDatetime(dt.UTC)).total_seconds()
+            if age_s >= older_than_s and await self._resolve(record, age_s, not_received_after_s):
+                moved += 1
+        return moved
+
+    async def _resolve(
+        self, record: OrderRecord, age_s: float, not_received_after_s: float
+    ) -> bool:
+        order_id = record.order.order_id
+        transaction_id = ids.transaction_id(
+            self._merchant_name, authorize_request_id(order_id, record.payment_ref)
+        )
+        try:
+            reply = await relayed(
+                self._gateway().GetPaymentTransaction(
+                    authorization_pb2.GetPaymentTransactionRequest(transaction_id=transaction_id),
+                    timeout=CALL_TIMEOUT_S,
+                )
+            )
+        except errors.PaynetError as exc:
+            if exc.reason != "TRANSACTION_NOT_FOUND" or age_s < not_received_after_s:
+                return False  # the gateway is unreachable, or the payment may still arrive
+            return await self._reopen(record, "PAYMENT_NOT_RECEIVED")
+        found = reply.transaction
+        if found.failure_reason:
+            return await self._reopen(record, found.failure_reason)
+        if found.hold_status in _RELEASED:
+            return await self._reopen(record, _RELEASED[found.hold_status])
+        if found.hold_status not in _POSTABLE:
+            return False  # a challenge the customer may still answer, or still authorizing
+        if not await self._still_pending(record, orders.AUTHORIZED, transaction_id=transaction_id):
+            return False
+        _log.info("payment.resolved", order_id=order_id, transaction_id=transaction_id)
+        try:
+            await self._capture(order_id, transaction_id)
+        except errors.PaynetError as exc:
+            # AUTHORIZED now: the customer's CompletePayment, or a retry, captures it.
+            _log.warning("payment.resolve_capture_failed", order_id=order_id, reason=exc.reason)
+        return True
+
+    async def _reopen(self, record: OrderRecord, reason: str) -> bool:
+        """Back to CREATED with the reason, so the customer can pay again."""
+        if not await self._still_pending(record, orders.CREATED, failure_reason=reason):
+            return False
+        _log.info("payment.resolved", order_id=record.order.order_id, reason=reason)
+        return True
+
+    async def _still_pending(
+        self,
+        record: OrderRecord,
+        target: orders.OrderStatus,
+        *,
+        failure_reason: str | None = None,
+        transaction_id: str | None = None,
+    ) -> bool:
+        """Move the order to target if it is still pending on the same payment."""
+
+        def move(conn: sqlite3.Connection) -> bool:
+            current = self._load(conn, record.order.order_id)
+            if (
+                current.order.status != orders.PAYMENT_PENDING
+                or current.payment_ref != record.payment_ref
+            ):
+                return False  # the customer's own retry got there first
+            orders.transition(
+                conn,
+                self._trust_domain,
+                current,
+                target,
+                failure_reason=failure_reason,
+                transaction_id=transaction_id,
+            )
+            return True
+
+        return await self._store.transaction(move)
 
     async def complete_payment(self, customer_name: str, order_id: str) -> order_pb2.Order:
         """Capture an order's authorized payment (after its challenge was answered)."""

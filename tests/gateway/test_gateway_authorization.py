@@ -10,7 +10,7 @@ import pytest
 from interbank.v1 import authorization_pb2, common_pb2
 
 from gateway.store import TransactionState
-from payment import errors
+from payment import errors, ids
 
 
 async def test_an_approved_payment_is_recorded_with_its_hold_and_sent_to_the_issuer_unchanged(
@@ -114,6 +114,33 @@ async def test_an_issuer_refusal_is_relayed_with_its_reason_and_the_transaction_
         ).fetchall()
     )
     assert rows == [("failed", "INSUFFICIENT_FUNDS")]
+
+
+async def test_a_merchant_whose_answer_was_lost_finds_the_refusal_by_its_request(
+    payment_gateway, issuer, customer
+) -> None:
+    issuer.fail_with(grpc.StatusCode.FAILED_PRECONDITION, "INSUFFICIENT_FUNDS")
+    request = customer.request()
+    with pytest.raises(errors.FailedPrecondition):
+        await payment_gateway.authorize(request, "shop")
+    # The merchant derives the id from its own request_id, without the lost answer.
+    derived = ids.transaction_id("shop", request.request_id)
+    found = (await payment_gateway.transaction(derived, "shop")).to_proto()
+    assert found.order_id == request.order_id
+    assert found.failure_reason == "INSUFFICIENT_FUNDS"
+    assert found.hold_status == authorization_pb2.HOLD_STATUS_UNSPECIFIED
+    assert not found.hold_id
+
+
+async def test_a_held_transaction_has_no_failure_reason_and_its_id_is_the_derived_one(
+    payment_gateway, customer
+) -> None:
+    request = customer.request()
+    response = await payment_gateway.authorize(request, "shop")
+    assert response.transaction_id == ids.transaction_id("shop", request.request_id)
+    found = (await payment_gateway.transaction(response.transaction_id, "shop")).to_proto()
+    assert found.failure_reason == ""
+    assert found.hold_status == authorization_pb2.HOLD_STATUS_AUTHORIZED
 
 
 async def test_capture_and_void_relay_to_the_issuer_and_update_the_hold_status(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,10 @@ class FakeGateway:
     whose transfer is in this SettlementState; None: a gateway that only holds."""
     failures: dict[str, grpc.aio.AioRpcError] = field(default_factory=dict)
     calls: list[tuple[str, Any]] = field(default_factory=list)
+    transactions: dict[str, authorization_pb2.PaymentTransaction] = field(default_factory=dict)
+    """What GetPaymentTransaction answers, by transaction id; others are NOT_FOUND."""
+    on_lookup: Callable[[], Awaitable[None]] | None = None
+    """Runs as GetPaymentTransaction is answered (a customer acting meanwhile)."""
 
     def fail(self, method: str, code: grpc.StatusCode, reason: str) -> None:
         """Make later calls of method fail with reason."""
@@ -162,6 +166,15 @@ class FakeGateway:
         return authorization_pb2.VoidPaymentResponse(
             hold_status=authorization_pb2.HOLD_STATUS_VOIDED
         )
+
+    async def GetPaymentTransaction(self, request: Any, timeout: float) -> Any:
+        self._record("GetPaymentTransaction", request, timeout)
+        if self.on_lookup is not None:
+            await self.on_lookup()
+        found = self.transactions.get(request.transaction_id)
+        if found is None:
+            raise rpc_error(grpc.StatusCode.NOT_FOUND, "TRANSACTION_NOT_FOUND")
+        return authorization_pb2.GetPaymentTransactionResponse(transaction=found)
 
     def methods(self) -> list[str]:
         return [name for name, _ in self.calls]

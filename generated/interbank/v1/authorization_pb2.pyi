@@ -408,6 +408,7 @@ class PaymentTransaction(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     REFUNDED_TOTAL_FIELD_NUMBER: _builtins.int
     INSTRUCTION_ID_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
     transaction_id: _builtins.str
     """The gateway's transaction id."""
     order_id: _builtins.str
@@ -422,6 +423,11 @@ class PaymentTransaction(_message.Message):
     """The hold's state as last reported by the issuer."""
     instruction_id: _builtins.str
     """Instruction id of the interbank credit transfer, once captured."""
+    failure_reason: _builtins.str
+    """Set when the gateway got no hold: the issuer refused the payment or could
+    not be reached (the ErrorInfo reason the authorization was answered
+    with). Empty while the issuer is being asked, and once there is a hold.
+    """
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
         """The amount."""
@@ -447,10 +453,11 @@ class PaymentTransaction(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         refunded_total: _common_pb2.Money | None = ...,
         instruction_id: _builtins.str = ...,
+        failure_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "created_at", b"created_at", "refunded_total", b"refunded_total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "created_at", b"created_at", "hold_id", b"hold_id", "hold_status", b"hold_status", "instruction_id", b"instruction_id", "issuer_bank_code", b"issuer_bank_code", "merchant_name", b"merchant_name", "order_id", b"order_id", "refunded_total", b"refunded_total", "transaction_id", b"transaction_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "created_at", b"created_at", "failure_reason", b"failure_reason", "hold_id", b"hold_id", "hold_status", b"hold_status", "instruction_id", b"instruction_id", "issuer_bank_code", b"issuer_bank_code", "merchant_name", b"merchant_name", "order_id", b"order_id", "refunded_total", b"refunded_total", "transaction_id", b"transaction_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

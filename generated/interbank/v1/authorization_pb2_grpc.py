@@ -99,7 +99,10 @@ class GatewayServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetPaymentTransaction(self, request, context):
-        """GetPaymentTransaction returns the gateway's record of a transaction.
+        """GetPaymentTransaction returns the gateway's record of a transaction. The
+        id of the transaction an AuthorizePayment made is a UUIDv5 (URL
+        namespace) of "<merchant name>|<request_id>", so a merchant whose answer
+        was lost can still look it up.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -51,7 +51,11 @@ class GatewayServiceStub:
     RefundPayment: _grpc.UnaryUnaryMultiCallable[_authorization_pb2.RefundPaymentRequest, _authorization_pb2.RefundPaymentResponse]
     """RefundPayment returns all or part of a captured payment to the customer."""
     GetPaymentTransaction: _grpc.UnaryUnaryMultiCallable[_authorization_pb2.GetPaymentTransactionRequest, _authorization_pb2.GetPaymentTransactionResponse]
-    """GetPaymentTransaction returns the gateway's record of a transaction."""
+    """GetPaymentTransaction returns the gateway's record of a transaction. The
+    id of the transaction an AuthorizePayment made is a UUIDv5 (URL
+    namespace) of "<merchant name>|<request_id>", so a merchant whose answer
+    was lost can still look it up.
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -70,7 +74,11 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     RefundPayment: _aio.UnaryUnaryMultiCallable[_authorization_pb2.RefundPaymentRequest, _authorization_pb2.RefundPaymentResponse]  # type: ignore[assignment]
     """RefundPayment returns all or part of a captured payment to the customer."""
     GetPaymentTransaction: _aio.UnaryUnaryMultiCallable[_authorization_pb2.GetPaymentTransactionRequest, _authorization_pb2.GetPaymentTransactionResponse]  # type: ignore[assignment]
-    """GetPaymentTransaction returns the gateway's record of a transaction."""
+    """GetPaymentTransaction returns the gateway's record of a transaction. The
+    id of the transaction an AuthorizePayment made is a UUIDv5 (URL
+    namespace) of "<merchant name>|<request_id>", so a merchant whose answer
+    was lost can still look it up.
+    """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     """GatewayService is the payment gateway, called by merchants over mTLS. It
@@ -116,7 +124,11 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _authorization_pb2.GetPaymentTransactionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_authorization_pb2.GetPaymentTransactionResponse, _abc.Awaitable[_authorization_pb2.GetPaymentTransactionResponse]]:
-        """GetPaymentTransaction returns the gateway's record of a transaction."""
+        """GetPaymentTransaction returns the gateway's record of a transaction. The
+        id of the transaction an AuthorizePayment made is a UUIDv5 (URL
+        namespace) of "<merchant name>|<request_id>", so a merchant whose answer
+        was lost can still look it up.
+        """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

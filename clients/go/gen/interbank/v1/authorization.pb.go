@@ -783,6 +783,10 @@ type PaymentTransaction struct {
 	RefundedTotal *Money `protobuf:"bytes,9,opt,name=refunded_total,json=refundedTotal,proto3" json:"refunded_total,omitempty"`
 	// Instruction id of the interbank credit transfer, once captured.
 	InstructionId string `protobuf:"bytes,10,opt,name=instruction_id,json=instructionId,proto3" json:"instruction_id,omitempty"`
+	// Set when the gateway got no hold: the issuer refused the payment or could
+	// not be reached (the ErrorInfo reason the authorization was answered
+	// with). Empty while the issuer is being asked, and once there is a hold.
+	FailureReason string `protobuf:"bytes,11,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -883,6 +887,13 @@ func (x *PaymentTransaction) GetRefundedTotal() *Money {
 func (x *PaymentTransaction) GetInstructionId() string {
 	if x != nil {
 		return x.InstructionId
+	}
+	return ""
+}
+
+func (x *PaymentTransaction) GetFailureReason() string {
+	if x != nil {
+		return x.FailureReason
 	}
 	return ""
 }
@@ -2095,7 +2106,7 @@ const file_interbank_v1_authorization_proto_rawDesc = "" +
 	"\trefund_id\x18\x01 \x01(\tR\brefundId\x12:\n" +
 	"\x0erefunded_total\x18\x02 \x01(\v2\x13.interbank.v1.MoneyR\rrefundedTotal\"E\n" +
 	"\x1cGetPaymentTransactionRequest\x12%\n" +
-	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\"\xc4\x03\n" +
+	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\"\xeb\x03\n" +
 	"\x12PaymentTransaction\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12#\n" +
@@ -2109,7 +2120,8 @@ const file_interbank_v1_authorization_proto_rawDesc = "" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12:\n" +
 	"\x0erefunded_total\x18\t \x01(\v2\x13.interbank.v1.MoneyR\rrefundedTotal\x12%\n" +
 	"\x0einstruction_id\x18\n" +
-	" \x01(\tR\rinstructionId\"c\n" +
+	" \x01(\tR\rinstructionId\x12%\n" +
+	"\x0efailure_reason\x18\v \x01(\tR\rfailureReason\"c\n" +
 	"\x1dGetPaymentTransactionResponse\x12B\n" +
 	"\vtransaction\x18\x01 \x01(\v2 .interbank.v1.PaymentTransactionR\vtransaction\"\xa9\x02\n" +
 	"\x14AuthorizeHoldRequest\x12\x1d\n" +

@@ -42,7 +42,10 @@ type GatewayServiceClient interface {
 	VoidPayment(ctx context.Context, in *VoidPaymentRequest, opts ...grpc.CallOption) (*VoidPaymentResponse, error)
 	// RefundPayment returns all or part of a captured payment to the customer.
 	RefundPayment(ctx context.Context, in *RefundPaymentRequest, opts ...grpc.CallOption) (*RefundPaymentResponse, error)
-	// GetPaymentTransaction returns the gateway's record of a transaction.
+	// GetPaymentTransaction returns the gateway's record of a transaction. The
+	// id of the transaction an AuthorizePayment made is a UUIDv5 (URL
+	// namespace) of "<merchant name>|<request_id>", so a merchant whose answer
+	// was lost can still look it up.
 	GetPaymentTransaction(ctx context.Context, in *GetPaymentTransactionRequest, opts ...grpc.CallOption) (*GetPaymentTransactionResponse, error)
 }
 
@@ -120,7 +123,10 @@ type GatewayServiceServer interface {
 	VoidPayment(context.Context, *VoidPaymentRequest) (*VoidPaymentResponse, error)
 	// RefundPayment returns all or part of a captured payment to the customer.
 	RefundPayment(context.Context, *RefundPaymentRequest) (*RefundPaymentResponse, error)
-	// GetPaymentTransaction returns the gateway's record of a transaction.
+	// GetPaymentTransaction returns the gateway's record of a transaction. The
+	// id of the transaction an AuthorizePayment made is a UUIDv5 (URL
+	// namespace) of "<merchant name>|<request_id>", so a merchant whose answer
+	// was lost can still look it up.
 	GetPaymentTransaction(context.Context, *GetPaymentTransactionRequest) (*GetPaymentTransactionResponse, error)
 	mustEmbedUnimplementedGatewayServiceServer()
 }
