@@ -169,15 +169,10 @@ def insert_order(conn: sqlite3.Connection, trust_domain: str, order: order_pb2.O
     _announce(conn, trust_domain, order)
 
 
-def load_order(conn: sqlite3.Connection, order_id: str) -> OrderRecord | None:
-    """The order with this id, or None."""
-    row = conn.execute(
-        "SELECT order_message, transaction_id, payment_ref, credit_pending FROM orders"
-        " WHERE order_id = ?",
-        (order_id,),
-    ).fetchone()
-    if row is None:
-        return None
+_SELECT_RECORDS = "SELECT order_message, transaction_id, payment_ref, credit_pending FROM orders"
+
+
+def _record(row: tuple[bytes, str, str, int]) -> OrderRecord:
     return OrderRecord(
         order=order_pb2.Order.FromString(row[0]),
         transaction_id=row[1],
@@ -186,22 +181,18 @@ def load_order(conn: sqlite3.Connection, order_id: str) -> OrderRecord | None:
     )
 
 
+def load_order(conn: sqlite3.Connection, order_id: str) -> OrderRecord | None:
+    """The order with this id, or None."""
+    row = conn.execute(_SELECT_RECORDS + " WHERE order_id = ?", (order_id,)).fetchone()
+    return None if row is None else _record(row)
+
+
 def orders_in(conn: sqlite3.Connection, status: OrderStatus) -> list[OrderRecord]:
     """Every order with this status, oldest first."""
     rows = conn.execute(
-        "SELECT order_message, transaction_id, payment_ref, credit_pending FROM orders"
-        " WHERE status = ? ORDER BY created_at",
-        (status,),
+        _SELECT_RECORDS + " WHERE status = ? ORDER BY created_at", (status,)
     ).fetchall()
-    return [
-        OrderRecord(
-            order=order_pb2.Order.FromString(row[0]),
-            transaction_id=row[1],
-            payment_ref=row[2],
-            credit_pending=bool(row[3]),
-        )
-        for row in rows
-    ]
+    return [_record(row) for row in rows]
 
 
 def customer_order(conn: sqlite3.Connection, order_id: str, customer_name: str) -> OrderRecord:

@@ -145,7 +145,8 @@ def _calls_since(log_dir: Path, sizes: dict[Path, int]) -> collections.Counter[s
     return calls
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) of values, nearest rank; values must not be empty."""
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[index]
@@ -345,7 +346,7 @@ class EchoServers:
         elapsed = time.perf_counter() - started
         return EchoRun(
             rounds_per_s=round(n / elapsed, 1),
-            p99_ms=round(_percentile(latencies, 0.99), 1),
+            p99_ms=round(percentile(latencies, 0.99), 1),
             cpu_ms_per_round=_cpu_ms_per(before, _cpu_seconds(pids), n),
         )
 
@@ -496,7 +497,7 @@ async def run(
                 level.settled_after_s = round(time.perf_counter() - settling, 2)
                 level.payments_per_s = round(len(acknowledged) / elapsed, 1)
                 level.p50_ms = round(statistics.median(latencies), 1) if latencies else 0.0
-                level.p99_ms = round(_percentile(latencies, 0.99), 1) if latencies else 0.0
+                level.p99_ms = round(percentile(latencies, 0.99), 1) if latencies else 0.0
                 level.latencies_ms = latencies
                 level.cpu_ms_per_payment = _cpu_ms_per(before, after, payments)
                 levels.append(level)

@@ -38,6 +38,7 @@ from typing import TypeVar
 import grpc
 from interbank.v1 import notification_pb2, notification_pb2_grpc
 
+from payment.bench import percentile
 from payment.config import NetworkConfig, Role, load_network
 from payment.devnet import add_customers, write_dev_network
 from payment.identity import spiffe_id
@@ -146,11 +147,6 @@ class FanoutResult:
         return round(self.delivered / self.seconds, 1) if self.seconds else 0.0
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2) if ordered else 0.0
-
-
 async def quiet(store: CountingStore, most_s: float = 10.0) -> None:
     """Until the store is read no more (every stream has its backlog and waits), or most_s."""
     reads = -1
@@ -243,8 +239,8 @@ async def run(followers: int, events: int, writers: int, seed: int) -> FanoutRes
         commits=commits,
         store_reads=reads,
         seconds=round(seconds, 3),
-        p50_ms=_percentile(latencies, 0.50),
-        p99_ms=_percentile(latencies, 0.99),
+        p50_ms=round(percentile(latencies, 0.50), 2) if latencies else 0.0,
+        p99_ms=round(percentile(latencies, 0.99), 2) if latencies else 0.0,
         problems=problems,
     )
 
