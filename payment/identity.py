@@ -16,12 +16,15 @@ from pathlib import Path
 
 import structlog
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from payment.config import Role
 
 __all__ = [
     "Identity",
+    "IdentityError",
+    "IssuerError",
     "RevocationList",
     "caller",
     "current_caller",
@@ -69,7 +72,11 @@ class IdentityError(Exception):
     """The certificate names no usable identity; the message says why."""
 
 
-_CACHE: OrderedDict[bytes, Identity] = OrderedDict()
+class IssuerError(IdentityError):
+    """The certificate was not issued directly by the network's CA."""
+
+
+_CACHE: OrderedDict[tuple[bytes, bytes], Identity] = OrderedDict()
 _CACHE_SIZE = 512
 
 
@@ -83,16 +90,32 @@ def serial_text(serial: int) -> str:
     return ":".join(f"{byte:02x}" for byte in raw)
 
 
-def parse_certificate(pem: bytes) -> Identity:
-    """The identity in a PEM certificate (cached: peers reconnect with the same one)."""
-    cached = _CACHE.get(pem)
+def parse_certificate(pem: bytes, ca: x509.Certificate) -> Identity:
+    """The identity in a PEM certificate issued directly by ca (cached: peers reconnect
+    with the same one).
+
+    The TLS stack accepts a chain through an intermediate CA certificate even
+    though the network's root allows none (grpcio offers no hook into its
+    verification), so the issuer is checked here: the certificate's issuer
+    must be ca's subject and its signature must verify with ca's key.
+    """
+    key = (pem, ca.signature)
+    cached = _CACHE.get(key)
     if cached is not None:
         return cached
     cert = x509.load_pem_x509_certificate(pem)
     try:
-        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        raise IssuerError(
+            f"certificate of {cert.subject.rfc4514_string()!r} is not issued directly by the "
+            "network CA; a node accepts only certificates the network CA signed itself "
+            "(no intermediate CA)"
+        ) from None
+    try:
+        usages = list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:
-        usages = x509.ExtendedKeyUsage([])
+        usages = []
     if ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
         raise IdentityError("certificate is not for client authentication (no clientAuth usage)")
     try:
@@ -115,7 +138,7 @@ def parse_certificate(pem: bytes) -> Identity:
     except ValueError:
         raise IdentityError(f"{uris[0]} names unknown role {role_text!r}") from None
     identity = Identity(trust_domain, role, name, cert.serial_number)
-    _CACHE[pem] = identity
+    _CACHE[key] = identity
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return identity
@@ -131,7 +154,8 @@ class RevocationList:
 
     def __init__(self, crl_path: Path, ca_cert_path: Path) -> None:
         self._crl_path = crl_path
-        self._ca = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
+        self.ca = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
+        """The network CA's certificate, which signs the CRL and every participant's."""
         self._serials: frozenset[int] = frozenset()
         self._mtime_ns = -1
         self._checked_at = 0.0
@@ -150,7 +174,7 @@ class RevocationList:
         if stat.st_mtime_ns == self._mtime_ns:
             return
         crl = x509.load_pem_x509_crl(self._crl_path.read_bytes())
-        public_key = self._ca.public_key()
+        public_key = self.ca.public_key()
         if not crl.is_signature_valid(public_key):  # type: ignore[arg-type]
             raise ValueError(f"{self._crl_path} is not signed by the network CA")
         self._serials = frozenset(entry.serial_number for entry in crl)

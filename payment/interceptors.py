@@ -8,7 +8,9 @@ Order on every call, outermost first:
 3. :class:`ErrorMapping` - domain errors to status + ErrorInfo; anything
    unexpected to INTERNAL without a stack trace to the caller; a request whose
    bytes do not parse as the method's message to INVALID_ARGUMENT
-   (REQUEST_MALFORMED), after the caller was authenticated and authorized.
+   (REQUEST_MALFORMED), and one with a field over its contract's bound
+   (:mod:`payment.bounds`) to INVALID_ARGUMENT (FIELD_INVALID), after the
+   caller was authenticated and authorized.
 
 grpc.aio server interceptors see only the method name, so each one wraps the
 handler's behaviour to reach the call's context. A method's wrapped handler
@@ -29,13 +31,16 @@ from typing import Any
 
 import grpc
 import structlog
+from google.protobuf.message import Message
 
 from payment import errors
 from payment.authz import allowed_roles
+from payment.bounds import violation
 from payment.config import NetworkConfig, Role
 from payment.identity import (
     Identity,
     IdentityError,
+    IssuerError,
     RevocationList,
     current_caller,
     parse_certificate,
@@ -43,7 +48,7 @@ from payment.identity import (
 from payment.logs import get_logger
 from payment.ratelimit import SlidingWindow
 
-__all__ = ["AccessLog", "ErrorMapping", "MalformedRequest", "PeerAuthorization", "abort_with"]
+__all__ = ["AccessLog", "ErrorMapping", "PeerAuthorization", "RefusedRequest", "abort_with"]
 
 _log = get_logger("paynet.rpc")
 
@@ -54,42 +59,49 @@ Deserializer = Callable[[bytes], Any]
 
 
 @dataclass(frozen=True)
-class MalformedRequest:
-    """Stands in for a request whose bytes are not the method's message.
+class RefusedRequest:
+    """Stands in for a request refused as it was read: not the method's message, or a
+    field over the bound its contract gives.
 
-    grpcio would answer such a call UNKNOWN, with the parser's exception in
-    the message, before any interceptor runs. Parsing instead yields this
-    placeholder, so the call is authenticated, authorized and logged like any
-    other, and :class:`ErrorMapping` refuses it with INVALID_ARGUMENT.
+    grpcio would answer bytes that do not parse with UNKNOWN, the parser's
+    exception in the message, before any interceptor runs. Reading instead
+    yields this placeholder, so the call is authenticated, authorized and
+    logged like any other, and :class:`ErrorMapping` refuses it with the
+    error (REQUEST_MALFORMED, or FIELD_INVALID naming the field and its
+    limit). No servicer, store or log line ever sees the oversized value.
     """
 
-    type_name: str
-    """Full name of the message the request should have been."""
+    error: errors.PaynetError
+    """Why the request is refused."""
 
 
 def _tolerant(deserializer: Deserializer | None) -> Deserializer | None:
-    """A request parser that returns a MalformedRequest instead of raising."""
+    """A request parser that returns a RefusedRequest instead of raising, and checks bounds."""
     if deserializer is None:
         return None
     message_class = getattr(deserializer, "__self__", None)
     descriptor = getattr(message_class, "DESCRIPTOR", None)
     type_name = str(getattr(descriptor, "full_name", "the request message"))
+    malformed = RefusedRequest(
+        errors.InvalidArgument(
+            "REQUEST_MALFORMED",
+            f"the request is not a valid {type_name} in protobuf binary encoding",
+            type=type_name,
+        )
+    )
 
     def parse(data: bytes) -> Any:
         try:
-            return deserializer(data)
+            request = deserializer(data)
         except Exception:  # any parse failure: wire format, UTF-8, nesting depth
-            return MalformedRequest(type_name)
+            return malformed
+        if isinstance(request, Message):
+            over = violation(request)
+            if over is not None:
+                return RefusedRequest(over)
+        return request
 
     return parse
-
-
-def _malformed(request: MalformedRequest) -> errors.PaynetError:
-    return errors.InvalidArgument(
-        "REQUEST_MALFORMED",
-        f"the request is not a valid {request.type_name} in protobuf binary encoding",
-        type=request.type_name,
-    )
 
 
 async def abort_with(context: grpc.aio.ServicerContext, error: errors.PaynetError) -> None:
@@ -278,7 +290,9 @@ class PeerAuthorization(_MethodWrapper):
 
     def _identify(self, pem: bytes) -> Identity:
         try:
-            identity = parse_certificate(pem)
+            identity = parse_certificate(pem, self._revocations.ca)
+        except IssuerError as exc:
+            raise errors.Unauthenticated("ISSUER_NOT_NETWORK_CA", str(exc)) from None
         except (IdentityError, ValueError) as exc:
             raise errors.Unauthenticated("IDENTITY_INVALID", str(exc)) from None
         if identity.trust_domain != self._network.trust_domain:
@@ -375,8 +389,8 @@ class ErrorMapping(_MethodWrapper):
     ) -> grpc.RpcMethodHandler | None:
         def unary(behavior: Unary) -> Unary:
             async def mapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                if isinstance(request, MalformedRequest):
-                    await abort_with(context, _malformed(request))
+                if isinstance(request, RefusedRequest):
+                    await abort_with(context, request.error)
                 try:
                     return await behavior(request, context)
                 except grpc.aio.AbortError:
@@ -388,8 +402,8 @@ class ErrorMapping(_MethodWrapper):
 
         def stream(behavior: Stream) -> Stream:
             async def mapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                if isinstance(request, MalformedRequest):
-                    await abort_with(context, _malformed(request))
+                if isinstance(request, RefusedRequest):
+                    await abort_with(context, request.error)
                 try:
                     async for item in behavior(request, context):
                         yield item

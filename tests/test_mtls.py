@@ -23,6 +23,7 @@ from payment.logs import configure_logging
 from payment.pki import issue_certificate, make_ca, revoke
 from payment.server import create_server
 from payment.tls import NodeIdentity, TlsIdentity, secure_channel
+from tests.hostile.chains import chained_identity
 
 ISSUER = "interbank.v1.IssuerService"
 
@@ -202,3 +203,18 @@ async def test_reflection_is_absent_when_disabled(make_devnet) -> None:
         assert err.value.code() is grpc.StatusCode.UNIMPLEMENTED
     finally:
         await server.stop(None)
+
+
+async def test_a_certificate_chained_through_an_extra_ca_is_unauthenticated(devnet, issuer) -> None:
+    chained = chained_identity(devnet.pki, "paynet.test", Role.GATEWAY, "gateway")
+    async with secure_channel(issuer, chained) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await get_hold(channel)
+    # The handshake completed (the TLS stack accepts the chain); the identity check refuses it.
+    assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    info = error_info(err.value)
+    assert info.reason == "ISSUER_NOT_NETWORK_CA"
+    assert "intermediate" in err.value.details()
+    # The same gateway name with a certificate the network CA issued itself gets through.
+    async with devnet.channel("gateway", issuer) as channel:
+        assert (await get_hold(channel)).hold_id == "spiffe://paynet.test/gateway/gateway"

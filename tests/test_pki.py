@@ -24,7 +24,7 @@ def test_every_participant_gets_a_p256_certificate_naming_it_by_spiffe_id(devnet
         cert.verify_directly_issued_by(ca)
         assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
         assert cert.public_key().curve.name == "secp256r1"
-        identity = parse_certificate(pem)
+        identity = parse_certificate(pem, ca)
         assert identity.name == name
         assert identity.uri.startswith("spiffe://paynet.test/")
     bank = x509.load_pem_x509_certificate(pki.cert("alfa").read_bytes())
@@ -32,7 +32,7 @@ def test_every_participant_gets_a_p256_certificate_naming_it_by_spiffe_id(devnet
     assert "localhost" in sans.get_values_for_type(x509.DNSName)
     assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
     assert (
-        parse_certificate(pki.cert("alice").read_bytes()).uri
+        parse_certificate(pki.cert("alice").read_bytes(), ca).uri
         == "spiffe://paynet.test/customer/alice"
     )
 
@@ -80,13 +80,16 @@ def test_a_certificate_without_client_auth_usage_is_no_caller_identity(devnet) -
 
     from payment.identity import IdentityError
 
+    pki = devnet.pki
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice")])
     now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(name)
-        .issuer_name(name)
+        .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(1)
         .not_valid_before(now)
@@ -102,9 +105,9 @@ def test_a_certificate_without_client_auth_usage_is_no_caller_identity(devnet) -
         with_usage = (
             builder.add_extension(x509.ExtendedKeyUsage(usages), False) if usages else builder
         )
-        pem = with_usage.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+        pem = with_usage.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
         with pytest.raises(IdentityError, match="not for client authentication"):
-            parse_certificate(pem)
+            parse_certificate(pem, ca)
 
 
 def test_a_serial_is_logged_as_colon_hex_which_the_log_scrubber_leaves_alone() -> None:

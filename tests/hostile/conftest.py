@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from .harness import CASES, DEFECTS, Harness
+from .harness import AUDITS, CASES, DEFECTS, Harness
 from .network import RunningNetwork, start_network
 from .world import World, build_world
 
@@ -78,6 +78,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         detail = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
         terminalreporter.write_line(
             f"hostile-input cases: {method} {sum(kinds.values())} ({detail})"
+        )
+    total = sum(CASES.values())
+    terminalreporter.write_line(f"hostile-input cases: {total} in all, over {len(methods)} RPCs")
+    if AUDITS:
+        detail = ", ".join(f"{method} {n}" for method, n in sorted(AUDITS.items()))
+        terminalreporter.write_line(
+            f"audits passed after money-moving cases: {sum(AUDITS.values())} ({detail})"
         )
     if DEFECTS:
         terminalreporter.section("known defects seen (writes on refusal; see the xfail tests)")

@@ -5,12 +5,15 @@ requests through generic (identity-serializer) method handles, and turns the
 answer into an :class:`Outcome`: the status code, the ErrorInfo of a refusal,
 the response bytes of a success. :meth:`Harness.check` runs one case and
 asserts everything the hostile-input tests promise: a precise status with an
-ErrorInfo reason, nothing written on a refusal, the node still serving and no
-unexpected error in its log.
+ErrorInfo reason, nothing written on a refusal, the node still serving, no
+unexpected error in its log, and, after any case that changed a bank's
+ledger, the network audit passing (so a case that creates or destroys money
+fails the suite where it happens).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections import Counter
@@ -22,7 +25,8 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from payment import errors
-from payment.config import NetworkConfig
+from payment.audit import audit_network
+from payment.config import NetworkConfig, Role
 from payment.notifications import SUBSCRIBED_HEADER
 from payment.pki import Pki
 from payment.tls import TlsIdentity
@@ -30,6 +34,7 @@ from payment.tls import TlsIdentity
 from .network import RunningNetwork, Snapshot, Stores, changed_tables
 
 __all__ = [
+    "AUDITS",
     "CASES",
     "DEFECTS",
     "PRECISE_CODES",
@@ -45,6 +50,12 @@ Tables = frozenset[tuple[str, str]]
 
 CASES: Counter[tuple[str, str]] = Counter()
 """Cases sent per (RPC, kind of case); printed in the terminal summary."""
+
+AUDITS: Counter[str] = Counter()
+"""Audits run after money-moving cases, per RPC; printed in the terminal summary."""
+
+MONEY_TABLES = frozenset({"accounts", "transfers"})
+"""The tables of a bank's ledger: a case that changes one of them moved money."""
 
 DEFECTS: Counter[tuple[str, str, str]] = Counter()
 """Writes of known defects seen, per (RPC, reason, node.table); printed in the summary."""
@@ -67,6 +78,7 @@ PRECISE_CODES = frozenset(
         grpc.StatusCode.ALREADY_EXISTS,
         grpc.StatusCode.FAILED_PRECONDITION,
         grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         grpc.StatusCode.OUT_OF_RANGE,
     }
@@ -153,8 +165,17 @@ class Harness:
         self.network: NetworkConfig = running.network
         self._pki = Pki(self.network.pki_dir)
         self._channels: dict[tuple[str, str], grpc.Channel] = {}
+        self._identities: list[TlsIdentity] = []
         self.stores = Stores(self.network)
         self._log_offsets = {name: self._log_path(name).stat().st_size for name in running.procs}
+        self._banks = {n.name for n in self.network.nodes if n.role in (Role.BANK, Role.SETTLEMENT)}
+
+    def assert_audit_passes(self, where: str) -> None:
+        """Every invariant of ``paynet audit`` holds, total money first among them."""
+        AUDITS[where.split(" ", 1)[0].lstrip("/")] += 1
+        report = asyncio.run(audit_network(self.network, settle_seconds=10.0))
+        failed = {c.name: c.detail for c in report.checks if not c.ok}
+        assert report.ok, f"{where}: the audit fails afterwards: {failed}"
 
     def close(self) -> None:
         """Close every channel and store connection."""
@@ -173,9 +194,33 @@ class Harness:
             )
         return self._channels[key]
 
-    def invoke(self, target: Target, payload: bytes, *, timeout: float = 20.0) -> Outcome:
-        """Send payload (request bytes, unparsed) and report how the call ended."""
-        channel = self.channel(target.caller, target.node)
+    def _channel_as(self, identity: TlsIdentity, node: str) -> grpc.Channel:
+        """A channel to node presenting identity (a certificate not from the PKI's files)."""
+        key = (f"identity:{id(identity)}", node)
+        if key not in self._channels:
+            self._identities.append(identity)  # kept alive, so its id names it alone
+            self._channels[key] = grpc.secure_channel(
+                self.network.node(node).address, identity.channel_credentials()
+            )
+        return self._channels[key]
+
+    def invoke(
+        self,
+        target: Target,
+        payload: bytes,
+        *,
+        timeout: float = 20.0,
+        identity: TlsIdentity | None = None,
+    ) -> Outcome:
+        """Send payload (request bytes, unparsed) and report how the call ended.
+
+        The call presents target.caller's certificate, or identity if given.
+        """
+        channel = (
+            self.channel(target.caller, target.node)
+            if identity is None
+            else self._channel_as(identity, target.node)
+        )
         if target.streaming:
             return self._invoke_stream(channel, target.method, payload, timeout)
         call: Callable[..., bytes] = channel.unary_unary(target.method)
@@ -240,6 +285,7 @@ class Harness:
         *,
         kind: str,
         judge: Callable[[Outcome], Allowance],
+        identity: TlsIdentity | None = None,
     ) -> Outcome:
         """Send one hostile case and assert the promises of the hostile-input suite.
 
@@ -250,7 +296,7 @@ class Harness:
         """
         CASES[(target.method.lstrip("/"), kind)] += 1
         before = self.stores.snapshot()
-        outcome = self.invoke(target, payload)
+        outcome = self.invoke(target, payload, identity=identity)
         after = self.stores.snapshot()
         where = f"{target.method} on {target.node} as {target.caller} ({kind})"
         if not outcome.ok:
@@ -263,8 +309,11 @@ class Harness:
         if allowed is not None:
             allowed = allowed | allowance.defects
         self.assert_writes(where, outcome, before, after, allowed)
-        for node, table in set(changed_tables(before, after)) & allowance.defects:
+        changed = set(changed_tables(before, after))
+        for node, table in changed & allowance.defects:
             DEFECTS[(target.method.lstrip("/"), outcome.reason or "OK", f"{node}.{table}")] += 1
+        if any(table in MONEY_TABLES and node in self._banks for node, table in changed):
+            self.assert_audit_passes(where)
         assert self.serving(target.node), f"{where}: node stopped serving after {outcome}"
         problems = self.log_problems()
         assert not problems, f"{where}: node logged {problems}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import pytest
@@ -68,6 +69,14 @@ class Boundary:
     """A known defect that makes the case fail today: a strict xfail."""
     before: Build | None = None
     """A request sent first, unchecked (the one a replay or a reused id refers to)."""
+
+
+def _batch_size_refusal(count: int) -> dict[str, Any]:
+    """An empty batch is refused BATCH_SIZE_INVALID by the RPC; one over the bound of its
+    entries field (bounds.proto) FIELD_INVALID before the RPC reads it."""
+    if count == 0:
+        return {"reason": "BATCH_SIZE_INVALID", "metadata": {"field": "entries", "count": "0"}}
+    return {"reason": "FIELD_INVALID", "metadata": {"field": "entries", "limit": str(MAX_BATCH)}}
 
 
 def _rid() -> str:
@@ -1570,8 +1579,7 @@ BOUNDARIES: list[Boundary] = [
             node,
             _const(lambda w, m=message, n=count, e=entry: m(entries=[e(w) for _ in range(n)])),
             "INVALID_ARGUMENT",
-            "BATCH_SIZE_INVALID",
-            metadata={"field": "entries", "count": str(count)},
+            **_batch_size_refusal(count),
         )
         for rpc, node, message, entry in (
             (
@@ -1600,8 +1608,7 @@ BOUNDARIES: list[Boundary] = [
             "alfa",
             _authorize_holds(*[_authorize_hold(amount=-1)] * count),
             "INVALID_ARGUMENT",
-            "BATCH_SIZE_INVALID",
-            metadata={"field": "entries", "count": str(count)},
+            **_batch_size_refusal(count),
         )
         for count in (0, MAX_BATCH + 1)
     ),

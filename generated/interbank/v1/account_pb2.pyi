@@ -29,7 +29,9 @@ class GetBalanceRequest(_message.Message):
 
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
-    """The account's public id."""
+    """The account's public id.
+    At most 64 bytes.
+    """
     def __init__(
         self,
         *,
@@ -95,7 +97,9 @@ class ListStatementRequest(_message.Message):
     FROM_TIME_FIELD_NUMBER: _builtins.int
     TO_TIME_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
-    """The account's public id."""
+    """The account's public id.
+    At most 64 bytes.
+    """
     @_builtins.property
     def from_time(self) -> _timestamp_pb2.Timestamp:
         """Start of the period (inclusive); unset for the account's opening."""

@@ -125,11 +125,17 @@ class AuthorizePaymentRequest(_message.Message):
     PAYMENT_FIELD_NUMBER: _builtins.int
     CAPTURE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the merchant."""
+    """Idempotency key chosen by the merchant.
+    At most 128 bytes.
+    """
     order_id: _builtins.str
-    """The order being paid."""
+    """The order being paid.
+    At most 128 bytes.
+    """
     order_digest: _builtins.bytes
-    """The order's digest; must equal the instruction's and binds the HPKE info."""
+    """The order's digest; must equal the instruction's and binds the HPKE info.
+    At most 64 bytes.
+    """
     capture: _builtins.bool
     """Capture at once if the issuer approves without a challenge (a sale): one
     call instead of AuthorizePayment then CapturePayment, and the response
@@ -209,9 +215,13 @@ class CapturePaymentRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the merchant."""
+    """Idempotency key chosen by the merchant.
+    At most 128 bytes.
+    """
     transaction_id: _builtins.str
-    """The transaction from AuthorizePayment."""
+    """The transaction from AuthorizePayment.
+    At most 128 bytes.
+    """
     def __init__(
         self,
         *,
@@ -269,9 +279,13 @@ class VoidPaymentRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the merchant."""
+    """Idempotency key chosen by the merchant.
+    At most 128 bytes.
+    """
     transaction_id: _builtins.str
-    """The transaction to void."""
+    """The transaction to void.
+    At most 128 bytes.
+    """
     def __init__(
         self,
         *,
@@ -318,9 +332,13 @@ class RefundPaymentRequest(_message.Message):
     TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the merchant."""
+    """Idempotency key chosen by the merchant.
+    At most 128 bytes.
+    """
     transaction_id: _builtins.str
-    """The captured transaction."""
+    """The captured transaction.
+    At most 128 bytes.
+    """
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
         """How much to return; at most the captured amount less earlier refunds."""
@@ -376,7 +394,9 @@ class GetPaymentTransactionRequest(_message.Message):
 
     TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     transaction_id: _builtins.str
-    """The transaction id."""
+    """The transaction id.
+    At most 128 bytes.
+    """
     def __init__(
         self,
         *,
@@ -501,17 +521,26 @@ class AuthorizeHoldRequest(_message.Message):
     CREDITOR_ACCOUNT_FIELD_NUMBER: _builtins.int
     CAPTURE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the gateway."""
+    """Idempotency key chosen by the gateway.
+    At most 128 bytes.
+    """
     transaction_id: _builtins.str
-    """The gateway's transaction id, unique per payment."""
+    """The gateway's transaction id, unique per payment.
+    At most 128 bytes.
+    """
     instruction: _builtins.bytes
     """The instruction bytes exactly as the customer sealed them (the gateway
     opened them); the issuer parses them and hashes them for the signature.
+    At most 4096 bytes.
     """
     dual_signature: _builtins.bytes
-    """The customer's dual signature, unchanged."""
+    """The customer's dual signature, unchanged.
+    At most 256 bytes.
+    """
     merchant_name: _builtins.str
-    """The merchant's name, for risk rules and the statement."""
+    """The merchant's name, for risk rules and the statement.
+    At most 64 bytes.
+    """
     capture: _builtins.bool
     """Post the hold at once if it is approved without a challenge (a sale),
     in the same transaction that places it; the response carries the capture.
@@ -594,6 +623,7 @@ class AuthorizeHoldsRequest(_message.Message):
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuthorizeHoldRequest]:
         """1 to 256 entries, each a whole AuthorizeHold request with its own
         request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+        At most 256 entries.
         """
 
     def __init__(
@@ -674,9 +704,13 @@ class CaptureHoldRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     HOLD_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the gateway."""
+    """Idempotency key chosen by the gateway.
+    At most 128 bytes.
+    """
     hold_id: _builtins.str
-    """The hold to post."""
+    """The hold to post.
+    At most 128 bytes.
+    """
     def __init__(
         self,
         *,
@@ -736,9 +770,13 @@ class VoidHoldRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     HOLD_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the gateway."""
+    """Idempotency key chosen by the gateway.
+    At most 128 bytes.
+    """
     hold_id: _builtins.str
-    """The hold to release."""
+    """The hold to release.
+    At most 128 bytes.
+    """
     def __init__(
         self,
         *,
@@ -785,9 +823,13 @@ class RefundCaptureRequest(_message.Message):
     HOLD_ID_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the gateway."""
+    """Idempotency key chosen by the gateway.
+    At most 128 bytes.
+    """
     hold_id: _builtins.str
-    """The posted hold."""
+    """The posted hold.
+    At most 128 bytes.
+    """
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
         """How much to return."""
@@ -844,10 +886,13 @@ class GetHoldRequest(_message.Message):
     HOLD_ID_FIELD_NUMBER: _builtins.int
     TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     hold_id: _builtins.str
-    """The hold id, or empty when transaction_id is given."""
+    """The hold id, or empty when transaction_id is given.
+    At most 128 bytes.
+    """
     transaction_id: _builtins.str
     """The gateway's transaction id, to find a hold whose id the gateway never
     received (the authorization's outcome was unknown).
+    At most 128 bytes.
     """
     def __init__(
         self,
@@ -924,15 +969,25 @@ class ReturnPaymentRequest(_message.Message):
     MERCHANT_NAME_FIELD_NUMBER: _builtins.int
     REASON_CODE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the gateway."""
+    """Idempotency key chosen by the gateway.
+    At most 128 bytes.
+    """
     original_instruction_id: _builtins.str
-    """Instruction id of the original credit transfer (from the capture)."""
+    """Instruction id of the original credit transfer (from the capture).
+    At most 128 bytes.
+    """
     original_debtor_agent: _builtins.str
-    """The issuer's bank code: the original transfer's debtor agent."""
+    """The issuer's bank code: the original transfer's debtor agent.
+    At most 64 bytes.
+    """
     merchant_name: _builtins.str
-    """The merchant refunding; the original transfer must have credited its account."""
+    """The merchant refunding; the original transfer must have credited its account.
+    At most 64 bytes.
+    """
     reason_code: _builtins.str
-    """Return reason code (pacs.004 RtrRsn/Cd); empty means "CUST" (customer refund)."""
+    """Return reason code (pacs.004 RtrRsn/Cd); empty means "CUST" (customer refund).
+    At most 64 bytes.
+    """
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
         """How much to return; at most the original amount less earlier returns."""
@@ -993,11 +1048,17 @@ class AnswerChallengeRequest(_message.Message):
     CHALLENGE_ID_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the customer."""
+    """Idempotency key chosen by the customer.
+    At most 128 bytes.
+    """
     challenge_id: _builtins.str
-    """The challenge, from ChallengeRef."""
+    """The challenge, from ChallengeRef.
+    At most 128 bytes.
+    """
     code: _builtins.str
-    """The 6-digit one-time code from the device inbox."""
+    """The 6-digit one-time code from the device inbox.
+    At most 16 bytes.
+    """
     def __init__(
         self,
         *,

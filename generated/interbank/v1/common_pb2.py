@@ -23,35 +23,48 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from interbank.v1 import bounds_pb2 as interbank_dot_v1_dot_bounds__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19interbank/v1/common.proto\x12\x0cinterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n\x05Money\x12\x14\n\x0c\x61mount_minor\x18\x01 \x01(\x03\x12\x15\n\rcurrency_code\x18\x02 \x01(\t\"?\n\x08PartyRef\x12%\n\x04role\x18\x01 \x01(\x0e\x32\x17.interbank.v1.PartyRole\x12\x0c\n\x04name\x18\x02 \x01(\t\"3\n\nAccountRef\x12\x11\n\tbank_code\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\"b\n\x11PaymentInstrument\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.interbank.v1.InstrumentKind\x12\x11\n\tbank_code\x18\x02 \x01(\t\x12\x0e\n\x06number\x18\x03 \x01(\t\"\x83\x02\n\x12PaymentInstruction\x12\x33\n\ninstrument\x18\x01 \x01(\x0b\x32\x1f.interbank.v1.PaymentInstrument\x12#\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x13.interbank.v1.Money\x12\x14\n\x0corder_digest\x18\x03 \x01(\x0c\x12\x10\n\x08order_id\x18\x04 \x01(\t\x12\x15\n\rmerchant_name\x18\x05 \x01(\t\x12\x15\n\rcustomer_name\x18\x06 \x01(\t\x12\r\n\x05nonce\x18\x07 \x01(\x0c\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\rSealedPayment\x12\x1a\n\x12sealed_instruction\x18\x01 \x01(\x0c\x12\x16\n\x0e\x64ual_signature\x18\x02 \x01(\x0c\x12\x16\n\x0egateway_key_id\x18\x03 \x01(\t\"\xa6\x01\n\nEntryError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x38\n\x08metadata\x18\x04 \x03(\x0b\x32&.interbank.v1.EntryError.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\xb9\x01\n\x0eInstrumentKind\x12\x1f\n\x1bINSTRUMENT_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cINSTRUMENT_KIND_BANK_ACCOUNT\x10\x01\x12\x18\n\x14INSTRUMENT_KIND_CARD\x10\x02\x12%\n!INSTRUMENT_KIND_ELECTRONIC_CHEQUE\x10\x03\x12#\n\x1fINSTRUMENT_KIND_ELECTRONIC_CASH\x10\x04*\xa1\x01\n\tPartyRole\x12\x1a\n\x16PARTY_ROLE_UNSPECIFIED\x10\x00\x12\x19\n\x15PARTY_ROLE_SETTLEMENT\x10\x01\x12\x13\n\x0fPARTY_ROLE_BANK\x10\x02\x12\x16\n\x12PARTY_ROLE_GATEWAY\x10\x03\x12\x17\n\x13PARTY_ROLE_MERCHANT\x10\x04\x12\x17\n\x13PARTY_ROLE_CUSTOMER\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19interbank/v1/common.proto\x12\x0cinterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\":\n\x05Money\x12\x14\n\x0c\x61mount_minor\x18\x01 \x01(\x03\x12\x1b\n\rcurrency_code\x18\x02 \x01(\tB\x04\xe8\xab\x19\x03\"?\n\x08PartyRef\x12%\n\x04role\x18\x01 \x01(\x0e\x32\x17.interbank.v1.PartyRole\x12\x0c\n\x04name\x18\x02 \x01(\t\"?\n\nAccountRef\x12\x17\n\tbank_code\x18\x01 \x01(\tB\x04\xe8\xab\x19@\x12\x18\n\naccount_id\x18\x02 \x01(\tB\x04\xe8\xab\x19@\"b\n\x11PaymentInstrument\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.interbank.v1.InstrumentKind\x12\x11\n\tbank_code\x18\x02 \x01(\t\x12\x0e\n\x06number\x18\x03 \x01(\t\"\x83\x02\n\x12PaymentInstruction\x12\x33\n\ninstrument\x18\x01 \x01(\x0b\x32\x1f.interbank.v1.PaymentInstrument\x12#\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x13.interbank.v1.Money\x12\x14\n\x0corder_digest\x18\x03 \x01(\x0c\x12\x10\n\x08order_id\x18\x04 \x01(\t\x12\x15\n\rmerchant_name\x18\x05 \x01(\t\x12\x15\n\rcustomer_name\x18\x06 \x01(\t\x12\r\n\x05nonce\x18\x07 \x01(\x0c\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"o\n\rSealedPayment\x12!\n\x12sealed_instruction\x18\x01 \x01(\x0c\x42\x05\xe8\xab\x19\x80 \x12\x1d\n\x0e\x64ual_signature\x18\x02 \x01(\x0c\x42\x05\xe8\xab\x19\x80\x02\x12\x1c\n\x0egateway_key_id\x18\x03 \x01(\tB\x04\xe8\xab\x19@\"\xa6\x01\n\nEntryError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x38\n\x08metadata\x18\x04 \x03(\x0b\x32&.interbank.v1.EntryError.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\xb9\x01\n\x0eInstrumentKind\x12\x1f\n\x1bINSTRUMENT_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cINSTRUMENT_KIND_BANK_ACCOUNT\x10\x01\x12\x18\n\x14INSTRUMENT_KIND_CARD\x10\x02\x12%\n!INSTRUMENT_KIND_ELECTRONIC_CHEQUE\x10\x03\x12#\n\x1fINSTRUMENT_KIND_ELECTRONIC_CASH\x10\x04*\xa1\x01\n\tPartyRole\x12\x1a\n\x16PARTY_ROLE_UNSPECIFIED\x10\x00\x12\x19\n\x15PARTY_ROLE_SETTLEMENT\x10\x01\x12\x13\n\x0fPARTY_ROLE_BANK\x10\x02\x12\x16\n\x12PARTY_ROLE_GATEWAY\x10\x03\x12\x17\n\x13PARTY_ROLE_MERCHANT\x10\x04\x12\x17\n\x13PARTY_ROLE_CUSTOMER\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'interbank.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_MONEY'].fields_by_name['currency_code']._loaded_options = None
+  _globals['_MONEY'].fields_by_name['currency_code']._serialized_options = b'\350\253\031\003'
+  _globals['_ACCOUNTREF'].fields_by_name['bank_code']._loaded_options = None
+  _globals['_ACCOUNTREF'].fields_by_name['bank_code']._serialized_options = b'\350\253\031@'
+  _globals['_ACCOUNTREF'].fields_by_name['account_id']._loaded_options = None
+  _globals['_ACCOUNTREF'].fields_by_name['account_id']._serialized_options = b'\350\253\031@'
+  _globals['_SEALEDPAYMENT'].fields_by_name['sealed_instruction']._loaded_options = None
+  _globals['_SEALEDPAYMENT'].fields_by_name['sealed_instruction']._serialized_options = b'\350\253\031\200 '
+  _globals['_SEALEDPAYMENT'].fields_by_name['dual_signature']._loaded_options = None
+  _globals['_SEALEDPAYMENT'].fields_by_name['dual_signature']._serialized_options = b'\350\253\031\200\002'
+  _globals['_SEALEDPAYMENT'].fields_by_name['gateway_key_id']._loaded_options = None
+  _globals['_SEALEDPAYMENT'].fields_by_name['gateway_key_id']._serialized_options = b'\350\253\031@'
   _globals['_ENTRYERROR_METADATAENTRY']._loaded_options = None
   _globals['_ENTRYERROR_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_INSTRUMENTKIND']._serialized_start=873
-  _globals['_INSTRUMENTKIND']._serialized_end=1058
-  _globals['_PARTYROLE']._serialized_start=1061
-  _globals['_PARTYROLE']._serialized_end=1222
-  _globals['_MONEY']._serialized_start=76
-  _globals['_MONEY']._serialized_end=128
-  _globals['_PARTYREF']._serialized_start=130
-  _globals['_PARTYREF']._serialized_end=193
-  _globals['_ACCOUNTREF']._serialized_start=195
-  _globals['_ACCOUNTREF']._serialized_end=246
-  _globals['_PAYMENTINSTRUMENT']._serialized_start=248
-  _globals['_PAYMENTINSTRUMENT']._serialized_end=346
-  _globals['_PAYMENTINSTRUCTION']._serialized_start=349
-  _globals['_PAYMENTINSTRUCTION']._serialized_end=608
-  _globals['_SEALEDPAYMENT']._serialized_start=610
-  _globals['_SEALEDPAYMENT']._serialized_end=701
-  _globals['_ENTRYERROR']._serialized_start=704
-  _globals['_ENTRYERROR']._serialized_end=870
-  _globals['_ENTRYERROR_METADATAENTRY']._serialized_start=823
-  _globals['_ENTRYERROR_METADATAENTRY']._serialized_end=870
+  _globals['_INSTRUMENTKIND']._serialized_start=938
+  _globals['_INSTRUMENTKIND']._serialized_end=1123
+  _globals['_PARTYROLE']._serialized_start=1126
+  _globals['_PARTYROLE']._serialized_end=1287
+  _globals['_MONEY']._serialized_start=103
+  _globals['_MONEY']._serialized_end=161
+  _globals['_PARTYREF']._serialized_start=163
+  _globals['_PARTYREF']._serialized_end=226
+  _globals['_ACCOUNTREF']._serialized_start=228
+  _globals['_ACCOUNTREF']._serialized_end=291
+  _globals['_PAYMENTINSTRUMENT']._serialized_start=293
+  _globals['_PAYMENTINSTRUMENT']._serialized_end=391
+  _globals['_PAYMENTINSTRUCTION']._serialized_start=394
+  _globals['_PAYMENTINSTRUCTION']._serialized_end=653
+  _globals['_SEALEDPAYMENT']._serialized_start=655
+  _globals['_SEALEDPAYMENT']._serialized_end=766
+  _globals['_ENTRYERROR']._serialized_start=769
+  _globals['_ENTRYERROR']._serialized_end=935
+  _globals['_ENTRYERROR_METADATAENTRY']._serialized_start=888
+  _globals['_ENTRYERROR_METADATAENTRY']._serialized_end=935
 # @@protoc_insertion_point(module_scope)

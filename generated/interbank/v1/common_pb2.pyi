@@ -118,7 +118,9 @@ class Money(_message.Message):
     balance may be negative only where a field says so.
     """
     currency_code: _builtins.str
-    """ISO 4217 alphabetic code in upper case, for example "EUR"."""
+    """ISO 4217 alphabetic code in upper case, for example "EUR".
+    At most 3 bytes.
+    """
     def __init__(
         self,
         *,
@@ -170,9 +172,13 @@ class AccountRef(_message.Message):
     BANK_CODE_FIELD_NUMBER: _builtins.int
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     bank_code: _builtins.str
-    """The bank's code (BIC-like, for example "ALFAXX01")."""
+    """The bank's code (BIC-like, for example "ALFAXX01").
+    At most 64 bytes.
+    """
     account_id: _builtins.str
-    """The bank's public identifier of the account, for example "alice-current"."""
+    """The bank's public identifier of the account, for example "alice-current".
+    At most 64 bytes.
+    """
     def __init__(
         self,
         *,
@@ -316,14 +322,17 @@ class SealedPayment(_message.Message):
     sealed_instruction: _builtins.bytes
     """The HPKE encapsulated key (32 bytes) followed by the AES-128-GCM ciphertext
     of the instruction bytes.
+    At most 4096 bytes.
     """
     dual_signature: _builtins.bytes
     """Ed25519 signature (64 bytes), by the signing key the customer enrolled at
     its bank, over the 64-byte message order_digest || SHA-256(instruction bytes).
+    At most 256 bytes.
     """
     gateway_key_id: _builtins.str
     """Identifier of the gateway key the instruction was sealed to, as given in
     CreateOrderResponse.
+    At most 64 bytes.
     """
     def __init__(
         self,

@@ -368,7 +368,9 @@ class CreateOrderLine(_message.Message):
     SKU_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
-    """The product's SKU from ListProducts."""
+    """The product's SKU from ListProducts.
+    At most 64 bytes.
+    """
     quantity: _builtins.int
     """Units wanted, 1 to 1000."""
     def __init__(
@@ -394,10 +396,14 @@ class CreateOrderRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     LINES_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the client."""
+    """Idempotency key chosen by the client.
+    At most 128 bytes.
+    """
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CreateOrderLine]:
-        """What to buy; at least one line, each SKU at most once."""
+        """What to buy; at least one line, each SKU at most once.
+        At most 100 entries.
+        """
 
     def __init__(
         self,
@@ -453,7 +459,9 @@ class GetOrderRequest(_message.Message):
 
     ORDER_ID_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
-    """The order's id."""
+    """The order's id.
+    At most 128 bytes.
+    """
     def __init__(
         self,
         *,
@@ -501,9 +509,13 @@ class SubmitPaymentRequest(_message.Message):
     ORDER_ID_FIELD_NUMBER: _builtins.int
     PAYMENT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the client."""
+    """Idempotency key chosen by the client.
+    At most 128 bytes.
+    """
     order_id: _builtins.str
-    """The order being paid."""
+    """The order being paid.
+    At most 128 bytes.
+    """
     @_builtins.property
     def payment(self) -> _common_pb2.SealedPayment:
         """The sealed instruction and dual signature."""
@@ -556,9 +568,13 @@ class CompletePaymentRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     ORDER_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the client."""
+    """Idempotency key chosen by the client.
+    At most 128 bytes.
+    """
     order_id: _builtins.str
-    """The order whose payment to capture."""
+    """The order whose payment to capture.
+    At most 128 bytes.
+    """
     def __init__(
         self,
         *,
@@ -606,9 +622,13 @@ class CancelOrderRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     ORDER_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the client."""
+    """Idempotency key chosen by the client.
+    At most 128 bytes.
+    """
     order_id: _builtins.str
-    """The order to cancel."""
+    """The order to cancel.
+    At most 128 bytes.
+    """
     def __init__(
         self,
         *,
@@ -657,9 +677,13 @@ class RefundOrderRequest(_message.Message):
     ORDER_ID_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the merchant's operator."""
+    """Idempotency key chosen by the merchant's operator.
+    At most 128 bytes.
+    """
     order_id: _builtins.str
-    """The order to refund."""
+    """The order to refund.
+    At most 128 bytes.
+    """
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
         """How much to refund; unset for everything not refunded yet."""

@@ -99,19 +99,32 @@ class CreditTransfer(_message.Message):
     instruction_id: _builtins.str
     """Instruction id (InstrId), unique per debtor agent; also the idempotency
     scope of the transfer at every hop.
+    At most 128 bytes.
     """
     end_to_end_id: _builtins.str
-    """End-to-end id (EndToEndId): the merchant's order id."""
+    """End-to-end id (EndToEndId): the merchant's order id.
+    At most 128 bytes.
+    """
     debtor_agent: _builtins.str
-    """Debtor agent (DbtrAgt): the issuer's bank code."""
+    """Debtor agent (DbtrAgt): the issuer's bank code.
+    At most 64 bytes.
+    """
     debtor_name: _builtins.str
-    """Debtor name (Dbtr/Nm)."""
+    """Debtor name (Dbtr/Nm).
+    At most 140 bytes.
+    """
     creditor_agent: _builtins.str
-    """Creditor agent (CdtrAgt): the acquirer's bank code."""
+    """Creditor agent (CdtrAgt): the acquirer's bank code.
+    At most 64 bytes.
+    """
     creditor_name: _builtins.str
-    """Creditor name (Cdtr/Nm)."""
+    """Creditor name (Cdtr/Nm).
+    At most 140 bytes.
+    """
     remittance_information: _builtins.str
-    """Remittance information (RmtInf/Ustrd), free text shown on statements."""
+    """Remittance information (RmtInf/Ustrd), free text shown on statements.
+    At most 140 bytes.
+    """
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
         """Interbank settlement amount (IntrBkSttlmAmt)."""
@@ -165,17 +178,29 @@ class PaymentReturn(_message.Message):
     RECEIVING_AGENT_FIELD_NUMBER: _builtins.int
     REASON_CODE_FIELD_NUMBER: _builtins.int
     return_id: _builtins.str
-    """Return identifier (RtrId), unique per returning agent."""
+    """Return identifier (RtrId), unique per returning agent.
+    At most 128 bytes.
+    """
     original_instruction_id: _builtins.str
-    """Instruction id of the original transfer (OrgnlInstrId)."""
+    """Instruction id of the original transfer (OrgnlInstrId).
+    At most 128 bytes.
+    """
     original_end_to_end_id: _builtins.str
-    """End-to-end id of the original transfer (OrgnlEndToEndId)."""
+    """End-to-end id of the original transfer (OrgnlEndToEndId).
+    At most 128 bytes.
+    """
     returning_agent: _builtins.str
-    """Agent returning the money: the original creditor agent."""
+    """Agent returning the money: the original creditor agent.
+    At most 64 bytes.
+    """
     receiving_agent: _builtins.str
-    """Agent receiving the money: the original debtor agent."""
+    """Agent receiving the money: the original debtor agent.
+    At most 64 bytes.
+    """
     reason_code: _builtins.str
-    """Return reason code (RtrRsn/Cd), for example "CUST" for a customer refund."""
+    """Return reason code (RtrRsn/Cd), for example "CUST" for a customer refund.
+    At most 64 bytes.
+    """
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
         """Returned amount (RtrdIntrBkSttlmAmt); at most the original less earlier returns."""
@@ -208,7 +233,9 @@ class SubmitCreditTransferRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     TRANSFER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the debtor agent."""
+    """Idempotency key chosen by the debtor agent.
+    At most 128 bytes.
+    """
     @_builtins.property
     def transfer(self) -> Global___CreditTransfer:
         """The transfer; debtor_agent must be the caller's own bank code."""
@@ -272,6 +299,7 @@ class SubmitCreditTransfersRequest(_message.Message):
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmitCreditTransferRequest]:
         """1 to 256 entries, each a whole SubmitCreditTransfer request with its own
         request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+        At most 256 entries.
         """
 
     def __init__(
@@ -352,7 +380,9 @@ class SubmitPaymentReturnRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     PAYMENT_RETURN_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the returning agent."""
+    """Idempotency key chosen by the returning agent.
+    At most 128 bytes.
+    """
     @_builtins.property
     def payment_return(self) -> Global___PaymentReturn:
         """The return; returning_agent must be the caller's own bank code."""
@@ -413,7 +443,9 @@ class GetTransferStatusRequest(_message.Message):
 
     INSTRUCTION_ID_FIELD_NUMBER: _builtins.int
     instruction_id: _builtins.str
-    """The transfer's instruction id."""
+    """The transfer's instruction id.
+    At most 128 bytes.
+    """
     def __init__(
         self,
         *,
@@ -549,7 +581,9 @@ class GetSettlementWindowRequest(_message.Message):
 
     WINDOW_ID_FIELD_NUMBER: _builtins.int
     window_id: _builtins.str
-    """The window id; empty for the open window."""
+    """The window id; empty for the open window.
+    At most 128 bytes.
+    """
     def __init__(
         self,
         *,
@@ -595,7 +629,9 @@ class CloseSettlementWindowRequest(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key chosen by the caller."""
+    """Idempotency key chosen by the caller.
+    At most 128 bytes.
+    """
     def __init__(
         self,
         *,
@@ -644,6 +680,7 @@ class ReceiveCreditTransferRequest(_message.Message):
     request_id: _builtins.str
     """Idempotency key chosen by the settlement bank: "<debtor_agent>/<instruction_id>",
     since instruction ids are unique per debtor agent only.
+    At most 128 bytes.
     """
     @_builtins.property
     def transfer(self) -> Global___CreditTransfer:
@@ -704,6 +741,7 @@ class ReceiveCreditTransfersRequest(_message.Message):
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReceiveCreditTransferRequest]:
         """1 to 256 entries, each a whole ReceiveCreditTransfer request with its own
         request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+        At most 256 entries.
         """
 
     def __init__(
@@ -786,6 +824,7 @@ class ReceivePaymentReturnRequest(_message.Message):
     request_id: _builtins.str
     """Idempotency key chosen by the settlement bank: "<returning_agent>/<return_id>",
     since return ids are unique per returning agent only.
+    At most 128 bytes.
     """
     @_builtins.property
     def payment_return(self) -> Global___PaymentReturn:

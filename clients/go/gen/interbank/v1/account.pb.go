@@ -26,6 +26,7 @@ const (
 type GetBalanceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The account's public id.
+	// At most 64 bytes.
 	AccountId     string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -145,6 +146,7 @@ func (x *GetBalanceResponse) GetHeld() *Money {
 type ListStatementRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The account's public id.
+	// At most 64 bytes.
 	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
 	// Start of the period (inclusive); unset for the account's opening.
 	FromTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from_time,json=fromTime,proto3" json:"from_time,omitempty"`
@@ -382,18 +384,18 @@ var File_interbank_v1_account_proto protoreflect.FileDescriptor
 
 const file_interbank_v1_account_proto_rawDesc = "" +
 	"\n" +
-	"\x1ainterbank/v1/account.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/common.proto\x1a\x1finterbank/v1/notification.proto\"2\n" +
-	"\x11GetBalanceRequest\x12\x1d\n" +
+	"\x1ainterbank/v1/account.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\x1a\x19interbank/v1/common.proto\x1a\x1finterbank/v1/notification.proto\"8\n" +
+	"\x11GetBalanceRequest\x12#\n" +
 	"\n" +
-	"account_id\x18\x01 \x01(\tR\taccountId\"\xd1\x01\n" +
+	"account_id\x18\x01 \x01(\tB\x04\xe8\xab\x19@R\taccountId\"\xd1\x01\n" +
 	"\x12GetBalanceResponse\x122\n" +
 	"\aaccount\x18\x01 \x01(\v2\x18.interbank.v1.AccountRefR\aaccount\x12+\n" +
 	"\x06booked\x18\x02 \x01(\v2\x13.interbank.v1.MoneyR\x06booked\x121\n" +
 	"\tavailable\x18\x03 \x01(\v2\x13.interbank.v1.MoneyR\tavailable\x12'\n" +
-	"\x04held\x18\x04 \x01(\v2\x13.interbank.v1.MoneyR\x04held\"\xa3\x01\n" +
-	"\x14ListStatementRequest\x12\x1d\n" +
+	"\x04held\x18\x04 \x01(\v2\x13.interbank.v1.MoneyR\x04held\"\xa9\x01\n" +
+	"\x14ListStatementRequest\x12#\n" +
 	"\n" +
-	"account_id\x18\x01 \x01(\tR\taccountId\x127\n" +
+	"account_id\x18\x01 \x01(\tB\x04\xe8\xab\x19@R\taccountId\x127\n" +
 	"\tfrom_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bfromTime\x123\n" +
 	"\ato_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06toTime\"\xcb\x02\n" +
 	"\x0eStatementEntry\x12\x19\n" +
@@ -470,6 +472,7 @@ func file_interbank_v1_account_proto_init() {
 	if File_interbank_v1_account_proto != nil {
 		return
 	}
+	file_interbank_v1_bounds_proto_init()
 	file_interbank_v1_common_proto_init()
 	file_interbank_v1_notification_proto_init()
 	type x struct{}

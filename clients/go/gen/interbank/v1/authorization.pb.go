@@ -202,12 +202,15 @@ func (SettlementState) EnumDescriptor() ([]byte, []int) {
 type AuthorizePaymentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the merchant.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The order being paid.
+	// At most 128 bytes.
 	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// The order total the merchant expects; must equal the instruction's amount.
 	Amount *Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
 	// The order's digest; must equal the instruction's and binds the HPKE info.
+	// At most 64 bytes.
 	OrderDigest []byte `protobuf:"bytes,4,opt,name=order_digest,json=orderDigest,proto3" json:"order_digest,omitempty"`
 	// The customer's sealed payment, forwarded unopened.
 	Payment *SealedPayment `protobuf:"bytes,5,opt,name=payment,proto3" json:"payment,omitempty"`
@@ -369,8 +372,10 @@ func (x *AuthorizePaymentResponse) GetCapture() *CapturePaymentResponse {
 type CapturePaymentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the merchant.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The transaction from AuthorizePayment.
+	// At most 128 bytes.
 	TransactionId string `protobuf:"bytes,2,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -497,8 +502,10 @@ func (x *CapturePaymentResponse) GetSettlementReason() string {
 type VoidPaymentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the merchant.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The transaction to void.
+	// At most 128 bytes.
 	TransactionId string `protobuf:"bytes,2,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -598,8 +605,10 @@ func (x *VoidPaymentResponse) GetHoldStatus() HoldStatus {
 type RefundPaymentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the merchant.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The captured transaction.
+	// At most 128 bytes.
 	TransactionId string `protobuf:"bytes,2,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
 	// How much to return; at most the captured amount less earlier refunds.
 	Amount        *Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
@@ -717,6 +726,7 @@ func (x *RefundPaymentResponse) GetRefundedTotal() *Money {
 type GetPaymentTransactionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The transaction id.
+	// At most 128 bytes.
 	TransactionId string `protobuf:"bytes,1,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -948,15 +958,20 @@ func (x *GetPaymentTransactionResponse) GetTransaction() *PaymentTransaction {
 type AuthorizeHoldRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the gateway.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The gateway's transaction id, unique per payment.
+	// At most 128 bytes.
 	TransactionId string `protobuf:"bytes,2,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
 	// The instruction bytes exactly as the customer sealed them (the gateway
 	// opened them); the issuer parses them and hashes them for the signature.
+	// At most 4096 bytes.
 	Instruction []byte `protobuf:"bytes,3,opt,name=instruction,proto3" json:"instruction,omitempty"`
 	// The customer's dual signature, unchanged.
+	// At most 256 bytes.
 	DualSignature []byte `protobuf:"bytes,4,opt,name=dual_signature,json=dualSignature,proto3" json:"dual_signature,omitempty"`
 	// The merchant's name, for risk rules and the statement.
+	// At most 64 bytes.
 	MerchantName string `protobuf:"bytes,5,opt,name=merchant_name,json=merchantName,proto3" json:"merchant_name,omitempty"`
 	// Where the money goes: the merchant's account at the acquirer.
 	CreditorAccount *AccountRef `protobuf:"bytes,6,opt,name=creditor_account,json=creditorAccount,proto3" json:"creditor_account,omitempty"`
@@ -1133,6 +1148,7 @@ type AuthorizeHoldsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 1 to 256 entries, each a whole AuthorizeHold request with its own
 	// request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+	// At most 256 entries.
 	Entries       []*AuthorizeHoldRequest `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1312,8 +1328,10 @@ func (*AuthorizeHoldResult_Error) isAuthorizeHoldResult_Outcome() {}
 type CaptureHoldRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the gateway.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The hold to post.
+	// At most 128 bytes.
 	HoldId        string `protobuf:"bytes,2,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1441,8 +1459,10 @@ func (x *CaptureHoldResponse) GetSettlementReason() string {
 type VoidHoldRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the gateway.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The hold to release.
+	// At most 128 bytes.
 	HoldId        string `protobuf:"bytes,2,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1542,8 +1562,10 @@ func (x *VoidHoldResponse) GetHoldStatus() HoldStatus {
 type RefundCaptureRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the gateway.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The posted hold.
+	// At most 128 bytes.
 	HoldId string `protobuf:"bytes,2,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
 	// How much to return.
 	Amount        *Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
@@ -1661,9 +1683,11 @@ func (x *RefundCaptureResponse) GetRefundedTotal() *Money {
 type GetHoldRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The hold id, or empty when transaction_id is given.
+	// At most 128 bytes.
 	HoldId string `protobuf:"bytes,1,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
 	// The gateway's transaction id, to find a hold whose id the gateway never
 	// received (the authorization's outcome was unknown).
+	// At most 128 bytes.
 	TransactionId string `protobuf:"bytes,2,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1808,16 +1832,21 @@ func (x *GetHoldResponse) GetRefundedTotal() *Money {
 type ReturnPaymentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the gateway.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Instruction id of the original credit transfer (from the capture).
+	// At most 128 bytes.
 	OriginalInstructionId string `protobuf:"bytes,2,opt,name=original_instruction_id,json=originalInstructionId,proto3" json:"original_instruction_id,omitempty"`
 	// The issuer's bank code: the original transfer's debtor agent.
+	// At most 64 bytes.
 	OriginalDebtorAgent string `protobuf:"bytes,3,opt,name=original_debtor_agent,json=originalDebtorAgent,proto3" json:"original_debtor_agent,omitempty"`
 	// How much to return; at most the original amount less earlier returns.
 	Amount *Money `protobuf:"bytes,4,opt,name=amount,proto3" json:"amount,omitempty"`
 	// The merchant refunding; the original transfer must have credited its account.
+	// At most 64 bytes.
 	MerchantName string `protobuf:"bytes,5,opt,name=merchant_name,json=merchantName,proto3" json:"merchant_name,omitempty"`
 	// Return reason code (pacs.004 RtrRsn/Cd); empty means "CUST" (customer refund).
+	// At most 64 bytes.
 	ReasonCode    string `protobuf:"bytes,6,opt,name=reason_code,json=reasonCode,proto3" json:"reason_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1954,10 +1983,13 @@ func (x *ReturnPaymentResponse) GetReturnedTotal() *Money {
 type AnswerChallengeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the customer.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The challenge, from ChallengeRef.
+	// At most 128 bytes.
 	ChallengeId string `protobuf:"bytes,2,opt,name=challenge_id,json=challengeId,proto3" json:"challenge_id,omitempty"`
 	// The 6-digit one-time code from the device inbox.
+	// At most 16 bytes.
 	Code          string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2066,47 +2098,47 @@ var File_interbank_v1_authorization_proto protoreflect.FileDescriptor
 
 const file_interbank_v1_authorization_proto_rawDesc = "" +
 	"\n" +
-	" interbank/v1/authorization.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/common.proto\x1a\x18interbank/v1/order.proto\"\xf4\x01\n" +
-	"\x17AuthorizePaymentRequest\x12\x1d\n" +
+	" interbank/v1/authorization.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\x1a\x19interbank/v1/common.proto\x1a\x18interbank/v1/order.proto\"\x88\x02\n" +
+	"\x17AuthorizePaymentRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
-	"\border_id\x18\x02 \x01(\tR\aorderId\x12+\n" +
-	"\x06amount\x18\x03 \x01(\v2\x13.interbank.v1.MoneyR\x06amount\x12!\n" +
-	"\forder_digest\x18\x04 \x01(\fR\vorderDigest\x125\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12 \n" +
+	"\border_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\aorderId\x12+\n" +
+	"\x06amount\x18\x03 \x01(\v2\x13.interbank.v1.MoneyR\x06amount\x12'\n" +
+	"\forder_digest\x18\x04 \x01(\fB\x04\xe8\xab\x19@R\vorderDigest\x125\n" +
 	"\apayment\x18\x05 \x01(\v2\x1b.interbank.v1.SealedPaymentR\apayment\x12\x18\n" +
 	"\acapture\x18\x06 \x01(\bR\acapture\"\xfc\x01\n" +
 	"\x18AuthorizePaymentResponse\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12?\n" +
 	"\bdecision\x18\x02 \x01(\x0e2#.interbank.v1.AuthorizationDecisionR\bdecision\x128\n" +
 	"\tchallenge\x18\x03 \x01(\v2\x1a.interbank.v1.ChallengeRefR\tchallenge\x12>\n" +
-	"\acapture\x18\x04 \x01(\v2$.interbank.v1.CapturePaymentResponseR\acapture\"]\n" +
-	"\x15CapturePaymentRequest\x12\x1d\n" +
+	"\acapture\x18\x04 \x01(\v2$.interbank.v1.CapturePaymentResponseR\acapture\"k\n" +
+	"\x15CapturePaymentRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12%\n" +
-	"\x0etransaction_id\x18\x02 \x01(\tR\rtransactionId\"\xf1\x01\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12,\n" +
+	"\x0etransaction_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\rtransactionId\"\xf1\x01\n" +
 	"\x16CapturePaymentResponse\x129\n" +
 	"\vhold_status\x18\x01 \x01(\x0e2\x18.interbank.v1.HoldStatusR\n" +
 	"holdStatus\x12%\n" +
 	"\x0einstruction_id\x18\x02 \x01(\tR\rinstructionId\x12H\n" +
 	"\x10settlement_state\x18\x03 \x01(\x0e2\x1d.interbank.v1.SettlementStateR\x0fsettlementState\x12+\n" +
-	"\x11settlement_reason\x18\x04 \x01(\tR\x10settlementReason\"Z\n" +
-	"\x12VoidPaymentRequest\x12\x1d\n" +
+	"\x11settlement_reason\x18\x04 \x01(\tR\x10settlementReason\"h\n" +
+	"\x12VoidPaymentRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12%\n" +
-	"\x0etransaction_id\x18\x02 \x01(\tR\rtransactionId\"P\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12,\n" +
+	"\x0etransaction_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\rtransactionId\"P\n" +
 	"\x13VoidPaymentResponse\x129\n" +
 	"\vhold_status\x18\x01 \x01(\x0e2\x18.interbank.v1.HoldStatusR\n" +
-	"holdStatus\"\x89\x01\n" +
-	"\x14RefundPaymentRequest\x12\x1d\n" +
+	"holdStatus\"\x97\x01\n" +
+	"\x14RefundPaymentRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12%\n" +
-	"\x0etransaction_id\x18\x02 \x01(\tR\rtransactionId\x12+\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12,\n" +
+	"\x0etransaction_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\rtransactionId\x12+\n" +
 	"\x06amount\x18\x03 \x01(\v2\x13.interbank.v1.MoneyR\x06amount\"p\n" +
 	"\x15RefundPaymentResponse\x12\x1b\n" +
 	"\trefund_id\x18\x01 \x01(\tR\brefundId\x12:\n" +
-	"\x0erefunded_total\x18\x02 \x01(\v2\x13.interbank.v1.MoneyR\rrefundedTotal\"E\n" +
-	"\x1cGetPaymentTransactionRequest\x12%\n" +
-	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\"\xeb\x03\n" +
+	"\x0erefunded_total\x18\x02 \x01(\v2\x13.interbank.v1.MoneyR\rrefundedTotal\"L\n" +
+	"\x1cGetPaymentTransactionRequest\x12,\n" +
+	"\x0etransaction_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\rtransactionId\"\xeb\x03\n" +
 	"\x12PaymentTransaction\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12#\n" +
@@ -2123,14 +2155,14 @@ const file_interbank_v1_authorization_proto_rawDesc = "" +
 	" \x01(\tR\rinstructionId\x12%\n" +
 	"\x0efailure_reason\x18\v \x01(\tR\rfailureReason\"c\n" +
 	"\x1dGetPaymentTransactionResponse\x12B\n" +
-	"\vtransaction\x18\x01 \x01(\v2 .interbank.v1.PaymentTransactionR\vtransaction\"\xa9\x02\n" +
-	"\x14AuthorizeHoldRequest\x12\x1d\n" +
+	"\vtransaction\x18\x01 \x01(\v2 .interbank.v1.PaymentTransactionR\vtransaction\"\xcb\x02\n" +
+	"\x14AuthorizeHoldRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12%\n" +
-	"\x0etransaction_id\x18\x02 \x01(\tR\rtransactionId\x12 \n" +
-	"\vinstruction\x18\x03 \x01(\fR\vinstruction\x12%\n" +
-	"\x0edual_signature\x18\x04 \x01(\fR\rdualSignature\x12#\n" +
-	"\rmerchant_name\x18\x05 \x01(\tR\fmerchantName\x12C\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12,\n" +
+	"\x0etransaction_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\rtransactionId\x12'\n" +
+	"\vinstruction\x18\x03 \x01(\fB\x05\xe8\xab\x19\x80 R\vinstruction\x12,\n" +
+	"\x0edual_signature\x18\x04 \x01(\fB\x05\xe8\xab\x19\x80\x02R\rdualSignature\x12)\n" +
+	"\rmerchant_name\x18\x05 \x01(\tB\x04\xe8\xab\x19@R\fmerchantName\x12C\n" +
 	"\x10creditor_account\x18\x06 \x01(\v2\x18.interbank.v1.AccountRefR\x0fcreditorAccount\x12\x18\n" +
 	"\acapture\x18\a \x01(\bR\acapture\"\xa3\x02\n" +
 	"\x15AuthorizeHoldResponse\x12\x17\n" +
@@ -2139,43 +2171,43 @@ const file_interbank_v1_authorization_proto_rawDesc = "" +
 	"\tchallenge\x18\x03 \x01(\v2\x1a.interbank.v1.ChallengeRefR\tchallenge\x129\n" +
 	"\n" +
 	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12;\n" +
-	"\acapture\x18\x05 \x01(\v2!.interbank.v1.CaptureHoldResponseR\acapture\"U\n" +
-	"\x15AuthorizeHoldsRequest\x12<\n" +
-	"\aentries\x18\x01 \x03(\v2\".interbank.v1.AuthorizeHoldRequestR\aentries\"U\n" +
+	"\acapture\x18\x05 \x01(\v2!.interbank.v1.CaptureHoldResponseR\acapture\"\\\n" +
+	"\x15AuthorizeHoldsRequest\x12C\n" +
+	"\aentries\x18\x01 \x03(\v2\".interbank.v1.AuthorizeHoldRequestB\x05\xf0\xab\x19\x80\x02R\aentries\"U\n" +
 	"\x16AuthorizeHoldsResponse\x12;\n" +
 	"\aresults\x18\x01 \x03(\v2!.interbank.v1.AuthorizeHoldResultR\aresults\"\x91\x01\n" +
 	"\x13AuthorizeHoldResult\x12=\n" +
 	"\x06report\x18\x01 \x01(\v2#.interbank.v1.AuthorizeHoldResponseH\x00R\x06report\x120\n" +
 	"\x05error\x18\x02 \x01(\v2\x18.interbank.v1.EntryErrorH\x00R\x05errorB\t\n" +
-	"\aoutcome\"L\n" +
-	"\x12CaptureHoldRequest\x12\x1d\n" +
+	"\aoutcome\"Z\n" +
+	"\x12CaptureHoldRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
-	"\ahold_id\x18\x02 \x01(\tR\x06holdId\"\xee\x01\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12\x1e\n" +
+	"\ahold_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\x06holdId\"\xee\x01\n" +
 	"\x13CaptureHoldResponse\x129\n" +
 	"\vhold_status\x18\x01 \x01(\x0e2\x18.interbank.v1.HoldStatusR\n" +
 	"holdStatus\x12%\n" +
 	"\x0einstruction_id\x18\x02 \x01(\tR\rinstructionId\x12H\n" +
 	"\x10settlement_state\x18\x03 \x01(\x0e2\x1d.interbank.v1.SettlementStateR\x0fsettlementState\x12+\n" +
-	"\x11settlement_reason\x18\x04 \x01(\tR\x10settlementReason\"I\n" +
-	"\x0fVoidHoldRequest\x12\x1d\n" +
+	"\x11settlement_reason\x18\x04 \x01(\tR\x10settlementReason\"W\n" +
+	"\x0fVoidHoldRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
-	"\ahold_id\x18\x02 \x01(\tR\x06holdId\"M\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12\x1e\n" +
+	"\ahold_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\x06holdId\"M\n" +
 	"\x10VoidHoldResponse\x129\n" +
 	"\vhold_status\x18\x01 \x01(\x0e2\x18.interbank.v1.HoldStatusR\n" +
-	"holdStatus\"{\n" +
-	"\x14RefundCaptureRequest\x12\x1d\n" +
+	"holdStatus\"\x89\x01\n" +
+	"\x14RefundCaptureRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
-	"\ahold_id\x18\x02 \x01(\tR\x06holdId\x12+\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12\x1e\n" +
+	"\ahold_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\x06holdId\x12+\n" +
 	"\x06amount\x18\x03 \x01(\v2\x13.interbank.v1.MoneyR\x06amount\"p\n" +
 	"\x15RefundCaptureResponse\x12\x1b\n" +
 	"\trefund_id\x18\x01 \x01(\tR\brefundId\x12:\n" +
-	"\x0erefunded_total\x18\x02 \x01(\v2\x13.interbank.v1.MoneyR\rrefundedTotal\"P\n" +
-	"\x0eGetHoldRequest\x12\x17\n" +
-	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12%\n" +
-	"\x0etransaction_id\x18\x02 \x01(\tR\rtransactionId\"\xca\x02\n" +
+	"\x0erefunded_total\x18\x02 \x01(\v2\x13.interbank.v1.MoneyR\rrefundedTotal\"^\n" +
+	"\x0eGetHoldRequest\x12\x1e\n" +
+	"\ahold_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\x06holdId\x12,\n" +
+	"\x0etransaction_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\rtransactionId\"\xca\x02\n" +
 	"\x0fGetHoldResponse\x12\x17\n" +
 	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x120\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x18.interbank.v1.HoldStatusR\x06status\x12+\n" +
@@ -2183,24 +2215,24 @@ const file_interbank_v1_authorization_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12H\n" +
 	"\x10settlement_state\x18\x05 \x01(\x0e2\x1d.interbank.v1.SettlementStateR\x0fsettlementState\x12:\n" +
-	"\x0erefunded_total\x18\x06 \x01(\v2\x13.interbank.v1.MoneyR\rrefundedTotal\"\x94\x02\n" +
-	"\x14ReturnPaymentRequest\x12\x1d\n" +
+	"\x0erefunded_total\x18\x06 \x01(\v2\x13.interbank.v1.MoneyR\rrefundedTotal\"\xb4\x02\n" +
+	"\x14ReturnPaymentRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x126\n" +
-	"\x17original_instruction_id\x18\x02 \x01(\tR\x15originalInstructionId\x122\n" +
-	"\x15original_debtor_agent\x18\x03 \x01(\tR\x13originalDebtorAgent\x12+\n" +
-	"\x06amount\x18\x04 \x01(\v2\x13.interbank.v1.MoneyR\x06amount\x12#\n" +
-	"\rmerchant_name\x18\x05 \x01(\tR\fmerchantName\x12\x1f\n" +
-	"\vreason_code\x18\x06 \x01(\tR\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12=\n" +
+	"\x17original_instruction_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\x15originalInstructionId\x128\n" +
+	"\x15original_debtor_agent\x18\x03 \x01(\tB\x04\xe8\xab\x19@R\x13originalDebtorAgent\x12+\n" +
+	"\x06amount\x18\x04 \x01(\v2\x13.interbank.v1.MoneyR\x06amount\x12)\n" +
+	"\rmerchant_name\x18\x05 \x01(\tB\x04\xe8\xab\x19@R\fmerchantName\x12%\n" +
+	"\vreason_code\x18\x06 \x01(\tB\x04\xe8\xab\x19@R\n" +
 	"reasonCode\"p\n" +
 	"\x15ReturnPaymentResponse\x12\x1b\n" +
 	"\treturn_id\x18\x01 \x01(\tR\breturnId\x12:\n" +
-	"\x0ereturned_total\x18\x02 \x01(\v2\x13.interbank.v1.MoneyR\rreturnedTotal\"n\n" +
-	"\x16AnswerChallengeRequest\x12\x1d\n" +
+	"\x0ereturned_total\x18\x02 \x01(\v2\x13.interbank.v1.MoneyR\rreturnedTotal\"\x82\x01\n" +
+	"\x16AnswerChallengeRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12!\n" +
-	"\fchallenge_id\x18\x02 \x01(\tR\vchallengeId\x12\x12\n" +
-	"\x04code\x18\x03 \x01(\tR\x04code\"T\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12(\n" +
+	"\fchallenge_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\vchallengeId\x12\x18\n" +
+	"\x04code\x18\x03 \x01(\tB\x04\xe8\xab\x19\x10R\x04code\"T\n" +
 	"\x17AnswerChallengeResponse\x129\n" +
 	"\vhold_status\x18\x01 \x01(\x0e2\x18.interbank.v1.HoldStatusR\n" +
 	"holdStatus*\x93\x01\n" +
@@ -2369,6 +2401,7 @@ func file_interbank_v1_authorization_proto_init() {
 	if File_interbank_v1_authorization_proto != nil {
 		return
 	}
+	file_interbank_v1_bounds_proto_init()
 	file_interbank_v1_common_proto_init()
 	file_interbank_v1_order_proto_init()
 	file_interbank_v1_authorization_proto_msgTypes[15].OneofWrappers = []any{

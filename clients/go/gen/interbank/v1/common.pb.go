@@ -172,6 +172,7 @@ type Money struct {
 	// balance may be negative only where a field says so.
 	AmountMinor int64 `protobuf:"varint,1,opt,name=amount_minor,json=amountMinor,proto3" json:"amount_minor,omitempty"`
 	// ISO 4217 alphabetic code in upper case, for example "EUR".
+	// At most 3 bytes.
 	CurrencyCode  string `protobuf:"bytes,2,opt,name=currency_code,json=currencyCode,proto3" json:"currency_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -281,8 +282,10 @@ func (x *PartyRef) GetName() string {
 type AccountRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The bank's code (BIC-like, for example "ALFAXX01").
+	// At most 64 bytes.
 	BankCode string `protobuf:"bytes,1,opt,name=bank_code,json=bankCode,proto3" json:"bank_code,omitempty"`
 	// The bank's public identifier of the account, for example "alice-current".
+	// At most 64 bytes.
 	AccountId     string `protobuf:"bytes,2,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -534,12 +537,15 @@ type SealedPayment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The HPKE encapsulated key (32 bytes) followed by the AES-128-GCM ciphertext
 	// of the instruction bytes.
+	// At most 4096 bytes.
 	SealedInstruction []byte `protobuf:"bytes,1,opt,name=sealed_instruction,json=sealedInstruction,proto3" json:"sealed_instruction,omitempty"`
 	// Ed25519 signature (64 bytes), by the signing key the customer enrolled at
 	// its bank, over the 64-byte message order_digest || SHA-256(instruction bytes).
+	// At most 256 bytes.
 	DualSignature []byte `protobuf:"bytes,2,opt,name=dual_signature,json=dualSignature,proto3" json:"dual_signature,omitempty"`
 	// Identifier of the gateway key the instruction was sealed to, as given in
 	// CreateOrderResponse.
+	// At most 64 bytes.
 	GatewayKeyId  string `protobuf:"bytes,3,opt,name=gateway_key_id,json=gatewayKeyId,proto3" json:"gateway_key_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -676,18 +682,18 @@ var File_interbank_v1_common_proto protoreflect.FileDescriptor
 
 const file_interbank_v1_common_proto_rawDesc = "" +
 	"\n" +
-	"\x19interbank/v1/common.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"O\n" +
+	"\x19interbank/v1/common.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\"U\n" +
 	"\x05Money\x12!\n" +
-	"\famount_minor\x18\x01 \x01(\x03R\vamountMinor\x12#\n" +
-	"\rcurrency_code\x18\x02 \x01(\tR\fcurrencyCode\"K\n" +
+	"\famount_minor\x18\x01 \x01(\x03R\vamountMinor\x12)\n" +
+	"\rcurrency_code\x18\x02 \x01(\tB\x04\xe8\xab\x19\x03R\fcurrencyCode\"K\n" +
 	"\bPartyRef\x12+\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x17.interbank.v1.PartyRoleR\x04role\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"H\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"T\n" +
 	"\n" +
-	"AccountRef\x12\x1b\n" +
-	"\tbank_code\x18\x01 \x01(\tR\bbankCode\x12\x1d\n" +
+	"AccountRef\x12!\n" +
+	"\tbank_code\x18\x01 \x01(\tB\x04\xe8\xab\x19@R\bbankCode\x12#\n" +
 	"\n" +
-	"account_id\x18\x02 \x01(\tR\taccountId\"z\n" +
+	"account_id\x18\x02 \x01(\tB\x04\xe8\xab\x19@R\taccountId\"z\n" +
 	"\x11PaymentInstrument\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.interbank.v1.InstrumentKindR\x04kind\x12\x1b\n" +
 	"\tbank_code\x18\x02 \x01(\tR\bbankCode\x12\x16\n" +
@@ -703,11 +709,11 @@ const file_interbank_v1_common_proto_rawDesc = "" +
 	"\rcustomer_name\x18\x06 \x01(\tR\fcustomerName\x12\x14\n" +
 	"\x05nonce\x18\a \x01(\fR\x05nonce\x129\n" +
 	"\n" +
-	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x8b\x01\n" +
-	"\rSealedPayment\x12-\n" +
-	"\x12sealed_instruction\x18\x01 \x01(\fR\x11sealedInstruction\x12%\n" +
-	"\x0edual_signature\x18\x02 \x01(\fR\rdualSignature\x12$\n" +
-	"\x0egateway_key_id\x18\x03 \x01(\tR\fgatewayKeyId\"\xd3\x01\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x9f\x01\n" +
+	"\rSealedPayment\x124\n" +
+	"\x12sealed_instruction\x18\x01 \x01(\fB\x05\xe8\xab\x19\x80 R\x11sealedInstruction\x12,\n" +
+	"\x0edual_signature\x18\x02 \x01(\fB\x05\xe8\xab\x19\x80\x02R\rdualSignature\x12*\n" +
+	"\x0egateway_key_id\x18\x03 \x01(\tB\x04\xe8\xab\x19@R\fgatewayKeyId\"\xd3\x01\n" +
 	"\n" +
 	"EntryError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
@@ -778,6 +784,7 @@ func file_interbank_v1_common_proto_init() {
 	if File_interbank_v1_common_proto != nil {
 		return
 	}
+	file_interbank_v1_bounds_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -624,6 +624,7 @@ func (x *ListProductsResponse) GetProducts() []*Product {
 type CreateOrderLine struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The product's SKU from ListProducts.
+	// At most 64 bytes.
 	Sku string `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
 	// Units wanted, 1 to 1000.
 	Quantity      int32 `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
@@ -679,8 +680,10 @@ func (x *CreateOrderLine) GetQuantity() int32 {
 type CreateOrderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the client.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// What to buy; at least one line, each SKU at most once.
+	// At most 100 entries.
 	Lines         []*CreateOrderLine `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -798,6 +801,7 @@ func (x *CreateOrderResponse) GetGatewayKeyId() string {
 type GetOrderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The order's id.
+	// At most 128 bytes.
 	OrderId       string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -890,8 +894,10 @@ func (x *GetOrderResponse) GetOrder() *Order {
 type SubmitPaymentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the client.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The order being paid.
+	// At most 128 bytes.
 	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// The sealed instruction and dual signature.
 	Payment       *SealedPayment `protobuf:"bytes,3,opt,name=payment,proto3" json:"payment,omitempty"`
@@ -1000,8 +1006,10 @@ func (x *SubmitPaymentResponse) GetOrder() *Order {
 type CompletePaymentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the client.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The order whose payment to capture.
+	// At most 128 bytes.
 	OrderId       string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1101,8 +1109,10 @@ func (x *CompletePaymentResponse) GetOrder() *Order {
 type CancelOrderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the client.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The order to cancel.
+	// At most 128 bytes.
 	OrderId       string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1202,8 +1212,10 @@ func (x *CancelOrderResponse) GetOrder() *Order {
 type RefundOrderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the merchant's operator.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The order to refund.
+	// At most 128 bytes.
 	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// How much to refund; unset for everything not refunded yet.
 	Amount        *Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
@@ -1321,7 +1333,7 @@ var File_interbank_v1_order_proto protoreflect.FileDescriptor
 
 const file_interbank_v1_order_proto_rawDesc = "" +
 	"\n" +
-	"\x18interbank/v1/order.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/common.proto\"c\n" +
+	"\x18interbank/v1/order.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\x1a\x19interbank/v1/common.proto\"c\n" +
 	"\aProduct\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x122\n" +
@@ -1361,45 +1373,45 @@ const file_interbank_v1_order_proto_rawDesc = "" +
 	"\x0erefunded_total\x18\r \x01(\v2\x13.interbank.v1.MoneyR\rrefundedTotal\"\x15\n" +
 	"\x13ListProductsRequest\"I\n" +
 	"\x14ListProductsResponse\x121\n" +
-	"\bproducts\x18\x01 \x03(\v2\x15.interbank.v1.ProductR\bproducts\"?\n" +
-	"\x0fCreateOrderLine\x12\x10\n" +
-	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1a\n" +
-	"\bquantity\x18\x02 \x01(\x05R\bquantity\"h\n" +
-	"\x12CreateOrderRequest\x12\x1d\n" +
+	"\bproducts\x18\x01 \x03(\v2\x15.interbank.v1.ProductR\bproducts\"E\n" +
+	"\x0fCreateOrderLine\x12\x16\n" +
+	"\x03sku\x18\x01 \x01(\tB\x04\xe8\xab\x19@R\x03sku\x12\x1a\n" +
+	"\bquantity\x18\x02 \x01(\x05R\bquantity\"u\n" +
+	"\x12CreateOrderRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x123\n" +
-	"\x05lines\x18\x02 \x03(\v2\x1d.interbank.v1.CreateOrderLineR\x05lines\"\x94\x01\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x129\n" +
+	"\x05lines\x18\x02 \x03(\v2\x1d.interbank.v1.CreateOrderLineB\x04\xf0\xab\x19dR\x05lines\"\x94\x01\n" +
 	"\x13CreateOrderResponse\x12)\n" +
 	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\x12,\n" +
 	"\x12gateway_public_key\x18\x02 \x01(\fR\x10gatewayPublicKey\x12$\n" +
-	"\x0egateway_key_id\x18\x03 \x01(\tR\fgatewayKeyId\",\n" +
-	"\x0fGetOrderRequest\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"=\n" +
+	"\x0egateway_key_id\x18\x03 \x01(\tR\fgatewayKeyId\"3\n" +
+	"\x0fGetOrderRequest\x12 \n" +
+	"\border_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\aorderId\"=\n" +
 	"\x10GetOrderResponse\x12)\n" +
-	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\"\x87\x01\n" +
-	"\x14SubmitPaymentRequest\x12\x1d\n" +
+	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\"\x95\x01\n" +
+	"\x14SubmitPaymentRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
-	"\border_id\x18\x02 \x01(\tR\aorderId\x125\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12 \n" +
+	"\border_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\aorderId\x125\n" +
 	"\apayment\x18\x03 \x01(\v2\x1b.interbank.v1.SealedPaymentR\apayment\"B\n" +
 	"\x15SubmitPaymentResponse\x12)\n" +
-	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\"R\n" +
-	"\x16CompletePaymentRequest\x12\x1d\n" +
+	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\"`\n" +
+	"\x16CompletePaymentRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
-	"\border_id\x18\x02 \x01(\tR\aorderId\"D\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12 \n" +
+	"\border_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\aorderId\"D\n" +
 	"\x17CompletePaymentResponse\x12)\n" +
-	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\"N\n" +
-	"\x12CancelOrderRequest\x12\x1d\n" +
+	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\"\\\n" +
+	"\x12CancelOrderRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
-	"\border_id\x18\x02 \x01(\tR\aorderId\"@\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12 \n" +
+	"\border_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\aorderId\"@\n" +
 	"\x13CancelOrderResponse\x12)\n" +
-	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\"{\n" +
-	"\x12RefundOrderRequest\x12\x1d\n" +
+	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\"\x89\x01\n" +
+	"\x12RefundOrderRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
-	"\border_id\x18\x02 \x01(\tR\aorderId\x12+\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12 \n" +
+	"\border_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\aorderId\x12+\n" +
 	"\x06amount\x18\x03 \x01(\v2\x13.interbank.v1.MoneyR\x06amount\"]\n" +
 	"\x13RefundOrderResponse\x12)\n" +
 	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\x12\x1b\n" +
@@ -1521,6 +1533,7 @@ func file_interbank_v1_order_proto_init() {
 	if File_interbank_v1_order_proto != nil {
 		return
 	}
+	file_interbank_v1_bounds_proto_init()
 	file_interbank_v1_common_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -142,24 +142,31 @@ type CreditTransfer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Instruction id (InstrId), unique per debtor agent; also the idempotency
 	// scope of the transfer at every hop.
+	// At most 128 bytes.
 	InstructionId string `protobuf:"bytes,1,opt,name=instruction_id,json=instructionId,proto3" json:"instruction_id,omitempty"`
 	// End-to-end id (EndToEndId): the merchant's order id.
+	// At most 128 bytes.
 	EndToEndId string `protobuf:"bytes,2,opt,name=end_to_end_id,json=endToEndId,proto3" json:"end_to_end_id,omitempty"`
 	// Interbank settlement amount (IntrBkSttlmAmt).
 	Amount *Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
 	// Debtor agent (DbtrAgt): the issuer's bank code.
+	// At most 64 bytes.
 	DebtorAgent string `protobuf:"bytes,4,opt,name=debtor_agent,json=debtorAgent,proto3" json:"debtor_agent,omitempty"`
 	// Debtor account (DbtrAcct) by public account id, never an instrument number.
 	DebtorAccount *AccountRef `protobuf:"bytes,5,opt,name=debtor_account,json=debtorAccount,proto3" json:"debtor_account,omitempty"`
 	// Debtor name (Dbtr/Nm).
+	// At most 140 bytes.
 	DebtorName string `protobuf:"bytes,6,opt,name=debtor_name,json=debtorName,proto3" json:"debtor_name,omitempty"`
 	// Creditor agent (CdtrAgt): the acquirer's bank code.
+	// At most 64 bytes.
 	CreditorAgent string `protobuf:"bytes,7,opt,name=creditor_agent,json=creditorAgent,proto3" json:"creditor_agent,omitempty"`
 	// Creditor account (CdtrAcct): the merchant's account at the acquirer.
 	CreditorAccount *AccountRef `protobuf:"bytes,8,opt,name=creditor_account,json=creditorAccount,proto3" json:"creditor_account,omitempty"`
 	// Creditor name (Cdtr/Nm).
+	// At most 140 bytes.
 	CreditorName string `protobuf:"bytes,9,opt,name=creditor_name,json=creditorName,proto3" json:"creditor_name,omitempty"`
 	// Remittance information (RmtInf/Ustrd), free text shown on statements.
+	// At most 140 bytes.
 	RemittanceInformation string `protobuf:"bytes,10,opt,name=remittance_information,json=remittanceInformation,proto3" json:"remittance_information,omitempty"`
 	// When the debtor agent created the instruction (CreDtTm).
 	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
@@ -278,18 +285,24 @@ func (x *CreditTransfer) GetCreatedAt() *timestamppb.Timestamp {
 type PaymentReturn struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Return identifier (RtrId), unique per returning agent.
+	// At most 128 bytes.
 	ReturnId string `protobuf:"bytes,1,opt,name=return_id,json=returnId,proto3" json:"return_id,omitempty"`
 	// Instruction id of the original transfer (OrgnlInstrId).
+	// At most 128 bytes.
 	OriginalInstructionId string `protobuf:"bytes,2,opt,name=original_instruction_id,json=originalInstructionId,proto3" json:"original_instruction_id,omitempty"`
 	// End-to-end id of the original transfer (OrgnlEndToEndId).
+	// At most 128 bytes.
 	OriginalEndToEndId string `protobuf:"bytes,3,opt,name=original_end_to_end_id,json=originalEndToEndId,proto3" json:"original_end_to_end_id,omitempty"`
 	// Returned amount (RtrdIntrBkSttlmAmt); at most the original less earlier returns.
 	Amount *Money `protobuf:"bytes,4,opt,name=amount,proto3" json:"amount,omitempty"`
 	// Agent returning the money: the original creditor agent.
+	// At most 64 bytes.
 	ReturningAgent string `protobuf:"bytes,5,opt,name=returning_agent,json=returningAgent,proto3" json:"returning_agent,omitempty"`
 	// Agent receiving the money: the original debtor agent.
+	// At most 64 bytes.
 	ReceivingAgent string `protobuf:"bytes,6,opt,name=receiving_agent,json=receivingAgent,proto3" json:"receiving_agent,omitempty"`
 	// Return reason code (RtrRsn/Cd), for example "CUST" for a customer refund.
+	// At most 64 bytes.
 	ReasonCode    string `protobuf:"bytes,7,opt,name=reason_code,json=reasonCode,proto3" json:"reason_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -378,6 +391,7 @@ func (x *PaymentReturn) GetReasonCode() string {
 type SubmitCreditTransferRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the debtor agent.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The transfer; debtor_agent must be the caller's own bank code.
 	Transfer      *CreditTransfer `protobuf:"bytes,2,opt,name=transfer,proto3" json:"transfer,omitempty"`
@@ -507,6 +521,7 @@ type SubmitCreditTransfersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 1 to 256 entries, each a whole SubmitCreditTransfer request with its own
 	// request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+	// At most 256 entries.
 	Entries       []*SubmitCreditTransferRequest `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -686,6 +701,7 @@ func (*SubmitCreditTransferResult_Error) isSubmitCreditTransferResult_Outcome() 
 type SubmitPaymentReturnRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the returning agent.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The return; returning_agent must be the caller's own bank code.
 	PaymentReturn *PaymentReturn `protobuf:"bytes,2,opt,name=payment_return,json=paymentReturn,proto3" json:"payment_return,omitempty"`
@@ -814,6 +830,7 @@ func (x *SubmitPaymentReturnResponse) GetWindowId() string {
 type GetTransferStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The transfer's instruction id.
+	// At most 128 bytes.
 	InstructionId string `protobuf:"bytes,1,opt,name=instruction_id,json=instructionId,proto3" json:"instruction_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1088,6 +1105,7 @@ func (x *SettlementWindow) GetSettledAt() *timestamppb.Timestamp {
 type GetSettlementWindowRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The window id; empty for the open window.
+	// At most 128 bytes.
 	WindowId      string `protobuf:"bytes,1,opt,name=window_id,json=windowId,proto3" json:"window_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1180,6 +1198,7 @@ func (x *GetSettlementWindowResponse) GetWindow() *SettlementWindow {
 type CloseSettlementWindowRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the caller.
+	// At most 128 bytes.
 	RequestId     string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1273,6 +1292,7 @@ type ReceiveCreditTransferRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the settlement bank: "<debtor_agent>/<instruction_id>",
 	// since instruction ids are unique per debtor agent only.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The transfer.
 	Transfer      *CreditTransfer `protobuf:"bytes,2,opt,name=transfer,proto3" json:"transfer,omitempty"`
@@ -1393,6 +1413,7 @@ type ReceiveCreditTransfersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 1 to 256 entries, each a whole ReceiveCreditTransfer request with its own
 	// request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+	// At most 256 entries.
 	Entries       []*ReceiveCreditTransferRequest `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1573,6 +1594,7 @@ type ReceivePaymentReturnRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key chosen by the settlement bank: "<returning_agent>/<return_id>",
 	// since return ids are unique per returning agent only.
+	// At most 128 bytes.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The return.
 	PaymentReturn *PaymentReturn `protobuf:"bytes,2,opt,name=payment_return,json=paymentReturn,proto3" json:"payment_return,omitempty"`
@@ -1692,62 +1714,62 @@ var File_interbank_v1_settlement_proto protoreflect.FileDescriptor
 
 const file_interbank_v1_settlement_proto_rawDesc = "" +
 	"\n" +
-	"\x1dinterbank/v1/settlement.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/common.proto\"\x8f\x04\n" +
-	"\x0eCreditTransfer\x12%\n" +
-	"\x0einstruction_id\x18\x01 \x01(\tR\rinstructionId\x12!\n" +
-	"\rend_to_end_id\x18\x02 \x01(\tR\n" +
+	"\x1dinterbank/v1/settlement.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\x1a\x19interbank/v1/common.proto\"\xbe\x04\n" +
+	"\x0eCreditTransfer\x12,\n" +
+	"\x0einstruction_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\rinstructionId\x12(\n" +
+	"\rend_to_end_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\n" +
 	"endToEndId\x12+\n" +
-	"\x06amount\x18\x03 \x01(\v2\x13.interbank.v1.MoneyR\x06amount\x12!\n" +
-	"\fdebtor_agent\x18\x04 \x01(\tR\vdebtorAgent\x12?\n" +
-	"\x0edebtor_account\x18\x05 \x01(\v2\x18.interbank.v1.AccountRefR\rdebtorAccount\x12\x1f\n" +
-	"\vdebtor_name\x18\x06 \x01(\tR\n" +
-	"debtorName\x12%\n" +
-	"\x0ecreditor_agent\x18\a \x01(\tR\rcreditorAgent\x12C\n" +
-	"\x10creditor_account\x18\b \x01(\v2\x18.interbank.v1.AccountRefR\x0fcreditorAccount\x12#\n" +
-	"\rcreditor_name\x18\t \x01(\tR\fcreditorName\x125\n" +
+	"\x06amount\x18\x03 \x01(\v2\x13.interbank.v1.MoneyR\x06amount\x12'\n" +
+	"\fdebtor_agent\x18\x04 \x01(\tB\x04\xe8\xab\x19@R\vdebtorAgent\x12?\n" +
+	"\x0edebtor_account\x18\x05 \x01(\v2\x18.interbank.v1.AccountRefR\rdebtorAccount\x12&\n" +
+	"\vdebtor_name\x18\x06 \x01(\tB\x05\xe8\xab\x19\x8c\x01R\n" +
+	"debtorName\x12+\n" +
+	"\x0ecreditor_agent\x18\a \x01(\tB\x04\xe8\xab\x19@R\rcreditorAgent\x12C\n" +
+	"\x10creditor_account\x18\b \x01(\v2\x18.interbank.v1.AccountRefR\x0fcreditorAccount\x12*\n" +
+	"\rcreditor_name\x18\t \x01(\tB\x05\xe8\xab\x19\x8c\x01R\fcreditorName\x12<\n" +
 	"\x16remittance_information\x18\n" +
-	" \x01(\tR\x15remittanceInformation\x129\n" +
+	" \x01(\tB\x05\xe8\xab\x19\x8c\x01R\x15remittanceInformation\x129\n" +
 	"\n" +
-	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xb8\x02\n" +
-	"\rPaymentReturn\x12\x1b\n" +
-	"\treturn_id\x18\x01 \x01(\tR\breturnId\x126\n" +
-	"\x17original_instruction_id\x18\x02 \x01(\tR\x15originalInstructionId\x122\n" +
-	"\x16original_end_to_end_id\x18\x03 \x01(\tR\x12originalEndToEndId\x12+\n" +
-	"\x06amount\x18\x04 \x01(\v2\x13.interbank.v1.MoneyR\x06amount\x12'\n" +
-	"\x0freturning_agent\x18\x05 \x01(\tR\x0ereturningAgent\x12'\n" +
-	"\x0freceiving_agent\x18\x06 \x01(\tR\x0ereceivingAgent\x12\x1f\n" +
-	"\vreason_code\x18\a \x01(\tR\n" +
-	"reasonCode\"v\n" +
-	"\x1bSubmitCreditTransferRequest\x12\x1d\n" +
+	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xdf\x02\n" +
+	"\rPaymentReturn\x12\"\n" +
+	"\treturn_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\breturnId\x12=\n" +
+	"\x17original_instruction_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\x15originalInstructionId\x129\n" +
+	"\x16original_end_to_end_id\x18\x03 \x01(\tB\x05\xe8\xab\x19\x80\x01R\x12originalEndToEndId\x12+\n" +
+	"\x06amount\x18\x04 \x01(\v2\x13.interbank.v1.MoneyR\x06amount\x12-\n" +
+	"\x0freturning_agent\x18\x05 \x01(\tB\x04\xe8\xab\x19@R\x0ereturningAgent\x12-\n" +
+	"\x0freceiving_agent\x18\x06 \x01(\tB\x04\xe8\xab\x19@R\x0ereceivingAgent\x12%\n" +
+	"\vreason_code\x18\a \x01(\tB\x04\xe8\xab\x19@R\n" +
+	"reasonCode\"}\n" +
+	"\x1bSubmitCreditTransferRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x128\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x128\n" +
 	"\btransfer\x18\x02 \x01(\v2\x1c.interbank.v1.CreditTransferR\btransfer\"\xb9\x01\n" +
 	"\x1cSubmitCreditTransferResponse\x12%\n" +
 	"\x0einstruction_id\x18\x01 \x01(\tR\rinstructionId\x124\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1c.interbank.v1.TransferStatusR\x06status\x12\x1f\n" +
 	"\vreason_code\x18\x03 \x01(\tR\n" +
 	"reasonCode\x12\x1b\n" +
-	"\twindow_id\x18\x04 \x01(\tR\bwindowId\"c\n" +
-	"\x1cSubmitCreditTransfersRequest\x12C\n" +
-	"\aentries\x18\x01 \x03(\v2).interbank.v1.SubmitCreditTransferRequestR\aentries\"c\n" +
+	"\twindow_id\x18\x04 \x01(\tR\bwindowId\"j\n" +
+	"\x1cSubmitCreditTransfersRequest\x12J\n" +
+	"\aentries\x18\x01 \x03(\v2).interbank.v1.SubmitCreditTransferRequestB\x05\xf0\xab\x19\x80\x02R\aentries\"c\n" +
 	"\x1dSubmitCreditTransfersResponse\x12B\n" +
 	"\aresults\x18\x01 \x03(\v2(.interbank.v1.SubmitCreditTransferResultR\aresults\"\x9f\x01\n" +
 	"\x1aSubmitCreditTransferResult\x12D\n" +
 	"\x06report\x18\x01 \x01(\v2*.interbank.v1.SubmitCreditTransferResponseH\x00R\x06report\x120\n" +
 	"\x05error\x18\x02 \x01(\v2\x18.interbank.v1.EntryErrorH\x00R\x05errorB\t\n" +
-	"\aoutcome\"\x7f\n" +
-	"\x1aSubmitPaymentReturnRequest\x12\x1d\n" +
+	"\aoutcome\"\x86\x01\n" +
+	"\x1aSubmitPaymentReturnRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12B\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12B\n" +
 	"\x0epayment_return\x18\x02 \x01(\v2\x1b.interbank.v1.PaymentReturnR\rpaymentReturn\"\xae\x01\n" +
 	"\x1bSubmitPaymentReturnResponse\x12\x1b\n" +
 	"\treturn_id\x18\x01 \x01(\tR\breturnId\x124\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1c.interbank.v1.TransferStatusR\x06status\x12\x1f\n" +
 	"\vreason_code\x18\x03 \x01(\tR\n" +
 	"reasonCode\x12\x1b\n" +
-	"\twindow_id\x18\x04 \x01(\tR\bwindowId\"A\n" +
-	"\x18GetTransferStatusRequest\x12%\n" +
-	"\x0einstruction_id\x18\x01 \x01(\tR\rinstructionId\"\x99\x01\n" +
+	"\twindow_id\x18\x04 \x01(\tR\bwindowId\"H\n" +
+	"\x18GetTransferStatusRequest\x12,\n" +
+	"\x0einstruction_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\rinstructionId\"\x99\x01\n" +
 	"\x19GetTransferStatusResponse\x12%\n" +
 	"\x0einstruction_id\x18\x01 \x01(\tR\rinstructionId\x124\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1c.interbank.v1.TransferStatusR\x06status\x12\x1f\n" +
@@ -1765,36 +1787,36 @@ const file_interbank_v1_settlement_proto_rawDesc = "" +
 	"\x0etransfer_count\x18\x05 \x01(\x03R\rtransferCount\x127\n" +
 	"\tpositions\x18\x06 \x03(\v2\x19.interbank.v1.NetPositionR\tpositions\x129\n" +
 	"\n" +
-	"settled_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tsettledAt\"9\n" +
-	"\x1aGetSettlementWindowRequest\x12\x1b\n" +
-	"\twindow_id\x18\x01 \x01(\tR\bwindowId\"U\n" +
+	"settled_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tsettledAt\"@\n" +
+	"\x1aGetSettlementWindowRequest\x12\"\n" +
+	"\twindow_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\bwindowId\"U\n" +
 	"\x1bGetSettlementWindowResponse\x126\n" +
-	"\x06window\x18\x01 \x01(\v2\x1e.interbank.v1.SettlementWindowR\x06window\"=\n" +
-	"\x1cCloseSettlementWindowRequest\x12\x1d\n" +
+	"\x06window\x18\x01 \x01(\v2\x1e.interbank.v1.SettlementWindowR\x06window\"D\n" +
+	"\x1cCloseSettlementWindowRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\"W\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\"W\n" +
 	"\x1dCloseSettlementWindowResponse\x126\n" +
-	"\x06window\x18\x01 \x01(\v2\x1e.interbank.v1.SettlementWindowR\x06window\"w\n" +
-	"\x1cReceiveCreditTransferRequest\x12\x1d\n" +
+	"\x06window\x18\x01 \x01(\v2\x1e.interbank.v1.SettlementWindowR\x06window\"~\n" +
+	"\x1cReceiveCreditTransferRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x128\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x128\n" +
 	"\btransfer\x18\x02 \x01(\v2\x1c.interbank.v1.CreditTransferR\btransfer\"\x9d\x01\n" +
 	"\x1dReceiveCreditTransferResponse\x12%\n" +
 	"\x0einstruction_id\x18\x01 \x01(\tR\rinstructionId\x124\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1c.interbank.v1.TransferStatusR\x06status\x12\x1f\n" +
 	"\vreason_code\x18\x03 \x01(\tR\n" +
-	"reasonCode\"e\n" +
-	"\x1dReceiveCreditTransfersRequest\x12D\n" +
-	"\aentries\x18\x01 \x03(\v2*.interbank.v1.ReceiveCreditTransferRequestR\aentries\"e\n" +
+	"reasonCode\"l\n" +
+	"\x1dReceiveCreditTransfersRequest\x12K\n" +
+	"\aentries\x18\x01 \x03(\v2*.interbank.v1.ReceiveCreditTransferRequestB\x05\xf0\xab\x19\x80\x02R\aentries\"e\n" +
 	"\x1eReceiveCreditTransfersResponse\x12C\n" +
 	"\aresults\x18\x01 \x03(\v2).interbank.v1.ReceiveCreditTransferResultR\aresults\"\xa1\x01\n" +
 	"\x1bReceiveCreditTransferResult\x12E\n" +
 	"\x06report\x18\x01 \x01(\v2+.interbank.v1.ReceiveCreditTransferResponseH\x00R\x06report\x120\n" +
 	"\x05error\x18\x02 \x01(\v2\x18.interbank.v1.EntryErrorH\x00R\x05errorB\t\n" +
-	"\aoutcome\"\x80\x01\n" +
-	"\x1bReceivePaymentReturnRequest\x12\x1d\n" +
+	"\aoutcome\"\x87\x01\n" +
+	"\x1bReceivePaymentReturnRequest\x12$\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12B\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12B\n" +
 	"\x0epayment_return\x18\x02 \x01(\v2\x1b.interbank.v1.PaymentReturnR\rpaymentReturn\"\x92\x01\n" +
 	"\x1cReceivePaymentReturnResponse\x12\x1b\n" +
 	"\treturn_id\x18\x01 \x01(\tR\breturnId\x124\n" +
@@ -1930,6 +1952,7 @@ func file_interbank_v1_settlement_proto_init() {
 	if File_interbank_v1_settlement_proto != nil {
 		return
 	}
+	file_interbank_v1_bounds_proto_init()
 	file_interbank_v1_common_proto_init()
 	file_interbank_v1_settlement_proto_msgTypes[6].OneofWrappers = []any{
 		(*SubmitCreditTransferResult_Report)(nil),
