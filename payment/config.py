@@ -132,7 +132,14 @@ class LimitsConfig:
     """How long a request_id's result is kept (and replayed); older ones are pruned."""
     max_concurrent_streams: int = 100
     """Concurrent RPCs a node serves on one connection (HTTP/2 MAX_CONCURRENT_STREAMS);
-    a client's further calls wait for a free stream."""
+    a client's further calls wait for a free stream (until their deadline): the node
+    never resets a stream for being over it once the client has its settings."""
+    max_concurrent_calls_per_caller: int = 256
+    """Calls one participant (by its certificate identity) may have in progress on a node
+    at once, over all its connections; an open stream (a subscription, a device inbox)
+    counts until it ends. A call beyond it is refused at once, RESOURCE_EXHAUSTED /
+    TOO_MANY_CONCURRENT_CALLS with retry_after_seconds. Nodes stay far below it: concurrent
+    payments share batched calls between nodes, and `make bench` runs 64 at once."""
     challenge_answers_per_minute: int = 10
     """AnswerChallenge calls one customer may make per minute; more are RESOURCE_EXHAUSTED."""
     failed_authentications_per_minute: int = 10

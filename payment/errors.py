@@ -9,6 +9,7 @@ Hierarchy::
      +-- NotFound               NOT_FOUND         ORDER_NOT_FOUND, HOLD_NOT_FOUND
      +-- AlreadyExists          ALREADY_EXISTS    IDEMPOTENCY_KEY_REUSED
      +-- FailedPrecondition     FAILED_PRECONDITION INSUFFICIENT_FUNDS, ORDER_ALREADY_PAID
+     +-- OutOfRange             OUT_OF_RANGE      CURSOR_BEYOND_END
      +-- PermissionDenied       PERMISSION_DENIED ROLE_NOT_ALLOWED, ACCOUNT_NOT_HELD_BY_CALLER
      +-- Unauthenticated        UNAUTHENTICATED   CERTIFICATE_REVOKED, FOREIGN_TRUST_DOMAIN
      +-- Unavailable            UNAVAILABLE       PEER_UNAVAILABLE
@@ -38,6 +39,7 @@ __all__ = [
     "Internal",
     "InvalidArgument",
     "NotFound",
+    "OutOfRange",
     "PaynetError",
     "PermissionDenied",
     "RemoteError",
@@ -106,6 +108,13 @@ class FailedPrecondition(PaynetError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class OutOfRange(PaynetError):
+    """The request reaches past the end of what exists, such as a stream cursor beyond the
+    stream's last event; the caller resynchronises instead of retrying it unchanged."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
 class PermissionDenied(PaynetError):
     """The caller is known but may not do this."""
 
@@ -156,6 +165,7 @@ _BY_CODE: dict[grpc.StatusCode, type[PaynetError]] = {
         NotFound,
         AlreadyExists,
         FailedPrecondition,
+        OutOfRange,
         PermissionDenied,
         Unauthenticated,
         ResourceExhausted,

@@ -5,7 +5,10 @@ Order on every call, outermost first:
 1. :class:`AccessLog` - one canonical log line per RPC.
 2. :class:`PeerAuthorization` - identity from the peer certificate, CRL check,
    role -> RPC table.
-3. :class:`ErrorMapping` - domain errors to status + ErrorInfo; anything
+3. :class:`payment.admission.CallLimit` - at most ``[limits]
+   max_concurrent_calls_per_caller`` calls in progress per caller
+   (RESOURCE_EXHAUSTED / TOO_MANY_CONCURRENT_CALLS).
+4. :class:`ErrorMapping` - domain errors to status + ErrorInfo; anything
    unexpected to INTERNAL without a stack trace to the caller; a request whose
    bytes do not parse as the method's message to INVALID_ARGUMENT
    (REQUEST_MALFORMED), and one with a field over its contract's bound
@@ -48,7 +51,17 @@ from payment.identity import (
 from payment.logs import get_logger
 from payment.ratelimit import SlidingWindow
 
-__all__ = ["AccessLog", "ErrorMapping", "PeerAuthorization", "RefusedRequest", "abort_with"]
+__all__ = [
+    "AccessLog",
+    "ErrorMapping",
+    "MethodWrapper",
+    "PeerAuthorization",
+    "RefusedRequest",
+    "Stream",
+    "Unary",
+    "abort_with",
+    "rewrap",
+]
 
 _log = get_logger("paynet.rpc")
 
@@ -114,7 +127,7 @@ async def abort_with(context: grpc.aio.ServicerContext, error: errors.PaynetErro
     )
 
 
-def _rewrap(
+def rewrap(
     handler: grpc.RpcMethodHandler | None,
     unary: Callable[[Unary], Unary],
     stream: Callable[[Stream], Stream],
@@ -146,7 +159,7 @@ def _rewrap(
     return handler
 
 
-class _MethodWrapper(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class MethodWrapper(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """An interceptor that wraps each method's handler once and reuses it.
 
     Only found methods are kept, so calls to unknown names cannot grow the table.
@@ -172,7 +185,7 @@ class _MethodWrapper(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """The method's handler with this interceptor's behaviour around it."""
 
 
-class AccessLog(_MethodWrapper):
+class AccessLog(MethodWrapper):
     """Logs one line per RPC: method, peer identity and certificate serial, request id,
     status, duration.
 
@@ -240,10 +253,10 @@ class AccessLog(_MethodWrapper):
 
             return logged
 
-        return _rewrap(handler, unary, stream)
+        return rewrap(handler, unary, stream)
 
 
-class PeerAuthorization(_MethodWrapper):
+class PeerAuthorization(MethodWrapper):
     """Authenticates the caller by its certificate and authorizes the RPC by its role.
 
     Refuses with UNAUTHENTICATED a call without a certificate identity, from
@@ -359,10 +372,10 @@ class PeerAuthorization(_MethodWrapper):
 
             return guarded
 
-        return _rewrap(handler, unary, stream)
+        return rewrap(handler, unary, stream)
 
 
-class ErrorMapping(_MethodWrapper):
+class ErrorMapping(MethodWrapper):
     """Turns domain errors into status + ErrorInfo, and surprises into INTERNAL."""
 
     async def _fail(self, context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
@@ -414,4 +427,4 @@ class ErrorMapping(_MethodWrapper):
 
             return mapped
 
-        return _rewrap(handler, unary, stream, tolerant=True)
+        return rewrap(handler, unary, stream, tolerant=True)

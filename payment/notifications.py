@@ -6,9 +6,12 @@ subscriber the events addressed to its certificate identity, after the
 sequence number it asks for, then waits for new ones. A subscription that is
 accepted answers its headers at once (``paynet-subscribed-after`` names the
 sequence it resumes after), so a subscriber knows it is live before the first
-event; a negative sequence is refused (FIELD_INVALID). :func:`follow` is the
-subscriber side: it reconnects with backoff and resumes from the last
-sequence seen, so delivery is at least once; callers deduplicate by event id.
+event. A negative sequence is refused (FIELD_INVALID), and so is one beyond the
+subscriber's last event (OUT_OF_RANGE / CURSOR_BEYOND_END, with ``last_sequence``):
+no event can ever come after it, and a stream that waited for one would hold
+a slot of the node for ever. :func:`follow` is the subscriber side: it
+reconnects with backoff and resumes from the last sequence seen, so delivery
+is at least once; callers deduplicate by event id.
 """
 
 from __future__ import annotations
@@ -41,6 +44,15 @@ _WATCH_TIMEOUT_S = 1.0
 """The watch reads the outbox at least this often, commits or not."""
 SUBSCRIBED_HEADER = "paynet-subscribed-after"
 """Initial metadata of an accepted subscription: the sequence it resumes after."""
+_FINAL = frozenset(
+    {
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.OUT_OF_RANGE,
+    }
+)
+"""Refusals :func:`follow` raises: subscribing again the same way would be refused again."""
 
 
 def emit(
@@ -76,6 +88,14 @@ def _events_after(conn: sqlite3.Connection, *, recipient: str, after: int) -> tu
         "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)"
     ).fetchone()[0]
     return [(int(seq), bytes(blob)) for seq, blob in rows], int(last)
+
+
+def _last_sequence(conn: sqlite3.Connection, *, recipient: str) -> int:
+    """The sequence of recipient's last event, 0 if it has none."""
+    row = conn.execute(
+        "SELECT coalesce(max(sequence), 0) FROM outbox WHERE recipient = ?", (recipient,)
+    ).fetchone()
+    return int(row[0])
 
 
 def _all_after(conn: sqlite3.Connection, *, after: int) -> list[tuple[int, str, bytes]]:
@@ -209,6 +229,18 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
                 field="after_sequence",
             )
         cursor = request.after_sequence
+        if cursor > 0:
+            # Sequences grow for ever, so a cursor is one of the recipient's own
+            # events; beyond the last of them it names nothing that exists.
+            last = await self._store.read(partial(_last_sequence, recipient=recipient))
+            if cursor > last:
+                raise errors.OutOfRange(
+                    "CURSOR_BEYOND_END",
+                    f"after_sequence {cursor} is beyond your last event ({last}); pass the "
+                    "sequence of the last event you processed, or 0 for all of them",
+                    field="after_sequence",
+                    last_sequence=last,
+                )
         await context.send_initial_metadata(((SUBSCRIBED_HEADER, str(cursor)),))
         handed: tuple[Rows, int] | None = None
         while True:
@@ -238,6 +270,8 @@ async def follow(
 
     Yields each event once per delivery; a reconnect never skips an event but
     may repeat none, since it resumes strictly after the last sequence yielded.
+    A refusal that resubscribing cannot cure (an invalid or out-of-range cursor,
+    a caller the node does not let in) is raised.
     """
     cursor = after_sequence
     backoff = 0.1
@@ -249,7 +283,7 @@ async def follow(
                 cursor = event.sequence
                 yield event
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+            if exc.code() in _FINAL:
                 raise
             _log.info("subscription.reconnecting", status=exc.code().name, after_sequence=cursor)
         await asyncio.sleep(backoff * (0.5 + random.random()))

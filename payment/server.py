@@ -1,7 +1,8 @@
 """The one server factory every node uses, and the loop that serves a node.
 
 :func:`create_server` builds a ``grpc.aio`` server with mutual TLS, the
-access-log, identity/authorization and error-mapping interceptors,
+access-log, identity/authorization, per-caller call limit and error-mapping
+interceptors,
 ``grpc.health.v1`` always, and server reflection when the network file turns it
 on. It returns the server and the bound port, so tests can bind port 0.
 """
@@ -18,6 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from payment.admission import CallLimit
 from payment.config import NetworkConfig, NodeConfig, Role
 from payment.identity import RevocationList
 from payment.interceptors import AccessLog, ErrorMapping, PeerAuthorization
@@ -102,6 +104,7 @@ async def create_server(
         interceptors=[
             AccessLog(),
             PeerAuthorization(network, RevocationList(pki.crl, pki.ca_cert)),
+            CallLimit(network.limits.max_concurrent_calls_per_caller),
             ErrorMapping(),
         ],
         options=(

@@ -59,8 +59,16 @@ SERVER_OPTIONS: Sequence[tuple[str, int]] = (
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.so_reuseport", 0),
+    # A connection's stream limit (grpc.max_concurrent_streams) counts the streams open
+    # on the wire, as HTTP/2 says, so a client over it waits for a free stream. gRPC's
+    # default ("overload protection") also counts streams closed on the wire that the
+    # server has yet to free, and resets the client's next streams with REFUSED_STREAM,
+    # which its callers see as UNAVAILABLE without a reason. Each caller's calls in
+    # progress are bounded by payment.admission.CallLimit instead.
+    ("grpc.http.overload_protection", 0),
 )
-"""Options of every server: CHANNEL_OPTIONS' pings are welcome; one server per port."""
+"""Options of every server: CHANNEL_OPTIONS' pings are welcome; one server per port; a
+client over a connection's stream limit waits for a stream instead of having it reset."""
 
 
 @dataclass(frozen=True, repr=False)

@@ -18,7 +18,7 @@ from interbank.v1 import notification_pb2, notification_pb2_grpc
 from payment import fanoutbench
 from payment.errors import error_info
 from payment.fanoutbench import InboxNode
-from payment.notifications import SUBSCRIBED_HEADER
+from payment.notifications import SUBSCRIBED_HEADER, follow
 
 FOLLOWERS = tuple(f"follower{i}" for i in range(30))
 
@@ -182,3 +182,49 @@ def test_the_fanout_bench_delivers_every_event_once_with_one_read_per_commit(cap
     assert result["reads_per_commit"] <= 2, result
     assert result["p99_ms"] >= result["p50_ms"] > 0
     assert out[0].startswith("notification fan-out: 12 followers, 120 events in ")
+
+
+async def refusal(node: InboxNode, customer: str, after: int) -> grpc.aio.AioRpcError:
+    """The error a subscription after a sequence ends with, at once."""
+    async with node.channel(customer) as channel:
+        stub = notification_pb2_grpc.NotificationServiceStub(channel)
+        call = stub.Subscribe(notification_pb2.SubscribeRequest(after_sequence=after))
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await asyncio.wait_for(call.read(), 10)
+        return raised.value
+
+
+async def test_a_cursor_beyond_the_end_of_the_stream_is_refused_with_the_last_sequence(
+    node: InboxNode,
+) -> None:
+    await node.emit(("follower0", "a0"), ("follower1", "b0"), ("follower0", "a1"))
+    follower = await subscribe(node, "follower0")
+    await asyncio.wait_for(follower.until(2), 10)
+    last = follower.events[-1].sequence
+    follower.call.cancel()
+    # Resuming after the last event received is accepted, and waits for the next.
+    resumed = await subscribe(node, "follower0", after=last)
+    resumed.call.cancel()
+    other = last - 1  # follower1's one event; follower0's last is beyond follower1's end
+    for customer, after, end in (
+        ("follower0", last + 1, last),
+        ("follower0", 2**63 - 1, last),
+        ("follower1", last, other),
+        ("follower2", 1, 0),  # no event yet: only 0 is a valid cursor
+    ):
+        refused = await refusal(node, customer, after)
+        assert refused.code() == grpc.StatusCode.OUT_OF_RANGE, (customer, after)
+        info = error_info(refused)
+        assert info is not None and info.reason == "CURSOR_BEYOND_END"
+        assert info.metadata["last_sequence"] == str(end)
+        assert info.metadata["field"] == "after_sequence"
+
+
+async def test_follow_raises_a_cursor_beyond_the_end_instead_of_resubscribing_for_ever(
+    node: InboxNode,
+) -> None:
+    async with node.channel("follower0") as channel:
+        stub = notification_pb2_grpc.NotificationServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await asyncio.wait_for(anext(follow(stub, after_sequence=10)), 10)
+    assert raised.value.code() == grpc.StatusCode.OUT_OF_RANGE

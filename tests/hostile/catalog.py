@@ -1014,7 +1014,7 @@ def _single_specs() -> list[RpcSpec]:
                 lambda w: messages(
                     notification_pb2.SubscribeRequest.DESCRIPTOR, {"after_sequence": int64s()}
                 ),
-                {FIELD_INVALID},
+                {FIELD_INVALID, ("OUT_OF_RANGE", "CURSOR_BEYOND_END")},
                 may_succeed=True,
                 streaming=True,
                 max_examples=60,

@@ -1482,7 +1482,7 @@ BOUNDARIES: list[Boundary] = [
             ("minus-1", -1, "INVALID_ARGUMENT", "FIELD_INVALID"),
             ("int64-min", INT64_MIN, "INVALID_ARGUMENT", "FIELD_INVALID"),
             ("zero", 0, "OK", None),
-            ("int64-max", INT64_MAX, "OK", None),
+            ("int64-max", INT64_MAX, "OUT_OF_RANGE", "CURSOR_BEYOND_END"),
         )
     ),
     # -- AccountService -------------------------------------------------------------------
