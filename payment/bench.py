@@ -55,7 +55,7 @@ from payment.customer import Customer
 from payment.devnet import add_customers, free_ports, write_dev_network
 from payment.echo import ECHO_METHOD, FORWARD_METHOD, EchoWiring, flow_wiring
 from payment.errors import PaynetError
-from payment.launcher import LocalNetwork
+from payment.launcher import LocalNetwork, read_lines
 from payment.pki import Pki, init_pki
 from payment.tls import TlsIdentity, secure_channel
 
@@ -307,7 +307,7 @@ class EchoServers:
             )
             self._procs.append(proc)
             assert proc.stdout is not None
-            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            line = await asyncio.wait_for(anext(read_lines(proc.stdout)), 30)
             if line.strip() != b"listening":
                 raise RuntimeError(f"echo server {i} did not start")
         tls = TlsIdentity.load(self._pki, self._names[0])

@@ -4,6 +4,9 @@
 ``paynet serve`` for each node, prefixes and relays their logs, waits until
 each reports SERVING over mTLS, notices a node that dies, and stops them all
 with SIGTERM (SIGKILL after a grace period).
+
+A node's output is read with :func:`read_lines`, which survives a line of any
+length: a reader that died on one would leave the node blocked on a full pipe.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -26,7 +29,55 @@ from payment.config import NetworkConfig, NodeConfig
 from payment.pki import Pki
 from payment.tls import TlsIdentity, secure_channel
 
-__all__ = ["HealthReport", "LocalNetwork", "NodeDied", "check_health"]
+__all__ = [
+    "MAX_RELAYED_LINE_BYTES",
+    "HealthReport",
+    "LocalNetwork",
+    "NodeDied",
+    "check_health",
+    "read_lines",
+]
+
+MAX_RELAYED_LINE_BYTES = 64 * 1024
+"""Longest line relayed from a child; a longer one keeps its start and a cut marker."""
+_CHUNK_BYTES = 64 * 1024
+
+
+async def read_lines(
+    stream: asyncio.StreamReader, max_line_bytes: int = MAX_RELAYED_LINE_BYTES
+) -> AsyncIterator[bytes]:
+    """Each line a child writes, newline-terminated, until its end of output, whatever its length.
+
+    A line over max_line_bytes keeps its first max_line_bytes and a marker saying
+    how many bytes were cut (``…[cut 935421 bytes]``), and reading goes on with
+    the next line. Reading in chunks keeps memory bounded and never stops on a
+    long line, as iterating the StreamReader does (its 64 KiB limit raises).
+    """
+    line = bytearray()
+    cut = 0
+
+    def finish() -> bytes:
+        nonlocal cut
+        marker = f"…[cut {cut} bytes]".encode() if cut else b""
+        done = bytes(line) + marker + b"\n"
+        line.clear()
+        cut = 0
+        return done
+
+    def take(part: bytes) -> None:
+        nonlocal cut
+        room = max_line_bytes - len(line)
+        line.extend(part[:room])
+        cut += max(0, len(part) - room)
+
+    while chunk := await stream.read(_CHUNK_BYTES):
+        *ended, rest = chunk.split(b"\n")
+        for part in ended:
+            take(part)
+            yield finish()
+        take(rest)
+    if line or cut:
+        yield finish()
 
 
 class NodeDied(Exception):
@@ -199,23 +250,38 @@ class LocalNetwork:
         return codes
 
     async def _pump(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        """Relay a node's output to its log file and the sink until it ends.
+
+        A destination that fails (a closed sink, a full disk) is dropped, and
+        the node's output is still read: a node never waits on an unread pipe.
+        """
         assert proc.stdout is not None
         log_file = None
         if self._log_dir is not None:
             self._log_dir.mkdir(parents=True, exist_ok=True)
             log_file = (self._log_dir / f"{name}.log").open("ab")
+        sink = self._sink
         width = max(len(n.name) for n in self.network.nodes)
         try:
-            async for line in proc.stdout:
+            async for line in read_lines(proc.stdout):
                 if log_file is not None:
-                    log_file.write(line)
-                    log_file.flush()
-                if self._sink is not None:
-                    self._sink.write(f"{name:<{width}} | {line.decode(errors='replace')}")
-                    self._sink.flush()
+                    try:
+                        log_file.write(line)
+                        log_file.flush()
+                    except OSError:
+                        with contextlib.suppress(OSError):
+                            log_file.close()
+                        log_file = None
+                if sink is not None:
+                    try:
+                        sink.write(f"{name:<{width}} | {line.decode(errors='replace')}")
+                        sink.flush()
+                    except (OSError, ValueError):  # ValueError: the sink is closed
+                        sink = None
         finally:
             if log_file is not None:
-                log_file.close()
+                with contextlib.suppress(OSError):
+                    log_file.close()
 
 
 async def run_until_signal(net: LocalNetwork, on_ready: Callable[[], None] | None = None) -> int:
