@@ -5,7 +5,11 @@ is debited into suspense and a payment return (after pacs.004) referencing the
 original credit transfer is recorded, in one transaction; then it is sent to
 the settlement bank like any outgoing message (:mod:`bank.outgoing`). The
 issuer credits the customer when the return is delivered; a rejected return
-reverses the merchant's debit.
+reverses the merchant's debit; a settled one sends the merchant a RefundNotice
+(:func:`bank.notices.announce_settled_return`), whoever asked for the refund, so
+the merchant's books learn of it even when its node did not ask. The refund of
+a payment from a customer of this same bank is booked inside it
+(:func:`bank.outgoing.book_on_us`), as the payment was.
 
 All returns of a transfer together never exceed it. The return's id is derived
 from the caller and its request id, so a retried request finds its first
@@ -30,6 +34,7 @@ from payment import errors
 from payment.clock import now as clock_now
 from payment.config import NetworkConfig, NodeConfig, Role
 from payment.identity import spiffe_id
+from payment.money import require_amount
 from payment.storage import Store, request_hash
 
 __all__ = ["Acquirer"]
@@ -62,6 +67,11 @@ class Acquirer:
         if not request.request_id:
             raise errors.InvalidArgument(
                 "REQUEST_ID_MISSING", "request_id is required: choose a unique id per request"
+            )
+        require_amount(request.amount.amount_minor, "amount")
+        if request.amount.currency_code != self._network.currency:
+            raise errors.InvalidArgument(
+                "FIELD_INVALID", f"amount must be in {self._network.currency}", field="amount"
             )
         return_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{caller_uri}|{request.request_id}"))
         async with self._store.exclusive(f"return\x00{return_id}"):
@@ -112,12 +122,6 @@ class Acquirer:
                 )
             return
         amount = request.amount
-        if amount.amount_minor <= 0 or amount.currency_code != self._network.currency:
-            raise errors.InvalidArgument(
-                "FIELD_INVALID",
-                f"amount must be above 0 in {self._network.currency}",
-                field="amount",
-            )
         merchant_uri = spiffe_id(self._network.trust_domain, Role.MERCHANT, request.merchant_name)
         original = conn.execute(
             "SELECT t.account_id, t.amount, t.end_to_end_id FROM incoming_transfers t"

@@ -5,6 +5,15 @@ instruction id) and a repeat gets the first answer back, whatever it was. A
 transfer that cannot be credited is answered REJECTED with a reason code and
 leaves nothing behind but that remembered answer; the settlement bank then
 reverses its reserve movement.
+
+A delivery is credited against the bank's reserve mirror: the settlement bank
+moved the money between reserves. So a delivery that cannot have moved any
+reserve is refused before anything is read (:func:`bank.messages.refuse_malformed`):
+one from this bank to itself (SAME_AGENT), one naming a single account as
+debtor and creditor (SELF_TRANSFER), an amount outside 1 to
+:data:`payment.money.MAX_AMOUNT_MINOR` (FIELD_INVALID). A payment between two
+holders of this bank is booked by :func:`bank.outgoing.book_on_us` with the
+same functions, from suspense instead of the reserve mirror.
 """
 
 from __future__ import annotations
@@ -15,12 +24,14 @@ import sqlite3
 from interbank.v1 import common_pb2, settlement_pb2
 
 from bank import ledger
+from bank.messages import refuse_malformed
 from bank.notices import emit_account_entry, money
-from bank.opening import RESERVE
+from bank.opening import RESERVE, SUSPENSE
 from payment import errors
 from payment.clock import now as clock_now
 from payment.clock import to_iso
 from payment.config import NetworkConfig, NodeConfig
+from payment.money import AMOUNT_OVERFLOW, AmountOverflow
 from payment.storage import Store, request_hash
 
 __all__ = ["Clearing", "receive_credit_transfer", "receive_payment_return"]
@@ -54,6 +65,7 @@ class Clearing:
                 "instruction_id and debtor_agent are required",
                 field="transfer.instruction_id",
             )
+        refuse_malformed(transfer)
         key = f"clearing\x00{transfer.debtor_agent}\x00{transfer.instruction_id}"
         async with self._store.exclusive(key):
             return await self._store.claimed_transaction(
@@ -80,6 +92,7 @@ class Clearing:
                 "return_id and returning_agent are required",
                 field="payment_return.return_id",
             )
+        refuse_malformed(payment_return)
         key = f"return\x00{payment_return.returning_agent}\x00{payment_return.return_id}"
         async with self._store.exclusive(key):
             return await self._store.claimed_transaction(
@@ -99,8 +112,13 @@ def receive_credit_transfer(
     own_code: str,
     currency: str,
     now: dt.datetime,
+    on_us: bool = False,
 ) -> settlement_pb2.ReceiveCreditTransferResponse:
-    """Credit the creditor account (or refuse), once per (debtor agent, instruction id)."""
+    """Credit the creditor account (or refuse), once per (debtor agent, instruction id).
+
+    The credit comes from the reserve mirror, or with on_us from suspense,
+    where this bank's own debit of the payer waits.
+    """
     digest = request_hash(transfer)
     row = conn.execute(
         "SELECT request_hash, status, reason_code FROM incoming_transfers"
@@ -123,7 +141,10 @@ def receive_credit_transfer(
     account_id = transfer.creditor_account.account_id
     transfer_id = None
     if reason is None:
-        transfer_id = _credit(conn, transfer, own_code, now)
+        try:
+            transfer_id = _credit(conn, transfer, own_code, now, on_us=on_us)
+        except AmountOverflow:
+            reason = AMOUNT_OVERFLOW
     conn.execute(
         "INSERT INTO incoming_transfers (debtor_agent, instruction_id, request_hash, status,"
         " reason_code, account_id, amount, end_to_end_id, ledger_transfer_id, received_at)"
@@ -155,8 +176,6 @@ def _refusal(
         return "UNKNOWN_CREDITOR_AGENT"
     if transfer.amount.currency_code != currency:
         return "CURRENCY_MISMATCH"
-    if transfer.amount.amount_minor <= 0:
-        return "FIELD_INVALID"
     creditor = transfer.creditor_account
     account = ledger.account(conn, creditor.account_id) if creditor.account_id else None
     if account is None or account.kind != "holder" or creditor.bank_code not in ("", own_code):
@@ -169,13 +188,15 @@ def _credit(
     transfer: settlement_pb2.CreditTransfer,
     own_code: str,
     now: dt.datetime,
+    *,
+    on_us: bool,
 ) -> str:
     account_id = transfer.creditor_account.account_id
     amount = transfer.amount
-    description = f"settlement from {transfer.debtor_agent}"
+    description = f"{'transfer' if on_us else 'settlement'} from {transfer.debtor_agent}"
     transfer_id = ledger.transfer(
         conn,
-        RESERVE,
+        SUSPENSE if on_us else RESERVE,
         account_id,
         amount.amount_minor,
         amount.currency_code,
@@ -206,11 +227,13 @@ def receive_payment_return(
     own_code: str,
     currency: str,
     now: dt.datetime,
+    on_us: bool = False,
 ) -> settlement_pb2.ReceivePaymentReturnResponse:
     """Credit the customer debited by the original transfer, once per (returning agent, id).
 
     The return must name a transfer this bank sent and settled to the
-    returning agent, and all returns of it together may not exceed it.
+    returning agent, and all returns of it together may not exceed it. The
+    credit comes from the reserve mirror, or with on_us from suspense.
     """
     digest = request_hash(payment_return)
     row = conn.execute(
@@ -242,7 +265,7 @@ def receive_payment_return(
     reason: str | None = None
     if payment_return.receiving_agent != own_code:
         reason = "UNKNOWN_CREDITOR_AGENT"
-    elif amount.currency_code != currency or amount.amount_minor <= 0:
+    elif amount.currency_code != currency:
         reason = "FIELD_INVALID"
     elif original is None:
         reason = "ORIGINAL_TRANSFER_NOT_FOUND"
@@ -257,11 +280,17 @@ def receive_payment_return(
     account_id = transfer_id = None
     if reason is None:
         account_id, _, hold_id, order_id = original
-        transfer_id = _credit_return(conn, payment_return, own_code, account_id, order_id, now)
-        conn.execute(
-            "UPDATE holds SET refunded_minor = refunded_minor + ? WHERE hold_id = ?",
-            (amount.amount_minor, hold_id),
-        )
+        try:
+            transfer_id = _credit_return(
+                conn, payment_return, own_code, account_id, order_id, now, on_us=on_us
+            )
+        except AmountOverflow:
+            account_id, reason = None, AMOUNT_OVERFLOW
+        else:
+            conn.execute(
+                "UPDATE holds SET refunded_minor = refunded_minor + ? WHERE hold_id = ?",
+                (amount.amount_minor, hold_id),
+            )
     conn.execute(
         "INSERT INTO incoming_returns (returning_agent, return_id, request_hash,"
         " original_instruction_id, status, reason_code, account_id, amount, ledger_transfer_id,"
@@ -293,12 +322,14 @@ def _credit_return(
     account_id: str,
     order_id: str,
     now: dt.datetime,
+    *,
+    on_us: bool,
 ) -> str:
     amount = payment_return.amount
     description = f"refund from {payment_return.returning_agent}"
     transfer_id = ledger.transfer(
         conn,
-        RESERVE,
+        SUSPENSE if on_us else RESERVE,
         account_id,
         amount.amount_minor,
         amount.currency_code,

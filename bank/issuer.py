@@ -42,6 +42,7 @@ from payment.clock import from_iso, timestamp, to_iso
 from payment.clock import now as clock_now
 from payment.config import NetworkConfig, NodeConfig
 from payment.envelope import load_ed25519_public, verify_dual
+from payment.money import require_amount
 from payment.storage import Store
 
 __all__ = ["Issuer"]
@@ -167,9 +168,16 @@ class Issuer:
                 "CURRENCY_MISMATCH",
                 f"the network settles in {self._network.currency}, not {amount.currency_code!r}",
             )
-        if amount.amount_minor <= 0:
-            raise errors.InvalidArgument("FIELD_INVALID", "amount must be above 0", field="amount")
+        require_amount(amount.amount_minor, "instruction.amount")
         _check_request_fields(request, instruction)
+        creditor = request.creditor_account
+        if (creditor.bank_code, creditor.account_id) == (self._code, account_id):
+            raise errors.InvalidArgument(
+                "SELF_TRANSFER",
+                "creditor_account is the paying account itself: a payment moves money"
+                " between two accounts",
+                field="creditor_account",
+            )
         if find_hold(conn, transaction_id=request.transaction_id) is not None:
             raise errors.AlreadyExists(
                 "IDEMPOTENCY_KEY_REUSED",

@@ -9,6 +9,13 @@ entry), voided or expired (it disappears), exactly once.
 
 An account with ``no_overdraft`` is credit-normal and may never have its
 available balance (credits posted - debits posted - debits pending) below 0.
+
+Every running sum stays an int64, as SQLite stores it: a transfer is refused
+with :class:`payment.money.AmountOverflow`, before anything is written, if it
+would take an account's ``debits_posted + debits_pending`` or
+``credits_posted + credits_pending`` past int64. Posting, voiding or expiring
+a pending transfer only moves an amount between those two terms, so they can
+never overflow, and every balance derived from them fits as well.
 All functions take the caller's open transaction; none commits.
 """
 
@@ -20,6 +27,7 @@ import uuid
 from dataclasses import dataclass
 
 from payment.clock import to_iso
+from payment.money import checked_sum
 
 __all__ = [
     "Account",
@@ -195,16 +203,21 @@ def transfer(
     """Record a transfer, posted at once or pending; returns its id.
 
     Raises LimitExceeded (writing nothing) if the debit account is no-overdraft
-    and its available balance is below amount.
+    and its available balance is below amount, and AmountOverflow (writing
+    nothing) if either account's running sums could no longer be stored.
     """
     if amount <= 0:
         raise LedgerError(f"transfer amount must be above 0, got {amount}")
     if debit_account == credit_account:
         raise LedgerError("a transfer needs two different accounts")
     debit = _require(conn, debit_account, currency)
-    _require(conn, credit_account, currency)
+    credit = _require(conn, credit_account, currency)
     if debit.no_overdraft and debit.available < amount:
         raise LimitExceeded(debit_account, debit.available, amount)
+    checked_sum(debit.debits_posted, debit.debits_pending, amount, total=f"{debit_account} debits")
+    checked_sum(
+        credit.credits_posted, credit.credits_pending, amount, total=f"{credit_account} credits"
+    )
     transfer_id = str(uuid.uuid4())
     moment = to_iso(now)
     conn.execute(
@@ -255,18 +268,19 @@ def release_pending(conn: sqlite3.Connection, transfer_id: str, *, status: str =
 
 
 def ledger_totals(conn: sqlite3.Connection) -> LedgerTotals:
-    """Sums over every account, for audits (debits must equal credits)."""
-    row = conn.execute(
-        "SELECT COALESCE(SUM(debits_posted), 0), COALESCE(SUM(credits_posted), 0),"
-        " COALESCE(SUM(debits_pending), 0), COALESCE(SUM(credits_pending), 0) FROM accounts"
-    ).fetchone()
-    by_kind = {
-        kind: booked
-        for kind, booked in conn.execute(
-            "SELECT kind, SUM(credits_posted - debits_posted) FROM accounts GROUP BY kind"
-        )
-    }
-    return LedgerTotals(row[0], row[1], row[2], row[3], by_kind)
+    """Sums over every account, for audits (debits must equal credits).
+
+    Added up here rather than by SQLite's SUM, which fails once a total passes
+    int64: each account's sums fit, but all accounts' together need not.
+    """
+    sums = [0, 0, 0, 0]
+    by_kind: dict[str, int] = {}
+    for kind, *row in conn.execute(
+        "SELECT kind, debits_posted, credits_posted, debits_pending, credits_pending FROM accounts"
+    ):
+        sums = [total + value for total, value in zip(sums, row, strict=True)]
+        by_kind[kind] = by_kind.get(kind, 0) + row[1] - row[0]
+    return LedgerTotals(sums[0], sums[1], sums[2], sums[3], by_kind)
 
 
 def statement_lines(

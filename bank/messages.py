@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from interbank.v1 import common_pb2
 from interbank.v1 import settlement_pb2 as pb
+
+from payment import errors, money
 
 __all__ = [
     "RETURN",
@@ -21,7 +24,9 @@ __all__ = [
     "SettlementMessage",
     "StatusAnswer",
     "fields",
+    "is_on_us",
     "parse",
+    "refuse_malformed",
 ]
 
 TRANSFER, RETURN = "transfer", "return"
@@ -57,6 +62,11 @@ class MessageFields:
     """The order the money belongs to."""
     original_instruction_id: str | None
     """For a return, the transfer it returns."""
+
+    @property
+    def path(self) -> str:
+        """The message's field in the requests that carry it: transfer or payment_return."""
+        return "transfer" if self.kind == TRANSFER else "payment_return"
 
     @property
     def delivery_request_id(self) -> str:
@@ -99,3 +109,50 @@ def parse(kind: str, blob: bytes) -> SettlementMessage:
     if kind == TRANSFER:
         return pb.CreditTransfer.FromString(blob)
     return pb.PaymentReturn.FromString(blob)
+
+
+def is_on_us(message: SettlementMessage) -> bool:
+    """True if the money stays at one bank (the paying bank is the bank paid)."""
+    sent = fields(message)
+    return sent.payer == sent.payee
+
+
+def refuse_malformed(message: SettlementMessage) -> None:
+    """Refuse, INVALID_ARGUMENT, a message no hop may settle or credit.
+
+    FIELD_INVALID (metadata field, limit) for an amount outside 1 to
+    MAX_AMOUNT_MINOR; SAME_AGENT when the bank paid is the paying bank;
+    SELF_TRANSFER when a transfer names one account as debtor and creditor.
+    """
+    sent = fields(message)
+    money.require_amount(sent.amount, f"{sent.path}.amount")
+    if sent.payer == sent.payee:
+        payee_field = "creditor_agent" if sent.kind == TRANSFER else "receiving_agent"
+        raise errors.InvalidArgument(
+            "SAME_AGENT",
+            f"the {sent.kind} pays the bank it comes from ({sent.payer}): a bank's own holders"
+            " pay each other inside the bank, never through the settlement bank",
+            field=f"{sent.path}.{payee_field}",
+            agent=sent.payer,
+        )
+    if isinstance(message, pb.CreditTransfer) and _same_account(
+        (message.debtor_agent, message.debtor_account),
+        (message.creditor_agent, message.creditor_account),
+    ):
+        raise errors.InvalidArgument(
+            "SELF_TRANSFER",
+            "debtor_account and creditor_account name the same account: a transfer moves money"
+            " between two accounts",
+            field="transfer.creditor_account",
+        )
+
+
+def _same_account(
+    debtor: tuple[str, common_pb2.AccountRef], creditor: tuple[str, common_pb2.AccountRef]
+) -> bool:
+    """True if both refs name one account; a ref without a bank code is at its agent."""
+    (debtor_agent, debtor_ref), (creditor_agent, creditor_ref) = debtor, creditor
+    return bool(debtor_ref.account_id) and (
+        debtor_ref.bank_code or debtor_agent,
+        debtor_ref.account_id,
+    ) == (creditor_ref.bank_code or creditor_agent, creditor_ref.account_id)

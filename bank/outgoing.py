@@ -12,6 +12,14 @@ answer in one transaction:
   statement line); state REJECTED.
 - no answer (unreachable, timeout, PENDING): nothing changes; the app's
   retry loop delivers again until the message is decided.
+
+A message to this bank itself (a customer paying a merchant of the same bank,
+or the refund of such a payment) is never sent: the settlement bank settles
+only between two banks, and refuses it (SAME_AGENT). :func:`book_on_us`
+settles it inside the bank instead, in one transaction, with the functions
+that credit a delivery (:mod:`bank.clearing`), from suspense: suspense ->
+payee, or back to the payer if it cannot be credited. The reserve mirror is
+not touched, as no reserve moved.
 """
 
 from __future__ import annotations
@@ -21,8 +29,10 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 
 from interbank.v1 import common_pb2
+from interbank.v1 import settlement_pb2 as pb
 
 from bank import ledger
+from bank.clearing import receive_credit_transfer, receive_payment_return
 from bank.holds import holder_uri
 from bank.messages import (
     RETURN,
@@ -30,9 +40,10 @@ from bank.messages import (
     SettlementMessage,
     StatusAnswer,
     fields,
+    is_on_us,
     parse,
 )
-from bank.notices import emit_account_entry, money
+from bank.notices import announce_settled_return, emit_account_entry, money
 from bank.opening import RESERVE, SUSPENSE
 from payment.clock import now as clock_now
 from payment.clock import to_iso
@@ -46,6 +57,7 @@ __all__ = [
     "OutgoingTransfers",
     "Submit",
     "apply_settlement_answer",
+    "book_on_us",
     "record_outgoing",
 ]
 
@@ -98,11 +110,14 @@ def apply_settlement_answer(
     answer: StatusAnswer,
     *,
     now: dt.datetime,
+    on_us: bool = False,
 ) -> str:
     """Book the settlement bank's answer for a pending message; returns the state now.
 
     An answer for a message that is already decided changes nothing, so a
-    late or repeated answer is harmless.
+    late or repeated answer is harmless. With on_us the answer is this bank's
+    own (:func:`book_on_us`): an accepted message was already credited from
+    suspense, so nothing more moves.
     """
     row = conn.execute(
         "SELECT kind, account_id, order_id, amount, settlement_state, transfer"
@@ -118,7 +133,9 @@ def apply_settlement_answer(
     (currency,) = conn.execute(
         "SELECT currency FROM accounts WHERE account_id = ?", (account_id,)
     ).fetchone()
-    if status == "ACCEPTED":
+    if status == "ACCEPTED" and on_us:
+        new_state = SETTLED
+    elif status == "ACCEPTED":
         ledger.transfer(
             conn,
             SUSPENSE,
@@ -164,7 +181,47 @@ def apply_settlement_answer(
         " WHERE instruction_id = ?",
         (new_state, reason if new_state == REJECTED else "", to_iso(now), message_id),
     )
+    if kind == RETURN and new_state == SETTLED:
+        announce_settled_return(conn, message_id)  # the merchant books its refund on it
     return new_state
+
+
+def book_on_us(conn: sqlite3.Connection, message_id: str, *, now: dt.datetime) -> tuple[str, str]:
+    """Settle a pending message to this bank itself inside it; returns (state, reason).
+
+    The payee is credited from suspense as a delivery would be credited from
+    the reserve mirror (same checks, records, statement line and notice), or
+    the payer's debit is reversed with the reason the credit was refused.
+    """
+    row = conn.execute(
+        "SELECT o.kind, o.transfer, o.settlement_state, o.reason_code, a.currency"
+        " FROM outgoing_transfers o JOIN accounts a ON a.account_id = o.account_id"
+        " WHERE o.instruction_id = ?",
+        (message_id,),
+    ).fetchone()
+    if row is None:
+        raise ledger.LedgerError(f"no outgoing transfer {message_id}")
+    kind, blob, state, reason, currency = row
+    if state != PENDING:
+        return str(state), str(reason)
+    message = parse(kind, blob)
+    sent = fields(message)
+    if not is_on_us(message):
+        raise ledger.LedgerError(f"{sent.kind} {message_id} is for {sent.payee}, not this bank")
+    report: pb.ReceiveCreditTransferResponse | pb.ReceivePaymentReturnResponse
+    if isinstance(message, pb.CreditTransfer):
+        report = receive_credit_transfer(
+            conn, message, own_code=sent.payer, currency=currency, now=now, on_us=True
+        )
+    else:
+        report = receive_payment_return(
+            conn, message, own_code=sent.payer, currency=currency, now=now, on_us=True
+        )
+    status = pb.TransferStatus.Name(report.status).removeprefix("TRANSFER_STATUS_")
+    state = apply_settlement_answer(
+        conn, message_id, (status, report.reason_code), now=now, on_us=True
+    )
+    return state, (report.reason_code or REJECTED) if state == REJECTED else ""
 
 
 class OutgoingTransfers:
@@ -188,7 +245,12 @@ class OutgoingTransfers:
                 raise ledger.LedgerError(f"no outgoing transfer {message_id}")
             if row[2] != PENDING:
                 return str(row[2]), str(row[3])
-            answer = await self._submit(parse(row[0], row[1]))
+            message = parse(row[0], row[1])
+            if is_on_us(message):
+                return await self._store.transaction(
+                    lambda conn: book_on_us(conn, message_id, now=clock_now())
+                )
+            answer = await self._submit(message)
             if answer is None:
                 return PENDING, ""
             state = await self._store.transaction(

@@ -13,8 +13,13 @@ its answer:
 - no answer: it stays PENDING; resubmission and the app's retry loop deliver
   it again (the receiving bank is idempotent by id).
 
-A transfer between two accounts at the same bank moves no reserves and is
-only delivered.
+Only money between two member banks settles here. A message whose receiving
+bank is its paying bank, or that names one account as debtor and creditor, is
+refused before anything is recorded (:func:`bank.messages.refuse_malformed`,
+SAME_AGENT, SELF_TRANSFER), and so is an amount outside 1 to
+:data:`payment.money.MAX_AMOUNT_MINOR` (FIELD_INVALID): a self-payment moves
+no reserve, so delivering it would let the bank credit a holder with money
+that no reserve backs.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import datetime as dt
 import sqlite3
 
 from google.protobuf.message import Message
-from interbank.v1 import common_pb2
 from interbank.v1 import settlement_pb2 as pb
 
 from bank import ledger, windows
@@ -36,9 +40,10 @@ from bank.messages import (
     StatusAnswer,
     fields,
     parse,
+    refuse_malformed,
 )
 from bank.opening import settlement_reserve
-from payment import errors
+from payment import errors, money
 from payment.clock import from_iso, timestamp, to_iso
 from payment.clock import now as clock_now
 from payment.config import NetworkConfig, Role, SettlementMode
@@ -81,9 +86,7 @@ class Settlement:
             raise errors.PermissionDenied(
                 "DEBTOR_AGENT_NOT_CALLER", "debtor_agent must be the calling bank's own code"
             )
-        self._validate(
-            transfer.instruction_id, transfer.amount, transfer.creditor_agent, "transfer"
-        )
+        self._validate(transfer)
         status, reason, window_id = await self._settle(
             transfer,
             now or clock_now(),
@@ -109,12 +112,7 @@ class Settlement:
             raise errors.PermissionDenied(
                 "RETURNING_AGENT_NOT_CALLER", "returning_agent must be the calling bank's own code"
             )
-        self._validate(
-            payment_return.return_id,
-            payment_return.amount,
-            payment_return.receiving_agent,
-            "payment_return",
-        )
+        self._validate(payment_return)
         if not payment_return.original_instruction_id:
             raise errors.InvalidArgument(
                 "FIELD_INVALID",
@@ -267,16 +265,19 @@ class Settlement:
                 getattr(message, field).CopyFrom(stamp)
         return message
 
-    def _validate(self, message_id: str, amount: common_pb2.Money, payee: str, prefix: str) -> None:
+    def _validate(self, message: SettlementMessage) -> None:
+        """FIELD_INVALID for a missing id, a foreign currency or no receiving bank, then
+        whatever :func:`refuse_malformed` refuses (amount range, SAME_AGENT, SELF_TRANSFER)."""
+        entry = fields(message)
         problems = {
-            f"{prefix}.id": not message_id,
-            f"{prefix}.amount": amount.amount_minor <= 0
-            or amount.currency_code != self._network.currency,
-            f"{prefix}.receiving_agent": not payee,
+            f"{entry.path}.id": not entry.message_id,
+            f"{entry.path}.amount": entry.currency != self._network.currency,
+            f"{entry.path}.receiving_agent": not entry.payee,
         }
         for field, bad in problems.items():
             if bad:
                 raise errors.InvalidArgument("FIELD_INVALID", f"{field} is invalid", field=field)
+        refuse_malformed(message)
 
     async def _settle(
         self,
@@ -321,7 +322,7 @@ class Settlement:
         refusal = self._refusal(conn, entry)
         if refusal is not None:
             status, reason = _REJECTED, refusal
-        elif entry.payee != entry.payer and self._net:
+        elif self._net:
             window_id = windows.open_window(conn, now)
             cap = self._network.settlement.cap_of(entry.payer)
             refusal = windows.cap_refusal(conn, window_id, entry.payer, entry.amount, cap)
@@ -329,7 +330,7 @@ class Settlement:
                 status, reason, window_id = _REJECTED, refusal, None
             else:
                 windows.record_pending(conn, window_id, entry.payer, entry.amount)
-        elif entry.payee != entry.payer:
+        else:
             # Earmarked, not posted: a rejection then leaves the reserves untouched.
             try:
                 ledger_id = ledger.transfer(
@@ -345,6 +346,8 @@ class Settlement:
                 )
             except ledger.LimitExceeded:
                 status, reason = _REJECTED, "INSUFFICIENT_RESERVE"
+            except money.AmountOverflow:
+                status, reason = _REJECTED, money.AMOUNT_OVERFLOW
         conn.execute(
             "INSERT INTO settlement_transfers (debtor_agent, instruction_id, kind,"
             " original_instruction_id, request_hash, creditor_agent, amount, message, status,"

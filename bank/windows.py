@@ -134,14 +134,23 @@ def record_answer(
 
 
 def net_positions(conn: sqlite3.Connection, window_id: str) -> dict[str, int]:
-    """Multilateral net position per bank from the window's accepted transfers."""
+    """Multilateral net position per bank from the window's accepted transfers.
+
+    The gross flow between two banks has no bound (they may pay each other
+    back and forth), and SQLite's SUM fails once a total passes int64; so each
+    amount is summed as its high and low 32 bits, and the two sums are joined
+    here. Neither can overflow before 2^31 transfers between one pair of banks
+    in one window. Each net position is bounded by the net debit caps.
+    """
     positions: dict[str, int] = {}
-    for debtor, creditor, total in conn.execute(
-        "SELECT debtor_agent, creditor_agent, SUM(amount) FROM settlement_transfers"
+    for debtor, creditor, high, low in conn.execute(
+        "SELECT debtor_agent, creditor_agent, SUM(amount >> 32), SUM(amount & 4294967295)"
+        " FROM settlement_transfers"
         " WHERE window_id = ? AND status = 'ACCEPTED' AND debtor_agent != creditor_agent"
         " GROUP BY debtor_agent, creditor_agent",
         (window_id,),
     ):
+        total = (high << 32) + low
         positions[debtor] = positions.get(debtor, 0) - total
         positions[creditor] = positions.get(creditor, 0) + total
     return positions

@@ -40,6 +40,7 @@ __all__ = [
     "insert_order",
     "load_order",
     "mark_credit_pending",
+    "raise_refunded_total",
     "settle",
     "status_name",
     "transition",
@@ -279,6 +280,31 @@ def settle(conn: sqlite3.Connection, trust_domain: str, record: OrderRecord) -> 
         confirmed_at=timestamp(now()),
     )
     return transition(conn, trust_domain, settled, DELIVERY_CONFIRMED, delivery=delivery)
+
+
+def raise_refunded_total(
+    conn: sqlite3.Connection,
+    trust_domain: str,
+    record: OrderRecord,
+    refunded_total: common_pb2.Money,
+) -> OrderRecord:
+    """Record that refunded_total of the order's payment is refunded, all refunds together.
+
+    A running total, never an increment: the same refund reported twice (in the
+    gateway's answer to the merchant's RefundOrder and in the acquirer's
+    RefundNotice) counts once, and a total not above the one recorded changes
+    nothing. Otherwise the order becomes PARTIALLY_REFUNDED, or REFUNDED once
+    the whole total is. record must have been read in the same transaction;
+    IllegalTransition unless it is REFUNDABLE.
+    """
+    if refunded_total.amount_minor <= record.order.refunded_total.amount_minor:
+        return record
+    target = (
+        REFUNDED
+        if refunded_total.amount_minor >= record.order.total.amount_minor
+        else PARTIALLY_REFUNDED
+    )
+    return transition(conn, trust_domain, record, target, refunded_total=refunded_total)
 
 
 def _announce(conn: sqlite3.Connection, trust_domain: str, order: order_pb2.Order) -> None:

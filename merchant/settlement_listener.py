@@ -1,9 +1,15 @@
-"""The settlement listener: the acquirer's credit notices settle orders.
+"""The settlement listener: the acquirer's credit and refund notices move orders.
 
 It follows the merchant's notification stream at its acquirer from the
 persisted cursor. Delivery is at least once; each event is applied in one
 transaction that records its id, so it takes effect exactly once. A credit for
 one of our orders marks the order SETTLED and confirms delivery to the customer.
+A RefundNotice raises the order's refunded total to the payment's settled
+refunds (PARTIALLY_REFUNDED, REFUNDED).
+
+These notices are the merchant's books' view of its money, whoever moved it:
+the node's certificate is also its operator's, and a capture or a refund asked
+of the gateway directly, past the node, still reaches the order through them.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import enum
 import sqlite3
 from collections.abc import Callable
 
-from interbank.v1 import notification_pb2, notification_pb2_grpc
+from interbank.v1 import common_pb2, notification_pb2, notification_pb2_grpc
 
 from merchant import orders
 from payment.clock import now_iso
@@ -40,23 +46,26 @@ CREATE TABLE IF NOT EXISTS subscription_cursor (
 _SOURCE = "acquirer"
 _RESTART_DELAY_S = 1.0
 _SETTLEABLE = frozenset({orders.CAPTURED, orders.AUTHORIZED})
-# The capture is on its way: the credit is remembered and applied once it is recorded.
-_CAPTURE_IN_FLIGHT = frozenset({orders.PAYMENT_PENDING, orders.CHALLENGE_REQUIRED})
+# The authorization's answer is on its way (or was lost: the merchant's resolver asks the
+# gateway for it): the credit is remembered and applied once the capture is recorded.
+_CAPTURE_IN_FLIGHT = frozenset({orders.PAYMENT_PENDING})
 
 
 class Outcome(enum.StrEnum):
     """What applying one event did."""
 
     DUPLICATE = "duplicate"
-    """The event was applied before; nothing changed."""
+    """The event, or the refund it reports, was applied before; nothing changed."""
     IGNORED = "ignored"
-    """Not a credit for one of our orders."""
+    """Not a credit or a refund for one of our orders."""
     SETTLED = "settled"
     """The order was settled and its delivery confirmed."""
     DEFERRED = "deferred"
     """The credit arrived before the capture was recorded; it settles on capture."""
     SKIPPED = "skipped"
-    """A credit for an order that cannot settle (wrong amount or status)."""
+    """A credit or refund the order cannot take (wrong amount or status)."""
+    REFUNDED = "refunded"
+    """The order's refunded total was raised to the settled refunds of its payment."""
 
 
 def load_cursor(conn: sqlite3.Connection) -> int:
@@ -68,7 +77,7 @@ def load_cursor(conn: sqlite3.Connection) -> int:
 
 
 class SettlementListener:
-    """Applies the acquirer's credit notices to orders."""
+    """Applies the acquirer's credit and refund notices to orders."""
 
     def __init__(
         self,
@@ -103,9 +112,10 @@ class SettlementListener:
         outcome, order_id, status = await self._store.transaction(
             lambda conn: self._apply(conn, event)
         )
+        notice = "refund" if event.WhichOneof("event") == "refund" else "credit"
         if outcome is Outcome.SKIPPED:
             _log.warning(
-                "settlement.credit_skipped",
+                f"settlement.{notice}_skipped",
                 event_id=event.event_id,
                 order_id=order_id,
                 status=status,
@@ -119,6 +129,14 @@ class SettlementListener:
             )
         elif outcome is Outcome.SETTLED:
             _log.info("settlement.order_settled", event_id=event.event_id, order_id=order_id)
+        elif outcome is Outcome.REFUNDED:
+            _log.info(
+                "settlement.refund_recorded",
+                event_id=event.event_id,
+                order_id=order_id,
+                refund_id=event.refund.refund_id,
+                refunded_minor=event.refund.refunded_total.amount_minor,
+            )
         return outcome
 
     def _apply(
@@ -138,12 +156,15 @@ class SettlementListener:
             "INSERT INTO processed_events (event_id, sequence, processed_at) VALUES (?, ?, ?)",
             (event.event_id, event.sequence, now_iso()),
         )
+        kind = event.WhichOneof("event")
+        if kind == "refund":
+            return self._apply_refund(conn, event.refund)
         entry = event.account_entry
         if (
-            event.WhichOneof("event") != "account_entry"
+            kind != "account_entry"
             or entry.direction != notification_pb2.ACCOUNT_ENTRY_DIRECTION_CREDIT
             or not entry.order_id
-            or (entry.account.account_id and entry.account.account_id != self._account_id)
+            or not self._ours(entry.account)
         ):
             return Outcome.IGNORED, entry.order_id, ""
         record = orders.load_order(conn, entry.order_id)
@@ -155,10 +176,39 @@ class SettlementListener:
             or entry.amount.currency_code != record.order.total.currency_code
         ):
             return Outcome.SKIPPED, entry.order_id, "AMOUNT_MISMATCH"
-        if status in _SETTLEABLE:
+        if status == orders.CHALLENGE_REQUIRED:
+            # The money arrived, so the hold was captured, by whoever asked the gateway:
+            # the order is captured (a completion still on its way then finds it paid).
+            record = orders.transition(conn, self._trust_domain, record, orders.CAPTURED)
+        if record.order.status in _SETTLEABLE:
             orders.settle(conn, self._trust_domain, record)
             return Outcome.SETTLED, entry.order_id, orders.status_name(status)
         if status in _CAPTURE_IN_FLIGHT:
             orders.mark_credit_pending(conn, entry.order_id)
             return Outcome.DEFERRED, entry.order_id, orders.status_name(status)
         return Outcome.SKIPPED, entry.order_id, orders.status_name(status)
+
+    def _apply_refund(
+        self, conn: sqlite3.Connection, refund: notification_pb2.RefundNotice
+    ) -> tuple[Outcome, str, str]:
+        """Raise the order's refunded total to the acquirer's settled total."""
+        record = orders.load_order(conn, refund.order_id) if refund.order_id else None
+        if record is None or not self._ours(refund.account):
+            return Outcome.IGNORED, refund.order_id, ""
+        order, total = record.order, refund.refunded_total
+        if (
+            total.currency_code != order.total.currency_code
+            or not 0 < total.amount_minor <= order.total.amount_minor
+        ):
+            return Outcome.SKIPPED, refund.order_id, "AMOUNT_MISMATCH"
+        if total.amount_minor <= order.refunded_total.amount_minor:
+            # Recorded already: the node's own RefundOrder got the same total in its answer.
+            return Outcome.DUPLICATE, refund.order_id, orders.status_name(order.status)
+        if order.status not in orders.REFUNDABLE:
+            return Outcome.SKIPPED, refund.order_id, orders.status_name(order.status)
+        orders.raise_refunded_total(conn, self._trust_domain, record, total)
+        return Outcome.REFUNDED, refund.order_id, orders.status_name(order.status)
+
+    def _ours(self, account: common_pb2.AccountRef) -> bool:
+        """True unless the notice names another account than the merchant's."""
+        return not account.account_id or account.account_id == self._account_id

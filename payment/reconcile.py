@@ -3,7 +3,9 @@
 A paid order leaves a record in each store on its way: the gateway's
 transaction, the issuer's hold and outgoing credit transfer, the settlement
 bank's transfer and the acquirer's incoming credit; a refund adds a payment
-return at the acquirer, the settlement bank and the issuer. Reconciliation
+return at the acquirer, the settlement bank and the issuer. A payment between
+two holders of one bank has no record at the settlement bank: it is booked
+inside that bank. Reconciliation
 reads every node's SQLite store read-only, one snapshot per store (see
 ``payment.reconcile_books``), and checks each of those records against the
 merchant's order (the spine), never against its neighbour in the chain: one
@@ -292,6 +294,8 @@ def _check_legs(
         ("incoming", payment.acquirer, rules.incoming, "acquirer"),
     )
     for kind, holder, rule, role in legs:
+        if kind == "settlement" and payment.issuer == payment.acquirer:
+            continue  # one bank paid itself: booked inside it, never at the settlement bank
         if holder not in books.read:
             continue
         leg = books.tables[kind].get(holder, payment.issuer, instruction)
@@ -326,7 +330,9 @@ def _check_returns(network: NetworkConfig, books: Books, payment: _Payment) -> I
         ("return settled", bank_code(network.the(Role.SETTLEMENT)), "ACCEPTED", "settlement"),
         ("return in", payment.issuer, "ACCEPTED", "issuer"),
     ):
-        if holder not in books.read:
+        if holder not in books.read or (
+            kind == "return settled" and payment.issuer == payment.acquirer
+        ):
             continue
         returned = sum(
             r.amount

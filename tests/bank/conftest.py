@@ -1,8 +1,10 @@
-"""A small network for the bank tests: two banks and the settlement bank, wired in memory.
+"""A small network for the bank tests: three banks and the settlement bank.
 
-The domain objects of each node run over real SQLite stores in tmp_path; the
-calls between nodes (bank -> settlement -> bank) are direct function calls,
-with a switch to make a peer unreachable.
+``world`` wires their domain objects in memory: each node runs over a real
+SQLite store in tmp_path and the calls between nodes (bank -> settlement ->
+bank) are direct function calls, with a switch to make a peer unreachable.
+``served`` serves the same nodes for real, on mTLS sockets with their
+interceptors and app wiring.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from interbank.v1 import authorization_pb2 as authz
 from interbank.v1 import common_pb2, notification_pb2
@@ -33,10 +36,13 @@ from bank.schema import BANK_SCHEMA, SETTLEMENT_SCHEMA
 from bank.settlement import Settlement
 from payment.clock import now, timestamp
 from payment.config import NetworkConfig, Role, parse_network
+from payment.devnet import free_ports
 from payment.envelope import load_ed25519_private, order_digest, sign_dual
 from payment.identity import spiffe_id
 from payment.pki import Pki, init_pki
+from payment.server import create_server, load_app
 from payment.storage import Store
+from payment.tls import NodeIdentity, TlsIdentity, secure_channel
 
 ALFA, BETA, GAMMA, SETTLEMENT = "ALFAXX01", "BETAXX02", "GAMMXX03", "SETLXX00"
 ALICE_CARD, ALICE_ACCOUNT = "4000001234567899", "ALFA00000001"
@@ -380,9 +386,41 @@ async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
 
 
 @pytest.fixture
-def network_document() -> Any:
-    """Builds the tests' network file (parsed TOML) for a directory."""
-    return raw_network
+async def served(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    """The settlement bank and every bank served on mTLS sockets.
+
+    Yields the network, its PKI and ``channel(as_name, to_node)``: an mTLS
+    channel to a node presenting participant as_name's certificate.
+    """
+    raw = raw_network(tmp_path)
+    for node, port in zip(raw["nodes"], free_ports(len(raw["nodes"])), strict=True):
+        node["address"] = f"127.0.0.1:{port}"
+    network = parse_network(raw, base_dir=tmp_path)
+    pki = init_pki(network, tmp_path / "pki")
+    running = []
+    for node in (network.the(Role.SETTLEMENT), *network.nodes_with_role(Role.BANK)):
+        tls = NodeIdentity.load(pki, node.name)
+        app = load_app(network, node, tls)
+        server, _, _ = await create_server(network, app, tls, node.address)
+        await app.start()
+        await server.start()
+        running.append((server, app))
+    channels: dict[str, grpc.aio.Channel] = {}
+
+    def channel(as_name: str, to_node: str) -> grpc.aio.Channel:
+        key = f"{as_name}->{to_node}"
+        if key not in channels:
+            channels[key] = secure_channel(
+                network.node(to_node).address, TlsIdentity.load(pki, as_name)
+            )
+        return channels[key]
+
+    yield {"network": network, "pki": pki, "channel": channel}
+    for ch in channels.values():
+        await ch.close()
+    for server, app in reversed(running):
+        await server.stop(None)
+        await app.close()
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 import pytest
@@ -13,46 +11,7 @@ from interbank.v1 import authorization_pb2 as authz
 from interbank.v1 import authorization_pb2_grpc as authz_grpc
 
 from payment import errors
-from payment.config import parse_network
-from payment.devnet import free_ports
 from payment.notifications import follow
-from payment.pki import init_pki
-from payment.server import create_server, load_app
-from payment.tls import NodeIdentity, TlsIdentity, secure_channel
-
-
-@pytest.fixture
-async def served(tmp_path, network_document) -> AsyncIterator[dict[str, Any]]:
-    raw = network_document(tmp_path)
-    for node, port in zip(raw["nodes"], free_ports(len(raw["nodes"])), strict=True):
-        node["address"] = f"127.0.0.1:{port}"
-    network = parse_network(raw, base_dir=tmp_path)
-    pki = init_pki(network, tmp_path / "pki")
-    running = []
-    for name in ("settlement", "alfa", "beta"):
-        node = network.node(name)
-        tls = NodeIdentity.load(pki, name)
-        app = load_app(network, node, tls)
-        server, _, _ = await create_server(network, app, tls, node.address)
-        await app.start()
-        await server.start()
-        running.append((server, app))
-    channels: dict[str, grpc.aio.Channel] = {}
-
-    def channel(as_name: str, to_node: str) -> grpc.aio.Channel:
-        key = f"{as_name}->{to_node}"
-        if key not in channels:
-            channels[key] = secure_channel(
-                network.node(to_node).address, TlsIdentity.load(pki, as_name)
-            )
-        return channels[key]
-
-    yield {"network": network, "pki": pki, "channel": channel}
-    for ch in channels.values():
-        await ch.close()
-    for server, app in reversed(running):
-        await server.stop(None)
-        await app.close()
 
 
 async def test_a_purchase_is_authorized_captured_and_credited_over_mtls(

@@ -93,9 +93,15 @@ async def test_a_refund_has_statement_lines_and_notices_on_both_sides(world):
         95_500,
     )
     shop_events = await world.events(world.beta.store, world.uri(Role.MERCHANT, "shop"))
-    debit = shop_events[-1].account_entry
+    # The debit when the refund was asked for, then the refund once its return settled.
+    debit, settled = shop_events[-2].account_entry, shop_events[-1].refund
     assert debit.direction == notification_pb2.ACCOUNT_ENTRY_DIRECTION_DEBIT
     assert debit.instruction_id == returned.return_id
+    assert (settled.refund_id, settled.order_id, settled.refunded_total.amount_minor) == (
+        returned.return_id,
+        debit.order_id,
+        1_500,
+    )
 
 
 async def test_a_retried_refund_request_returns_the_first_refund_and_moves_nothing(world):

@@ -84,7 +84,7 @@ SETTLEMENT_REJECTIONS = frozenset(
     }
 )
 """Reason codes of REJECTED transfers and returns (docs/flow-spec.md), plus FIELD_INVALID
-which a receiving bank answers for a non-positive amount."""
+which a receiving bank answers for a return in another currency."""
 
 _NOTHING: Tables = frozenset()
 
@@ -841,7 +841,13 @@ def _single_specs() -> list[RpcSpec]:
                     "transfer.debtor_account": _account_ref(w.alfa_code),
                 },
             ),
-            {REQUEST_ID_MISSING, FIELD_INVALID, KEY_REUSED},
+            {
+                REQUEST_ID_MISSING,
+                FIELD_INVALID,
+                KEY_REUSED,
+                ("INVALID_ARGUMENT", "SAME_AGENT"),
+                ("INVALID_ARGUMENT", "SELF_TRANSFER"),
+            },
             may_succeed=True,
             success_writes=_rejected_only(
                 s.ReceiveCreditTransferResponse,
@@ -865,7 +871,7 @@ def _single_specs() -> list[RpcSpec]:
                     "payment_return.amount": money(w.currency, above=w.total_a),
                 },
             ),
-            {REQUEST_ID_MISSING, FIELD_INVALID, KEY_REUSED},
+            {REQUEST_ID_MISSING, FIELD_INVALID, KEY_REUSED, ("INVALID_ARGUMENT", "SAME_AGENT")},
             may_succeed=True,
             success_writes=_rejected_only(
                 s.ReceivePaymentReturnResponse,
@@ -902,6 +908,8 @@ def _single_specs() -> list[RpcSpec]:
                 FIELD_INVALID,
                 KEY_REUSED,
                 ("PERMISSION_DENIED", "DEBTOR_AGENT_NOT_CALLER"),
+                ("INVALID_ARGUMENT", "SAME_AGENT"),
+                ("INVALID_ARGUMENT", "SELF_TRANSFER"),
             },
             may_succeed=True,
             success_writes=_rejected_only(
@@ -912,8 +920,6 @@ def _single_specs() -> list[RpcSpec]:
                         ("settlement", "settlement_windows"),
                         ("settlement", "window_positions"),
                         ("settlement", "idempotency"),
-                        ("alfa", "incoming_transfers"),
-                        ("alfa", "idempotency"),
                         ("beta", "incoming_transfers"),
                         ("beta", "idempotency"),
                     }
@@ -942,6 +948,7 @@ def _single_specs() -> list[RpcSpec]:
                 FIELD_INVALID,
                 KEY_REUSED,
                 ("PERMISSION_DENIED", "RETURNING_AGENT_NOT_CALLER"),
+                ("INVALID_ARGUMENT", "SAME_AGENT"),
             },
             may_succeed=True,
             success_writes=_rejected_only(

@@ -38,14 +38,15 @@ async def test_the_same_credit_twice_settles_once_and_confirms_delivery_once(
     assert await store.read(load_cursor) == 7
 
 
-async def test_a_credit_that_overtakes_the_challenged_capture_settles_when_the_capture_lands(
+async def test_a_credit_for_a_challenged_order_settles_it_and_its_completion_finds_it_paid(
     shopper, storefront, listener, gateway, notice
 ) -> None:
+    # The money arrived: the hold was captured, whoever asked the gateway to capture it.
     gateway.decision = authorization_pb2.AUTHORIZATION_DECISION_CHALLENGE_REQUIRED
     order = await shopper.order()
     await storefront.submit_payment("alice", order.order_id, shopper.sealed())
 
-    assert await listener.apply(notice(order)) is Outcome.DEFERRED
+    assert await listener.apply(notice(order)) is Outcome.SETTLED
     completed = await storefront.complete_payment("alice", order.order_id)
     assert completed.status == order_pb2.ORDER_STATUS_DELIVERY_CONFIRMED
 

@@ -444,9 +444,12 @@ class PaymentTransaction(_message.Message):
     instruction_id: _builtins.str
     """Instruction id of the interbank credit transfer, once captured."""
     failure_reason: _builtins.str
-    """Set when the gateway got no hold: the issuer refused the payment or could
-    not be reached (the ErrorInfo reason the authorization was answered
-    with). Empty while the issuer is being asked, and once there is a hold.
+    """Set when the gateway has no hold to follow: the issuer refused the
+    payment, had none once the outcome was unknown, or the open hold it had
+    then was voided at once (the ErrorInfo reason the authorization was
+    answered with; HOLD_NOT_FOUND for an authorization a crash interrupted).
+    Empty while the issuer is being asked or cannot say, and once a hold is
+    recorded: a recorded hold, which may have moved money, is never failed.
     """
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
@@ -622,7 +625,8 @@ class AuthorizeHoldsRequest(_message.Message):
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuthorizeHoldRequest]:
         """1 to 256 entries, each a whole AuthorizeHold request with its own
-        request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+        request_id. None: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID; more than
+        256: INVALID_ARGUMENT, reason FIELD_INVALID (field "entries", limit 256).
         At most 256 entries.
         """
 

@@ -72,6 +72,14 @@ class GatewayServiceServicer:
 
     def AuthorizePayment(self, request, context):
         """AuthorizePayment opens the sealed instruction and asks the issuer for a hold.
+        A retry (the same request_id) of a transaction the gateway recorded and
+        did not refuse is answered from the record first, before the instruction's
+        time is judged: the issuer replays its first answer, however late the
+        retry and whatever the gateway's clock says. Only a first attempt (or one
+        after a refusal) is judged by the instruction window (INVALID_ARGUMENT,
+        INSTRUCTION_EXPIRED or INSTRUCTION_FROM_FUTURE). The same request_id for a
+        different payment (order, amount or issuer): ALREADY_EXISTS,
+        IDEMPOTENCY_KEY_REUSED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -334,7 +342,12 @@ class IssuerServiceServicer:
 
     def AuthorizeHold(self, request, context):
         """AuthorizeHold verifies the dual signature, checks funds, limits and risk,
-        and places a hold (a pending transfer) on the customer's account.
+        and places a hold (a pending transfer) on the customer's account. An
+        instruction amount outside 1 to 10^15 minor units is refused
+        INVALID_ARGUMENT, FIELD_INVALID (metadata "field" = "instruction.amount"
+        and "limit" = the maximum); a creditor_account that is the paying account
+        itself is refused INVALID_ARGUMENT, SELF_TRANSFER. A merchant at this same
+        bank is paid inside it on capture, never through the settlement bank.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -617,7 +630,11 @@ class AcquirerServiceServicer:
         """ReturnPayment refunds all or part of a settled payment: the acquirer
         debits the merchant's account and sends an interbank payment return (after
         pacs.004) through the settlement bank to the issuer, which credits the
-        customer. Answers once the return is settled or rejected.
+        customer. Answers once the return is settled or rejected. An amount
+        outside 1 to 10^15 minor units, or in another currency, is refused
+        INVALID_ARGUMENT, FIELD_INVALID (metadata "field" = "amount" and, for the
+        range, "limit" = the maximum), before anything is written. The refund of a
+        payment made by a customer of this same bank is booked inside it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -43,7 +43,16 @@ class GatewayServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> GatewayServiceAsyncStub: ...
     AuthorizePayment: _grpc.UnaryUnaryMultiCallable[_authorization_pb2.AuthorizePaymentRequest, _authorization_pb2.AuthorizePaymentResponse]
-    """AuthorizePayment opens the sealed instruction and asks the issuer for a hold."""
+    """AuthorizePayment opens the sealed instruction and asks the issuer for a hold.
+    A retry (the same request_id) of a transaction the gateway recorded and
+    did not refuse is answered from the record first, before the instruction's
+    time is judged: the issuer replays its first answer, however late the
+    retry and whatever the gateway's clock says. Only a first attempt (or one
+    after a refusal) is judged by the instruction window (INVALID_ARGUMENT,
+    INSTRUCTION_EXPIRED or INSTRUCTION_FROM_FUTURE). The same request_id for a
+    different payment (order, amount or issuer): ALREADY_EXISTS,
+    IDEMPOTENCY_KEY_REUSED.
+    """
     CapturePayment: _grpc.UnaryUnaryMultiCallable[_authorization_pb2.CapturePaymentRequest, _authorization_pb2.CapturePaymentResponse]
     """CapturePayment posts an authorized hold; the issuer then settles it."""
     VoidPayment: _grpc.UnaryUnaryMultiCallable[_authorization_pb2.VoidPaymentRequest, _authorization_pb2.VoidPaymentResponse]
@@ -66,7 +75,16 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     AuthorizePayment: _aio.UnaryUnaryMultiCallable[_authorization_pb2.AuthorizePaymentRequest, _authorization_pb2.AuthorizePaymentResponse]  # type: ignore[assignment]
-    """AuthorizePayment opens the sealed instruction and asks the issuer for a hold."""
+    """AuthorizePayment opens the sealed instruction and asks the issuer for a hold.
+    A retry (the same request_id) of a transaction the gateway recorded and
+    did not refuse is answered from the record first, before the instruction's
+    time is judged: the issuer replays its first answer, however late the
+    retry and whatever the gateway's clock says. Only a first attempt (or one
+    after a refusal) is judged by the instruction window (INVALID_ARGUMENT,
+    INSTRUCTION_EXPIRED or INSTRUCTION_FROM_FUTURE). The same request_id for a
+    different payment (order, amount or issuer): ALREADY_EXISTS,
+    IDEMPOTENCY_KEY_REUSED.
+    """
     CapturePayment: _aio.UnaryUnaryMultiCallable[_authorization_pb2.CapturePaymentRequest, _authorization_pb2.CapturePaymentResponse]  # type: ignore[assignment]
     """CapturePayment posts an authorized hold; the issuer then settles it."""
     VoidPayment: _aio.UnaryUnaryMultiCallable[_authorization_pb2.VoidPaymentRequest, _authorization_pb2.VoidPaymentResponse]  # type: ignore[assignment]
@@ -92,7 +110,16 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _authorization_pb2.AuthorizePaymentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_authorization_pb2.AuthorizePaymentResponse, _abc.Awaitable[_authorization_pb2.AuthorizePaymentResponse]]:
-        """AuthorizePayment opens the sealed instruction and asks the issuer for a hold."""
+        """AuthorizePayment opens the sealed instruction and asks the issuer for a hold.
+        A retry (the same request_id) of a transaction the gateway recorded and
+        did not refuse is answered from the record first, before the instruction's
+        time is judged: the issuer replays its first answer, however late the
+        retry and whatever the gateway's clock says. Only a first attempt (or one
+        after a refusal) is judged by the instruction window (INVALID_ARGUMENT,
+        INSTRUCTION_EXPIRED or INSTRUCTION_FROM_FUTURE). The same request_id for a
+        different payment (order, amount or issuer): ALREADY_EXISTS,
+        IDEMPOTENCY_KEY_REUSED.
+        """
 
     @_abc_1.abstractmethod
     def CapturePayment(
@@ -141,7 +168,12 @@ class IssuerServiceStub:
     def __new__(cls, channel: _aio.Channel) -> IssuerServiceAsyncStub: ...
     AuthorizeHold: _grpc.UnaryUnaryMultiCallable[_authorization_pb2.AuthorizeHoldRequest, _authorization_pb2.AuthorizeHoldResponse]
     """AuthorizeHold verifies the dual signature, checks funds, limits and risk,
-    and places a hold (a pending transfer) on the customer's account.
+    and places a hold (a pending transfer) on the customer's account. An
+    instruction amount outside 1 to 10^15 minor units is refused
+    INVALID_ARGUMENT, FIELD_INVALID (metadata "field" = "instruction.amount"
+    and "limit" = the maximum); a creditor_account that is the paying account
+    itself is refused INVALID_ARGUMENT, SELF_TRANSFER. A merchant at this same
+    bank is paid inside it on capture, never through the settlement bank.
     """
     AuthorizeHolds: _grpc.UnaryUnaryMultiCallable[_authorization_pb2.AuthorizeHoldsRequest, _authorization_pb2.AuthorizeHoldsResponse]
     """AuthorizeHolds authorizes up to 256 payments in one call. Each entry is
@@ -175,7 +207,12 @@ class IssuerServiceAsyncStub(IssuerServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     AuthorizeHold: _aio.UnaryUnaryMultiCallable[_authorization_pb2.AuthorizeHoldRequest, _authorization_pb2.AuthorizeHoldResponse]  # type: ignore[assignment]
     """AuthorizeHold verifies the dual signature, checks funds, limits and risk,
-    and places a hold (a pending transfer) on the customer's account.
+    and places a hold (a pending transfer) on the customer's account. An
+    instruction amount outside 1 to 10^15 minor units is refused
+    INVALID_ARGUMENT, FIELD_INVALID (metadata "field" = "instruction.amount"
+    and "limit" = the maximum); a creditor_account that is the paying account
+    itself is refused INVALID_ARGUMENT, SELF_TRANSFER. A merchant at this same
+    bank is paid inside it on capture, never through the settlement bank.
     """
     AuthorizeHolds: _aio.UnaryUnaryMultiCallable[_authorization_pb2.AuthorizeHoldsRequest, _authorization_pb2.AuthorizeHoldsResponse]  # type: ignore[assignment]
     """AuthorizeHolds authorizes up to 256 payments in one call. Each entry is
@@ -212,7 +249,12 @@ class IssuerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_authorization_pb2.AuthorizeHoldResponse, _abc.Awaitable[_authorization_pb2.AuthorizeHoldResponse]]:
         """AuthorizeHold verifies the dual signature, checks funds, limits and risk,
-        and places a hold (a pending transfer) on the customer's account.
+        and places a hold (a pending transfer) on the customer's account. An
+        instruction amount outside 1 to 10^15 minor units is refused
+        INVALID_ARGUMENT, FIELD_INVALID (metadata "field" = "instruction.amount"
+        and "limit" = the maximum); a creditor_account that is the paying account
+        itself is refused INVALID_ARGUMENT, SELF_TRANSFER. A merchant at this same
+        bank is paid inside it on capture, never through the settlement bank.
         """
 
     @_abc_1.abstractmethod
@@ -281,7 +323,11 @@ class AcquirerServiceStub:
     """ReturnPayment refunds all or part of a settled payment: the acquirer
     debits the merchant's account and sends an interbank payment return (after
     pacs.004) through the settlement bank to the issuer, which credits the
-    customer. Answers once the return is settled or rejected.
+    customer. Answers once the return is settled or rejected. An amount
+    outside 1 to 10^15 minor units, or in another currency, is refused
+    INVALID_ARGUMENT, FIELD_INVALID (metadata "field" = "amount" and, for the
+    range, "limit" = the maximum), before anything is written. The refund of a
+    payment made by a customer of this same bank is booked inside it.
     """
 
 @_typing.type_check_only
@@ -293,7 +339,11 @@ class AcquirerServiceAsyncStub(AcquirerServiceStub):
     """ReturnPayment refunds all or part of a settled payment: the acquirer
     debits the merchant's account and sends an interbank payment return (after
     pacs.004) through the settlement bank to the issuer, which credits the
-    customer. Answers once the return is settled or rejected.
+    customer. Answers once the return is settled or rejected. An amount
+    outside 1 to 10^15 minor units, or in another currency, is refused
+    INVALID_ARGUMENT, FIELD_INVALID (metadata "field" = "amount" and, for the
+    range, "limit" = the maximum), before anything is written. The refund of a
+    payment made by a customer of this same bank is booked inside it.
     """
 
 class AcquirerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -308,7 +358,11 @@ class AcquirerServiceServicer(metaclass=_abc_1.ABCMeta):
         """ReturnPayment refunds all or part of a settled payment: the acquirer
         debits the merchant's account and sends an interbank payment return (after
         pacs.004) through the settlement bank to the issuer, which credits the
-        customer. Answers once the return is settled or rejected.
+        customer. Answers once the return is settled or rejected. An amount
+        outside 1 to 10^15 minor units, or in another currency, is refused
+        INVALID_ARGUMENT, FIELD_INVALID (metadata "field" = "amount" and, for the
+        range, "limit" = the maximum), before anything is written. The refund of a
+        payment made by a customer of this same bank is booked inside it.
         """
 
 def add_AcquirerServiceServicer_to_server(servicer: AcquirerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -14,6 +14,23 @@ Conventions used throughout:
 - Errors are a gRPC status code plus google.rpc.Status details holding exactly
   one google.rpc.ErrorInfo with domain "paynet.dev" and an UPPER_SNAKE reason.
   Clients branch on the reason, never on the message text.
+
+Refusals any RPC of any node may answer, before the RPC's own:
+- UNAUTHENTICATED: CLIENT_CERTIFICATE_MISSING, FOREIGN_TRUST_DOMAIN (the
+  certificate names another trust domain), UNKNOWN_PARTICIPANT (not in the
+  network file), CERTIFICATE_REVOKED (on the CA's CRL), IDENTITY_INVALID (no
+  clientAuth usage or not exactly one spiffe://<trust-domain>/<role>/<name>
+  URI), ISSUER_NOT_NETWORK_CA (the certificate was not issued directly by
+  the network's CA: no intermediate CA is allowed).
+- RESOURCE_EXHAUSTED: AUTHENTICATION_RATE_LIMITED (a certificate refused too
+  often in a minute; metadata retry_after_seconds), TOO_MANY_CONCURRENT_CALLS
+  (the caller already has [limits] max_concurrent_calls_per_caller calls in
+  progress on the node, an open stream counting until it ends; metadata limit
+  and retry_after_seconds).
+- PERMISSION_DENIED: ROLE_NOT_ALLOWED (the caller's role may not call it).
+- INVALID_ARGUMENT: REQUEST_MALFORMED (the bytes are not the request message),
+  FIELD_INVALID with metadata field and limit (a field over the bound its
+  comment states; see bounds.proto).
 """
 
 from collections import abc as _abc

@@ -52,7 +52,10 @@ class SubscribeRequest(_message.Message):
 
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
     after_sequence: _builtins.int
-    """Resume after this sequence number; 0 to start from the first event."""
+    """Resume after this sequence number: 0 to start from the first event, else
+    the sequence of an event this stream sent you. Below 0 is FIELD_INVALID;
+    beyond your last event is OUT_OF_RANGE, CURSOR_BEYOND_END.
+    """
     def __init__(
         self,
         *,
@@ -197,6 +200,71 @@ class HoldNotice(_message.Message):
 Global___HoldNotice: _TypeAlias = HoldNotice  # noqa: Y015
 
 @_typing.final
+class RefundNotice(_message.Message):
+    """RefundNotice tells a merchant that a refund of one of its payments was
+    settled: the payment return its bank (the acquirer) sent reached the
+    settlement bank, and the customer's bank credits the customer. The acquirer
+    sends one for every settled refund of the merchant's payments, whoever asked
+    for it (the merchant's node, or anyone calling GatewayService.RefundPayment
+    with its certificate), in the transaction that records the settlement. A
+    refund whose return is rejected sends none: the merchant's debit is reversed
+    instead (an AccountEntryNotice, CREDIT, "reversal: <reason>").
+
+    The merchant's own AccountEntryNotice (DEBIT) for the refund comes earlier,
+    when its account is debited, before the outcome is known: book a refund on
+    this notice, not on that entry.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFUND_ID_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    ORIGINAL_INSTRUCTION_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    REFUNDED_TOTAL_FIELD_NUMBER: _builtins.int
+    refund_id: _builtins.str
+    """The refund's id: the payment return's id, the refund_id that
+    RefundPayment and RefundOrder answer.
+    """
+    order_id: _builtins.str
+    """The order refunded (the original transfer's end-to-end id)."""
+    original_instruction_id: _builtins.str
+    """The instruction id of the original credit transfer (the payment refunded)."""
+    @_builtins.property
+    def account(self) -> _common_pb2.AccountRef:
+        """The merchant's account the refund was debited from."""
+
+    @_builtins.property
+    def amount(self) -> _common_pb2.Money:
+        """This refund's amount."""
+
+    @_builtins.property
+    def refunded_total(self) -> _common_pb2.Money:
+        """Every settled refund of the payment so far, this one included. It never
+        decreases: whichever notices arrive, and in whatever order, the largest is
+        the order's refunded total.
+        """
+
+    def __init__(
+        self,
+        *,
+        refund_id: _builtins.str = ...,
+        order_id: _builtins.str = ...,
+        account: _common_pb2.AccountRef | None = ...,
+        original_instruction_id: _builtins.str = ...,
+        amount: _common_pb2.Money | None = ...,
+        refunded_total: _common_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "amount", b"amount", "refunded_total", b"refunded_total"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "amount", b"amount", "order_id", b"order_id", "original_instruction_id", b"original_instruction_id", "refund_id", b"refund_id", "refunded_total", b"refunded_total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundNotice: _TypeAlias = RefundNotice  # noqa: Y015
+
+@_typing.final
 class OrderUpdate(_message.Message):
     """OrderUpdate tells a customer that one of its orders changed state."""
 
@@ -233,6 +301,7 @@ class SubscribeResponse(_message.Message):
     ACCOUNT_ENTRY_FIELD_NUMBER: _builtins.int
     HOLD_FIELD_NUMBER: _builtins.int
     ORDER_UPDATE_FIELD_NUMBER: _builtins.int
+    REFUND_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the subscriber's stream; strictly increasing."""
     event_id: _builtins.str
@@ -257,6 +326,10 @@ class SubscribeResponse(_message.Message):
     def order_update(self) -> Global___OrderUpdate:
         """An order changed (from the merchant)."""
 
+    @_builtins.property
+    def refund(self) -> Global___RefundNotice:
+        """A refund of one of the merchant's payments was settled (from the acquirer)."""
+
     def __init__(
         self,
         *,
@@ -267,12 +340,13 @@ class SubscribeResponse(_message.Message):
         account_entry: Global___AccountEntryNotice | None = ...,
         hold: Global___HoldNotice | None = ...,
         order_update: Global___OrderUpdate | None = ...,
+        refund: Global___RefundNotice | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["account_entry", b"account_entry", "event", b"event", "hold", b"hold", "occurred_at", b"occurred_at", "one_time_code", b"one_time_code", "order_update", b"order_update"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account_entry", b"account_entry", "event", b"event", "hold", b"hold", "occurred_at", b"occurred_at", "one_time_code", b"one_time_code", "order_update", b"order_update", "refund", b"refund"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_entry", b"account_entry", "event", b"event", "event_id", b"event_id", "hold", b"hold", "occurred_at", b"occurred_at", "one_time_code", b"one_time_code", "order_update", b"order_update", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_entry", b"account_entry", "event", b"event", "event_id", b"event_id", "hold", b"hold", "occurred_at", b"occurred_at", "one_time_code", b"one_time_code", "order_update", b"order_update", "refund", b"refund", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["one_time_code", "account_entry", "hold", "order_update"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["one_time_code", "account_entry", "hold", "order_update", "refund"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 

@@ -30,7 +30,7 @@ class NotificationServiceStub:
     """NotificationService is served by every bank and by the merchant. A
     subscriber receives, in order, the events addressed to its own identity (from
     its certificate): a customer's device inbox at its bank, a merchant's credit
-    notices at its acquirer, a customer's order updates at the merchant.
+    and refund notices at its acquirer, a customer's order updates at the merchant.
 
     Delivery is at least once: after a reconnect, pass the last sequence you
     processed as after_sequence and the stream resumes after it. Deduplicate by
@@ -43,7 +43,23 @@ class NotificationServiceStub:
     def __new__(cls, channel: _aio.Channel) -> NotificationServiceAsyncStub: ...
     Subscribe: _grpc.UnaryStreamMultiCallable[_notification_pb2.SubscribeRequest, _notification_pb2.SubscribeResponse]
     """Subscribe streams the caller's events after a sequence number, then waits
-    for new ones until the caller cancels.
+    for new ones until the caller cancels. An accepted subscription answers its
+    headers at once, with paynet-subscribed-after naming the sequence it
+    resumes after.
+
+    Refusals, before any event:
+    - the caller already has its limit of calls in progress on the node (an open
+      subscription counts until it ends; [limits] max_concurrent_calls_per_caller):
+      RESOURCE_EXHAUSTED, reason TOO_MANY_CONCURRENT_CALLS, metadata limit and
+      retry_after_seconds, as on every RPC.
+    - after_sequence below 0: INVALID_ARGUMENT, reason FIELD_INVALID (field
+      "after_sequence").
+    - after_sequence beyond the sequence of the caller's last event (no event
+      can ever follow it): OUT_OF_RANGE, reason CURSOR_BEYOND_END, metadata
+      field "after_sequence" and last_sequence (the caller's last event, 0 if
+      none). Resubscribe with a sequence you received, or 0.
+    A stream open when the node stops ends UNAVAILABLE, reason NODE_STOPPING:
+    subscribe again after the last sequence processed.
     """
 
 @_typing.type_check_only
@@ -51,7 +67,7 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     """NotificationService is served by every bank and by the merchant. A
     subscriber receives, in order, the events addressed to its own identity (from
     its certificate): a customer's device inbox at its bank, a merchant's credit
-    notices at its acquirer, a customer's order updates at the merchant.
+    and refund notices at its acquirer, a customer's order updates at the merchant.
 
     Delivery is at least once: after a reconnect, pass the last sequence you
     processed as after_sequence and the stream resumes after it. Deduplicate by
@@ -61,14 +77,30 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Subscribe: _aio.UnaryStreamMultiCallable[_notification_pb2.SubscribeRequest, _notification_pb2.SubscribeResponse]  # type: ignore[assignment]
     """Subscribe streams the caller's events after a sequence number, then waits
-    for new ones until the caller cancels.
+    for new ones until the caller cancels. An accepted subscription answers its
+    headers at once, with paynet-subscribed-after naming the sequence it
+    resumes after.
+
+    Refusals, before any event:
+    - the caller already has its limit of calls in progress on the node (an open
+      subscription counts until it ends; [limits] max_concurrent_calls_per_caller):
+      RESOURCE_EXHAUSTED, reason TOO_MANY_CONCURRENT_CALLS, metadata limit and
+      retry_after_seconds, as on every RPC.
+    - after_sequence below 0: INVALID_ARGUMENT, reason FIELD_INVALID (field
+      "after_sequence").
+    - after_sequence beyond the sequence of the caller's last event (no event
+      can ever follow it): OUT_OF_RANGE, reason CURSOR_BEYOND_END, metadata
+      field "after_sequence" and last_sequence (the caller's last event, 0 if
+      none). Resubscribe with a sequence you received, or 0.
+    A stream open when the node stops ends UNAVAILABLE, reason NODE_STOPPING:
+    subscribe again after the last sequence processed.
     """
 
 class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
     """NotificationService is served by every bank and by the merchant. A
     subscriber receives, in order, the events addressed to its own identity (from
     its certificate): a customer's device inbox at its bank, a merchant's credit
-    notices at its acquirer, a customer's order updates at the merchant.
+    and refund notices at its acquirer, a customer's order updates at the merchant.
 
     Delivery is at least once: after a reconnect, pass the last sequence you
     processed as after_sequence and the stream resumes after it. Deduplicate by
@@ -82,7 +114,23 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_notification_pb2.SubscribeResponse], _abc.AsyncIterator[_notification_pb2.SubscribeResponse]]:
         """Subscribe streams the caller's events after a sequence number, then waits
-        for new ones until the caller cancels.
+        for new ones until the caller cancels. An accepted subscription answers its
+        headers at once, with paynet-subscribed-after naming the sequence it
+        resumes after.
+
+        Refusals, before any event:
+        - the caller already has its limit of calls in progress on the node (an open
+          subscription counts until it ends; [limits] max_concurrent_calls_per_caller):
+          RESOURCE_EXHAUSTED, reason TOO_MANY_CONCURRENT_CALLS, metadata limit and
+          retry_after_seconds, as on every RPC.
+        - after_sequence below 0: INVALID_ARGUMENT, reason FIELD_INVALID (field
+          "after_sequence").
+        - after_sequence beyond the sequence of the caller's last event (no event
+          can ever follow it): OUT_OF_RANGE, reason CURSOR_BEYOND_END, metadata
+          field "after_sequence" and last_sequence (the caller's last event, 0 if
+          none). Resubscribe with a sequence you received, or 0.
+        A stream open when the node stops ends UNAVAILABLE, reason NODE_STOPPING:
+        subscribe again after the last sequence processed.
         """
 
 def add_NotificationServiceServicer_to_server(servicer: NotificationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

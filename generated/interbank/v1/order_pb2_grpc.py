@@ -99,7 +99,14 @@ class OrderServiceServicer:
         """SubmitPayment checks the order and forwards the sealed instruction,
         unopened, to the gateway for authorization. When the issuer challenges the
         payment the order is CHALLENGE_REQUIRED and the customer answers the
-        challenge at its bank, then calls CompletePayment.
+        challenge at its bank, then calls CompletePayment. A refusal puts the
+        order back to CREATED with the reason, except that a refusal of the
+        instruction's time or reuse (INSTRUCTION_EXPIRED, INSTRUCTION_FROM_FUTURE,
+        INSTRUCTION_REPLAYED, IDEMPOTENCY_KEY_REUSED) does so only once the
+        merchant has looked the payment up at the gateway and found no hold that
+        holds or moved money: a payment the issuer completed is followed instead
+        and the order answered; while the gateway cannot say, UNAVAILABLE,
+        PAYMENT_OUTCOME_UNKNOWN (submit the same sealed payment again).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -47,7 +47,14 @@ class OrderServiceStub:
     """SubmitPayment checks the order and forwards the sealed instruction,
     unopened, to the gateway for authorization. When the issuer challenges the
     payment the order is CHALLENGE_REQUIRED and the customer answers the
-    challenge at its bank, then calls CompletePayment.
+    challenge at its bank, then calls CompletePayment. A refusal puts the
+    order back to CREATED with the reason, except that a refusal of the
+    instruction's time or reuse (INSTRUCTION_EXPIRED, INSTRUCTION_FROM_FUTURE,
+    INSTRUCTION_REPLAYED, IDEMPOTENCY_KEY_REUSED) does so only once the
+    merchant has looked the payment up at the gateway and found no hold that
+    holds or moved money: a payment the issuer completed is followed instead
+    and the order answered; while the gateway cannot say, UNAVAILABLE,
+    PAYMENT_OUTCOME_UNKNOWN (submit the same sealed payment again).
     """
     CompletePayment: _grpc.UnaryUnaryMultiCallable[_order_pb2.CompletePaymentRequest, _order_pb2.CompletePaymentResponse]
     """CompletePayment captures an authorized payment (after a challenge was
@@ -77,7 +84,14 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """SubmitPayment checks the order and forwards the sealed instruction,
     unopened, to the gateway for authorization. When the issuer challenges the
     payment the order is CHALLENGE_REQUIRED and the customer answers the
-    challenge at its bank, then calls CompletePayment.
+    challenge at its bank, then calls CompletePayment. A refusal puts the
+    order back to CREATED with the reason, except that a refusal of the
+    instruction's time or reuse (INSTRUCTION_EXPIRED, INSTRUCTION_FROM_FUTURE,
+    INSTRUCTION_REPLAYED, IDEMPOTENCY_KEY_REUSED) does so only once the
+    merchant has looked the payment up at the gateway and found no hold that
+    holds or moved money: a payment the issuer completed is followed instead
+    and the order answered; while the gateway cannot say, UNAVAILABLE,
+    PAYMENT_OUTCOME_UNKNOWN (submit the same sealed payment again).
     """
     CompletePayment: _aio.UnaryUnaryMultiCallable[_order_pb2.CompletePaymentRequest, _order_pb2.CompletePaymentResponse]  # type: ignore[assignment]
     """CompletePayment captures an authorized payment (after a challenge was
@@ -128,7 +142,14 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         """SubmitPayment checks the order and forwards the sealed instruction,
         unopened, to the gateway for authorization. When the issuer challenges the
         payment the order is CHALLENGE_REQUIRED and the customer answers the
-        challenge at its bank, then calls CompletePayment.
+        challenge at its bank, then calls CompletePayment. A refusal puts the
+        order back to CREATED with the reason, except that a refusal of the
+        instruction's time or reuse (INSTRUCTION_EXPIRED, INSTRUCTION_FROM_FUTURE,
+        INSTRUCTION_REPLAYED, IDEMPOTENCY_KEY_REUSED) does so only once the
+        merchant has looked the payment up at the gateway and found no hold that
+        holds or moved money: a payment the issuer completed is followed instead
+        and the order answered; while the gateway cannot say, UNAVAILABLE,
+        PAYMENT_OUTCOME_UNKNOWN (submit the same sealed payment again).
         """
 
     @_abc_1.abstractmethod

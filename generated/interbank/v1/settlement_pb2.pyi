@@ -298,7 +298,8 @@ class SubmitCreditTransfersRequest(_message.Message):
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmitCreditTransferRequest]:
         """1 to 256 entries, each a whole SubmitCreditTransfer request with its own
-        request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+        request_id. None: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID; more than
+        256: INVALID_ARGUMENT, reason FIELD_INVALID (field "entries", limit 256).
         At most 256 entries.
         """
 
@@ -740,7 +741,8 @@ class ReceiveCreditTransfersRequest(_message.Message):
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReceiveCreditTransferRequest]:
         """1 to 256 entries, each a whole ReceiveCreditTransfer request with its own
-        request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+        request_id. None: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID; more than
+        256: INVALID_ARGUMENT, reason FIELD_INVALID (field "entries", limit 256).
         At most 256 entries.
         """
 

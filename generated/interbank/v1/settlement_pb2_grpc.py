@@ -77,6 +77,14 @@ class SettlementServiceServicer:
         """SubmitCreditTransfer settles an interbank credit transfer (after ISO 20022
         pacs.008): reserves move from the debtor agent to the creditor agent and
         the transfer is forwarded to the creditor agent, whose answer is returned.
+        Only money between two member banks settles here. Refused INVALID_ARGUMENT,
+        with nothing recorded: an amount outside 1 to 10^15 minor units
+        (FIELD_INVALID, metadata "field" = "transfer.amount" and "limit" = the
+        maximum); a creditor_agent that is the debtor_agent (SAME_AGENT: holders
+        of one bank pay each other inside it, and no reserve would move); a
+        debtor_account and creditor_account naming one account (SELF_TRANSFER). A
+        transfer that would take a reserve's running total past int64 is answered
+        REJECTED with reason_code AMOUNT_OVERFLOW.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,6 +104,11 @@ class SettlementServiceServicer:
 
     def SubmitPaymentReturn(self, request, context):
         """SubmitPaymentReturn settles the return of an earlier transfer (after pacs.004).
+        Refused INVALID_ARGUMENT, with nothing recorded: an amount outside 1 to
+        10^15 minor units (FIELD_INVALID, metadata "field" =
+        "payment_return.amount" and "limit"); a receiving_agent that is the
+        returning_agent (SAME_AGENT). A return that would take a reserve's running
+        total past int64 is answered REJECTED with reason_code AMOUNT_OVERFLOW.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -369,6 +382,14 @@ class ClearingServiceServicer:
 
     def ReceiveCreditTransfer(self, request, context):
         """ReceiveCreditTransfer credits the creditor account of a settled transfer.
+        The bank credits it against its reserve, so it refuses, INVALID_ARGUMENT
+        and before anything is written, what the settlement bank never settles:
+        an amount outside 1 to 10^15 minor units (FIELD_INVALID, metadata "field"
+        = "transfer.amount" and "limit"); a debtor_agent that is the
+        creditor_agent (SAME_AGENT); one account as debtor_account and
+        creditor_account (SELF_TRANSFER). A credit that would take the account's
+        running total past int64 is answered REJECTED with reason_code
+        AMOUNT_OVERFLOW.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -385,6 +406,12 @@ class ClearingServiceServicer:
 
     def ReceivePaymentReturn(self, request, context):
         """ReceivePaymentReturn credits the original debtor with a returned amount.
+        Refused INVALID_ARGUMENT before anything is written: an amount outside 1
+        to 10^15 minor units (FIELD_INVALID, metadata "field" =
+        "payment_return.amount" and "limit"); a returning_agent that is the
+        receiving_agent (SAME_AGENT). A credit that would take the account's
+        running total past int64 is answered REJECTED with reason_code
+        AMOUNT_OVERFLOW.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

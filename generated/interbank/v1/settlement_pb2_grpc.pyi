@@ -39,6 +39,14 @@ class SettlementServiceStub:
     """SubmitCreditTransfer settles an interbank credit transfer (after ISO 20022
     pacs.008): reserves move from the debtor agent to the creditor agent and
     the transfer is forwarded to the creditor agent, whose answer is returned.
+    Only money between two member banks settles here. Refused INVALID_ARGUMENT,
+    with nothing recorded: an amount outside 1 to 10^15 minor units
+    (FIELD_INVALID, metadata "field" = "transfer.amount" and "limit" = the
+    maximum); a creditor_agent that is the debtor_agent (SAME_AGENT: holders
+    of one bank pay each other inside it, and no reserve would move); a
+    debtor_account and creditor_account naming one account (SELF_TRANSFER). A
+    transfer that would take a reserve's running total past int64 is answered
+    REJECTED with reason_code AMOUNT_OVERFLOW.
     """
     SubmitCreditTransfers: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SubmitCreditTransfersRequest, _settlement_pb2.SubmitCreditTransfersResponse]
     """SubmitCreditTransfers settles up to 256 transfers in one call. Each entry
@@ -49,7 +57,13 @@ class SettlementServiceStub:
     previous call was in flight: the first goes at once, never after a timer.
     """
     SubmitPaymentReturn: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SubmitPaymentReturnRequest, _settlement_pb2.SubmitPaymentReturnResponse]
-    """SubmitPaymentReturn settles the return of an earlier transfer (after pacs.004)."""
+    """SubmitPaymentReturn settles the return of an earlier transfer (after pacs.004).
+    Refused INVALID_ARGUMENT, with nothing recorded: an amount outside 1 to
+    10^15 minor units (FIELD_INVALID, metadata "field" =
+    "payment_return.amount" and "limit"); a receiving_agent that is the
+    returning_agent (SAME_AGENT). A return that would take a reserve's running
+    total past int64 is answered REJECTED with reason_code AMOUNT_OVERFLOW.
+    """
     GetTransferStatus: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetTransferStatusRequest, _settlement_pb2.GetTransferStatusResponse]
     """GetTransferStatus reports a transfer's status (after pacs.002)."""
     GetSettlementWindow: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetSettlementWindowRequest, _settlement_pb2.GetSettlementWindowResponse]
@@ -72,6 +86,14 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     """SubmitCreditTransfer settles an interbank credit transfer (after ISO 20022
     pacs.008): reserves move from the debtor agent to the creditor agent and
     the transfer is forwarded to the creditor agent, whose answer is returned.
+    Only money between two member banks settles here. Refused INVALID_ARGUMENT,
+    with nothing recorded: an amount outside 1 to 10^15 minor units
+    (FIELD_INVALID, metadata "field" = "transfer.amount" and "limit" = the
+    maximum); a creditor_agent that is the debtor_agent (SAME_AGENT: holders
+    of one bank pay each other inside it, and no reserve would move); a
+    debtor_account and creditor_account naming one account (SELF_TRANSFER). A
+    transfer that would take a reserve's running total past int64 is answered
+    REJECTED with reason_code AMOUNT_OVERFLOW.
     """
     SubmitCreditTransfers: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SubmitCreditTransfersRequest, _settlement_pb2.SubmitCreditTransfersResponse]  # type: ignore[assignment]
     """SubmitCreditTransfers settles up to 256 transfers in one call. Each entry
@@ -82,7 +104,13 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     previous call was in flight: the first goes at once, never after a timer.
     """
     SubmitPaymentReturn: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SubmitPaymentReturnRequest, _settlement_pb2.SubmitPaymentReturnResponse]  # type: ignore[assignment]
-    """SubmitPaymentReturn settles the return of an earlier transfer (after pacs.004)."""
+    """SubmitPaymentReturn settles the return of an earlier transfer (after pacs.004).
+    Refused INVALID_ARGUMENT, with nothing recorded: an amount outside 1 to
+    10^15 minor units (FIELD_INVALID, metadata "field" =
+    "payment_return.amount" and "limit"); a receiving_agent that is the
+    returning_agent (SAME_AGENT). A return that would take a reserve's running
+    total past int64 is answered REJECTED with reason_code AMOUNT_OVERFLOW.
+    """
     GetTransferStatus: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetTransferStatusRequest, _settlement_pb2.GetTransferStatusResponse]  # type: ignore[assignment]
     """GetTransferStatus reports a transfer's status (after pacs.002)."""
     GetSettlementWindow: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetSettlementWindowRequest, _settlement_pb2.GetSettlementWindowResponse]  # type: ignore[assignment]
@@ -108,6 +136,14 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         """SubmitCreditTransfer settles an interbank credit transfer (after ISO 20022
         pacs.008): reserves move from the debtor agent to the creditor agent and
         the transfer is forwarded to the creditor agent, whose answer is returned.
+        Only money between two member banks settles here. Refused INVALID_ARGUMENT,
+        with nothing recorded: an amount outside 1 to 10^15 minor units
+        (FIELD_INVALID, metadata "field" = "transfer.amount" and "limit" = the
+        maximum); a creditor_agent that is the debtor_agent (SAME_AGENT: holders
+        of one bank pay each other inside it, and no reserve would move); a
+        debtor_account and creditor_account naming one account (SELF_TRANSFER). A
+        transfer that would take a reserve's running total past int64 is answered
+        REJECTED with reason_code AMOUNT_OVERFLOW.
         """
 
     @_abc_1.abstractmethod
@@ -130,7 +166,13 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _settlement_pb2.SubmitPaymentReturnRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.SubmitPaymentReturnResponse, _abc.Awaitable[_settlement_pb2.SubmitPaymentReturnResponse]]:
-        """SubmitPaymentReturn settles the return of an earlier transfer (after pacs.004)."""
+        """SubmitPaymentReturn settles the return of an earlier transfer (after pacs.004).
+        Refused INVALID_ARGUMENT, with nothing recorded: an amount outside 1 to
+        10^15 minor units (FIELD_INVALID, metadata "field" =
+        "payment_return.amount" and "limit"); a receiving_agent that is the
+        returning_agent (SAME_AGENT). A return that would take a reserve's running
+        total past int64 is answered REJECTED with reason_code AMOUNT_OVERFLOW.
+        """
 
     @_abc_1.abstractmethod
     def GetTransferStatus(
@@ -172,14 +214,30 @@ class ClearingServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ClearingServiceAsyncStub: ...
     ReceiveCreditTransfer: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ReceiveCreditTransferRequest, _settlement_pb2.ReceiveCreditTransferResponse]
-    """ReceiveCreditTransfer credits the creditor account of a settled transfer."""
+    """ReceiveCreditTransfer credits the creditor account of a settled transfer.
+    The bank credits it against its reserve, so it refuses, INVALID_ARGUMENT
+    and before anything is written, what the settlement bank never settles:
+    an amount outside 1 to 10^15 minor units (FIELD_INVALID, metadata "field"
+    = "transfer.amount" and "limit"); a debtor_agent that is the
+    creditor_agent (SAME_AGENT); one account as debtor_account and
+    creditor_account (SELF_TRANSFER). A credit that would take the account's
+    running total past int64 is answered REJECTED with reason_code
+    AMOUNT_OVERFLOW.
+    """
     ReceiveCreditTransfers: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ReceiveCreditTransfersRequest, _settlement_pb2.ReceiveCreditTransfersResponse]
     """ReceiveCreditTransfers credits up to 256 settled transfers in one call,
     each exactly as ReceiveCreditTransfer would alone (same idempotency
     scope), with one result per entry in the request's order.
     """
     ReceivePaymentReturn: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ReceivePaymentReturnRequest, _settlement_pb2.ReceivePaymentReturnResponse]
-    """ReceivePaymentReturn credits the original debtor with a returned amount."""
+    """ReceivePaymentReturn credits the original debtor with a returned amount.
+    Refused INVALID_ARGUMENT before anything is written: an amount outside 1
+    to 10^15 minor units (FIELD_INVALID, metadata "field" =
+    "payment_return.amount" and "limit"); a returning_agent that is the
+    receiving_agent (SAME_AGENT). A credit that would take the account's
+    running total past int64 is answered REJECTED with reason_code
+    AMOUNT_OVERFLOW.
+    """
 
 @_typing.type_check_only
 class ClearingServiceAsyncStub(ClearingServiceStub):
@@ -189,14 +247,30 @@ class ClearingServiceAsyncStub(ClearingServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ReceiveCreditTransfer: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ReceiveCreditTransferRequest, _settlement_pb2.ReceiveCreditTransferResponse]  # type: ignore[assignment]
-    """ReceiveCreditTransfer credits the creditor account of a settled transfer."""
+    """ReceiveCreditTransfer credits the creditor account of a settled transfer.
+    The bank credits it against its reserve, so it refuses, INVALID_ARGUMENT
+    and before anything is written, what the settlement bank never settles:
+    an amount outside 1 to 10^15 minor units (FIELD_INVALID, metadata "field"
+    = "transfer.amount" and "limit"); a debtor_agent that is the
+    creditor_agent (SAME_AGENT); one account as debtor_account and
+    creditor_account (SELF_TRANSFER). A credit that would take the account's
+    running total past int64 is answered REJECTED with reason_code
+    AMOUNT_OVERFLOW.
+    """
     ReceiveCreditTransfers: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ReceiveCreditTransfersRequest, _settlement_pb2.ReceiveCreditTransfersResponse]  # type: ignore[assignment]
     """ReceiveCreditTransfers credits up to 256 settled transfers in one call,
     each exactly as ReceiveCreditTransfer would alone (same idempotency
     scope), with one result per entry in the request's order.
     """
     ReceivePaymentReturn: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ReceivePaymentReturnRequest, _settlement_pb2.ReceivePaymentReturnResponse]  # type: ignore[assignment]
-    """ReceivePaymentReturn credits the original debtor with a returned amount."""
+    """ReceivePaymentReturn credits the original debtor with a returned amount.
+    Refused INVALID_ARGUMENT before anything is written: an amount outside 1
+    to 10^15 minor units (FIELD_INVALID, metadata "field" =
+    "payment_return.amount" and "limit"); a returning_agent that is the
+    receiving_agent (SAME_AGENT). A credit that would take the account's
+    running total past int64 is answered REJECTED with reason_code
+    AMOUNT_OVERFLOW.
+    """
 
 class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
     """ClearingService is a member bank's receiving side, called by the settlement
@@ -209,7 +283,16 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _settlement_pb2.ReceiveCreditTransferRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.ReceiveCreditTransferResponse, _abc.Awaitable[_settlement_pb2.ReceiveCreditTransferResponse]]:
-        """ReceiveCreditTransfer credits the creditor account of a settled transfer."""
+        """ReceiveCreditTransfer credits the creditor account of a settled transfer.
+        The bank credits it against its reserve, so it refuses, INVALID_ARGUMENT
+        and before anything is written, what the settlement bank never settles:
+        an amount outside 1 to 10^15 minor units (FIELD_INVALID, metadata "field"
+        = "transfer.amount" and "limit"); a debtor_agent that is the
+        creditor_agent (SAME_AGENT); one account as debtor_account and
+        creditor_account (SELF_TRANSFER). A credit that would take the account's
+        running total past int64 is answered REJECTED with reason_code
+        AMOUNT_OVERFLOW.
+        """
 
     @_abc_1.abstractmethod
     def ReceiveCreditTransfers(
@@ -228,6 +311,13 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _settlement_pb2.ReceivePaymentReturnRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.ReceivePaymentReturnResponse, _abc.Awaitable[_settlement_pb2.ReceivePaymentReturnResponse]]:
-        """ReceivePaymentReturn credits the original debtor with a returned amount."""
+        """ReceivePaymentReturn credits the original debtor with a returned amount.
+        Refused INVALID_ARGUMENT before anything is written: an amount outside 1
+        to 10^15 minor units (FIELD_INVALID, metadata "field" =
+        "payment_return.amount" and "limit"); a returning_agent that is the
+        receiving_agent (SAME_AGENT). A credit that would take the account's
+        running total past int64 is answered REJECTED with reason_code
+        AMOUNT_OVERFLOW.
+        """
 
 def add_ClearingServiceServicer_to_server(servicer: ClearingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

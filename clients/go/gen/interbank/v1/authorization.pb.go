@@ -793,9 +793,12 @@ type PaymentTransaction struct {
 	RefundedTotal *Money `protobuf:"bytes,9,opt,name=refunded_total,json=refundedTotal,proto3" json:"refunded_total,omitempty"`
 	// Instruction id of the interbank credit transfer, once captured.
 	InstructionId string `protobuf:"bytes,10,opt,name=instruction_id,json=instructionId,proto3" json:"instruction_id,omitempty"`
-	// Set when the gateway got no hold: the issuer refused the payment or could
-	// not be reached (the ErrorInfo reason the authorization was answered
-	// with). Empty while the issuer is being asked, and once there is a hold.
+	// Set when the gateway has no hold to follow: the issuer refused the
+	// payment, had none once the outcome was unknown, or the open hold it had
+	// then was voided at once (the ErrorInfo reason the authorization was
+	// answered with; HOLD_NOT_FOUND for an authorization a crash interrupted).
+	// Empty while the issuer is being asked or cannot say, and once a hold is
+	// recorded: a recorded hold, which may have moved money, is never failed.
 	FailureReason string `protobuf:"bytes,11,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1147,7 +1150,8 @@ func (x *AuthorizeHoldResponse) GetCapture() *CaptureHoldResponse {
 type AuthorizeHoldsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 1 to 256 entries, each a whole AuthorizeHold request with its own
-	// request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+	// request_id. None: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID; more than
+	// 256: INVALID_ARGUMENT, reason FIELD_INVALID (field "entries", limit 256).
 	// At most 256 entries.
 	Entries       []*AuthorizeHoldRequest `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	unknownFields protoimpl.UnknownFields

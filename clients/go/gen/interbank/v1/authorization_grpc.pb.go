@@ -35,6 +35,14 @@ const (
 // issuer by the instrument's bank code and relays the issuer's answers.
 type GatewayServiceClient interface {
 	// AuthorizePayment opens the sealed instruction and asks the issuer for a hold.
+	// A retry (the same request_id) of a transaction the gateway recorded and
+	// did not refuse is answered from the record first, before the instruction's
+	// time is judged: the issuer replays its first answer, however late the
+	// retry and whatever the gateway's clock says. Only a first attempt (or one
+	// after a refusal) is judged by the instruction window (INVALID_ARGUMENT,
+	// INSTRUCTION_EXPIRED or INSTRUCTION_FROM_FUTURE). The same request_id for a
+	// different payment (order, amount or issuer): ALREADY_EXISTS,
+	// IDEMPOTENCY_KEY_REUSED.
 	AuthorizePayment(ctx context.Context, in *AuthorizePaymentRequest, opts ...grpc.CallOption) (*AuthorizePaymentResponse, error)
 	// CapturePayment posts an authorized hold; the issuer then settles it.
 	CapturePayment(ctx context.Context, in *CapturePaymentRequest, opts ...grpc.CallOption) (*CapturePaymentResponse, error)
@@ -116,6 +124,14 @@ func (c *gatewayServiceClient) GetPaymentTransaction(ctx context.Context, in *Ge
 // issuer by the instrument's bank code and relays the issuer's answers.
 type GatewayServiceServer interface {
 	// AuthorizePayment opens the sealed instruction and asks the issuer for a hold.
+	// A retry (the same request_id) of a transaction the gateway recorded and
+	// did not refuse is answered from the record first, before the instruction's
+	// time is judged: the issuer replays its first answer, however late the
+	// retry and whatever the gateway's clock says. Only a first attempt (or one
+	// after a refusal) is judged by the instruction window (INVALID_ARGUMENT,
+	// INSTRUCTION_EXPIRED or INSTRUCTION_FROM_FUTURE). The same request_id for a
+	// different payment (order, amount or issuer): ALREADY_EXISTS,
+	// IDEMPOTENCY_KEY_REUSED.
 	AuthorizePayment(context.Context, *AuthorizePaymentRequest) (*AuthorizePaymentResponse, error)
 	// CapturePayment posts an authorized hold; the issuer then settles it.
 	CapturePayment(context.Context, *CapturePaymentRequest) (*CapturePaymentResponse, error)
@@ -312,7 +328,12 @@ const (
 // IssuerService is the customer's bank, called by the gateway over mTLS.
 type IssuerServiceClient interface {
 	// AuthorizeHold verifies the dual signature, checks funds, limits and risk,
-	// and places a hold (a pending transfer) on the customer's account.
+	// and places a hold (a pending transfer) on the customer's account. An
+	// instruction amount outside 1 to 10^15 minor units is refused
+	// INVALID_ARGUMENT, FIELD_INVALID (metadata "field" = "instruction.amount"
+	// and "limit" = the maximum); a creditor_account that is the paying account
+	// itself is refused INVALID_ARGUMENT, SELF_TRANSFER. A merchant at this same
+	// bank is paid inside it on capture, never through the settlement bank.
 	AuthorizeHold(ctx context.Context, in *AuthorizeHoldRequest, opts ...grpc.CallOption) (*AuthorizeHoldResponse, error)
 	// AuthorizeHolds authorizes up to 256 payments in one call. Each entry is
 	// authorized exactly as AuthorizeHold would authorize it alone, with the
@@ -412,7 +433,12 @@ func (c *issuerServiceClient) GetHold(ctx context.Context, in *GetHoldRequest, o
 // IssuerService is the customer's bank, called by the gateway over mTLS.
 type IssuerServiceServer interface {
 	// AuthorizeHold verifies the dual signature, checks funds, limits and risk,
-	// and places a hold (a pending transfer) on the customer's account.
+	// and places a hold (a pending transfer) on the customer's account. An
+	// instruction amount outside 1 to 10^15 minor units is refused
+	// INVALID_ARGUMENT, FIELD_INVALID (metadata "field" = "instruction.amount"
+	// and "limit" = the maximum); a creditor_account that is the paying account
+	// itself is refused INVALID_ARGUMENT, SELF_TRANSFER. A merchant at this same
+	// bank is paid inside it on capture, never through the settlement bank.
 	AuthorizeHold(context.Context, *AuthorizeHoldRequest) (*AuthorizeHoldResponse, error)
 	// AuthorizeHolds authorizes up to 256 payments in one call. Each entry is
 	// authorized exactly as AuthorizeHold would authorize it alone, with the
@@ -640,7 +666,11 @@ type AcquirerServiceClient interface {
 	// ReturnPayment refunds all or part of a settled payment: the acquirer
 	// debits the merchant's account and sends an interbank payment return (after
 	// pacs.004) through the settlement bank to the issuer, which credits the
-	// customer. Answers once the return is settled or rejected.
+	// customer. Answers once the return is settled or rejected. An amount
+	// outside 1 to 10^15 minor units, or in another currency, is refused
+	// INVALID_ARGUMENT, FIELD_INVALID (metadata "field" = "amount" and, for the
+	// range, "limit" = the maximum), before anything is written. The refund of a
+	// payment made by a customer of this same bank is booked inside it.
 	ReturnPayment(ctx context.Context, in *ReturnPaymentRequest, opts ...grpc.CallOption) (*ReturnPaymentResponse, error)
 }
 
@@ -671,7 +701,11 @@ type AcquirerServiceServer interface {
 	// ReturnPayment refunds all or part of a settled payment: the acquirer
 	// debits the merchant's account and sends an interbank payment return (after
 	// pacs.004) through the settlement bank to the issuer, which credits the
-	// customer. Answers once the return is settled or rejected.
+	// customer. Answers once the return is settled or rejected. An amount
+	// outside 1 to 10^15 minor units, or in another currency, is refused
+	// INVALID_ARGUMENT, FIELD_INVALID (metadata "field" = "amount" and, for the
+	// range, "limit" = the maximum), before anything is written. The refund of a
+	// payment made by a customer of this same bank is booked inside it.
 	ReturnPayment(context.Context, *ReturnPaymentRequest) (*ReturnPaymentResponse, error)
 	mustEmbedUnimplementedAcquirerServiceServer()
 }

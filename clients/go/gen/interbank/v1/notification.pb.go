@@ -78,7 +78,9 @@ func (AccountEntryDirection) EnumDescriptor() ([]byte, []int) {
 // SubscribeRequest starts or resumes a subscription.
 type SubscribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Resume after this sequence number; 0 to start from the first event.
+	// Resume after this sequence number: 0 to start from the first event, else
+	// the sequence of an event this stream sent you. Below 0 is FIELD_INVALID;
+	// beyond your last event is OUT_OF_RANGE, CURSOR_BEYOND_END.
 	AfterSequence int64 `protobuf:"varint,1,opt,name=after_sequence,json=afterSequence,proto3" json:"after_sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -376,6 +378,111 @@ func (x *HoldNotice) GetAmount() *Money {
 	return nil
 }
 
+// RefundNotice tells a merchant that a refund of one of its payments was
+// settled: the payment return its bank (the acquirer) sent reached the
+// settlement bank, and the customer's bank credits the customer. The acquirer
+// sends one for every settled refund of the merchant's payments, whoever asked
+// for it (the merchant's node, or anyone calling GatewayService.RefundPayment
+// with its certificate), in the transaction that records the settlement. A
+// refund whose return is rejected sends none: the merchant's debit is reversed
+// instead (an AccountEntryNotice, CREDIT, "reversal: <reason>").
+//
+// The merchant's own AccountEntryNotice (DEBIT) for the refund comes earlier,
+// when its account is debited, before the outcome is known: book a refund on
+// this notice, not on that entry.
+type RefundNotice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The refund's id: the payment return's id, the refund_id that
+	// RefundPayment and RefundOrder answer.
+	RefundId string `protobuf:"bytes,1,opt,name=refund_id,json=refundId,proto3" json:"refund_id,omitempty"`
+	// The order refunded (the original transfer's end-to-end id).
+	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The merchant's account the refund was debited from.
+	Account *AccountRef `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	// The instruction id of the original credit transfer (the payment refunded).
+	OriginalInstructionId string `protobuf:"bytes,4,opt,name=original_instruction_id,json=originalInstructionId,proto3" json:"original_instruction_id,omitempty"`
+	// This refund's amount.
+	Amount *Money `protobuf:"bytes,5,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Every settled refund of the payment so far, this one included. It never
+	// decreases: whichever notices arrive, and in whatever order, the largest is
+	// the order's refunded total.
+	RefundedTotal *Money `protobuf:"bytes,6,opt,name=refunded_total,json=refundedTotal,proto3" json:"refunded_total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefundNotice) Reset() {
+	*x = RefundNotice{}
+	mi := &file_interbank_v1_notification_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundNotice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundNotice) ProtoMessage() {}
+
+func (x *RefundNotice) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_notification_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundNotice.ProtoReflect.Descriptor instead.
+func (*RefundNotice) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_notification_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RefundNotice) GetRefundId() string {
+	if x != nil {
+		return x.RefundId
+	}
+	return ""
+}
+
+func (x *RefundNotice) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *RefundNotice) GetAccount() *AccountRef {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *RefundNotice) GetOriginalInstructionId() string {
+	if x != nil {
+		return x.OriginalInstructionId
+	}
+	return ""
+}
+
+func (x *RefundNotice) GetAmount() *Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *RefundNotice) GetRefundedTotal() *Money {
+	if x != nil {
+		return x.RefundedTotal
+	}
+	return nil
+}
+
 // OrderUpdate tells a customer that one of its orders changed state.
 type OrderUpdate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -387,7 +494,7 @@ type OrderUpdate struct {
 
 func (x *OrderUpdate) Reset() {
 	*x = OrderUpdate{}
-	mi := &file_interbank_v1_notification_proto_msgTypes[4]
+	mi := &file_interbank_v1_notification_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -399,7 +506,7 @@ func (x *OrderUpdate) String() string {
 func (*OrderUpdate) ProtoMessage() {}
 
 func (x *OrderUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_notification_proto_msgTypes[4]
+	mi := &file_interbank_v1_notification_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -412,7 +519,7 @@ func (x *OrderUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderUpdate.ProtoReflect.Descriptor instead.
 func (*OrderUpdate) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_notification_proto_rawDescGZIP(), []int{4}
+	return file_interbank_v1_notification_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *OrderUpdate) GetOrder() *Order {
@@ -439,6 +546,7 @@ type SubscribeResponse struct {
 	//	*SubscribeResponse_AccountEntry
 	//	*SubscribeResponse_Hold
 	//	*SubscribeResponse_OrderUpdate
+	//	*SubscribeResponse_Refund
 	Event         isSubscribeResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -446,7 +554,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_interbank_v1_notification_proto_msgTypes[5]
+	mi := &file_interbank_v1_notification_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +566,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_notification_proto_msgTypes[5]
+	mi := &file_interbank_v1_notification_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +579,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_notification_proto_rawDescGZIP(), []int{5}
+	return file_interbank_v1_notification_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SubscribeResponse) GetSequence() int64 {
@@ -538,6 +646,15 @@ func (x *SubscribeResponse) GetOrderUpdate() *OrderUpdate {
 	return nil
 }
 
+func (x *SubscribeResponse) GetRefund() *RefundNotice {
+	if x != nil {
+		if x, ok := x.Event.(*SubscribeResponse_Refund); ok {
+			return x.Refund
+		}
+	}
+	return nil
+}
+
 type isSubscribeResponse_Event interface {
 	isSubscribeResponse_Event()
 }
@@ -562,6 +679,11 @@ type SubscribeResponse_OrderUpdate struct {
 	OrderUpdate *OrderUpdate `protobuf:"bytes,7,opt,name=order_update,json=orderUpdate,proto3,oneof"`
 }
 
+type SubscribeResponse_Refund struct {
+	// A refund of one of the merchant's payments was settled (from the acquirer).
+	Refund *RefundNotice `protobuf:"bytes,8,opt,name=refund,proto3,oneof"`
+}
+
 func (*SubscribeResponse_OneTimeCode) isSubscribeResponse_Event() {}
 
 func (*SubscribeResponse_AccountEntry) isSubscribeResponse_Event() {}
@@ -569,6 +691,8 @@ func (*SubscribeResponse_AccountEntry) isSubscribeResponse_Event() {}
 func (*SubscribeResponse_Hold) isSubscribeResponse_Event() {}
 
 func (*SubscribeResponse_OrderUpdate) isSubscribeResponse_Event() {}
+
+func (*SubscribeResponse_Refund) isSubscribeResponse_Event() {}
 
 var File_interbank_v1_notification_proto protoreflect.FileDescriptor
 
@@ -597,9 +721,16 @@ const file_interbank_v1_notification_proto_rawDesc = "" +
 	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x14\n" +
 	"\x05event\x18\x03 \x01(\tR\x05event\x12+\n" +
-	"\x06amount\x18\x04 \x01(\v2\x13.interbank.v1.MoneyR\x06amount\"8\n" +
+	"\x06amount\x18\x04 \x01(\v2\x13.interbank.v1.MoneyR\x06amount\"\x9b\x02\n" +
+	"\fRefundNotice\x12\x1b\n" +
+	"\trefund_id\x18\x01 \x01(\tR\brefundId\x12\x19\n" +
+	"\border_id\x18\x02 \x01(\tR\aorderId\x122\n" +
+	"\aaccount\x18\x03 \x01(\v2\x18.interbank.v1.AccountRefR\aaccount\x126\n" +
+	"\x17original_instruction_id\x18\x04 \x01(\tR\x15originalInstructionId\x12+\n" +
+	"\x06amount\x18\x05 \x01(\v2\x13.interbank.v1.MoneyR\x06amount\x12:\n" +
+	"\x0erefunded_total\x18\x06 \x01(\v2\x13.interbank.v1.MoneyR\rrefundedTotal\"8\n" +
 	"\vOrderUpdate\x12)\n" +
-	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\"\x8a\x03\n" +
+	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\"\xc0\x03\n" +
 	"\x11SubscribeResponse\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12;\n" +
@@ -608,7 +739,8 @@ const file_interbank_v1_notification_proto_rawDesc = "" +
 	"\rone_time_code\x18\x04 \x01(\v2\x19.interbank.v1.OneTimeCodeH\x00R\voneTimeCode\x12G\n" +
 	"\raccount_entry\x18\x05 \x01(\v2 .interbank.v1.AccountEntryNoticeH\x00R\faccountEntry\x12.\n" +
 	"\x04hold\x18\x06 \x01(\v2\x18.interbank.v1.HoldNoticeH\x00R\x04hold\x12>\n" +
-	"\forder_update\x18\a \x01(\v2\x19.interbank.v1.OrderUpdateH\x00R\vorderUpdateB\a\n" +
+	"\forder_update\x18\a \x01(\v2\x19.interbank.v1.OrderUpdateH\x00R\vorderUpdate\x124\n" +
+	"\x06refund\x18\b \x01(\v2\x1a.interbank.v1.RefundNoticeH\x00R\x06refundB\a\n" +
 	"\x05event*\x87\x01\n" +
 	"\x15AccountEntryDirection\x12'\n" +
 	"#ACCOUNT_ENTRY_DIRECTION_UNSPECIFIED\x10\x00\x12\"\n" +
@@ -631,41 +763,46 @@ func file_interbank_v1_notification_proto_rawDescGZIP() []byte {
 }
 
 var file_interbank_v1_notification_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_interbank_v1_notification_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_interbank_v1_notification_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_interbank_v1_notification_proto_goTypes = []any{
 	(AccountEntryDirection)(0),    // 0: interbank.v1.AccountEntryDirection
 	(*SubscribeRequest)(nil),      // 1: interbank.v1.SubscribeRequest
 	(*OneTimeCode)(nil),           // 2: interbank.v1.OneTimeCode
 	(*AccountEntryNotice)(nil),    // 3: interbank.v1.AccountEntryNotice
 	(*HoldNotice)(nil),            // 4: interbank.v1.HoldNotice
-	(*OrderUpdate)(nil),           // 5: interbank.v1.OrderUpdate
-	(*SubscribeResponse)(nil),     // 6: interbank.v1.SubscribeResponse
-	(*Money)(nil),                 // 7: interbank.v1.Money
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*AccountRef)(nil),            // 9: interbank.v1.AccountRef
-	(*Order)(nil),                 // 10: interbank.v1.Order
+	(*RefundNotice)(nil),          // 5: interbank.v1.RefundNotice
+	(*OrderUpdate)(nil),           // 6: interbank.v1.OrderUpdate
+	(*SubscribeResponse)(nil),     // 7: interbank.v1.SubscribeResponse
+	(*Money)(nil),                 // 8: interbank.v1.Money
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*AccountRef)(nil),            // 10: interbank.v1.AccountRef
+	(*Order)(nil),                 // 11: interbank.v1.Order
 }
 var file_interbank_v1_notification_proto_depIdxs = []int32{
-	7,  // 0: interbank.v1.OneTimeCode.amount:type_name -> interbank.v1.Money
-	8,  // 1: interbank.v1.OneTimeCode.expires_at:type_name -> google.protobuf.Timestamp
-	9,  // 2: interbank.v1.AccountEntryNotice.account:type_name -> interbank.v1.AccountRef
+	8,  // 0: interbank.v1.OneTimeCode.amount:type_name -> interbank.v1.Money
+	9,  // 1: interbank.v1.OneTimeCode.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 2: interbank.v1.AccountEntryNotice.account:type_name -> interbank.v1.AccountRef
 	0,  // 3: interbank.v1.AccountEntryNotice.direction:type_name -> interbank.v1.AccountEntryDirection
-	7,  // 4: interbank.v1.AccountEntryNotice.amount:type_name -> interbank.v1.Money
-	7,  // 5: interbank.v1.AccountEntryNotice.balance_after:type_name -> interbank.v1.Money
-	7,  // 6: interbank.v1.HoldNotice.amount:type_name -> interbank.v1.Money
-	10, // 7: interbank.v1.OrderUpdate.order:type_name -> interbank.v1.Order
-	8,  // 8: interbank.v1.SubscribeResponse.occurred_at:type_name -> google.protobuf.Timestamp
-	2,  // 9: interbank.v1.SubscribeResponse.one_time_code:type_name -> interbank.v1.OneTimeCode
-	3,  // 10: interbank.v1.SubscribeResponse.account_entry:type_name -> interbank.v1.AccountEntryNotice
-	4,  // 11: interbank.v1.SubscribeResponse.hold:type_name -> interbank.v1.HoldNotice
-	5,  // 12: interbank.v1.SubscribeResponse.order_update:type_name -> interbank.v1.OrderUpdate
-	1,  // 13: interbank.v1.NotificationService.Subscribe:input_type -> interbank.v1.SubscribeRequest
-	6,  // 14: interbank.v1.NotificationService.Subscribe:output_type -> interbank.v1.SubscribeResponse
-	14, // [14:15] is the sub-list for method output_type
-	13, // [13:14] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	8,  // 4: interbank.v1.AccountEntryNotice.amount:type_name -> interbank.v1.Money
+	8,  // 5: interbank.v1.AccountEntryNotice.balance_after:type_name -> interbank.v1.Money
+	8,  // 6: interbank.v1.HoldNotice.amount:type_name -> interbank.v1.Money
+	10, // 7: interbank.v1.RefundNotice.account:type_name -> interbank.v1.AccountRef
+	8,  // 8: interbank.v1.RefundNotice.amount:type_name -> interbank.v1.Money
+	8,  // 9: interbank.v1.RefundNotice.refunded_total:type_name -> interbank.v1.Money
+	11, // 10: interbank.v1.OrderUpdate.order:type_name -> interbank.v1.Order
+	9,  // 11: interbank.v1.SubscribeResponse.occurred_at:type_name -> google.protobuf.Timestamp
+	2,  // 12: interbank.v1.SubscribeResponse.one_time_code:type_name -> interbank.v1.OneTimeCode
+	3,  // 13: interbank.v1.SubscribeResponse.account_entry:type_name -> interbank.v1.AccountEntryNotice
+	4,  // 14: interbank.v1.SubscribeResponse.hold:type_name -> interbank.v1.HoldNotice
+	6,  // 15: interbank.v1.SubscribeResponse.order_update:type_name -> interbank.v1.OrderUpdate
+	5,  // 16: interbank.v1.SubscribeResponse.refund:type_name -> interbank.v1.RefundNotice
+	1,  // 17: interbank.v1.NotificationService.Subscribe:input_type -> interbank.v1.SubscribeRequest
+	7,  // 18: interbank.v1.NotificationService.Subscribe:output_type -> interbank.v1.SubscribeResponse
+	18, // [18:19] is the sub-list for method output_type
+	17, // [17:18] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_interbank_v1_notification_proto_init() }
@@ -675,11 +812,12 @@ func file_interbank_v1_notification_proto_init() {
 	}
 	file_interbank_v1_common_proto_init()
 	file_interbank_v1_order_proto_init()
-	file_interbank_v1_notification_proto_msgTypes[5].OneofWrappers = []any{
+	file_interbank_v1_notification_proto_msgTypes[6].OneofWrappers = []any{
 		(*SubscribeResponse_OneTimeCode)(nil),
 		(*SubscribeResponse_AccountEntry)(nil),
 		(*SubscribeResponse_Hold)(nil),
 		(*SubscribeResponse_OrderUpdate)(nil),
+		(*SubscribeResponse_Refund)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -687,7 +825,7 @@ func file_interbank_v1_notification_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_interbank_v1_notification_proto_rawDesc), len(file_interbank_v1_notification_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -44,7 +44,14 @@ type OrderServiceClient interface {
 	// SubmitPayment checks the order and forwards the sealed instruction,
 	// unopened, to the gateway for authorization. When the issuer challenges the
 	// payment the order is CHALLENGE_REQUIRED and the customer answers the
-	// challenge at its bank, then calls CompletePayment.
+	// challenge at its bank, then calls CompletePayment. A refusal puts the
+	// order back to CREATED with the reason, except that a refusal of the
+	// instruction's time or reuse (INSTRUCTION_EXPIRED, INSTRUCTION_FROM_FUTURE,
+	// INSTRUCTION_REPLAYED, IDEMPOTENCY_KEY_REUSED) does so only once the
+	// merchant has looked the payment up at the gateway and found no hold that
+	// holds or moved money: a payment the issuer completed is followed instead
+	// and the order answered; while the gateway cannot say, UNAVAILABLE,
+	// PAYMENT_OUTCOME_UNKNOWN (submit the same sealed payment again).
 	SubmitPayment(ctx context.Context, in *SubmitPaymentRequest, opts ...grpc.CallOption) (*SubmitPaymentResponse, error)
 	// CompletePayment captures an authorized payment (after a challenge was
 	// answered); SubmitPayment captures frictionless payments by itself.
@@ -139,7 +146,14 @@ type OrderServiceServer interface {
 	// SubmitPayment checks the order and forwards the sealed instruction,
 	// unopened, to the gateway for authorization. When the issuer challenges the
 	// payment the order is CHALLENGE_REQUIRED and the customer answers the
-	// challenge at its bank, then calls CompletePayment.
+	// challenge at its bank, then calls CompletePayment. A refusal puts the
+	// order back to CREATED with the reason, except that a refusal of the
+	// instruction's time or reuse (INSTRUCTION_EXPIRED, INSTRUCTION_FROM_FUTURE,
+	// INSTRUCTION_REPLAYED, IDEMPOTENCY_KEY_REUSED) does so only once the
+	// merchant has looked the payment up at the gateway and found no hold that
+	// holds or moved money: a payment the issuer completed is followed instead
+	// and the order answered; while the gateway cannot say, UNAVAILABLE,
+	// PAYMENT_OUTCOME_UNKNOWN (submit the same sealed payment again).
 	SubmitPayment(context.Context, *SubmitPaymentRequest) (*SubmitPaymentResponse, error)
 	// CompletePayment captures an authorized payment (after a challenge was
 	// answered); SubmitPayment captures frictionless payments by itself.

@@ -520,7 +520,8 @@ func (x *SubmitCreditTransferResponse) GetWindowId() string {
 type SubmitCreditTransfersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 1 to 256 entries, each a whole SubmitCreditTransfer request with its own
-	// request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+	// request_id. None: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID; more than
+	// 256: INVALID_ARGUMENT, reason FIELD_INVALID (field "entries", limit 256).
 	// At most 256 entries.
 	Entries       []*SubmitCreditTransferRequest `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1412,7 +1413,8 @@ func (x *ReceiveCreditTransferResponse) GetReasonCode() string {
 type ReceiveCreditTransfersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 1 to 256 entries, each a whole ReceiveCreditTransfer request with its own
-	// request_id. Fewer or more: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID.
+	// request_id. None: INVALID_ARGUMENT, reason BATCH_SIZE_INVALID; more than
+	// 256: INVALID_ARGUMENT, reason FIELD_INVALID (field "entries", limit 256).
 	// At most 256 entries.
 	Entries       []*ReceiveCreditTransferRequest `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	unknownFields protoimpl.UnknownFields

@@ -37,6 +37,14 @@ type SettlementServiceClient interface {
 	// SubmitCreditTransfer settles an interbank credit transfer (after ISO 20022
 	// pacs.008): reserves move from the debtor agent to the creditor agent and
 	// the transfer is forwarded to the creditor agent, whose answer is returned.
+	// Only money between two member banks settles here. Refused INVALID_ARGUMENT,
+	// with nothing recorded: an amount outside 1 to 10^15 minor units
+	// (FIELD_INVALID, metadata "field" = "transfer.amount" and "limit" = the
+	// maximum); a creditor_agent that is the debtor_agent (SAME_AGENT: holders
+	// of one bank pay each other inside it, and no reserve would move); a
+	// debtor_account and creditor_account naming one account (SELF_TRANSFER). A
+	// transfer that would take a reserve's running total past int64 is answered
+	// REJECTED with reason_code AMOUNT_OVERFLOW.
 	SubmitCreditTransfer(ctx context.Context, in *SubmitCreditTransferRequest, opts ...grpc.CallOption) (*SubmitCreditTransferResponse, error)
 	// SubmitCreditTransfers settles up to 256 transfers in one call. Each entry
 	// is settled exactly as SubmitCreditTransfer would settle it alone, with the
@@ -46,6 +54,11 @@ type SettlementServiceClient interface {
 	// previous call was in flight: the first goes at once, never after a timer.
 	SubmitCreditTransfers(ctx context.Context, in *SubmitCreditTransfersRequest, opts ...grpc.CallOption) (*SubmitCreditTransfersResponse, error)
 	// SubmitPaymentReturn settles the return of an earlier transfer (after pacs.004).
+	// Refused INVALID_ARGUMENT, with nothing recorded: an amount outside 1 to
+	// 10^15 minor units (FIELD_INVALID, metadata "field" =
+	// "payment_return.amount" and "limit"); a receiving_agent that is the
+	// returning_agent (SAME_AGENT). A return that would take a reserve's running
+	// total past int64 is answered REJECTED with reason_code AMOUNT_OVERFLOW.
 	SubmitPaymentReturn(ctx context.Context, in *SubmitPaymentReturnRequest, opts ...grpc.CallOption) (*SubmitPaymentReturnResponse, error)
 	// GetTransferStatus reports a transfer's status (after pacs.002).
 	GetTransferStatus(ctx context.Context, in *GetTransferStatusRequest, opts ...grpc.CallOption) (*GetTransferStatusResponse, error)
@@ -136,6 +149,14 @@ type SettlementServiceServer interface {
 	// SubmitCreditTransfer settles an interbank credit transfer (after ISO 20022
 	// pacs.008): reserves move from the debtor agent to the creditor agent and
 	// the transfer is forwarded to the creditor agent, whose answer is returned.
+	// Only money between two member banks settles here. Refused INVALID_ARGUMENT,
+	// with nothing recorded: an amount outside 1 to 10^15 minor units
+	// (FIELD_INVALID, metadata "field" = "transfer.amount" and "limit" = the
+	// maximum); a creditor_agent that is the debtor_agent (SAME_AGENT: holders
+	// of one bank pay each other inside it, and no reserve would move); a
+	// debtor_account and creditor_account naming one account (SELF_TRANSFER). A
+	// transfer that would take a reserve's running total past int64 is answered
+	// REJECTED with reason_code AMOUNT_OVERFLOW.
 	SubmitCreditTransfer(context.Context, *SubmitCreditTransferRequest) (*SubmitCreditTransferResponse, error)
 	// SubmitCreditTransfers settles up to 256 transfers in one call. Each entry
 	// is settled exactly as SubmitCreditTransfer would settle it alone, with the
@@ -145,6 +166,11 @@ type SettlementServiceServer interface {
 	// previous call was in flight: the first goes at once, never after a timer.
 	SubmitCreditTransfers(context.Context, *SubmitCreditTransfersRequest) (*SubmitCreditTransfersResponse, error)
 	// SubmitPaymentReturn settles the return of an earlier transfer (after pacs.004).
+	// Refused INVALID_ARGUMENT, with nothing recorded: an amount outside 1 to
+	// 10^15 minor units (FIELD_INVALID, metadata "field" =
+	// "payment_return.amount" and "limit"); a receiving_agent that is the
+	// returning_agent (SAME_AGENT). A return that would take a reserve's running
+	// total past int64 is answered REJECTED with reason_code AMOUNT_OVERFLOW.
 	SubmitPaymentReturn(context.Context, *SubmitPaymentReturnRequest) (*SubmitPaymentReturnResponse, error)
 	// GetTransferStatus reports a transfer's status (after pacs.002).
 	GetTransferStatus(context.Context, *GetTransferStatusRequest) (*GetTransferStatusResponse, error)
@@ -362,12 +388,26 @@ const (
 // bank over mTLS to deliver transfers and returns addressed to the bank.
 type ClearingServiceClient interface {
 	// ReceiveCreditTransfer credits the creditor account of a settled transfer.
+	// The bank credits it against its reserve, so it refuses, INVALID_ARGUMENT
+	// and before anything is written, what the settlement bank never settles:
+	// an amount outside 1 to 10^15 minor units (FIELD_INVALID, metadata "field"
+	// = "transfer.amount" and "limit"); a debtor_agent that is the
+	// creditor_agent (SAME_AGENT); one account as debtor_account and
+	// creditor_account (SELF_TRANSFER). A credit that would take the account's
+	// running total past int64 is answered REJECTED with reason_code
+	// AMOUNT_OVERFLOW.
 	ReceiveCreditTransfer(ctx context.Context, in *ReceiveCreditTransferRequest, opts ...grpc.CallOption) (*ReceiveCreditTransferResponse, error)
 	// ReceiveCreditTransfers credits up to 256 settled transfers in one call,
 	// each exactly as ReceiveCreditTransfer would alone (same idempotency
 	// scope), with one result per entry in the request's order.
 	ReceiveCreditTransfers(ctx context.Context, in *ReceiveCreditTransfersRequest, opts ...grpc.CallOption) (*ReceiveCreditTransfersResponse, error)
 	// ReceivePaymentReturn credits the original debtor with a returned amount.
+	// Refused INVALID_ARGUMENT before anything is written: an amount outside 1
+	// to 10^15 minor units (FIELD_INVALID, metadata "field" =
+	// "payment_return.amount" and "limit"); a returning_agent that is the
+	// receiving_agent (SAME_AGENT). A credit that would take the account's
+	// running total past int64 is answered REJECTED with reason_code
+	// AMOUNT_OVERFLOW.
 	ReceivePaymentReturn(ctx context.Context, in *ReceivePaymentReturnRequest, opts ...grpc.CallOption) (*ReceivePaymentReturnResponse, error)
 }
 
@@ -417,12 +457,26 @@ func (c *clearingServiceClient) ReceivePaymentReturn(ctx context.Context, in *Re
 // bank over mTLS to deliver transfers and returns addressed to the bank.
 type ClearingServiceServer interface {
 	// ReceiveCreditTransfer credits the creditor account of a settled transfer.
+	// The bank credits it against its reserve, so it refuses, INVALID_ARGUMENT
+	// and before anything is written, what the settlement bank never settles:
+	// an amount outside 1 to 10^15 minor units (FIELD_INVALID, metadata "field"
+	// = "transfer.amount" and "limit"); a debtor_agent that is the
+	// creditor_agent (SAME_AGENT); one account as debtor_account and
+	// creditor_account (SELF_TRANSFER). A credit that would take the account's
+	// running total past int64 is answered REJECTED with reason_code
+	// AMOUNT_OVERFLOW.
 	ReceiveCreditTransfer(context.Context, *ReceiveCreditTransferRequest) (*ReceiveCreditTransferResponse, error)
 	// ReceiveCreditTransfers credits up to 256 settled transfers in one call,
 	// each exactly as ReceiveCreditTransfer would alone (same idempotency
 	// scope), with one result per entry in the request's order.
 	ReceiveCreditTransfers(context.Context, *ReceiveCreditTransfersRequest) (*ReceiveCreditTransfersResponse, error)
 	// ReceivePaymentReturn credits the original debtor with a returned amount.
+	// Refused INVALID_ARGUMENT before anything is written: an amount outside 1
+	// to 10^15 minor units (FIELD_INVALID, metadata "field" =
+	// "payment_return.amount" and "limit"); a returning_agent that is the
+	// receiving_agent (SAME_AGENT). A credit that would take the account's
+	// running total past int64 is answered REJECTED with reason_code
+	// AMOUNT_OVERFLOW.
 	ReceivePaymentReturn(context.Context, *ReceivePaymentReturnRequest) (*ReceivePaymentReturnResponse, error)
 	mustEmbedUnimplementedClearingServiceServer()
 }
