@@ -3,17 +3,21 @@
 Authorization opens and checks the sealed payment (:mod:`gateway.checks`)
 before anything is recorded or any peer is called; then it records the
 transaction, asks the issuer for a hold and records the hold (and, for a sale,
-the capture the issuer did with it). Authorizations for one issuer that queue
+the capture the issuer did with it). A retry of a recorded transaction is
+answered from the record first, before the instruction's time is judged: the
+issuer replays its answer. Authorizations for one issuer that queue
 while a call to it is in flight go together in one AuthorizeHolds call
 (:class:`payment.batching.Coalescer`), each answered as if alone. Capture and
 void relay to the issuer the hold of a transaction the calling merchant owns;
 each is noted as a pending call before the issuer is asked, so one interrupted
-by a crash is finished on restart (:meth:`PaymentGateway.resume_pending_calls`).
+by a crash is finished on restart (:meth:`PaymentGateway.resume_pending_calls`),
+as is an authorization a crash left unanswered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import random
 import sqlite3
@@ -25,7 +29,7 @@ import grpc
 from interbank.v1 import authorization_pb2
 
 from gateway import store as records
-from gateway.checks import GatewayKey, check_fresh, check_payment
+from gateway.checks import CheckedPayment, GatewayKey, check_fresh, check_payment
 from gateway.issuers import CALL_TIMEOUT_S, AcquirerLookup, IssuerLookup
 from gateway.store import TransactionRecord, TransactionState
 from payment import errors, ids
@@ -52,6 +56,10 @@ AUTHORIZE_ATTEMPTS = 3
 """AuthorizeHold calls (the first and its retries) before the outcome is resolved by asking."""
 RETRY_BASE_DELAY_S = 0.2
 """First retry delay; doubled each time, with up to 100% jitter."""
+NO_HOLD_AFTER_S = (AUTHORIZE_ATTEMPTS + 2) * CALL_TIMEOUT_S
+"""Age after which an interrupted authorization the issuer has no hold for gets none: every
+AuthorizeHold attempt for it (its retries and their deadlines) has ended by then."""
+_OPEN = (authorization_pb2.HOLD_STATUS_AUTHORIZED, authorization_pb2.HOLD_STATUS_CHALLENGE_PENDING)
 _HOLD_STATUS_OF_DECISION = {
     _APPROVED: authorization_pb2.HOLD_STATUS_AUTHORIZED,
     _CHALLENGED: authorization_pb2.HOLD_STATUS_CHALLENGE_PENDING,
@@ -74,6 +82,8 @@ class PaymentGateway:
         self._key = key
         self._issuers = issuers
         self._acquirers = acquirers
+        # Transactions this process is authorizing now: the resolver leaves them alone.
+        self._authorizing: set[str] = set()
         # Per issuer (by node name): its queue of authorizations, sent in AuthorizeHolds calls.
         self._authorizations: Coalescers[
             str, authorization_pb2.AuthorizeHoldRequest, authorization_pb2.AuthorizeHoldResult
@@ -84,23 +94,50 @@ class PaymentGateway:
     ) -> authorization_pb2.AuthorizePaymentResponse:
         """Check the sealed payment, record the transaction and ask its issuer for a hold.
 
+        A retry (the same request_id) of a transaction already recorded and not
+        refused is answered from the record first: its instruction was judged
+        fresh when it first came, so it is sent to the issuer again whatever its
+        age now, and the issuer replays its first answer. Only a first attempt,
+        or one after a refusal, is judged by the instruction's time window.
+
         Issuer refusals are relayed with their code and reason; the transaction
-        is then recorded as failed.
+        is then recorded as failed. An outcome that stays unknown is relayed as
+        such and resolved by asking the issuer (:meth:`_settle_unknown`).
         """
         checked = check_payment(request, merchant_name, self._network, self._key)
-        window_s = self._network.limits.instruction_window_seconds
-        check_fresh(checked, now(), window_s)
         # Derived from the merchant's request: a retried request, even after a crash of this
         # node, reuses the transaction and the issuer's idempotency key, never a second hold.
         transaction_id = ids.transaction_id(merchant_name, request.request_id)
+        self._authorizing.add(transaction_id)
+        try:
+            return await self._authorize(checked, request, transaction_id)
+        finally:
+            self._authorizing.discard(transaction_id)
+
+    async def _authorize(
+        self,
+        checked: CheckedPayment,
+        request: authorization_pb2.AuthorizePaymentRequest,
+        transaction_id: str,
+    ) -> authorization_pb2.AuthorizePaymentResponse:
+        recorded = await self._store.read(
+            partial(records.load_transaction, transaction_id=transaction_id)
+        )
+        if recorded is not None:
+            _require_same_payment(recorded, checked, request.request_id)
+        retried = recorded is not None and recorded.state is not TransactionState.FAILED
+        window_s = self._network.limits.instruction_window_seconds
+        if not retried:
+            check_fresh(checked, now(), window_s)
         record = TransactionRecord(
             transaction_id=transaction_id,
             order_id=checked.order_id,
-            merchant_name=merchant_name,
+            merchant_name=checked.merchant_name,
             amount_minor=checked.amount_minor,
             currency_code=checked.currency_code,
             issuer_bank_code=checked.issuer.bank_code or "",
             state=TransactionState.AUTHORIZING,
+            created_at=to_iso(now()),
         )
         # The nonce is remembered for the instruction's whole window: until then it could
         # still be fresh enough to be replayed.
@@ -113,12 +150,27 @@ class PaymentGateway:
 
         # Durable before the issuer is asked, so a hold never exists without our record.
         await self._store.transaction(record_payment)
+        return await self._ask_issuer(checked, request, record, retried=retried)
+
+    async def _ask_issuer(
+        self,
+        checked: CheckedPayment,
+        request: authorization_pb2.AuthorizePaymentRequest,
+        record: TransactionRecord,
+        *,
+        retried: bool,
+    ) -> authorization_pb2.AuthorizePaymentResponse:
+        """AuthorizeHold for a recorded transaction; record and relay the issuer's answer.
+
+        retried: the transaction was recorded before and not refused (a retry).
+        """
+        transaction_id = record.transaction_id
         hold_request = authorization_pb2.AuthorizeHoldRequest(
             request_id=f"authorize:{transaction_id}",
             transaction_id=transaction_id,
             instruction=checked.instruction,
             dual_signature=checked.dual_signature,
-            merchant_name=merchant_name,
+            merchant_name=record.merchant_name,
             creditor_account=checked.creditor_account,
             capture=request.capture,
         )
@@ -131,14 +183,21 @@ class PaymentGateway:
                 )
         except errors.PaynetError as exc:
             reason = exc.reason
-            await self._store.transaction(
-                lambda conn: records.mark_failed(conn, transaction_id, reason)
-            )
+            if exc.code in _OUTCOME_UNKNOWN:
+                await self._settle_unknown(
+                    checked.issuer, transaction_id, reason, void_open=not retried
+                )
+            elif reason != "IDEMPOTENCY_KEY_REUSED":
+                # (IDEMPOTENCY_KEY_REUSED: the issuer holds something for this transaction
+                # already; it stays AUTHORIZING and is resolved with GetHold.)
+                await self._store.transaction(
+                    lambda conn: records.mark_failed(conn, transaction_id, reason)
+                )
             _log.info(
                 "authorization.failed",
                 transaction_id=transaction_id,
-                order_id=checked.order_id,
-                merchant=merchant_name,
+                order_id=record.order_id,
+                merchant=record.merchant_name,
                 issuer_bank_code=record.issuer_bank_code,
                 reason=reason,
             )
@@ -158,12 +217,13 @@ class PaymentGateway:
         _log.info(
             "authorization.held",
             transaction_id=transaction_id,
-            order_id=checked.order_id,
-            merchant=merchant_name,
+            order_id=record.order_id,
+            merchant=record.merchant_name,
             issuer_bank_code=record.issuer_bank_code,
             hold_id=reply.hold_id,
             decision=authorization_pb2.AuthorizationDecision.Name(reply.decision),
             instruction_id=captured.instruction_id if captured is not None else None,
+            retried=retried,
         )
         response = authorization_pb2.AuthorizePaymentResponse(
             transaction_id=transaction_id, decision=reply.decision
@@ -177,16 +237,13 @@ class PaymentGateway:
     async def _authorize_hold(
         self, bank: NodeConfig, hold_request: authorization_pb2.AuthorizeHoldRequest
     ) -> authorization_pb2.AuthorizeHoldResponse:
-        """AuthorizeHold, retried while its outcome is unknown, then resolved by asking.
+        """AuthorizeHold, retried while its outcome is unknown; the last unknown is raised.
 
         The request goes to the issuer in an AuthorizeHolds batch with the
         other authorizations queued for that issuer; its entry is answered as
         the single call would be, and a failure of the whole call is its own.
         A retry carries the same request_id, so the issuer replays its first
-        answer instead of placing a second hold. If the outcome is still unknown
-        after the retries, the gateway asks the issuer for the transaction's hold
-        (GetHold by transaction id) rather than guess: a hold it finds is voided,
-        so no money stays held for a payment the merchant was told failed.
+        answer instead of placing a second hold.
         """
         delay = RETRY_BASE_DELAY_S
         for attempt in range(1, AUTHORIZE_ATTEMPTS + 1):
@@ -208,7 +265,6 @@ class PaymentGateway:
             if attempt < AUTHORIZE_ATTEMPTS:
                 await asyncio.sleep(delay * (1 + random.random()))
                 delay *= 2
-        await self._release_unknown_hold(self._issuers(bank), hold_request.transaction_id)
         raise unknown
 
     async def _send_authorizations(
@@ -221,40 +277,77 @@ class PaymentGateway:
         )
         return reply.results
 
-    async def _release_unknown_hold(
+    async def _look_up_hold(
         self, issuer: IssuerServiceAsyncStub, transaction_id: str
-    ) -> None:
+    ) -> authorization_pb2.GetHoldResponse | None:
+        """The issuer's hold for the transaction, or None if it has none (HOLD_NOT_FOUND).
+
+        Any other failure is raised: the hold is then still unknown.
+        """
         try:
-            found = await relayed(
+            found: authorization_pb2.GetHoldResponse = await relayed(
                 issuer.GetHold(
                     authorization_pb2.GetHoldRequest(transaction_id=transaction_id),
                     timeout=CALL_TIMEOUT_S,
                 )
             )
         except errors.PaynetError as exc:
-            # NOT_FOUND is an answer: no hold was placed. Anything else stays unknown, and
-            # an unresolved hold expires at the issuer on its own.
-            _log.warning(
-                "authorization.resolved",
-                transaction_id=transaction_id,
-                hold="none" if exc.reason == "HOLD_NOT_FOUND" else "unknown",
-            )
+            if exc.reason == "HOLD_NOT_FOUND":
+                return None
+            raise
+        return found
+
+    async def _settle_unknown(
+        self, bank: NodeConfig, transaction_id: str, reason: str, *, void_open: bool
+    ) -> None:
+        """Record what became of an authorization whose outcome stayed unknown, if the
+        issuer can say (GetHold by transaction id); never guess.
+
+        No hold: the transaction failed with reason. A hold still open, on a first
+        attempt, is voided (the transaction failed with reason), so no money stays
+        held for a payment the merchant will find failed; on a retry of a recorded
+        transaction, or if the void does not go through, it is recorded as found,
+        for the merchant to capture or void. A posted hold (a sale) is recorded as
+        found: the money moved, so the transaction is not a failure, and the
+        merchant's retry or lookup finds the sale. If the issuer cannot say, the
+        transaction stays AUTHORIZING and :meth:`resume_pending_calls` asks again.
+        """
+        issuer = self._issuers(bank)
+        try:
+            found = await self._look_up_hold(issuer, transaction_id)
+        except errors.PaynetError:
+            _log.warning("authorization.resolved", transaction_id=transaction_id, hold="unknown")
             return
-        voided = found.status in (
-            authorization_pb2.HOLD_STATUS_AUTHORIZED,
-            authorization_pb2.HOLD_STATUS_CHALLENGE_PENDING,
-        )
-        # A sold (captured) hold is not voided: the merchant's retry of the same request
-        # replays the sale and records it.
-        if voided:
-            await relayed(
-                issuer.VoidHold(
-                    authorization_pb2.VoidHoldRequest(
-                        request_id=f"void:{transaction_id}", hold_id=found.hold_id
-                    ),
-                    timeout=CALL_TIMEOUT_S,
-                )
+        if found is None:
+            await self._store.transaction(
+                lambda conn: records.mark_failed(conn, transaction_id, reason)
             )
+            _log.warning("authorization.resolved", transaction_id=transaction_id, hold="none")
+            return
+        voided = False
+        if void_open and found.status in _OPEN:
+            try:
+                await relayed(
+                    issuer.VoidHold(
+                        authorization_pb2.VoidHoldRequest(
+                            request_id=f"void:{transaction_id}", hold_id=found.hold_id
+                        ),
+                        timeout=CALL_TIMEOUT_S,
+                    )
+                )
+                voided = True
+            except errors.PaynetError as exc:
+                _log.warning(
+                    "authorization.void_failed", transaction_id=transaction_id, reason=exc.reason
+                )
+
+        def settle(conn: sqlite3.Connection) -> None:
+            if voided:
+                records.mark_failed(conn, transaction_id, reason)
+            else:
+                records.record_hold(conn, transaction_id, found.hold_id, found.status)
+
+        await self._store.transaction(settle)
         _log.warning(
             "authorization.resolved",
             transaction_id=transaction_id,
@@ -262,6 +355,70 @@ class PaymentGateway:
             hold_status=authorization_pb2.HoldStatus.Name(found.status),
             voided=voided,
         )
+
+    async def _resolve_interrupted_authorizations(self) -> int:
+        """Ask the issuer about each authorization recorded but never answered; how many
+        were settled.
+
+        A crash between recording an authorization and recording the issuer's
+        answer leaves it AUTHORIZING, with nobody to finish it. Each one not
+        being asked right now is looked up at its issuer (GetHold by transaction
+        id): a hold found is recorded as the issuer has it (a posted one with its
+        credit transfer), for the merchant to capture, void or record; no hold,
+        once every attempt that could still place one has ended
+        (:data:`NO_HOLD_AFTER_S`), fails the transaction with HOLD_NOT_FOUND. An
+        issuer that cannot say is asked again next round.
+        """
+        cutoff = to_iso(now() - dt.timedelta(seconds=NO_HOLD_AFTER_S))
+        interrupted = await self._store.read(records.authorizing)
+        settled = 0
+        for record in interrupted:
+            transaction_id = record.transaction_id
+            if transaction_id in self._authorizing:
+                continue  # an authorization of this process is asking right now
+            try:
+                found = await self._look_up_hold(self._issuer_of(record), transaction_id)
+            except errors.PaynetError:
+                continue
+            if found is None:
+                if record.created_at >= cutoff:
+                    continue  # an attempt may still be on its way to the issuer
+                await self._store.transaction(
+                    partial(
+                        records.mark_failed, transaction_id=transaction_id, reason="HOLD_NOT_FOUND"
+                    )
+                )
+            else:
+                await self._record_found_hold(record, found)
+            settled += 1
+            _log.warning(
+                "authorization.interrupted_resolved",
+                transaction_id=transaction_id,
+                hold_status=authorization_pb2.HoldStatus.Name(found.status) if found else None,
+            )
+        return settled
+
+    async def _record_found_hold(
+        self, record: TransactionRecord, found: authorization_pb2.GetHoldResponse
+    ) -> None:
+        """Record a hold GetHold reported; a posted one also with its credit transfer."""
+        await self._store.transaction(
+            lambda conn: records.record_hold(
+                conn, record.transaction_id, found.hold_id, found.status
+            )
+        )
+        if found.status != authorization_pb2.HOLD_STATUS_CAPTURED:
+            return
+        try:
+            # Capturing a posted hold changes nothing at the issuer: it names the transfer.
+            await self._capture_hold(dataclasses.replace(record, hold_id=found.hold_id))
+        except errors.PaynetError as exc:
+            # The merchant's CapturePayment, or its retry, records it later.
+            _log.warning(
+                "authorization.capture_unread",
+                transaction_id=record.transaction_id,
+                reason=exc.reason,
+            )
 
     async def capture(
         self, transaction_id: str, merchant_name: str
@@ -335,7 +492,9 @@ class PaymentGateway:
         reply = await relayed(
             self._acquirers(acquirer).ReturnPayment(
                 authorization_pb2.ReturnPaymentRequest(
-                    request_id=f"refund:{record.transaction_id}:{request.request_id}",
+                    request_id=ids.derived_request_id(
+                        "refund", record.transaction_id, request.request_id
+                    ),
                     original_instruction_id=record.instruction_id,
                     original_debtor_agent=record.issuer_bank_code,
                     amount=amount,
@@ -402,17 +561,19 @@ class PaymentGateway:
         return reply.hold_status
 
     async def resume_pending_calls(self, older_than_s: float = 0.0) -> int:
-        """Finish captures and voids asked of issuers whose answers were never recorded.
+        """Finish authorizations, captures and voids whose issuer answers were never recorded.
 
-        A crash (or a lost answer) between asking the issuer and recording
+        Authorizations a crash interrupted are settled by asking the issuer
+        (:meth:`_resolve_interrupted_authorizations`). A crash (or a lost
+        answer) between asking the issuer for a capture or void and recording
         its answer leaves a pending call. It is asked again with the same
         request_id, so the issuer replays what it did, or does it now. A
         definite refusal ends the call with the hold's status read from the
-        issuer. Runs on start and then periodically; returns the calls finished.
+        issuer. Runs on start and then periodically; returns how many were finished.
         """
+        finished = await self._resolve_interrupted_authorizations()
         cutoff = to_iso(now() - dt.timedelta(seconds=older_than_s))
         pending = await self._store.read(lambda conn: records.pending_calls(conn, cutoff))
-        finished = 0
         for transaction_id, action in pending:
             record = await self._store.read(
                 partial(records.load_transaction, transaction_id=transaction_id)
@@ -494,6 +655,29 @@ class PaymentGateway:
                 bank_code=record.issuer_bank_code,
             )
         return self._issuers(issuer)
+
+
+def _require_same_payment(
+    recorded: TransactionRecord, checked: CheckedPayment, request_id: str
+) -> None:
+    """A request_id already recorded may only be retried for the same payment."""
+    if (
+        recorded.order_id,
+        recorded.amount_minor,
+        recorded.currency_code,
+        recorded.issuer_bank_code,
+    ) != (
+        checked.order_id,
+        checked.amount_minor,
+        checked.currency_code,
+        checked.issuer.bank_code or "",
+    ):
+        raise errors.AlreadyExists(
+            "IDEMPOTENCY_KEY_REUSED",
+            f"request_id {request_id!r} was already used for a different payment; "
+            "choose a new request_id for a new request",
+            request_id=request_id,
+        )
 
 
 def _capture_response(

@@ -1,7 +1,10 @@
 """GatewayService over gRPC: protobuf in, domain call, protobuf out.
 
 The caller is the merchant named by its certificate; every mutating call is
-idempotent per (method, merchant, request_id).
+idempotent per (method, merchant, request_id): a stored result is looked up
+before the call does anything else. An AuthorizePayment whose result was never
+stored (the node died first) is answered from its transaction's record, before
+its instruction's time is judged (PaymentGateway.authorize).
 
 A capture or void is noted as a pending call before the issuer is asked (so a
 lost answer is finished on restart). When the issuer refuses it outright, the

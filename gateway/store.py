@@ -12,6 +12,7 @@ import enum
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from interbank.v1 import authorization_pb2, common_pb2
 
@@ -23,6 +24,7 @@ __all__ = [
     "SCHEMA",
     "TransactionRecord",
     "TransactionState",
+    "authorizing",
     "begin_call",
     "claim_nonce",
     "end_call",
@@ -56,6 +58,9 @@ CREATE TABLE IF NOT EXISTS payment_transaction (
 );
 CREATE INDEX IF NOT EXISTS payment_transaction_order
     ON payment_transaction (merchant_name, order_id);
+-- The few authorizations whose issuer answer is not recorded yet, for the resolver.
+CREATE INDEX IF NOT EXISTS payment_transaction_authorizing
+    ON payment_transaction (created_at) WHERE state = 'authorizing';
 -- A capture or void asked of the issuer and not yet recorded: resumed after a crash.
 CREATE TABLE IF NOT EXISTS pending_call (
     transaction_id TEXT NOT NULL REFERENCES payment_transaction (transaction_id),
@@ -194,16 +199,29 @@ def claim_nonce(
     )
 
 
+_SELECT_RECORDS = (
+    "SELECT transaction_id, order_id, merchant_name, amount_minor, currency_code,"
+    " issuer_bank_code, state, hold_id, hold_status, failure_reason, created_at,"
+    " instruction_id, refunded_minor FROM payment_transaction"
+)
+
+
 def load_transaction(conn: sqlite3.Connection, transaction_id: str) -> TransactionRecord | None:
     """The transaction with this id, or None."""
-    row = conn.execute(
-        "SELECT transaction_id, order_id, merchant_name, amount_minor, currency_code,"
-        " issuer_bank_code, state, hold_id, hold_status, failure_reason, created_at,"
-        " instruction_id, refunded_minor FROM payment_transaction WHERE transaction_id = ?",
-        (transaction_id,),
-    ).fetchone()
-    if row is None:
-        return None
+    row = conn.execute(_SELECT_RECORDS + " WHERE transaction_id = ?", (transaction_id,)).fetchone()
+    return None if row is None else _record(row)
+
+
+def authorizing(conn: sqlite3.Connection) -> list[TransactionRecord]:
+    """Every transaction still AUTHORIZING (the issuer's answer not recorded), oldest first."""
+    # The state is spelled out, not bound, so that SQLite uses the partial index.
+    rows = conn.execute(
+        _SELECT_RECORDS + " WHERE state = 'authorizing' ORDER BY created_at"
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
+def _record(row: tuple[Any, ...]) -> TransactionRecord:
     return TransactionRecord(
         transaction_id=row[0],
         order_id=row[1],
@@ -227,11 +245,22 @@ def record_hold(
     hold_id: str,
     hold_status: authorization_pb2.HoldStatus.ValueType,
 ) -> None:
-    """The issuer placed a hold for the transaction."""
+    """The issuer placed a hold for the transaction.
+
+    A transaction already HELD keeps what it has: a replayed answer of the issuer
+    may be older than a capture or void recorded since. A failure is replaced.
+    """
     conn.execute(
-        "UPDATE payment_transaction SET state = ?, hold_id = ?, hold_status = ?, updated_at = ?"
-        " WHERE transaction_id = ?",
-        (str(TransactionState.HELD), hold_id, int(hold_status), now_iso(), transaction_id),
+        "UPDATE payment_transaction SET state = ?, hold_id = ?, hold_status = ?,"
+        " failure_reason = '', updated_at = ? WHERE transaction_id = ? AND state != ?",
+        (
+            str(TransactionState.HELD),
+            hold_id,
+            int(hold_status),
+            now_iso(),
+            transaction_id,
+            str(TransactionState.HELD),
+        ),
     )
 
 
@@ -248,11 +277,20 @@ def set_hold_status(
 
 
 def mark_failed(conn: sqlite3.Connection, transaction_id: str, reason: str) -> None:
-    """The authorization failed for reason (an ErrorInfo reason)."""
+    """The authorization failed for reason (an ErrorInfo reason).
+
+    Never a transaction that has a hold (HELD): money may have moved for it.
+    """
     conn.execute(
         "UPDATE payment_transaction SET state = ?, failure_reason = ?, updated_at = ?"
-        " WHERE transaction_id = ?",
-        (str(TransactionState.FAILED), reason, now_iso(), transaction_id),
+        " WHERE transaction_id = ? AND state != ?",
+        (
+            str(TransactionState.FAILED),
+            reason,
+            now_iso(),
+            transaction_id,
+            str(TransactionState.HELD),
+        ),
     )
 
 

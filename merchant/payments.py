@@ -33,7 +33,13 @@ from payment.storage import Store
 if TYPE_CHECKING:
     from interbank.v1.authorization_pb2_grpc import GatewayServiceAsyncStub
 
-__all__ = ["FINAL_CAPTURE_REASONS", "GatewayKeyInfo", "Storefront", "payment_reference"]
+__all__ = [
+    "FINAL_CAPTURE_REASONS",
+    "LOOKED_UP_REFUSALS",
+    "GatewayKeyInfo",
+    "Storefront",
+    "payment_reference",
+]
 
 _log = get_logger("paynet.merchant")
 
@@ -41,6 +47,20 @@ FINAL_CAPTURE_REASONS = frozenset(
     {"CHALLENGE_LOCKED", "CHALLENGE_EXPIRED", "HOLD_EXPIRED", "HOLD_NOT_CAPTURABLE"}
 )
 """Capture failures after which the order can never be paid: it becomes FAILED."""
+
+LOOKED_UP_REFUSALS = frozenset(
+    {
+        "INSTRUCTION_EXPIRED",
+        "INSTRUCTION_FROM_FUTURE",
+        "INSTRUCTION_REPLAYED",
+        "IDEMPOTENCY_KEY_REUSED",
+    }
+)
+"""AuthorizePayment refusals that judge the instruction's time or its reuse, not the payment.
+
+A retry of a payment the gateway already has (one it may have completed) can get them
+from a gateway that does not answer it from its record, or whose clock is off: the
+order is not reopened on them until the payment is looked up (GetPaymentTransaction)."""
 
 _CAPTURED_OR_LATER = frozenset(
     {
@@ -171,7 +191,10 @@ class Storefront:
         Frictionless payments are captured at once, in the same gateway call
         (a sale: CAPTURED); challenged ones wait in CHALLENGE_REQUIRED for
         CompletePayment. A refused authorization puts the order back to
-        CREATED with the reason, and is relayed.
+        CREATED with the reason, and is relayed. A refusal of a resubmitted
+        payment (an earlier attempt's answer was lost), or of the instruction's
+        time or reuse (:data:`LOOKED_UP_REFUSALS`), does so only once the
+        gateway, asked for the payment, has none that holds or moved money.
         """
         if not payment.sealed_instruction:
             raise errors.InvalidArgument(
@@ -189,13 +212,15 @@ class Storefront:
             )
         reference = payment_reference(payment.sealed_instruction)
 
-        def begin(conn: sqlite3.Connection) -> OrderRecord:
+        def begin(conn: sqlite3.Connection) -> tuple[OrderRecord, bool]:
+            """The order, PAYMENT_PENDING or later, and whether this payment was already
+            submitted (a retry)."""
             record = orders.customer_order(conn, order_id, customer_name)
             status = record.order.status
             if status in orders.PAID and record.payment_ref == reference:
                 # The same sealed payment again (a retry after a lost answer or a
                 # crash): resume where the order is instead of refusing it.
-                return record
+                return record, True
             if status in orders.PAID:
                 raise errors.FailedPrecondition(
                     "ORDER_ALREADY_PAID",
@@ -208,11 +233,12 @@ class Storefront:
                     f"order {order_id!r} is {orders.status_name(status)}; create a new order",
                     order_id=order_id,
                 )
-            return orders.transition(
+            pending = orders.transition(
                 conn, self._trust_domain, record, orders.PAYMENT_PENDING, payment_ref=reference
             )
+            return pending, False
 
-        record = await self._store.transaction(begin)
+        record, resumed = await self._store.transaction(begin)
         order = record.order
         if order.status == orders.AUTHORIZED:
             return await self._capture(order_id, record.transaction_id)
@@ -240,6 +266,10 @@ class Storefront:
                     "submit the same sealed payment again",
                     order_id=order_id,
                 ) from None
+            if resumed or exc.reason in LOOKED_UP_REFUSALS:
+                # An earlier attempt of this payment may have taken effect (its answer was
+                # lost), or the refusal judges only the instruction's time or reuse.
+                return await self._look_up_refused(record, exc)
             reason = exc.reason
             await self._store.transaction(
                 lambda conn: self._move(conn, order_id, orders.CREATED, failure_reason=reason)
@@ -281,6 +311,35 @@ class Storefront:
         _log.info("payment.authorized", order_id=order_id, transaction_id=reply.transaction_id)
         return await self._capture(order_id, reply.transaction_id)
 
+    async def _look_up_refused(
+        self, record: OrderRecord, refusal: errors.PaynetError
+    ) -> order_pb2.Order:
+        """The order after a refusal that may not be the payment's last word, once the
+        gateway was asked for the payment; the refusal is relayed if the order was reopened.
+
+        The payment is settled as :meth:`resolve_pending` would settle it, except
+        that a transaction the gateway never recorded reopens the order at once,
+        with the refusal's reason: the gateway just refused this very request
+        before recording it. If the gateway cannot say yet, the order stays
+        PAYMENT_PENDING and the customer is told the outcome is unknown.
+        """
+        order_id = record.order.order_id
+        await self._resolve(record, not_found_reason=refusal.reason)
+        current = await self._store.read(lambda conn: self._load(conn, order_id))
+        status = current.order.status
+        if status == orders.PAYMENT_PENDING:
+            _log.warning("payment.refusal_unresolved", order_id=order_id, reason=refusal.reason)
+            raise errors.Unavailable(
+                "PAYMENT_OUTCOME_UNKNOWN",
+                f"the authorization of order {order_id!r} is not settled yet; "
+                "submit the same sealed payment again",
+                order_id=order_id,
+            ) from None
+        if status == orders.CREATED:
+            _log.info("payment.refused", order_id=order_id, reason=refusal.reason)
+            raise refusal
+        return current.order
+
     async def resolve_pending(
         self, *, not_received_after_s: float, older_than_s: float = RESOLVE_AFTER_S
     ) -> int:
@@ -291,11 +350,13 @@ class Storefront:
         longer than older_than_s, the merchant asks the gateway for the
         transaction (its id is derived from the request): a hold that is
         authorized or posted is captured, so the order is paid as the customer
-        meant; a refused payment or a released hold puts the order back to
-        CREATED with the reason. A transaction the gateway does not know, once
+        meant; a hold waiting for its challenge makes the order
+        CHALLENGE_REQUIRED, where the customer completes or cancels it; a
+        refused payment or a released hold puts the order back to CREATED with
+        the reason. A transaction the gateway does not know, once
         not_received_after_s has passed (the sealed instruction can no longer be
-        fresh), puts it back to CREATED with PAYMENT_NOT_RECEIVED. A pending
-        challenge, or a transaction the gateway is still authorizing, is left.
+        fresh), puts it back to CREATED with PAYMENT_NOT_RECEIVED. A transaction
+        the gateway is still authorizing is left.
         """
         moment = now()
         pending = await self._store.read(
@@ -304,13 +365,21 @@ class Storefront:
         moved = 0
         for record in pending:
             age_s = (moment - record.order.updated_at.ToDatetime(dt.UTC)).total_seconds()
-            if age_s >= older_than_s and await self._resolve(record, age_s, not_received_after_s):
+            if age_s < older_than_s:
+                continue
+            late = age_s >= not_received_after_s
+            if await self._resolve(
+                record, not_found_reason="PAYMENT_NOT_RECEIVED" if late else None
+            ):
                 moved += 1
         return moved
 
-    async def _resolve(
-        self, record: OrderRecord, age_s: float, not_received_after_s: float
-    ) -> bool:
+    async def _resolve(self, record: OrderRecord, *, not_found_reason: str | None) -> bool:
+        """Settle a pending order by the gateway's record of its payment; whether it moved.
+
+        not_found_reason: what reopens the order if the gateway has no such
+        transaction; None leaves it pending (the payment may still arrive).
+        """
         order_id = record.order.order_id
         transaction_id = ids.transaction_id(
             self._merchant_name, authorize_request_id(order_id, record.payment_ref)
@@ -323,16 +392,25 @@ class Storefront:
                 )
             )
         except errors.PaynetError as exc:
-            if exc.reason != "TRANSACTION_NOT_FOUND" or age_s < not_received_after_s:
+            if exc.reason != "TRANSACTION_NOT_FOUND" or not_found_reason is None:
                 return False  # the gateway is unreachable, or the payment may still arrive
-            return await self._reopen(record, "PAYMENT_NOT_RECEIVED")
+            return await self._reopen(record, not_found_reason)
         found = reply.transaction
         if found.failure_reason:
             return await self._reopen(record, found.failure_reason)
         if found.hold_status in _RELEASED:
             return await self._reopen(record, _RELEASED[found.hold_status])
+        if found.hold_status == authorization_pb2.HOLD_STATUS_CHALLENGE_PENDING:
+            # Held for a challenge the customer never saw here: as a challenged order, it
+            # can be completed once answered, or canceled, which releases the hold.
+            challenged = await self._still_pending(
+                record, orders.CHALLENGE_REQUIRED, transaction_id=transaction_id
+            )
+            if challenged:
+                _log.info("payment.resolved", order_id=order_id, transaction_id=transaction_id)
+            return challenged
         if found.hold_status not in _POSTABLE:
-            return False  # a challenge the customer may still answer, or still authorizing
+            return False  # still authorizing
         if not await self._still_pending(record, orders.AUTHORIZED, transaction_id=transaction_id):
             return False
         _log.info("payment.resolved", order_id=order_id, transaction_id=transaction_id)
@@ -552,7 +630,7 @@ class Storefront:
         reply = await relayed(
             self._gateway().RefundPayment(
                 authorization_pb2.RefundPaymentRequest(
-                    request_id=f"refund:{order_id}:{request_id}",
+                    request_id=ids.derived_request_id("refund", order_id, request_id),
                     transaction_id=record.transaction_id,
                     amount=wanted,
                 ),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-__all__ = ["transaction_id"]
+__all__ = ["MAX_REQUEST_ID_BYTES", "derived_request_id", "transaction_id"]
+
+MAX_REQUEST_ID_BYTES = 128
+"""The bound of every request_id field (bounds.proto): a derived id must stay within it."""
 
 
 def transaction_id(merchant_name: str, request_id: str) -> str:
@@ -15,3 +18,17 @@ def transaction_id(merchant_name: str, request_id: str) -> str:
     ask the gateway about it (GetPaymentTransaction).
     """
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{merchant_name}|{request_id}"))
+
+
+def derived_request_id(kind: str, *parts: str) -> str:
+    """The request_id a node sends a peer for a step of its own request: ``kind:part:...``.
+
+    Derived, so a retry of the node's request sends the same id. Parts are the
+    caller's ids, each up to the bound themselves, so the joined id can exceed
+    it; then it is ``kind:`` and a digest of the joined id: still one per input,
+    and within the bound.
+    """
+    joined = ":".join((kind, *parts))
+    if len(joined.encode("utf-8")) <= MAX_REQUEST_ID_BYTES:
+        return joined
+    return f"{kind}:{uuid.uuid5(uuid.NAMESPACE_URL, joined)}"

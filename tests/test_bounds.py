@@ -168,3 +168,16 @@ def test_bytes_fields_are_bounded_in_bytes() -> None:
 def test_a_batch_is_bounded_at_its_documented_size(message: Descriptor) -> None:
     (entries,) = [b for b in bounds_of(message) if b.field.name == "entries"]
     assert entries.max_items == 256
+
+
+def test_a_derived_request_id_stays_within_the_bound_and_one_per_input() -> None:
+    from payment.ids import MAX_REQUEST_ID_BYTES, derived_request_id
+
+    short = derived_request_id("refund", "order-1", "r1")
+    assert short == "refund:order-1:r1"
+    longest = "r" * MAX_REQUEST_ID_BYTES
+    derived = derived_request_id("refund", "o" * 36, longest)
+    assert len(derived.encode()) <= MAX_REQUEST_ID_BYTES
+    assert derived == derived_request_id("refund", "o" * 36, longest)
+    assert derived != derived_request_id("refund", "o" * 36, longest[:-1] + "s")
+    assert violation(order_pb2.RefundOrderRequest(request_id=derived)) is None

@@ -109,18 +109,9 @@ async def test_a_transaction_the_gateway_never_saw_reopens_only_once_it_can_no_l
     assert reopened.failure_reason == "PAYMENT_NOT_RECEIVED"
 
 
-@pytest.mark.parametrize(
-    "fields",
-    [
-        {"hold_status": authorization_pb2.HOLD_STATUS_CHALLENGE_PENDING, "hold_id": "h-1"},
-        {},  # recorded, the issuer still being asked
-    ],
-)
-async def test_a_pending_challenge_or_an_authorization_in_progress_is_left(
-    shopper, storefront, gateway, fields
-) -> None:
+async def test_an_authorization_in_progress_is_left(shopper, storefront, gateway) -> None:
     order, tx_id, _ = await lost_sale(shopper, storefront, gateway)
-    gateway.transactions[tx_id] = transaction(tx_id, order, **fields)
+    gateway.transactions[tx_id] = transaction(tx_id, order)  # recorded, the issuer still asked
     assert await storefront.resolve_pending(older_than_s=0, not_received_after_s=0) == 0
     assert (await status(storefront, order)).status == orders.PAYMENT_PENDING
 
