@@ -30,6 +30,7 @@ from interbank.v1 import authorization_pb2 as authz
 
 from payment import envelope
 from payment.batching import MAX_BATCH, from_entry_error
+from payment.money import MAX_AMOUNT_MINOR
 from payment.pki import Pki
 
 from .catalog import Payer, RpcSpec, signed_instruction, specs
@@ -430,8 +431,20 @@ BOUNDARIES: list[Boundary] = [
             ("nul", "book-001\x00"),
             ("upper", "BOOK-001"),
             ("rtl", "\u202ebook-001"),
-            ("huge", "x" * HUGE),
         )
+    ),
+    Boundary(
+        "sku-huge",
+        "OrderService/CreateOrder",
+        "shop",
+        _const(
+            lambda w: order_pb2.CreateOrderRequest(
+                request_id=_rid(), lines=[order_pb2.CreateOrderLine(sku="x" * HUGE, quantity=1)]
+            )
+        ),
+        "INVALID_ARGUMENT",
+        "FIELD_INVALID",
+        metadata={"field": "lines[0].sku", "limit": "64"},
     ),
     Boundary(
         "duplicate-sku",
@@ -456,7 +469,8 @@ BOUNDARIES: list[Boundary] = [
             )
         ),
         "INVALID_ARGUMENT",
-        "DUPLICATE_SKU",
+        "FIELD_INVALID",
+        metadata={"field": "lines", "limit": "100"},
     ),
     Boundary(
         "most-units-odd-request-id",
@@ -526,7 +540,16 @@ BOUNDARIES: list[Boundary] = [
             "INVALID_ARGUMENT",
             "UNKNOWN_GATEWAY_KEY",
         )
-        for name, key_id in (("empty", ""), ("huge", "0" * HUGE), ("upper-hex", "ABCDEF0123456789"))
+        for name, key_id in (("empty", ""), ("upper-hex", "ABCDEF0123456789"))
+    ),
+    Boundary(
+        "key-id-huge",
+        "OrderService/SubmitPayment",
+        "shop",
+        _sealed_for_b(gateway_key_id="0" * HUGE),
+        "INVALID_ARGUMENT",
+        "FIELD_INVALID",
+        metadata={"field": "payment.gateway_key_id", "limit": "64"},
     ),
     *(
         Boundary(
@@ -537,7 +560,16 @@ BOUNDARIES: list[Boundary] = [
             "INVALID_ARGUMENT",
             "DUAL_SIGNATURE_INVALID",
         )
-        for signature in (b"", b"\x00" * 63, b"\x00" * 65, b"\x00" * HUGE)
+        for signature in (b"", b"\x00" * 63, b"\x00" * 65, b"\x00" * 256)
+    ),
+    Boundary(
+        f"signature-{HUGE}-bytes",
+        "OrderService/SubmitPayment",
+        "shop",
+        _sealed_for_b(dual_signature=b"\x00" * HUGE),
+        "INVALID_ARGUMENT",
+        "FIELD_INVALID",
+        metadata={"field": "payment.dual_signature", "limit": "256"},
     ),
     Boundary(
         # The merchant hands out the gateway's key id itself, so it can refuse another one
@@ -759,8 +791,8 @@ BOUNDARIES: list[Boundary] = [
         "GatewayService/AuthorizePayment",
         "gateway",
         _authorize_payment(amount=INT64_MAX),
-        "FAILED_PRECONDITION",
-        "INSUFFICIENT_FUNDS",
+        "INVALID_ARGUMENT",
+        "FIELD_INVALID",
         writes=frozenset({("gateway", "payment_transaction"), ("gateway", "instruction_nonce")}),
     ),
     *(
@@ -836,12 +868,7 @@ BOUNDARIES: list[Boundary] = [
                 "FAILED_PRECONDITION",
                 "REFUND_EXCEEDS_PAYMENT",
             ),
-            (
-                "int64-max",
-                lambda w: _eur(w, INT64_MAX),
-                "FAILED_PRECONDITION",
-                "REFUND_EXCEEDS_PAYMENT",
-            ),
+            ("int64-max", lambda w: _eur(w, INT64_MAX), "INVALID_ARGUMENT", "FIELD_INVALID"),
         )
     ),
     Boundary(
@@ -886,6 +913,18 @@ BOUNDARIES: list[Boundary] = [
             (
                 "amount-int64-max",
                 _authorize_hold(amount=INT64_MAX),
+                "INVALID_ARGUMENT",
+                "FIELD_INVALID",
+            ),
+            (
+                "amount-over-the-maximum",
+                _authorize_hold(amount=MAX_AMOUNT_MINOR + 1),
+                "INVALID_ARGUMENT",
+                "FIELD_INVALID",
+            ),
+            (
+                "amount-maximum",
+                _authorize_hold(amount=MAX_AMOUNT_MINOR),
                 "FAILED_PRECONDITION",
                 "INSUFFICIENT_FUNDS",
             ),
@@ -928,10 +967,16 @@ BOUNDARIES: list[Boundary] = [
                 "DUAL_SIGNATURE_INVALID",
             ),
             (
+                "longest-signature",
+                _authorize_hold(signature=b"\x00" * 256),
+                "INVALID_ARGUMENT",
+                "DUAL_SIGNATURE_INVALID",
+            ),
+            (
                 "huge-signature",
                 _authorize_hold(signature=b"\x00" * HUGE),
                 "INVALID_ARGUMENT",
-                "DUAL_SIGNATURE_INVALID",
+                "FIELD_INVALID",
             ),
             (
                 "truncated",
@@ -1059,8 +1104,8 @@ BOUNDARIES: list[Boundary] = [
             (
                 "int64-max",
                 lambda w: {"amount": _eur(w, INT64_MAX)},
-                "FAILED_PRECONDITION",
-                "REFUND_EXCEEDS_PAYMENT",
+                "INVALID_ARGUMENT",
+                "FIELD_INVALID",
             ),
             (
                 "other-debtor-agent",
@@ -1178,33 +1223,54 @@ BOUNDARIES: list[Boundary] = [
         "INVALID_ARGUMENT",
         "REQUEST_ID_MISSING",
     ),
-    Boundary(
-        # Answered REJECTED, and remembered: the only write a rejection makes.
-        "amount-minus-1",
-        "ClearingService/ReceiveCreditTransfer",
-        "beta",
-        _credit(_rid(), _hostile_id(), -1),
-        "OK",
-        writes=frozenset({("beta", "incoming_transfers"), ("beta", "idempotency")}),
-        response=_rejected("FIELD_INVALID"),
+    *(
+        # Refused before anything is read or written, so sent again it gets the same answer.
+        Boundary(
+            f"{name}{again}",
+            "ClearingService/ReceiveCreditTransfer",
+            "beta",
+            _credit(*ids, amount),
+            "INVALID_ARGUMENT",
+            "FIELD_INVALID",
+            metadata={"field": "transfer.amount", "limit": str(MAX_AMOUNT_MINOR)},
+            before=_credit(*ids, amount) if again else None,
+        )
+        for name, amount, ids in (
+            ("amount-minus-1", -1, _REPLAYED),
+            ("amount-int64-max", INT64_MAX, (_hostile_id(), _hostile_id())),
+            ("amount-int64-min", INT64_MIN, (_hostile_id(), _hostile_id())),
+            ("amount-over-the-maximum", MAX_AMOUNT_MINOR + 1, (_hostile_id(), _hostile_id())),
+        )
+        for again in ("", "-again")
     ),
     Boundary(
-        "amount-minus-1-again",
+        "from-itself",
         "ClearingService/ReceiveCreditTransfer",
         "beta",
-        _credit(*_REPLAYED, -1),
-        "OK",  # the same request again: the first answer, nothing more written
-        response=_rejected("FIELD_INVALID"),
-        before=_credit(*_REPLAYED, -1),
+        _const(
+            lambda w: S.ReceiveCreditTransferRequest(
+                request_id=_rid(), transfer=_transfer(debtor=w.beta_code, account=w.shop_account)(w)
+            )
+        ),
+        "INVALID_ARGUMENT",
+        "SAME_AGENT",
     ),
     Boundary(
         "same-instruction-other-content",
         "ClearingService/ReceiveCreditTransfer",
         "beta",
-        _credit(_rid(), _REUSED_CREDIT, -2),
+        _const(
+            lambda w: S.ReceiveCreditTransferRequest(
+                request_id=_rid(), transfer=_transfer(instruction_id=_REUSED_CREDIT, amount=2)(w)
+            )
+        ),
         "ALREADY_EXISTS",
         "IDEMPOTENCY_KEY_REUSED",
-        before=_credit(_rid(), _REUSED_CREDIT, -1),
+        before=_const(
+            lambda w: S.ReceiveCreditTransferRequest(
+                request_id=_rid(), transfer=_transfer(instruction_id=_REUSED_CREDIT, amount=1)(w)
+            )
+        ),
     ),
     *(
         Boundary(
@@ -1229,8 +1295,8 @@ BOUNDARIES: list[Boundary] = [
             ("other-agent", _transfer(creditor="ZZZZXX99"), "UNKNOWN_CREDITOR_AGENT"),
             ("reserve-account", _transfer(account="@reserve"), "CREDITOR_ACCOUNT_UNKNOWN"),
             (
-                "int64-max-to-suspense",
-                _transfer(amount=INT64_MAX, account="@suspense"),
+                "maximum-to-suspense",
+                _transfer(amount=MAX_AMOUNT_MINOR, account="@suspense"),
                 "CREDITOR_ACCOUNT_UNKNOWN",
             ),
         )
@@ -1276,9 +1342,27 @@ BOUNDARIES: list[Boundary] = [
             response=_rejected(reason),
         )
         for name, payment_return, reason in (
-            ("zero", _return(amount=lambda w: 0), "FIELD_INVALID"),
             ("unknown-original", _return(original=lambda w: _rid()), "ORIGINAL_TRANSFER_NOT_FOUND"),
-            ("to-another-bank", _return(receiving="BETAXX02"), "UNKNOWN_CREDITOR_AGENT"),
+            ("to-another-bank", _return(receiving="ZZZZXX99"), "UNKNOWN_CREDITOR_AGENT"),
+        )
+    ),
+    *(
+        Boundary(
+            name,
+            "ClearingService/ReceivePaymentReturn",
+            "alfa",
+            _const(
+                lambda w, f=payment_return: S.ReceivePaymentReturnRequest(
+                    request_id=_rid(), payment_return=f(w)
+                )
+            ),
+            "INVALID_ARGUMENT",
+            reason,
+        )
+        for name, payment_return, reason in (
+            ("zero", _return(amount=lambda w: 0), "FIELD_INVALID"),
+            ("int64-max", _return(amount=lambda w: INT64_MAX), "FIELD_INVALID"),
+            ("to-the-returning-bank", _return(receiving="BETAXX02"), "SAME_AGENT"),
         )
     ),
     # -- SettlementService ----------------------------------------------------------------
@@ -1307,13 +1391,15 @@ BOUNDARIES: list[Boundary] = [
             ("usd", _transfer(currency="USD"), "r", "INVALID_ARGUMENT", "FIELD_INVALID"),
             ("no-creditor-agent", _transfer(creditor=""), "r", "INVALID_ARGUMENT", "FIELD_INVALID"),
             ("no-request-id", _transfer(), "", "INVALID_ARGUMENT", "REQUEST_ID_MISSING"),
+            ("to-itself", _transfer(creditor="ALFAXX01"), "r", "INVALID_ARGUMENT", "SAME_AGENT"),
+            ("int64-max", _transfer(amount=INT64_MAX), "r", "INVALID_ARGUMENT", "FIELD_INVALID"),
         )
     ),
     Boundary(
-        "int64-max",
+        "maximum",
         "SettlementService/SubmitCreditTransfer",
         "settlement",
-        _capped(_hostile_id(), INT64_MAX),
+        _capped(_hostile_id(), MAX_AMOUNT_MINOR),
         "OK",
         writes=frozenset({("settlement", "settlement_transfers"), ("settlement", "idempotency")}),
         response=_rejected("NET_DEBIT_CAP_EXCEEDED"),
@@ -1322,10 +1408,10 @@ BOUNDARIES: list[Boundary] = [
         "same-instruction-other-content",
         "SettlementService/SubmitCreditTransfer",
         "settlement",
-        _capped(_REUSED_TRANSFER, INT64_MAX - 1),
+        _capped(_REUSED_TRANSFER, MAX_AMOUNT_MINOR - 1),
         "ALREADY_EXISTS",
         "IDEMPOTENCY_KEY_REUSED",
-        before=_capped(_REUSED_TRANSFER, INT64_MAX),
+        before=_capped(_REUSED_TRANSFER, MAX_AMOUNT_MINOR),
     ),
     *(
         Boundary(
@@ -1507,8 +1593,16 @@ BOUNDARIES: list[Boundary] = [
             ("reserve", lambda w: "@reserve"),
             ("suspense", lambda w: "@suspense"),
             ("someone-elses", lambda w: w.bob_account),
-            ("huge", lambda w: w.alice_account * (HUGE // 13)),
         )
+    ),
+    Boundary(
+        "not-huge",
+        "AccountService/GetBalance",
+        "alfa",
+        _const(lambda w: AC.GetBalanceRequest(account_id=w.alice_account * (HUGE // 13))),
+        "INVALID_ARGUMENT",
+        "FIELD_INVALID",
+        metadata={"field": "account_id", "limit": "64"},
     ),
     *(
         Boundary(name, "AccountService/ListStatement", "alfa", build, code, reason)
@@ -1625,7 +1719,7 @@ BOUNDARIES: list[Boundary] = [
         "OK",
         response=_batch_results(
             A.AuthorizeHoldsResponse,
-            ("FAILED_PRECONDITION", "INSUFFICIENT_FUNDS"),
+            ("INVALID_ARGUMENT", "FIELD_INVALID"),
             ("PERMISSION_DENIED", "INSTRUMENT_HOLDER_MISMATCH"),
             ("INVALID_ARGUMENT", "REQUEST_ID_MISSING"),
             ("INVALID_ARGUMENT", "INSTRUCTION_MALFORMED"),
@@ -1649,11 +1743,10 @@ BOUNDARIES: list[Boundary] = [
             )
         ),
         "OK",
-        writes=frozenset({("settlement", "settlement_transfers"), ("settlement", "idempotency")}),
         response=_batch_results(
             S.SubmitCreditTransfersResponse,
             ("PERMISSION_DENIED", "DEBTOR_AGENT_NOT_CALLER"),
-            ("TRANSFER_STATUS_REJECTED", "NET_DEBIT_CAP_EXCEEDED"),
+            ("INVALID_ARGUMENT", "FIELD_INVALID"),
             ("INVALID_ARGUMENT", "REQUEST_ID_MISSING"),
         ),
     ),
@@ -1680,7 +1773,7 @@ BOUNDARIES: list[Boundary] = [
         writes=frozenset({("beta", "incoming_transfers"), ("beta", "idempotency")}),
         response=_batch_results(
             S.ReceiveCreditTransfersResponse,
-            ("TRANSFER_STATUS_REJECTED", "FIELD_INVALID"),
+            ("INVALID_ARGUMENT", "FIELD_INVALID"),
             ("INVALID_ARGUMENT", "FIELD_INVALID"),
             ("TRANSFER_STATUS_REJECTED", "CURRENCY_MISMATCH"),
         ),
