@@ -9,6 +9,7 @@ caller's transaction together with the ledger change and the HoldNotice.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import sqlite3
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ __all__ = [
     "not_capturable",
     "release_hold",
     "require_hold",
+    "spend_instruction",
     "sweep_expired_holds",
 ]
 
@@ -109,6 +111,40 @@ def find_hold(
         (key,),
     ).fetchone()
     return Hold(*row) if row is not None else None
+
+
+def spend_instruction(
+    conn: sqlite3.Connection,
+    instruction: bytes,
+    *,
+    hold_id: str,
+    transaction_id: str,
+    now: dt.datetime,
+) -> None:
+    """Record that a signed instruction places hold_id; AlreadyExists if it placed one before.
+
+    The key is the SHA-256 of the instruction's bytes, which the customer's dual
+    signature covers (with their nonce): another request_id or transaction_id
+    does not make it another payment. Called in the transaction that places the
+    hold, so a refused authorization rolls it back and spends nothing; once a hold
+    is placed the instruction stays spent, whatever becomes of the hold.
+    """
+    digest = hashlib.sha256(instruction).digest()
+    row = conn.execute(
+        "SELECT 1 FROM instruction_uses WHERE instruction_digest = ?", (digest,)
+    ).fetchone()
+    if row is not None:
+        raise errors.AlreadyExists(
+            "INSTRUCTION_REPLAYED",
+            "this signed instruction already placed a hold for another transaction; the"
+            " customer must sign a new one (a retry of the same request must reuse its"
+            " request_id)",
+        )
+    conn.execute(
+        "INSERT INTO instruction_uses (instruction_digest, hold_id, transaction_id, recorded_at)"
+        " VALUES (?, ?, ?, ?)",
+        (digest, hold_id, transaction_id, to_iso(now)),
+    )
 
 
 def holder_uri(conn: sqlite3.Connection, account_id: str) -> str:

@@ -2,10 +2,11 @@
 
 Authorization checks the instruction against what the bank knows (instrument,
 holder, enrolled key, funds), applies the risk rules, and places the hold, all
-in one transaction. Capture posts the hold and hands the resulting credit
-transfer to :class:`bank.outgoing.OutgoingTransfers`. A sale (an authorization
-asking for capture) does both in the one transaction when no challenge is
-needed.
+in one transaction; that transaction also spends the signed instruction, so
+one instruction places at most one hold, whatever request carries it. Capture
+posts the hold and hands the resulting credit transfer to
+:class:`bank.outgoing.OutgoingTransfers`. A sale (an authorization asking for
+capture) does both in the one transaction when no challenge is needed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from bank.holds import (
     not_capturable,
     release_hold,
     require_hold,
+    spend_instruction,
     sweep_expired_holds,
 )
 from bank.notices import emit_account_entry, emit_hold_notice, money
@@ -72,6 +74,10 @@ class Issuer:
         now: dt.datetime | None = None,
     ) -> authz.AuthorizeHoldResponse:
         """Verify, check funds and risk, and place a hold (at most once per request_id).
+
+        A retry of a request_id replays its first answer; the same signed
+        instruction under another request_id, once it has placed a hold, is
+        refused ALREADY_EXISTS INSTRUCTION_REPLAYED and writes nothing.
 
         With ``capture`` set, an approved hold is posted in the same
         transaction (a sale) and its credit transfer sent for settlement, as
@@ -184,6 +190,14 @@ class Issuer:
                 "this transaction_id already has a hold; ask GetHold for it",
                 transaction_id=request.transaction_id,
             )
+        hold_id = str(uuid.uuid4())
+        spend_instruction(
+            conn,
+            request.instruction,
+            hold_id=hold_id,
+            transaction_id=request.transaction_id,
+            now=now,
+        )
         risk = self._network.risk
         expires_at = now + dt.timedelta(seconds=risk.hold_ttl_seconds)
         try:
@@ -207,7 +221,6 @@ class Issuer:
             _recent_authorizations(conn, holder, now, risk.velocity_window_seconds)
             >= risk.velocity_max_payments
         )
-        hold_id = str(uuid.uuid4())
         conn.execute(
             "INSERT INTO holds (hold_id, transaction_id, order_id, merchant_name, customer_name,"
             " account_id, creditor_bank_code, creditor_account_id, amount, currency, status,"

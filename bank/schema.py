@@ -74,6 +74,15 @@ CREATE TABLE IF NOT EXISTS holds (
 );
 CREATE INDEX IF NOT EXISTS holds_customer ON holds (customer_name, created_at);
 CREATE INDEX IF NOT EXISTS holds_open ON holds (status, expires_at);
+-- Every signed payment instruction that placed a hold, by the SHA-256 of its bytes
+-- (what the customer's dual signature covers): each pays at most once. Written in the
+-- transaction that places the hold; kept as long as the holds are.
+CREATE TABLE IF NOT EXISTS instruction_uses (
+    instruction_digest BLOB PRIMARY KEY,
+    hold_id TEXT NOT NULL,
+    transaction_id TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS challenges (
     challenge_id TEXT PRIMARY KEY,
     hold_id TEXT NOT NULL REFERENCES holds (hold_id),

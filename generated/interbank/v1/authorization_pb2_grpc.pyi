@@ -174,6 +174,14 @@ class IssuerServiceStub:
     and "limit" = the maximum); a creditor_account that is the paying account
     itself is refused INVALID_ARGUMENT, SELF_TRANSFER. A merchant at this same
     bank is paid inside it on capture, never through the settlement bank.
+    Each signed instruction places at most one hold: once it has placed one
+    (whatever became of that hold), the same instruction bytes under another
+    request_id and transaction_id are refused ALREADY_EXISTS,
+    INSTRUCTION_REPLAYED, and nothing is written; the customer must sign a new
+    instruction. A refused authorization places nothing and spends nothing. A
+    retry of the same request_id replays the first answer, and another
+    request_id for a transaction_id that has a hold is refused ALREADY_EXISTS,
+    IDEMPOTENCY_KEY_REUSED (ask GetHold), both checked before the instruction.
     """
     AuthorizeHolds: _grpc.UnaryUnaryMultiCallable[_authorization_pb2.AuthorizeHoldsRequest, _authorization_pb2.AuthorizeHoldsResponse]
     """AuthorizeHolds authorizes up to 256 payments in one call. Each entry is
@@ -182,7 +190,9 @@ class IssuerServiceStub:
     request_id are one request. The answer has one result per entry, in the
     request's order. The gateway sends the authorizations to one issuer that
     queued while its previous call was in flight: the first goes at once,
-    never after a timer.
+    never after a timer. One signed instruction in two entries with different
+    request_ids places one hold; the other entry is answered ALREADY_EXISTS,
+    INSTRUCTION_REPLAYED.
     """
     CaptureHold: _grpc.UnaryUnaryMultiCallable[_authorization_pb2.CaptureHoldRequest, _authorization_pb2.CaptureHoldResponse]
     """CaptureHold posts the hold: the customer is debited and an interbank credit
@@ -213,6 +223,14 @@ class IssuerServiceAsyncStub(IssuerServiceStub):
     and "limit" = the maximum); a creditor_account that is the paying account
     itself is refused INVALID_ARGUMENT, SELF_TRANSFER. A merchant at this same
     bank is paid inside it on capture, never through the settlement bank.
+    Each signed instruction places at most one hold: once it has placed one
+    (whatever became of that hold), the same instruction bytes under another
+    request_id and transaction_id are refused ALREADY_EXISTS,
+    INSTRUCTION_REPLAYED, and nothing is written; the customer must sign a new
+    instruction. A refused authorization places nothing and spends nothing. A
+    retry of the same request_id replays the first answer, and another
+    request_id for a transaction_id that has a hold is refused ALREADY_EXISTS,
+    IDEMPOTENCY_KEY_REUSED (ask GetHold), both checked before the instruction.
     """
     AuthorizeHolds: _aio.UnaryUnaryMultiCallable[_authorization_pb2.AuthorizeHoldsRequest, _authorization_pb2.AuthorizeHoldsResponse]  # type: ignore[assignment]
     """AuthorizeHolds authorizes up to 256 payments in one call. Each entry is
@@ -221,7 +239,9 @@ class IssuerServiceAsyncStub(IssuerServiceStub):
     request_id are one request. The answer has one result per entry, in the
     request's order. The gateway sends the authorizations to one issuer that
     queued while its previous call was in flight: the first goes at once,
-    never after a timer.
+    never after a timer. One signed instruction in two entries with different
+    request_ids places one hold; the other entry is answered ALREADY_EXISTS,
+    INSTRUCTION_REPLAYED.
     """
     CaptureHold: _aio.UnaryUnaryMultiCallable[_authorization_pb2.CaptureHoldRequest, _authorization_pb2.CaptureHoldResponse]  # type: ignore[assignment]
     """CaptureHold posts the hold: the customer is debited and an interbank credit
@@ -255,6 +275,14 @@ class IssuerServiceServicer(metaclass=_abc_1.ABCMeta):
         and "limit" = the maximum); a creditor_account that is the paying account
         itself is refused INVALID_ARGUMENT, SELF_TRANSFER. A merchant at this same
         bank is paid inside it on capture, never through the settlement bank.
+        Each signed instruction places at most one hold: once it has placed one
+        (whatever became of that hold), the same instruction bytes under another
+        request_id and transaction_id are refused ALREADY_EXISTS,
+        INSTRUCTION_REPLAYED, and nothing is written; the customer must sign a new
+        instruction. A refused authorization places nothing and spends nothing. A
+        retry of the same request_id replays the first answer, and another
+        request_id for a transaction_id that has a hold is refused ALREADY_EXISTS,
+        IDEMPOTENCY_KEY_REUSED (ask GetHold), both checked before the instruction.
         """
 
     @_abc_1.abstractmethod
@@ -269,7 +297,9 @@ class IssuerServiceServicer(metaclass=_abc_1.ABCMeta):
         request_id are one request. The answer has one result per entry, in the
         request's order. The gateway sends the authorizations to one issuer that
         queued while its previous call was in flight: the first goes at once,
-        never after a timer.
+        never after a timer. One signed instruction in two entries with different
+        request_ids places one hold; the other entry is answered ALREADY_EXISTS,
+        INSTRUCTION_REPLAYED.
         """
 
     @_abc_1.abstractmethod

@@ -334,6 +334,14 @@ type IssuerServiceClient interface {
 	// and "limit" = the maximum); a creditor_account that is the paying account
 	// itself is refused INVALID_ARGUMENT, SELF_TRANSFER. A merchant at this same
 	// bank is paid inside it on capture, never through the settlement bank.
+	// Each signed instruction places at most one hold: once it has placed one
+	// (whatever became of that hold), the same instruction bytes under another
+	// request_id and transaction_id are refused ALREADY_EXISTS,
+	// INSTRUCTION_REPLAYED, and nothing is written; the customer must sign a new
+	// instruction. A refused authorization places nothing and spends nothing. A
+	// retry of the same request_id replays the first answer, and another
+	// request_id for a transaction_id that has a hold is refused ALREADY_EXISTS,
+	// IDEMPOTENCY_KEY_REUSED (ask GetHold), both checked before the instruction.
 	AuthorizeHold(ctx context.Context, in *AuthorizeHoldRequest, opts ...grpc.CallOption) (*AuthorizeHoldResponse, error)
 	// AuthorizeHolds authorizes up to 256 payments in one call. Each entry is
 	// authorized exactly as AuthorizeHold would authorize it alone, with the
@@ -341,7 +349,9 @@ type IssuerServiceClient interface {
 	// request_id are one request. The answer has one result per entry, in the
 	// request's order. The gateway sends the authorizations to one issuer that
 	// queued while its previous call was in flight: the first goes at once,
-	// never after a timer.
+	// never after a timer. One signed instruction in two entries with different
+	// request_ids places one hold; the other entry is answered ALREADY_EXISTS,
+	// INSTRUCTION_REPLAYED.
 	AuthorizeHolds(ctx context.Context, in *AuthorizeHoldsRequest, opts ...grpc.CallOption) (*AuthorizeHoldsResponse, error)
 	// CaptureHold posts the hold: the customer is debited and an interbank credit
 	// transfer to the acquirer is sent through the settlement bank.
@@ -439,6 +449,14 @@ type IssuerServiceServer interface {
 	// and "limit" = the maximum); a creditor_account that is the paying account
 	// itself is refused INVALID_ARGUMENT, SELF_TRANSFER. A merchant at this same
 	// bank is paid inside it on capture, never through the settlement bank.
+	// Each signed instruction places at most one hold: once it has placed one
+	// (whatever became of that hold), the same instruction bytes under another
+	// request_id and transaction_id are refused ALREADY_EXISTS,
+	// INSTRUCTION_REPLAYED, and nothing is written; the customer must sign a new
+	// instruction. A refused authorization places nothing and spends nothing. A
+	// retry of the same request_id replays the first answer, and another
+	// request_id for a transaction_id that has a hold is refused ALREADY_EXISTS,
+	// IDEMPOTENCY_KEY_REUSED (ask GetHold), both checked before the instruction.
 	AuthorizeHold(context.Context, *AuthorizeHoldRequest) (*AuthorizeHoldResponse, error)
 	// AuthorizeHolds authorizes up to 256 payments in one call. Each entry is
 	// authorized exactly as AuthorizeHold would authorize it alone, with the
@@ -446,7 +464,9 @@ type IssuerServiceServer interface {
 	// request_id are one request. The answer has one result per entry, in the
 	// request's order. The gateway sends the authorizations to one issuer that
 	// queued while its previous call was in flight: the first goes at once,
-	// never after a timer.
+	// never after a timer. One signed instruction in two entries with different
+	// request_ids places one hold; the other entry is answered ALREADY_EXISTS,
+	// INSTRUCTION_REPLAYED.
 	AuthorizeHolds(context.Context, *AuthorizeHoldsRequest) (*AuthorizeHoldsResponse, error)
 	// CaptureHold posts the hold: the customer is debited and an interbank credit
 	// transfer to the acquirer is sent through the settlement bank.
