@@ -15,6 +15,7 @@ of the gateway directly, past the node, still reaches the order through them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import sqlite3
 from collections.abc import Callable
@@ -96,8 +97,10 @@ class SettlementListener:
         while True:
             try:
                 after = await self._store.read(load_cursor)
-                async for event in follow(self._subscribe(), after_sequence=after):
-                    await self.apply(event)
+                following = follow(self._subscribe(), after_sequence=after)
+                async with contextlib.aclosing(following) as events:
+                    async for event in events:
+                        await self.apply(event)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

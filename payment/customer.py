@@ -11,6 +11,7 @@ only ever sees the sealed bytes. One-time codes are read from the device inbox
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import uuid
@@ -246,12 +247,13 @@ class Customer:
         stub = notification_pb2_grpc.NotificationServiceStub(self.channel(merchant))
 
         async def watch() -> order_pb2.Order:
-            async for event in follow(stub):
-                if event.WhichOneof("event") != "order_update":
-                    continue
-                order = event.order_update.order
-                if order.order_id == order_id and order.status == status:
-                    return order
+            async with contextlib.aclosing(follow(stub)) as events:
+                async for event in events:
+                    if event.WhichOneof("event") != "order_update":
+                        continue
+                    order = event.order_update.order
+                    if order.order_id == order_id and order.status == status:
+                        return order
             raise AssertionError("unreachable: follow() never ends")
 
         return await asyncio.wait_for(watch(), timeout)
@@ -264,10 +266,11 @@ class Customer:
         stub = notification_pb2_grpc.NotificationServiceStub(self.channel(self._bank.name))
 
         async def pump() -> None:
-            async for event in follow(stub):
-                async with self._inbox_changed:
-                    self._inbox.append(event)
-                    self._inbox_changed.notify_all()
+            async with contextlib.aclosing(follow(stub)) as events:
+                async for event in events:
+                    async with self._inbox_changed:
+                        self._inbox.append(event)
+                        self._inbox_changed.notify_all()
 
         self._inbox_task = asyncio.create_task(pump())
 

@@ -20,7 +20,7 @@ import asyncio
 import random
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from functools import partial
 
@@ -78,16 +78,26 @@ Rows = list[tuple[int, bytes]]
 
 
 def _events_after(conn: sqlite3.Connection, *, recipient: str, after: int) -> tuple[Rows, int]:
-    """Up to _BATCH of recipient's events after a sequence, and the outbox's last sequence."""
+    """Up to _BATCH of recipient's events after a sequence, and the outbox sequence they
+    were read up to.
+
+    The last sequence is read first and the events only up to it: each statement
+    sees the store as of its own start, so an event committed between two reads
+    would otherwise count as read (in the sequence) without having been (in the
+    rows), and a subscriber waiting for what comes after that sequence would
+    never get it.
+    """
+    last = int(
+        conn.execute(
+            "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)"
+        ).fetchone()[0]
+    )
     rows = conn.execute(
         "SELECT sequence, event FROM outbox WHERE recipient = ? AND sequence > ?"
-        " ORDER BY sequence LIMIT ?",
-        (recipient, after, _BATCH),
+        " AND sequence <= ? ORDER BY sequence LIMIT ?",
+        (recipient, after, last, _BATCH),
     ).fetchall()
-    last = conn.execute(
-        "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)"
-    ).fetchone()[0]
-    return [(int(seq), bytes(blob)) for seq, blob in rows], int(last)
+    return [(int(seq), bytes(blob)) for seq, blob in rows], last
 
 
 def _last_sequence(conn: sqlite3.Connection, *, recipient: str) -> int:
@@ -265,19 +275,20 @@ async def follow(
     after_sequence: int = 0,
     *,
     max_backoff_s: float = 5.0,
-) -> AsyncIterator[notification_pb2.SubscribeResponse]:
+) -> AsyncGenerator[notification_pb2.SubscribeResponse, None]:
     """Events from a node, forever: reconnects with jittered backoff and resumes.
 
     Yields each event once per delivery; a reconnect never skips an event but
     may repeat none, since it resumes strictly after the last sequence yielded.
     A refusal that resubscribing cannot cure (an invalid or out-of-range cursor,
-    a caller the node does not let in) is raised.
+    a caller the node does not let in) is raised. A caller that stops before the
+    end closes it (``contextlib.aclosing``), which ends the stream on the node.
     """
     cursor = after_sequence
     backoff = 0.1
     while True:
+        call = stub.Subscribe(notification_pb2.SubscribeRequest(after_sequence=cursor))
         try:
-            call = stub.Subscribe(notification_pb2.SubscribeRequest(after_sequence=cursor))
             async for event in call:
                 backoff = 0.1
                 cursor = event.sequence
@@ -286,5 +297,10 @@ async def follow(
             if exc.code() in _FINAL:
                 raise
             _log.info("subscription.reconnecting", status=exc.code().name, after_sequence=cursor)
+        finally:
+            # A follower that stops (closes this generator, or is cancelled) ends the
+            # stream at once: left open, it holds one of the connection's streams and
+            # one of the caller's calls on the node until the channel closes.
+            call.cancel()
         await asyncio.sleep(backoff * (0.5 + random.random()))
         backoff = min(backoff * 2, max_backoff_s)

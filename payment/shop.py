@@ -162,28 +162,30 @@ async def narrate_order_updates(customer: Customer, merchant: str, order_id: str
     """Print the steps the merchant's order updates reveal, once each, in flow order."""
     stub = notification_pb2_grpc.NotificationServiceStub(customer.channel(merchant))
     printed: set[int] = set()
-    async for event in follow(stub):
-        if event.WhichOneof("event") != "order_update":
-            continue
-        order = event.order_update.order
-        if order.order_id != order_id:
-            continue
-        if order.status == S.ORDER_STATUS_FAILED:
-            say(
-                *_STATUS_STEPS[S.ORDER_STATUS_FAILED][:2], f"payment failed: {order.failure_reason}"
-            )
-            continue
-        if order.status not in _HAPPY_PATH:
-            continue
-        reached = _HAPPY_PATH.index(order.status)
-        for status in _HAPPY_PATH[: reached + 1]:
-            implied_challenge = (
-                status == S.ORDER_STATUS_CHALLENGE_REQUIRED and status != order.status
-            )
-            if status in printed or implied_challenge:
+    async with contextlib.aclosing(follow(stub)) as events:
+        async for event in events:
+            if event.WhichOneof("event") != "order_update":
                 continue
-            printed.add(status)
-            say(*_STATUS_STEPS[status])
+            order = event.order_update.order
+            if order.order_id != order_id:
+                continue
+            if order.status == S.ORDER_STATUS_FAILED:
+                say(
+                    *_STATUS_STEPS[S.ORDER_STATUS_FAILED][:2],
+                    f"payment failed: {order.failure_reason}",
+                )
+                continue
+            if order.status not in _HAPPY_PATH:
+                continue
+            reached = _HAPPY_PATH.index(order.status)
+            for status in _HAPPY_PATH[: reached + 1]:
+                implied_challenge = (
+                    status == S.ORDER_STATUS_CHALLENGE_REQUIRED and status != order.status
+                )
+                if status in printed or implied_challenge:
+                    continue
+                printed.add(status)
+                say(*_STATUS_STEPS[status])
 
 
 async def all_balances(network: NetworkConfig) -> dict[str, int]:

@@ -4,8 +4,10 @@ for all its subscribers, each getting exactly its own events, in order, once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from interbank.v1 import notification_pb2, notification_pb2_grpc
 from payment import fanoutbench
 from payment.errors import error_info
 from payment.fanoutbench import InboxNode
-from payment.notifications import SUBSCRIBED_HEADER, follow
+from payment.notifications import SUBSCRIBED_HEADER, _events_after, emit, follow
 
 FOLLOWERS = tuple(f"follower{i}" for i in range(30))
 
@@ -228,3 +230,87 @@ async def test_follow_raises_a_cursor_beyond_the_end_instead_of_resubscribing_fo
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await asyncio.wait_for(anext(follow(stub, after_sequence=10)), 10)
     assert raised.value.code() == grpc.StatusCode.OUT_OF_RANGE
+
+
+class _CommitBetweenStatements:
+    """A connection whose first statement is followed by another writer's commit: what a
+    subscriber's backlog read meets when an event commits while it reads."""
+
+    def __init__(self, reader: sqlite3.Connection, writer: sqlite3.Connection) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._statements = 0
+
+    def execute(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        cursor = self._reader.execute(sql, args)
+        rows = cursor.fetchall()
+        self._statements += 1
+        if self._statements == 1:
+            with self._writer:
+                emit(self._writer, "spiffe://paynet.test/customer/alice", _order_event())
+        return _Fetched(rows)  # type: ignore[return-value]
+
+
+@dataclass
+class _Fetched:
+    rows: list[Any]
+
+    def fetchall(self) -> list[Any]:
+        return self.rows
+
+    def fetchone(self) -> Any:
+        return self.rows[0]
+
+
+OUTBOX_SCHEMA = """
+CREATE TABLE outbox (
+    sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    recipient TEXT NOT NULL,
+    occurred_at TEXT NOT NULL,
+    event BLOB NOT NULL
+);
+"""
+
+
+def _order_event() -> notification_pb2.SubscribeResponse:
+    return notification_pb2.SubscribeResponse(order_update=notification_pb2.OrderUpdate())
+
+
+def test_a_backlog_read_counts_as_read_only_the_events_it_returns(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.executescript(OUTBOX_SCHEMA)
+    alice = "spiffe://paynet.test/customer/alice"
+    emit(writer, alice, _order_event())
+    reader = sqlite3.connect(path, isolation_level=None)
+    racing = _CommitBetweenStatements(reader, writer)
+    rows, read_up_to = _events_after(racing, recipient=alice, after=0)  # type: ignore[arg-type]
+    stored = [
+        seq
+        for (seq,) in reader.execute(
+            "SELECT sequence FROM outbox WHERE recipient = ? ORDER BY sequence", (alice,)
+        )
+    ]
+    assert len(stored) == 2
+    # Whatever the read says it read up to, it returned: a subscriber that then waits
+    # for events after read_up_to misses none.
+    assert [seq for seq, _blob in rows] == [s for s in stored if s <= read_up_to]
+
+
+async def test_a_follower_that_stops_early_ends_its_stream_at_once(node: InboxNode) -> None:
+    """Taking the first event and stopping, as a wait for one order status does, must end
+    the subscription on the node: streams left open fill the connection's stream limit
+    (100), after which the next subscription on it waits for ever."""
+    await node.emit(("follower0", "first"))
+    stub = notification_pb2_grpc.NotificationServiceStub(node.channel("follower0"))
+
+    async def first() -> str:
+        async with contextlib.aclosing(follow(stub)) as events:
+            async for event in events:
+                return event.event_id
+        raise AssertionError("follow() never ends")
+
+    for _ in range(150):
+        assert await asyncio.wait_for(first(), 5) == "first"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 import grpc
@@ -61,10 +62,11 @@ async def test_a_challenged_customer_gets_the_code_in_its_inbox_and_answers_it(
     assert authorized.decision == authz.AUTHORIZATION_DECISION_CHALLENGE_REQUIRED
     inbox = notification_pb2_grpc.NotificationServiceStub(served["channel"]("alice", "alfa"))
     code = None
-    async for event in follow(inbox):
-        if event.WhichOneof("event") == "one_time_code":
-            code = event.one_time_code
-            break
+    async with contextlib.aclosing(follow(inbox)) as events:
+        async for event in events:
+            if event.WhichOneof("event") == "one_time_code":
+                code = event.one_time_code
+                break
     assert code is not None and code.challenge_id == authorized.challenge.challenge_id
     answer = authz_grpc.ChallengeServiceStub(served["channel"]("alice", "alfa"))
     answered = await answer.AnswerChallenge(
