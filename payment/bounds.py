@@ -31,24 +31,29 @@ _UTF8_MAX = 4
 
 @dataclass(frozen=True)
 class Bound:
-    """The bounds of one field, as its options give them (0: none)."""
+    """The bounds of one field, as its options give them (0: none), worked out once."""
 
     field: FieldDescriptor
     """The field."""
+    name: str
+    """The field's name, for getattr."""
     max_bytes: int
     """Longest value (each entry's, for a repeated field), in bytes; 0 if unbounded."""
     max_items: int
     """Most entries of a repeated field; 0 if unbounded."""
+    repeated: bool
+    """True for a repeated field."""
+    nested: bool
+    """True if the field holds messages of this package, to be checked in turn."""
 
-    @property
-    def nested(self) -> bool:
-        """True if the field holds messages of this package, to be checked in turn."""
-        kind = self.field.message_type
-        return (
-            kind is not None
-            and kind.full_name.startswith("interbank.")
-            and not kind.GetOptions().map_entry
-        )
+
+def _holds_ours(field: FieldDescriptor) -> bool:
+    kind = field.message_type
+    return (
+        kind is not None
+        and kind.full_name.startswith("interbank.")
+        and not kind.GetOptions().map_entry
+    )
 
 
 @cache
@@ -59,8 +64,11 @@ def bounds_of(descriptor: Descriptor) -> tuple[Bound, ...]:
         options = field.GetOptions()
         bound = Bound(
             field,
+            field.name,
             options.Extensions[bounds_pb2.max_bytes],
             options.Extensions[bounds_pb2.max_items],
+            field.is_repeated,
+            _holds_ours(field),
         )
         if bound.max_bytes or bound.max_items or bound.nested:
             plan.append(bound)
@@ -87,31 +95,31 @@ def _refusal(path: str, what: str, limit: int, unit: str) -> errors.InvalidArgum
 def violation(message: Message, prefix: str = "") -> errors.InvalidArgument | None:
     """The refusal for the first field of message over its bound, or None if all are within."""
     for bound in bounds_of(message.DESCRIPTOR):
-        field = bound.field
-        path = f"{prefix}{field.name}"
-        if field.is_repeated:
-            values = getattr(message, field.name)
-            if bound.max_items and len(values) > bound.max_items:
-                return _refusal(path, f"{len(values)} entries", bound.max_items, "entries")
+        value = getattr(message, bound.name)
+        if bound.repeated:
+            if not value:
+                continue
+            if bound.max_items and len(value) > bound.max_items:
+                path = f"{prefix}{bound.name}"
+                return _refusal(path, f"{len(value)} entries", bound.max_items, "entries")
             if bound.max_bytes:
-                for index, value in enumerate(values):
-                    size = _too_long(value, bound.max_bytes)
+                for index, item in enumerate(value):
+                    size = _too_long(item, bound.max_bytes)
                     if size is not None:
-                        return _refusal(
-                            f"{path}[{index}]", f"{size} bytes", bound.max_bytes, "bytes"
-                        )
+                        item_path = f"{prefix}{bound.name}[{index}]"
+                        return _refusal(item_path, f"{size} bytes", bound.max_bytes, "bytes")
             if bound.nested:
-                for index, value in enumerate(values):
-                    found = violation(value, f"{path}[{index}].")
+                for index, item in enumerate(value):
+                    found = violation(item, f"{prefix}{bound.name}[{index}].")
                     if found is not None:
                         return found
         elif bound.nested:
-            if message.HasField(field.name):
-                found = violation(getattr(message, field.name), f"{path}.")
+            if message.HasField(bound.name):
+                found = violation(value, f"{prefix}{bound.name}.")
                 if found is not None:
                     return found
         else:
-            size = _too_long(getattr(message, field.name), bound.max_bytes)
+            size = _too_long(value, bound.max_bytes)
             if size is not None:
-                return _refusal(path, f"{size} bytes", bound.max_bytes, "bytes")
+                return _refusal(f"{prefix}{bound.name}", f"{size} bytes", bound.max_bytes, "bytes")
     return None

@@ -21,6 +21,7 @@ from payment.config import load_network
 from payment.customer import Customer
 from payment.devnet import write_dev_network
 from payment.identity import serial_text
+from payment.operations import refund_order
 from payment.pki import Pki, init_pki, rotate
 from payment.shop import purchase
 from payment.tls import RELOAD_CHECK_S, NodeIdentity
@@ -74,14 +75,20 @@ def _served_serial(net: RunningNetwork, node: str) -> int:
 
 
 async def _load(net: RunningNetwork, stop_at: asyncio.Event, outcomes: list[str]) -> None:
+    # buyer-a banks at alfa and buyer-b at beta, the shop's bank: buyer-b's payments stay
+    # inside beta, so beta calls the settlement bank only to return money. Each of
+    # buyer-a's payments is therefore refunded one cent, so that beta's outbound calls
+    # (SubmitPaymentReturn) run through the rotation too.
     async def buyer(name: str) -> None:
         async with Customer(net.network, name) as customer:
             while not stop_at.is_set():
                 try:
                     result = await purchase(customer, "shop", [("lamp-002", 1)], say=_quiet)
                     outcomes.append(result.order.order_id)
+                    if name == BUYERS[0]:
+                        await refund_order(net.network, "shop", result.order.order_id, 1)
                 except Exception as exc:  # every failure is counted and shown
-                    outcomes.append(f"FAILED {type(exc).__name__}: {exc}")
+                    outcomes.append(f"FAILED {name} {type(exc).__name__}: {exc}")
 
     await asyncio.gather(*(buyer(name) for name in BUYERS))
 
