@@ -117,6 +117,12 @@ CREATE TABLE IF NOT EXISTS refunds (
     recorded_at TEXT NOT NULL,
     PRIMARY KEY (order_id, request_id)
 );
+CREATE TABLE IF NOT EXISTS refund_attempts (
+    order_id TEXT NOT NULL REFERENCES orders (order_id),
+    request_id TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    PRIMARY KEY (order_id, request_id)
+);
 """
 
 _TRACKING_ALPHABET = string.ascii_uppercase + string.digits

@@ -587,10 +587,29 @@ class Storefront:
         self, order_id: str, amount: common_pb2.Money | None, request_id: str
     ) -> order_pb2.RefundOrderResponse:
         """Refund (part of) a settled order through the gateway and the acquirer."""
-        record, recorded = await self._store.read(
-            lambda conn: (self._load(conn, order_id), _recorded_refund(conn, order_id, request_id))
+        record, recorded, attempted = await self._store.read(
+            lambda conn: (
+                self._load(conn, order_id),
+                _recorded_refund(conn, order_id, request_id),
+                _refund_attempt(conn, order_id, request_id),
+            )
         )
         order = record.order
+        if recorded is None and attempted is not None:
+            # This very request reached the gateway before and its answer was lost: ask
+            # again with the same id, whatever the order's state now (a RefundNotice may
+            # already have refunded it), so the gateway and the merchant record it alike.
+            if amount is not None and amount.amount_minor != attempted:
+                raise errors.AlreadyExists(
+                    "IDEMPOTENCY_KEY_REUSED",
+                    f"request_id {request_id!r} asked to refund {attempted} minor units; "
+                    "choose a new request_id for a new refund",
+                    request_id=request_id,
+                )
+            wanted = common_pb2.Money(
+                amount_minor=attempted, currency_code=order.total.currency_code
+            )
+            return await self._send_refund(record, request_id, wanted)
         if recorded is not None:
             # This very request was refunded before and its answer lost: the same answer.
             amount_minor, refund_id = recorded
@@ -627,6 +646,20 @@ class Storefront:
                 f"at most {remaining} minor units of order {order_id!r} can still be refunded",
                 refundable_minor=str(remaining),
             )
+        await self._store.transaction(
+            lambda conn: conn.execute(
+                "INSERT OR IGNORE INTO refund_attempts (order_id, request_id, amount_minor)"
+                " VALUES (?, ?, ?)",
+                (order_id, request_id, wanted.amount_minor),
+            )
+        )
+        return await self._send_refund(record, request_id, wanted)
+
+    async def _send_refund(
+        self, record: OrderRecord, request_id: str, wanted: common_pb2.Money
+    ) -> order_pb2.RefundOrderResponse:
+        """Ask the gateway for a refund recorded as attempted, and record its answer."""
+        order_id = record.order.order_id
         reply = await relayed(
             self._gateway().RefundPayment(
                 authorization_pb2.RefundPaymentRequest(
@@ -709,6 +742,15 @@ class Storefront:
                 f"{orders.status_name(record.order.status)} and can no longer be canceled",
                 order_id=record.order.order_id,
             )
+
+
+def _refund_attempt(conn: sqlite3.Connection, order_id: str, request_id: str) -> int | None:
+    """The amount of a refund this request asked the gateway for, or None if it never did."""
+    row = conn.execute(
+        "SELECT amount_minor FROM refund_attempts WHERE order_id = ? AND request_id = ?",
+        (order_id, request_id),
+    ).fetchone()
+    return None if row is None else int(row[0])
 
 
 def _recorded_refund(

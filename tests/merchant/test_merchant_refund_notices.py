@@ -10,9 +10,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import grpc
+import pytest
 from interbank.v1 import authorization_pb2, common_pb2, notification_pb2, order_pb2
 
 from merchant.settlement_listener import Outcome, load_cursor
+from payment import errors
+from tests.merchant.conftest import rpc_error
 
 S = order_pb2.OrderStatus
 
@@ -155,3 +159,44 @@ async def test_a_refund_notice_the_order_cannot_take_moves_nothing(
     assert (await storefront.get_order("alice", order.order_id)).refunded_total.amount_minor == 0
     assert (await storefront.get_order("alice", unpaid.order_id)).status == S.ORDER_STATUS_CREATED
     assert await store.read(load_cursor) == 6
+
+
+async def test_a_refund_retried_after_its_notice_refunded_the_order_reaches_the_gateway(
+    shopper, storefront, listener, gateway, notice
+) -> None:
+    """The whole rest refunded, the answer lost on the way back, the acquirer's notice
+    booking the refund meanwhile: the retry of the same request is still sent to the
+    gateway (which replays it and records it too), not refused ORDER_NOT_REFUNDABLE."""
+    sent: list[str] = []
+    lost = True
+
+    async def refund_payment(request: Any, timeout: float) -> Any:
+        nonlocal lost
+        sent.append(request.request_id)
+        if lost:
+            lost = False
+            raise rpc_error(grpc.StatusCode.UNAVAILABLE, "PEER_UNAVAILABLE")
+        return authorization_pb2.RefundPaymentResponse(
+            refund_id="ret-1",
+            refunded_total=common_pb2.Money(amount_minor=9_000, currency_code="EUR"),
+        )
+
+    gateway.RefundPayment = refund_payment
+    order = await delivered(shopper, storefront, listener, notice)
+    with pytest.raises(errors.Unavailable):
+        await storefront.refund_order(order.order_id, None, "refund-all")
+    assert await listener.apply(refund_notice(order, 9_000, sequence=2)) is Outcome.REFUNDED
+    assert (await storefront.get_order("alice", order.order_id)).status == (S.ORDER_STATUS_REFUNDED)
+
+    reply = await storefront.refund_order(order.order_id, None, "refund-all")
+    assert reply.refund_id == "ret-1"
+    assert reply.order.status == S.ORDER_STATUS_REFUNDED
+    assert reply.order.refunded_total.amount_minor == 9_000
+    assert len(sent) == 2 and sent[0] == sent[1]  # the same request, sent again
+    # Answered from the record from now on, without asking the gateway again.
+    again = await storefront.refund_order(order.order_id, None, "refund-all")
+    assert again.refund_id == "ret-1" and len(sent) == 2
+    # Another amount under the same id is another request.
+    with pytest.raises(errors.AlreadyExists):
+        other = common_pb2.Money(amount_minor=100, currency_code="EUR")
+        await storefront.refund_order(order.order_id, other, "refund-all")
