@@ -73,13 +73,13 @@ run: venv ## a fresh network in a temporary directory, two purchases end to end
 	$(VENV)/bin/paynet demo
 
 bench: venv ## payments/s, p50/p99, CPU per payment at concurrency 1, 16, 64 beside bare echo baselines; histograms in build/bench; netting time; notification fan-out
-	$(PY) -m payment.bench
-	$(PY) -m payment.netbench
-	GRPC_VERBOSITY=ERROR $(PY) -m payment.fanoutbench  # gRPC reads it as it loads: not a GOAWAY line per closing stream
+	$(PY) -m bench.bench
+	$(PY) -m bench.netbench
+	GRPC_VERBOSITY=ERROR $(PY) -m bench.fanoutbench  # gRPC reads it as it loads: not a GOAWAY line per closing stream
 
 CHAOS_SEED ?= 1
 chaos: venv ## 2,000 payments while nodes are killed and paused; checks no money lost or duplicated
-	$(PY) -m payment.chaos --seed $(CHAOS_SEED) --payments 2000 --min-kills 2
+	$(PY) -m bench.chaos --seed $(CHAOS_SEED) --payments 2000 --min-kills 2
 
 ci: test ## alias of test
 

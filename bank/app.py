@@ -1,7 +1,7 @@
 """The bank and settlement-bank nodes: stores, servicers, peers and background work.
 
 ``create_bank_app`` and ``create_settlement_app`` are the entry points
-payment.server loads by role. Each app opens its store and books on start,
+ops.nodes names for their roles. Each app opens its store and books on start,
 then runs its background work until closed: a commercial bank sweeps expired
 holds and re-delivers unsettled transfers; the settlement bank re-delivers
 transfers still waiting for the creditor bank. The first round of each runs

@@ -90,5 +90,5 @@ class GatewayApp:
 
 
 def create_app(network: NetworkConfig, node: NodeConfig, identity: NodeIdentity) -> GatewayApp:
-    """The gateway node's app (the entry point named in payment.server.APP_FACTORIES)."""
+    """The gateway node's app (the entry point named in ops.nodes.APP_FACTORIES)."""
     return GatewayApp(network, node, identity)

@@ -124,5 +124,5 @@ class MerchantApp:
 
 
 def create_app(network: NetworkConfig, node: NodeConfig, identity: NodeIdentity) -> MerchantApp:
-    """The merchant node's app (the entry point named in payment.server.APP_FACTORIES)."""
+    """The merchant node's app (the entry point named in ops.nodes.APP_FACTORIES)."""
     return MerchantApp(network, node, identity)

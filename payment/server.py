@@ -10,7 +10,6 @@ on. It returns the server and the bound port, so tests can bind port 0.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import signal
 from collections.abc import Sequence
 from typing import Protocol
@@ -20,24 +19,16 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from payment.admission import CallLimit
-from payment.config import NetworkConfig, NodeConfig, Role
+from payment.config import NetworkConfig, NodeConfig
 from payment.identity import RevocationList
 from payment.interceptors import AccessLog, ErrorMapping, PeerAuthorization
 from payment.logs import get_logger
 from payment.pki import Pki
 from payment.tls import SERVER_OPTIONS, NodeIdentity
 
-__all__ = ["HealthServicer", "NodeApp", "create_server", "load_app", "serve_node"]
+__all__ = ["AppFactory", "HealthServicer", "NodeApp", "create_server", "serve_node"]
 
 _log = get_logger("paynet.server")
-
-# Each role's service package and the factory that builds its NodeApp.
-APP_FACTORIES: dict[Role, str] = {
-    Role.SETTLEMENT: "bank.app:create_settlement_app",
-    Role.BANK: "bank.app:create_bank_app",
-    Role.GATEWAY: "gateway.app:create_app",
-    Role.MERCHANT: "merchant.app:create_app",
-}
 
 
 class NodeApp(Protocol):
@@ -67,13 +58,6 @@ class AppFactory(Protocol):
     def __call__(
         self, network: NetworkConfig, node: NodeConfig, identity: NodeIdentity
     ) -> NodeApp: ...
-
-
-def load_app(network: NetworkConfig, node: NodeConfig, identity: NodeIdentity) -> NodeApp:
-    """The NodeApp for a node's role."""
-    module_name, _, attr = APP_FACTORIES[node.role].partition(":")
-    factory: AppFactory = getattr(importlib.import_module(module_name), attr)
-    return factory(network, node, identity)
 
 
 class HealthServicer(health.aio.HealthServicer):  # type: ignore[misc]
@@ -131,10 +115,14 @@ async def create_server(
     return server, port, health_servicer
 
 
-async def serve_node(network: NetworkConfig, node: NodeConfig, *, grace_s: float = 5.0) -> None:
-    """Serve one node until SIGTERM or SIGINT, then stop gracefully."""
+async def serve_node(
+    network: NetworkConfig, node: NodeConfig, factory: AppFactory, *, grace_s: float = 5.0
+) -> None:
+    """Serve one node, its app built by factory, until SIGTERM or SIGINT, then stop
+    gracefully. Which factory serves which role is the launcher's to say
+    (:mod:`ops.nodes`): the core knows no service."""
     identity = NodeIdentity.load(Pki(network.pki_dir), node.name)
-    app = load_app(network, node, identity)
+    app = factory(network, node, identity)
     server, port, health_servicer = await create_server(network, app, identity, node.address)
     # Stores open and recovery runs before the first request can arrive.
     await app.start()

@@ -10,8 +10,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from ops.devnet import write_dev_network
 from payment.config import NetworkConfig, load_network
-from payment.devnet import write_dev_network
 from payment.pki import Pki, init_pki
 from payment.tls import TlsIdentity, secure_channel
 

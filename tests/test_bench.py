@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from payment.bench import BATCH_METHODS, CHAIN_HOPS
+from bench.bench import BATCH_METHODS, CHAIN_HOPS
 
 
 def test_a_small_bench_run_pays_settles_and_reports_every_level(tmp_path: Path) -> None:
@@ -20,7 +20,7 @@ def test_a_small_bench_run_pays_settles_and_reports_every_level(tmp_path: Path) 
         [
             sys.executable,
             "-m",
-            "payment.bench",
+            "bench.bench",
             *("-n", "12", "-c", "1", "4", "--warmup", "4", "--echo-requests", "300"),
             *("--out", str(tmp_path)),
         ],
@@ -59,7 +59,7 @@ def test_a_small_bench_run_pays_settles_and_reports_every_level(tmp_path: Path) 
 
 
 def test_the_profile_summary_puts_each_sample_where_its_work_was_done(tmp_path: Path) -> None:
-    from payment.bench import profile_summary
+    from bench.bench import profile_summary
 
     loop = "run (asyncio/runners.py:190);Handle._run (asyncio/events.py:80)"
     access_log = "AccessLog.intercept_service.<locals>"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from payment.cli import main
+from ops.cli import main
+from ops.devnet import DEV_NETWORK, free_ports, write_dev_network
 from payment.config import Role, SettlementMode, load_network
-from payment.devnet import DEV_NETWORK, free_ports, write_dev_network
 
 
 def write(tmp_path: Path, text: str) -> Path:

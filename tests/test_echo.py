@@ -13,8 +13,8 @@ import asyncio
 import grpc
 import pytest
 
-from payment.bench import EchoServers, chain_wiring
-from payment.echo import (
+from bench.bench import EchoServers, chain_wiring
+from bench.echo import (
     BATCH_METHOD,
     ECHO_METHOD,
     ENTRY_SIZE,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from payment.iso20022 import (
+from ops.iso20022 import (
     AccountStatement,
     CreditTransfer,
     SettlementBatch,

@@ -8,8 +8,8 @@ import io
 import sys
 import time
 
+from ops.launcher import MAX_RELAYED_LINE_BYTES, LocalNetwork, check_health, read_lines
 from payment.config import NodeConfig
-from payment.launcher import MAX_RELAYED_LINE_BYTES, LocalNetwork, check_health, read_lines
 from tests.conftest import DevNet
 
 LONG_LINE = 1_000_000

@@ -17,9 +17,9 @@ import grpc
 import pytest
 from interbank.v1 import notification_pb2, notification_pb2_grpc
 
-from payment import fanoutbench
+from bench import fanoutbench
+from bench.fanoutbench import InboxNode
 from payment.errors import error_info
-from payment.fanoutbench import InboxNode
 from payment.notifications import SUBSCRIBED_HEADER, _events_after, emit, follow
 
 FOLLOWERS = tuple(f"follower{i}" for i in range(30))

@@ -8,7 +8,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from payment.cli import main
+from ops.cli import main
 from payment.envelope import load_x25519_private
 from payment.identity import parse_certificate
 from payment.pki import Pki, PkiExistsError, init_pki

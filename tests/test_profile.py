@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from customer.profile import client_profile, write_client_profile
+from ops.devnet import write_dev_network
 from payment.config import load_network
-from payment.devnet import write_dev_network
-from payment.profile import client_profile, write_client_profile
 
 
 def test_the_profile_names_the_customers_material_bank_merchant_and_instruments(
@@ -57,7 +57,7 @@ def test_an_unknown_customer_or_merchant_is_named_in_the_error(tmp_path: Path) -
 
 def test_the_command_prints_json_and_exits_2_for_an_unknown_customer(tmp_path: Path) -> None:
     path = write_dev_network(tmp_path)
-    command = [sys.executable, "-m", "payment.cli", "client-profile", "--network", str(path)]
+    command = [sys.executable, "-m", "ops.cli", "client-profile", "--network", str(path)]
     done = subprocess.run([*command, "--customer", "alice"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["bank"]["name"] == "alfa"

@@ -34,13 +34,14 @@ from bank.opening import open_bank_books, open_settlement_books
 from bank.outgoing import OutgoingTransfers
 from bank.schema import BANK_SCHEMA, SETTLEMENT_SCHEMA
 from bank.settlement import Settlement
+from ops.devnet import free_ports
+from ops.nodes import load_app
 from payment.clock import now, timestamp
 from payment.config import NetworkConfig, Role, parse_network
-from payment.devnet import free_ports
 from payment.envelope import load_ed25519_private, order_digest, sign_dual
 from payment.identity import spiffe_id
 from payment.pki import Pki, init_pki
-from payment.server import create_server, load_app
+from payment.server import create_server
 from payment.storage import Store
 from payment.tls import NodeIdentity, TlsIdentity, secure_channel
 

@@ -19,8 +19,8 @@ from interbank.v1 import account_pb2, account_pb2_grpc
 from interbank.v1 import authorization_pb2 as authz
 from interbank.v1 import authorization_pb2_grpc as authz_grpc
 
+from ops.audit import audit_network
 from payment import errors
-from payment.audit import audit_network
 from payment.batching import from_entry_error
 
 CAROL_CARD = "4000005555555555"

@@ -21,8 +21,8 @@ from interbank.v1 import authorization_pb2_grpc as authz_grpc
 from interbank.v1 import settlement_pb2 as pb
 from interbank.v1 import settlement_pb2_grpc as pb_grpc
 
+from ops.audit import audit_network
 from payment import errors
-from payment.audit import audit_network
 from payment.batching import from_entry_error
 from payment.money import INT64_MAX, INT64_MIN, MAX_AMOUNT_MINOR
 

@@ -16,8 +16,8 @@ from interbank.v1 import settlement_pb2 as pb
 
 from bank import windows
 from bank.audit import member_books, settlement_books, settlement_totals
+from ops.audit import check_books
 from payment import errors
-from payment.audit import check_books
 from payment.clock import now
 from payment.config import Role
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from payment.clientnet import ClientNetwork, start_client_network
+from ops.clientnet import ClientNetwork, start_client_network
 from tests.conftest import require_tool
 
 CLIENTS = Path(__file__).resolve().parents[2] / "clients"

@@ -11,8 +11,8 @@ import re
 import grpc
 from interbank.v1 import account_pb2, notification_pb2, notification_pb2_grpc, order_pb2
 
-from payment.clientnet import BUYERS, OPENING_BALANCE_MINOR, ClientNetwork
-from payment.customer import Customer
+from customer.client import Customer
+from ops.clientnet import BUYERS, OPENING_BALANCE_MINOR, ClientNetwork
 from tests.clients.conftest import Language, run
 
 S = order_pb2.OrderStatus

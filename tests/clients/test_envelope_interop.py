@@ -17,9 +17,9 @@ from google.protobuf import json_format
 from interbank.v1 import authorization_pb2, common_pb2
 
 from gateway.checks import GatewayKey, check_payment
+from ops.devnet import DEV_NETWORK
 from payment import envelope, errors
 from payment.config import load_network
-from payment.devnet import DEV_NETWORK
 from payment.pki import key_id
 from tests.clients.conftest import Language
 

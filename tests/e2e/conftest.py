@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from ops.devnet import add_customers, write_dev_network
+from ops.launcher import check_health
 from payment.config import NetworkConfig, NodeConfig, load_network
-from payment.devnet import add_customers, write_dev_network
-from payment.launcher import check_health
 from payment.pki import init_pki
 
 
@@ -68,7 +68,7 @@ def launch_node(path: Path, node: NodeConfig, workdir: Path) -> subprocess.Popen
             [
                 sys.executable,
                 "-m",
-                "payment.cli",
+                "ops.cli",
                 "serve",
                 str(node.role),
                 "--network",

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
 
-from payment.chaos import FAILURES, Outcome, fault_schedule, judge, schedule_digest
+from bench.chaos import FAILURES, Outcome, fault_schedule, judge, schedule_digest
+from customer.client import Customer
+from customer.shop import purchase
 from payment.config import load_network
-from payment.customer import Customer
-from payment.shop import purchase
 from tests.security.secrets_scan import codes_in_inboxes, scan
 
-CHAOS = [sys.executable, "-m", "payment.chaos"]
+CHAOS = [sys.executable, "-m", "bench.chaos"]
 NODES = ["settlement", "alfa", "beta", "gateway", "shop"]
 
 

@@ -10,11 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+from ops.devnet import write_dev_network
 from payment.config import load_network
-from payment.devnet import write_dev_network
 from payment.pki import init_pki
 
-PAYNET = [sys.executable, "-m", "payment.cli"]
+PAYNET = [sys.executable, "-m", "ops.cli"]
 
 
 def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:

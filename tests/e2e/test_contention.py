@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from interbank.v1 import order_pb2
 
-from payment.customer import Customer, PlacedOrder
+from customer.client import Customer, PlacedOrder
 from payment.errors import PaynetError
 
 from .conftest import RunningNetwork, start_network, stop
@@ -84,7 +84,7 @@ async def test_concurrent_payments_against_one_account_never_overdraw_it(busy) -
     assert after.available.amount_minor >= 0
     assert after.held.amount_minor == 0
     audit = subprocess.run(
-        [sys.executable, "-m", "payment.cli", "audit", "--network", str(busy.path)],
+        [sys.executable, "-m", "ops.cli", "audit", "--network", str(busy.path)],
         capture_output=True,
         text=True,
         timeout=60,

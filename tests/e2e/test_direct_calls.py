@@ -24,11 +24,11 @@ from interbank.v1 import (
     order_pb2_grpc,
 )
 
+from customer.client import Customer
+from customer.shop import all_balances, purchase
+from ops.reconcile import reconcile, render_table
 from payment import errors
-from payment.customer import Customer
 from payment.pki import Pki
-from payment.reconcile import reconcile, render_table
-from payment.shop import all_balances, purchase
 from payment.tls import TlsIdentity, secure_channel
 
 from .conftest import RunningNetwork, start_network, stop

@@ -18,7 +18,7 @@ from interbank.v1 import (
     order_pb2,
 )
 
-from payment.customer import Customer, Instrument, PlacedOrder
+from customer.client import Customer, Instrument, PlacedOrder
 from payment.errors import PaynetError
 from payment.pki import Pki
 from payment.tls import TlsIdentity, secure_channel

@@ -23,11 +23,11 @@ import grpc
 import pytest
 from interbank.v1 import order_pb2
 
+from customer.client import Customer
+from ops.launcher import check_health
+from ops.reconcile import reconcile, render_table
 from payment.clock import now
-from payment.customer import Customer
 from payment.errors import PaynetError
-from payment.launcher import check_health
-from payment.reconcile import reconcile, render_table
 
 from .conftest import RunningNetwork, launch_node, start_network, stop
 

@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from interbank.v1 import order_pb2, order_pb2_grpc
 
-from payment.launcher import LocalNetwork, check_health
+from ops.launcher import LocalNetwork, check_health
 from tests.conftest import DevNet
 
 HUGE_REQUEST_ID = "r" * 70_000
@@ -75,7 +75,7 @@ async def test_a_node_whose_output_is_never_read_keeps_serving_and_stops_cleanly
         [
             sys.executable,
             "-m",
-            "payment.cli",
+            "ops.cli",
             "serve",
             str(node.role),
             "--network",

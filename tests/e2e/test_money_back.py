@@ -18,11 +18,11 @@ import grpc
 import pytest
 from interbank.v1 import authorization_pb2, authorization_pb2_grpc, order_pb2, order_pb2_grpc
 
+from customer.client import Customer
+from customer.shop import all_balances, purchase
+from ops.audit import collect_books
 from payment import errors, iso20022
-from payment.audit import collect_books
-from payment.customer import Customer
 from payment.pki import Pki
-from payment.shop import all_balances, purchase
 from payment.tls import TlsIdentity, secure_channel
 
 from .conftest import RunningNetwork, start_network, stop
@@ -37,7 +37,7 @@ def quiet(*_args: str) -> None:
 def paynet(net: RunningNetwork, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the paynet CLI against the network; returns the finished process."""
     return subprocess.run(
-        [sys.executable, "-m", "payment.cli", *args, "--network", str(net.path)],
+        [sys.executable, "-m", "ops.cli", *args, "--network", str(net.path)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -10,9 +10,9 @@ from interbank.v1 import (
     order_pb2,
 )
 
-from payment.customer import Customer
+from customer.client import Customer
+from customer.shop import all_balances, purchase
 from payment.pki import Pki
-from payment.shop import all_balances, purchase
 from payment.tls import TlsIdentity, secure_channel
 
 S = order_pb2.OrderStatus

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from interbank.v1 import common_pb2, order_pb2, order_pb2_grpc
 
+from customer.client import Customer
+from customer.shop import purchase
+from ops.devnet import write_dev_network
+from ops.reconcile import Mismatch, ReconcileReport, reconcile, render_table
 from payment.config import NetworkConfig, load_network
-from payment.customer import Customer
-from payment.devnet import write_dev_network
 from payment.pki import Pki
-from payment.reconcile import Mismatch, ReconcileReport, reconcile, render_table
-from payment.shop import purchase
 from payment.tls import TlsIdentity, secure_channel
 
 from .conftest import RunningNetwork, start_network, stop

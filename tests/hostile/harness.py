@@ -24,8 +24,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2
 
+from ops.audit import audit_network
 from payment import errors
-from payment.audit import audit_network
 from payment.config import NetworkConfig, Role
 from payment.notifications import SUBSCRIBED_HEADER
 from payment.pki import Pki

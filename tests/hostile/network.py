@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ops.devnet import write_dev_network
+from ops.launcher import check_health
 from payment.config import NetworkConfig, Role, load_network
-from payment.devnet import write_dev_network
-from payment.launcher import check_health
 from payment.pki import init_pki
 
 __all__ = ["STORE_FILES", "RunningNetwork", "Snapshot", "Stores", "start_network"]
@@ -145,7 +145,7 @@ def start_network(workdir: Path, **rules: int) -> RunningNetwork:
             [
                 sys.executable,
                 "-m",
-                "payment.cli",
+                "ops.cli",
                 "serve",
                 str(node.role),
                 "--network",

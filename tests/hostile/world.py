@@ -33,11 +33,11 @@ from interbank.v1 import (
     settlement_pb2_grpc,
 )
 
+from customer.client import Customer, PlacedOrder
+from customer.shop import purchase
 from payment.config import Role
-from payment.customer import Customer, PlacedOrder
 from payment.errors import PaynetError
 from payment.pki import Pki
-from payment.shop import purchase
 from payment.tls import TlsIdentity, secure_channel
 
 from .network import STORE_FILES, RunningNetwork, Stores

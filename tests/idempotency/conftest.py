@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from ops.devnet import write_dev_network
+from ops.launcher import check_health
 from payment.config import NetworkConfig, load_network
-from payment.devnet import write_dev_network
-from payment.launcher import check_health
 from payment.pki import init_pki
 
 PAYER_OPENING_MINOR = 10_000_000
@@ -77,7 +77,7 @@ def start_network(workdir: Path) -> RunningNetwork:
                 [
                     sys.executable,
                     "-m",
-                    "payment.cli",
+                    "ops.cli",
                     "serve",
                     str(node.role),
                     "--network",

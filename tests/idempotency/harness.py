@@ -39,12 +39,12 @@ from interbank.v1 import (
     settlement_pb2,
 )
 
+from customer.client import Customer, PlacedOrder
+from customer.shop import purchase
 from payment import envelope
 from payment.clock import now, timestamp
-from payment.customer import Customer, PlacedOrder
 from payment.errors import from_rpc_error
 from payment.pki import Pki
-from payment.shop import purchase
 from payment.tls import TlsIdentity, secure_channel
 
 from .conftest import RunningNetwork

@@ -8,9 +8,9 @@ fails here. No network is needed.
 
 from __future__ import annotations
 
+from ops.devnet import DEV_NETWORK
 from payment.authz import RPC_ROLES
 from payment.config import Role, load_network
-from payment.devnet import DEV_NETWORK
 
 from .cases import CASES
 from .harness import contract_methods

@@ -29,10 +29,10 @@ from interbank.v1 import (
 
 from gateway.app import create_app as create_gateway_app
 from merchant.app import create_app as create_merchant_app
+from ops.devnet import free_ports
 from payment import envelope, errors
 from payment.clock import now, timestamp
 from payment.config import NetworkConfig, parse_network
-from payment.devnet import free_ports
 from payment.identity import spiffe_id
 from payment.notifications import NotificationServicer, emit
 from payment.pki import Pki, init_pki

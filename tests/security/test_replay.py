@@ -17,10 +17,10 @@ import grpc
 import pytest
 from interbank.v1 import authorization_pb2, authorization_pb2_grpc, common_pb2
 
+from customer.client import Customer, PlacedOrder
+from ops.launcher import check_health
 from payment.clock import now
-from payment.customer import Customer, PlacedOrder
 from payment.errors import error_info
-from payment.launcher import check_health
 from payment.pki import Pki
 from payment.tls import TlsIdentity, secure_channel
 from tests.e2e.conftest import RunningNetwork, launch_node, start_network, stop

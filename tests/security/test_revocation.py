@@ -30,7 +30,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
 
 def _paynet(*args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "payment.cli", *args], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "ops.cli", *args], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -102,7 +102,7 @@ def test_revoking_by_serial_and_bad_arguments(net: RunningNetwork, tmp_path) -> 
         (("bob",), "give --network FILE or --pki DIR"),
     ):
         done = subprocess.run(
-            [sys.executable, "-m", "payment.cli", "pki", "revoke", *args],
+            [sys.executable, "-m", "ops.cli", "pki", "revoke", *args],
             capture_output=True,
             text=True,
             check=False,

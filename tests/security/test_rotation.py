@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from customer.client import Customer
+from customer.shop import purchase
+from ops.devnet import write_dev_network
+from ops.operations import refund_order
 from payment.config import load_network
-from payment.customer import Customer
-from payment.devnet import write_dev_network
 from payment.identity import serial_text
-from payment.operations import refund_order
 from payment.pki import Pki, init_pki, rotate
-from payment.shop import purchase
 from payment.tls import RELOAD_CHECK_S, NodeIdentity
 from tests.e2e.conftest import RunningNetwork, start_network, stop
 
@@ -103,7 +103,7 @@ async def _rotate_under_load(net: RunningNetwork) -> tuple[list[str], dict[str, 
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "payment.cli",
+            "ops.cli",
             "pki",
             "rotate",
             node,

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from interbank.v1 import order_pb2
 
-from payment.customer import Customer
+from customer.client import Customer
 from tests.e2e.conftest import RunningNetwork, start_network, stop
 from tests.security.secrets_scan import codes_in_inboxes, scan
 

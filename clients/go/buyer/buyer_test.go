@@ -25,7 +25,7 @@ const (
 func TestBuyer(t *testing.T) {
 	if os.Getenv(profile.EnvVar) == "" {
 		t.Fatal("PAYNET_PROFILE is not set: start a network with " +
-			"`.venv/bin/python -m payment.clientnet --dir DIR` in the repository root, " +
+			"`.venv/bin/python -m ops.clientnet --dir DIR` in the repository root, " +
 			"then run PAYNET_PROFILE=DIR/profiles/go.json go test ./...")
 	}
 	p, err := profile.LoadFromEnv()

@@ -1,5 +1,5 @@
 // Package profile loads a paynet client profile (the JSON printed by
-// `paynet client-profile` or `python -m payment.clientnet`) and opens
+// `paynet client-profile` or `python -m ops.clientnet`) and opens
 // mutual-TLS gRPC connections with the customer's certificate.
 package profile
 

@@ -1,5 +1,5 @@
 /**
- * Client profiles (`paynet client-profile`, `python -m payment.clientnet`) and
+ * Client profiles (`paynet client-profile`, `python -m ops.clientnet`) and
  * the mutual-TLS channels they describe.
  */
 import { readFileSync } from "node:fs";

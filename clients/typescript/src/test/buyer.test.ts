@@ -36,7 +36,7 @@ async function placeAndPay(b: Buyer, sku: string, price: bigint, instrument: Ins
 it("buyer: frictionless and challenged purchases", async () => {
   if (!buyer) {
     assert.fail(
-      "PAYNET_PROFILE is not set: start a network with `.venv/bin/python -m payment.clientnet --dir DIR` in the repository root " +
+      "PAYNET_PROFILE is not set: start a network with `.venv/bin/python -m ops.clientnet --dir DIR` in the repository root " +
         "(it prints PAYNET_PROFILE=... for each language), then run `PAYNET_PROFILE=DIR/profiles/typescript.json npm test`",
     );
   }

@@ -13,7 +13,7 @@ import java.security.PrivateKey;
 /**
  * A customer's client profile, as printed by
  * {@code paynet client-profile --network FILE --customer NAME} and written by
- * {@code python -m payment.clientnet}: certificate paths, the bank and merchant
+ * {@code python -m ops.clientnet}: certificate paths, the bank and merchant
  * addresses, the account and the two payment instruments.
  *
  * <p>{@link #toString()} never shows instrument numbers.
@@ -135,7 +135,7 @@ public record Profile(String customer, Path caCert, Path cert, Path key, Path si
      */
     public static String howToStartNetwork() {
         return ENV + " is not set. Start a network from the repository root with "
-                + "`.venv/bin/python -m payment.clientnet --dir /tmp/java-net` (it prints "
+                + "`.venv/bin/python -m ops.clientnet --dir /tmp/java-net` (it prints "
                 + "PAYNET_PROFILE=... for each language and stays up until interrupted), then run "
                 + "`PAYNET_PROFILE=/tmp/java-net/profiles/java.json mvn test` in clients/java.";
     }

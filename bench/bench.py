@@ -12,7 +12,7 @@ One run on this machine:
    one of them has settled between the banks (order SETTLED or later): a
    payment that failed, or never settled, is counted and fails the run;
 4. at the same concurrency, a bare ``grpc.aio`` echo over the same mTLS
-   certificates, each server its own process (:mod:`payment.echo`): one hop,
+   certificates, each server its own process (:mod:`bench.echo`): one hop,
    a chain of as many hops as a payment's synchronous path
    (:data:`CHAIN_HOPS`), and the bare flow: five echo servers wired as a
    payment travels, the same calls, batches and notice stream, with none of
@@ -50,12 +50,12 @@ from typing import Any
 import grpc
 from interbank.v1 import order_pb2
 
+from bench.echo import ECHO_METHOD, FORWARD_METHOD, EchoWiring, flow_wiring
+from customer.client import Customer
+from ops.devnet import add_customers, free_ports, write_dev_network
+from ops.launcher import LocalNetwork, read_lines
 from payment.config import NetworkConfig, NodeConfig, Role, load_network
-from payment.customer import Customer
-from payment.devnet import add_customers, free_ports, write_dev_network
-from payment.echo import ECHO_METHOD, FORWARD_METHOD, EchoWiring, flow_wiring
 from payment.errors import PaynetError
-from payment.launcher import LocalNetwork, read_lines
 from payment.pki import Pki, init_pki
 from payment.tls import TlsIdentity, secure_channel
 
@@ -104,7 +104,7 @@ class Level:
     echo_chain_rps: float = 0.0
     bare_flow_rps: float = 0.0
     """Rounds/s of the payment's calls between echo servers wired as a payment travels,
-    with none of its work (:func:`payment.echo.flow_wiring`)."""
+    with none of its work (:func:`bench.echo.flow_wiring`)."""
     efficiency: float = 0.0
     bare_flow_efficiency: float = 0.0
     """bare_flow_rps / echo_1hop_rps: the efficiency of a payment whose work cost nothing,
@@ -261,7 +261,7 @@ class EchoRun:
 
 
 class EchoServers:
-    """Echo servers (:mod:`payment.echo`), each its own process, wired by their options.
+    """Echo servers (:mod:`bench.echo`), each its own process, wired by their options.
 
     wiring(addresses) gives each server's options, knowing every server's
     address; the first server is the one called, over mTLS.
@@ -295,7 +295,7 @@ class EchoServers:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "payment.echo",
+                "bench.echo",
                 "--pki",
                 str(self._pki.root),
                 "--name",
@@ -376,7 +376,7 @@ async def echo_rates(
     """The single hop, the CHAIN_HOPS-hop chain and the bare flow at a concurrency.
 
     flow_names are the nodes the bare flow's servers stand for, in
-    :func:`payment.echo.flow_wiring`'s order: each serves with that node's
+    :func:`bench.echo.flow_wiring`'s order: each serves with that node's
     certificate, and its CPU is reported under that node's name.
     """
     async with EchoServers(pki, names, 1, chain_wiring) as one_hop:

@@ -7,7 +7,7 @@ return at the acquirer, the settlement bank and the issuer. A payment between
 two holders of one bank has no record at the settlement bank: it is booked
 inside that bank. Reconciliation
 reads every node's SQLite store read-only, one snapshot per store (see
-``payment.reconcile_books``), and checks each of those records against the
+``ops.reconcile_books``), and checks each of those records against the
 merchant's order (the spine), never against its neighbour in the chain: one
 wrong record is then one mismatch, not a cascade. Captures and credits that no
 order accounts for are reported too.
@@ -25,8 +25,8 @@ from typing import Final
 
 from interbank.v1 import order_pb2
 
+from ops.reconcile_books import GATEWAY, Books, Order, Record, bank_code, read_books
 from payment.config import NetworkConfig, Role
-from payment.reconcile_books import GATEWAY, Books, Order, Record, bank_code, read_books
 
 __all__ = ["Mismatch", "ReconcileReport", "reconcile", "render_table"]
 

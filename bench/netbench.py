@@ -1,4 +1,4 @@
-"""``python -m payment.netbench``: how fast the settlement bank nets a settlement window.
+"""``python -m bench.netbench``: how fast the settlement bank nets a settlement window.
 
 It measures netting throughput: transfers netted per second when the settlement
 bank closes a window of N accepted transfers (default 100,000) among B member

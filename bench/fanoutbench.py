@@ -1,4 +1,4 @@
-"""``python -m payment.fanoutbench``: what a commit costs a node that many subscribers follow.
+"""``python -m bench.fanoutbench``: what a commit costs a node that many subscribers follow.
 
 A bank's customers follow their device inboxes, and a merchant's customers
 their orders, each on its own ``NotificationService.Subscribe`` stream. This
@@ -38,9 +38,9 @@ from typing import TypeVar
 import grpc
 from interbank.v1 import notification_pb2, notification_pb2_grpc
 
-from payment.bench import percentile
+from bench.bench import percentile
+from ops.devnet import add_customers, write_dev_network
 from payment.config import NetworkConfig, Role, load_network
-from payment.devnet import add_customers, write_dev_network
 from payment.identity import spiffe_id
 from payment.logs import configure_logging
 from payment.notifications import SUBSCRIBED_HEADER, NotificationServicer, emit

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from interbank.v1 import account_pb2, account_pb2_grpc, notification_pb2_grpc, order_pb2
 
+from customer.client import Customer
 from payment.config import NetworkConfig, Role
-from payment.customer import Customer
 from payment.errors import PaynetError
 from payment.notifications import follow
 from payment.pki import Pki

@@ -61,15 +61,15 @@ from interbank.v1 import (
     order_pb2_grpc,
 )
 
-from payment.audit import check_books, collect_books
+from customer.client import Customer, PlacedOrder
+from ops.audit import check_books, collect_books
+from ops.devnet import add_customers, write_dev_network
+from ops.launcher import LocalNetwork
+from ops.reconcile import reconcile
 from payment.config import NetworkConfig, load_network
-from payment.customer import Customer, PlacedOrder
-from payment.devnet import add_customers, write_dev_network
 from payment.errors import PaynetError, from_rpc_error
-from payment.launcher import LocalNetwork
 from payment.logs import configure_logging
 from payment.pki import Pki, init_pki
-from payment.reconcile import reconcile
 from payment.tls import TlsIdentity, secure_channel
 
 __all__ = ["ChaosResult", "Fault", "fault_schedule", "main", "run_chaos"]
@@ -607,7 +607,7 @@ FAILURES = ("lost", "duplicated", "wrong_total", "negative", "stuck_holds", "dis
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m payment.chaos``: the exit code (1 if any invariant broke)."""
+    """``python -m bench.chaos``: the exit code (1 if any invariant broke)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1, help="seeds the load and the faults")
     parser.add_argument("--payments", type=int, default=2000, help="how many payments")

@@ -1,8 +1,8 @@
 """A network for clients in other languages: the dev network plus one buyer each.
 
-``python -m payment.clientnet --dir DIR`` writes the network into DIR, makes its
+``python -m ops.clientnet --dir DIR`` writes the network into DIR, makes its
 PKI, saves one client profile per buyer in DIR/profiles/<language>.json (see
-:mod:`payment.profile`), runs ``paynet up`` and waits until every node is
+:mod:`customer.profile`), runs ``paynet up`` and waits until every node is
 SERVING; then it keeps the network up until interrupted. ``make clients-test``
 and ``tests/clients`` use the same pieces, so a client can be developed against
 exactly the network that tests it.
@@ -20,11 +20,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from customer.profile import write_client_profile
+from ops.devnet import add_customers, write_dev_network
+from ops.launcher import check_health
 from payment.config import NetworkConfig, load_network
-from payment.devnet import add_customers, write_dev_network
-from payment.launcher import check_health
 from payment.pki import init_pki
-from payment.profile import write_client_profile
 
 __all__ = ["BUYERS", "OPENING_BALANCE_MINOR", "ClientNetwork", "start_client_network"]
 
@@ -82,7 +82,7 @@ def start_client_network(directory: Path, ready_timeout: float = 60.0) -> Client
     log = directory / "paynet-up.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "payment.cli", "up", "--network", str(path)],
+            [sys.executable, "-m", "ops.cli", "up", "--network", str(path)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
@@ -111,7 +111,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the clients' network in --dir until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m payment.clientnet", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ops.clientnet", description=__doc__)
     parser.add_argument("--dir", required=True, type=Path, help="an empty directory for it")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)

@@ -113,6 +113,7 @@ def _cmd_pki_rotate(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from ops.nodes import APP_FACTORIES
     from payment.logs import configure_logging
     from payment.server import serve_node
 
@@ -124,12 +125,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if str(node.role) != args.role:
         raise ConfigError(f"node {node.name!r} has role {node.role}, not {args.role}")
     configure_logging(node=node.name)
-    asyncio.run(serve_node(network, node))
+    asyncio.run(serve_node(network, node, APP_FACTORIES[node.role]))
     return 0
 
 
 def _cmd_client_profile(args: argparse.Namespace) -> int:
-    from payment.profile import client_profile
+    from customer.profile import client_profile
 
     network = _network(args.network)
     try:
@@ -142,7 +143,7 @@ def _cmd_client_profile(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from payment.launcher import LocalNetwork, run_until_signal
+    from ops.launcher import LocalNetwork, run_until_signal
 
     network = _network(args.network)
     if not pki_exists(network):
@@ -167,7 +168,7 @@ def pki_exists(network: NetworkConfig) -> bool:
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
-    from payment.launcher import check_health
+    from ops.launcher import check_health
 
     network = _network(args.network)
 
@@ -193,21 +194,21 @@ def _cmd_health(args: argparse.Namespace) -> int:
 
 
 def _cmd_shop(args: argparse.Namespace) -> int:
-    from payment.shop import shop
+    from customer.shop import shop
 
     network = _network(args.network)
     return asyncio.run(shop(network, args.customer, args.merchant, args.buy, args.instrument))
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from payment.demo import run_demo
+    from ops.demo import run_demo
 
     return asyncio.run(run_demo(keep=args.keep))
 
 
 def _cmd_settlement(args: argparse.Namespace) -> int:
+    from ops.operations import close_window, get_window, window_json
     from payment.errors import PaynetError
-    from payment.operations import close_window, get_window, window_json
 
     network = _network(args.network)
     try:
@@ -225,8 +226,8 @@ def _cmd_settlement(args: argparse.Namespace) -> int:
 def _cmd_refund(args: argparse.Namespace) -> int:
     from google.protobuf.json_format import MessageToDict
 
+    from ops.operations import refund_order
     from payment.errors import PaynetError
-    from payment.operations import refund_order
 
     network = _network(args.network)
     try:
@@ -239,7 +240,7 @@ def _cmd_refund(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from payment.audit import audit_network
+    from ops.audit import audit_network
 
     report = asyncio.run(audit_network(_network(args.network), settle_seconds=args.settle))
     print(json.dumps(report.to_json()))
@@ -247,7 +248,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_reconcile(args: argparse.Namespace) -> int:
-    from payment.reconcile import reconcile, render_table
+    from ops.reconcile import reconcile, render_table
 
     report = reconcile(_network(args.network))
     if not args.json:
@@ -267,7 +268,7 @@ def _moment(text: str | None) -> dt.datetime | None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from payment.export import ExportError, export_statement, export_window
+    from ops.export import ExportError, export_statement, export_window
 
     network = _network(args.network)
     out = Path(args.out)

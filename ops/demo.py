@@ -22,16 +22,16 @@ from typing import Any
 
 from interbank.v1 import order_pb2
 
-from payment.audit import audit_network
+from customer.client import Customer
+from customer.shop import all_balances, money, printer, purchase
+from ops.audit import audit_network
+from ops.devnet import write_dev_network
+from ops.launcher import LocalNetwork, NodeDied
+from ops.operations import close_window, refund_order, window_json
+from ops.reconcile import reconcile
 from payment.config import SettlementMode, load_network
-from payment.customer import Customer
-from payment.devnet import write_dev_network
 from payment.errors import PaynetError
-from payment.launcher import LocalNetwork, NodeDied
-from payment.operations import close_window, refund_order, window_json
 from payment.pki import init_pki
-from payment.reconcile import reconcile
-from payment.shop import all_balances, money, printer, purchase
 
 __all__ = ["run_demo"]
 

@@ -152,7 +152,7 @@ class LocalNetwork:
             *(self._wrap(node) if self._wrap is not None else ()),
             sys.executable,
             "-m",
-            "payment.cli",
+            "ops.cli",
             "serve",
             str(node.role),
             "--network",

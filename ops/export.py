@@ -20,7 +20,7 @@ from pathlib import Path
 
 from interbank.v1 import account_pb2, account_pb2_grpc, notification_pb2, settlement_pb2
 
-from payment import iso20022
+from ops import iso20022
 from payment.clock import now
 from payment.config import NetworkConfig, Role
 from payment.pki import Pki

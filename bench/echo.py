@@ -1,4 +1,4 @@
-"""``python -m payment.echo``: one bare ``grpc.aio`` echo server over mTLS, the benchmark's ceiling.
+"""``python -m bench.echo``: one bare ``grpc.aio`` echo server over mTLS, the benchmark's ceiling.
 
 Its methods (service ``paynet.bench.Echo``) carry opaque bytes and do none of
 paynet's work (no interceptors, no store, no parsing):
