@@ -61,7 +61,6 @@ from payment.tls import Channels, NodeIdentity
 __all__ = ["BankApp", "SettlementApp", "create_bank_app", "create_settlement_app"]
 
 _log = get_logger("paynet.bank")
-CALL_TIMEOUT_S = 5.0
 SWEEP_INTERVAL_S = 0.5
 RETRY_INTERVAL_S = 2.0
 WINDOW_CHECK_S = 1.0
@@ -98,7 +97,7 @@ class BankApp:
         self._channels = Channels(identity)
         self._started = False
         self.store = Store(
-            node.data_dir / "bank.sqlite3",
+            node.store_path,
             BANK_SCHEMA,
             retention_s=network.limits.idempotency_retention_seconds,
         )
@@ -190,7 +189,7 @@ class BankApp:
                 settlement_pb2.SubmitPaymentReturnRequest(
                     request_id=message.return_id, payment_return=message
                 ),
-                timeout=CALL_TIMEOUT_S,
+                timeout=self.network.timeouts.node_call_seconds,
             ),
             message.return_id,
         )
@@ -199,7 +198,8 @@ class BankApp:
         self, entries: list[settlement_pb2.SubmitCreditTransferRequest]
     ) -> list[StatusAnswer | None]:
         call = self._settlement().SubmitCreditTransfers(
-            settlement_pb2.SubmitCreditTransfersRequest(entries=entries), timeout=CALL_TIMEOUT_S
+            settlement_pb2.SubmitCreditTransfersRequest(entries=entries),
+            timeout=self.network.timeouts.node_call_seconds,
         )
         return await _batch_answers(call, [entry.request_id for entry in entries])
 
@@ -215,7 +215,7 @@ class SettlementApp:
         self.network = network
         self.node = node
         self.store = Store(
-            node.data_dir / "settlement.sqlite3",
+            node.store_path,
             SETTLEMENT_SCHEMA,
             retention_s=network.limits.idempotency_retention_seconds,
         )
@@ -291,7 +291,7 @@ class SettlementApp:
                 settlement_pb2.ReceivePaymentReturnRequest(
                     request_id=request_id, payment_return=message
                 ),
-                timeout=CALL_TIMEOUT_S,
+                timeout=self.network.timeouts.node_call_seconds,
             ),
             message.return_id,
         )
@@ -300,7 +300,8 @@ class SettlementApp:
         self, address: str, entries: list[settlement_pb2.ReceiveCreditTransferRequest]
     ) -> list[StatusAnswer | None]:
         call = self._clearing(address).ReceiveCreditTransfers(
-            settlement_pb2.ReceiveCreditTransfersRequest(entries=entries), timeout=CALL_TIMEOUT_S
+            settlement_pb2.ReceiveCreditTransfersRequest(entries=entries),
+            timeout=self.network.timeouts.node_call_seconds,
         )
         return await _batch_answers(call, [entry.request_id for entry in entries])
 

@@ -184,12 +184,12 @@ def settlement_books(conn: sqlite3.Connection) -> audit_pb2.SettlementBooks:
 
 
 def read_bank_totals(path: Path) -> BankTotals:
-    """Totals of a bank's store file (``<data_dir>/bank.sqlite3``), read-only."""
+    """Totals of a bank's store file (its node's ``store_path``), read-only."""
     with read_snapshot(path) as conn:
         return bank_totals(conn)
 
 
 def read_settlement_totals(path: Path) -> SettlementTotals:
-    """Totals of the settlement bank's store file (``<data_dir>/settlement.sqlite3``)."""
+    """Totals of the settlement bank's store file (its node's ``store_path``), read-only."""
     with read_snapshot(path) as conn:
         return settlement_totals(conn)

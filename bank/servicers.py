@@ -32,7 +32,7 @@ from payment import errors, otp
 from payment.batching import answer_each
 from payment.config import NetworkConfig, Role
 from payment.identity import caller
-from payment.storage import Store
+from payment.storage import Store, idempotent
 
 __all__ = [
     "AccountServicer",
@@ -275,21 +275,12 @@ class SettlementServicer(pb_grpc.SettlementServiceServicer):
         window = await self._settlement.get_window(request.window_id)
         return pb.GetSettlementWindowResponse(window=window)
 
+    @idempotent(pb.CloseSettlementWindowResponse)
     async def CloseSettlementWindow(
         self, request: pb.CloseSettlementWindowRequest, context: grpc.aio.ServicerContext
     ) -> pb.CloseSettlementWindowResponse:
         """Close the open window and settle its net positions (once per request_id)."""
-
-        async def step() -> pb.CloseSettlementWindowResponse:
-            return pb.CloseSettlementWindowResponse(window=await self._settlement.close_window())
-
-        return await self._store.once_async(
-            f"CloseSettlementWindow|{caller().uri}",
-            request.request_id,
-            request,
-            pb.CloseSettlementWindowResponse,
-            step,
-        )
+        return pb.CloseSettlementWindowResponse(window=await self._settlement.close_window())
 
 
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):

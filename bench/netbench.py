@@ -40,13 +40,13 @@ from typing import Any
 from interbank.v1 import common_pb2
 from interbank.v1 import settlement_pb2 as pb
 
-from bank import ledger, windows
+from bank import books, ledger, windows
 from bank.audit import SettlementTotals, settlement_totals
 from bank.opening import CLEARING, open_settlement_books
 from bank.schema import SETTLEMENT_SCHEMA
-from payment.clock import now, timestamp, to_iso
+from payment.clock import now, timestamp
 from payment.config import NetworkConfig, Role, parse_network
-from payment.storage import Store, request_hash
+from payment.storage import Store
 
 __all__ = ["NettingResult", "main", "run"]
 
@@ -181,15 +181,11 @@ def expected_positions(codes: list[str], transfers: list[_Transfer]) -> dict[str
     return positions
 
 
-def _row(
-    transfer: _Transfer,
-    accounts: dict[str, str],
-    window_id: str,
-    currency: str,
-    moment: dt.datetime,
-) -> tuple[Any, ...]:
+def _message(
+    transfer: _Transfer, accounts: dict[str, str], currency: str, moment: dt.datetime
+) -> pb.CreditTransfer:
     # A real pacs.008 blob, so rows are as wide as in production (width drives page reads).
-    message = pb.CreditTransfer(
+    return pb.CreditTransfer(
         instruction_id=transfer.instruction_id,
         end_to_end_id=f"order-{transfer.instruction_id}",
         amount=common_pb2.Money(amount_minor=transfer.amount, currency_code=currency),
@@ -203,23 +199,6 @@ def _row(
         ),
         created_at=timestamp(moment),
     )
-    stamp = to_iso(moment)
-    return (
-        transfer.debtor,
-        transfer.instruction_id,
-        "transfer",
-        None,
-        request_hash(message),
-        transfer.creditor,
-        transfer.amount,
-        message.SerializeToString(),
-        "ACCEPTED",
-        "",
-        None,
-        window_id,
-        stamp,
-        stamp,
-    )
 
 
 def fill_window(
@@ -231,12 +210,8 @@ def fill_window(
 ) -> str:
     """Record every transfer as accepted in the open window; returns the window's id."""
     window_id = windows.open_window(conn, moment)
-    conn.executemany(
-        "INSERT INTO settlement_transfers (debtor_agent, instruction_id, kind,"
-        " original_instruction_id, request_hash, creditor_agent, amount, message, status,"
-        " reason_code, ledger_transfer_id, window_id, created_at, decided_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [_row(t, accounts, window_id, currency, moment) for t in transfers],
+    books.record_accepted_transfers(
+        conn, window_id, [_message(t, accounts, currency, moment) for t in transfers], moment
     )
     # Per transfer, not summed per bank: it keeps transfer_count and the positions exactly
     # as production does, and costs about a second per 100k in this untimed phase.
@@ -248,15 +223,11 @@ def fill_window(
 
 def running_positions(conn: sqlite3.Connection, window_id: str) -> tuple[dict[str, int], int]:
     """The open window's running net positions and its total still pending out."""
-    positions: dict[str, int] = {}
-    pending_out = 0
-    for bank, net, pending in conn.execute(
-        "SELECT bank_code, net_minor, pending_out_minor FROM window_positions WHERE window_id = ?",
-        (window_id,),
-    ):
-        positions[bank] = net
-        pending_out += pending
-    return positions, pending_out
+    positions = books.window_positions(conn, window_id)
+    return (
+        {p.bank_code: p.net_minor for p in positions},
+        sum(p.pending_out_minor for p in positions),
+    )
 
 
 def verify(
@@ -318,9 +289,7 @@ async def run(n: int, banks: int, seed: int) -> NettingResult:
         accounts = {bank_code(i): f"customer-{i}-current" for i in range(1, banks + 1)}
         transfers = generate_transfers(codes, n, seed)
         expected = expected_positions(codes, transfers)
-        store = Store(
-            network.the(Role.SETTLEMENT).data_dir / "settlement.sqlite3", SETTLEMENT_SCHEMA
-        )
+        store = Store(network.the(Role.SETTLEMENT).store_path, SETTLEMENT_SCHEMA)
         await store.open()
         try:
             return await _measure(store, network, transfers, accounts, expected)

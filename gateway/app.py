@@ -11,7 +11,7 @@ from interbank.v1 import authorization_pb2, authorization_pb2_grpc
 
 from gateway.authorization import PaymentGateway
 from gateway.checks import GatewayKey
-from gateway.issuers import CALL_TIMEOUT_S, IssuerChannels
+from gateway.issuers import IssuerChannels
 from gateway.servicer import GatewayServicer
 from gateway.store import open_store
 from payment.config import NetworkConfig, NodeConfig
@@ -40,8 +40,9 @@ class GatewayApp:
 
     def __init__(self, network: NetworkConfig, node: NodeConfig, identity: NodeIdentity) -> None:
         self._resuming: asyncio.Task[None] | None = None
-        self._store = open_store(node.data_dir, network.limits.idempotency_retention_seconds)
+        self._store = open_store(node.store_path, network.limits.idempotency_retention_seconds)
         self._issuers = IssuerChannels(Channels(identity))
+        self._call_timeout_s = network.timeouts.node_call_seconds
         self.gateway = PaymentGateway(
             self._store,
             network,
@@ -75,7 +76,7 @@ class GatewayApp:
                 await self.gateway.resume_pending_calls(older_than)
             except Exception as exc:
                 _log.warning("background.failed", job="resume-calls", error_type=type(exc).__name__)
-            older_than = 2 * CALL_TIMEOUT_S
+            older_than = 2 * self._call_timeout_s
             await asyncio.sleep(RESUME_INTERVAL_S)
 
     async def close(self) -> None:

@@ -1,4 +1,10 @@
-"""The gateway's payment domain: authorize, capture, void and report transactions.
+"""The gateway's payment domain: authorize, capture, void, refund and report transactions.
+
+This is the account/card instrument's flow at the gateway, the one instrument of the
+three the model names (account, electronic cheque, electronic cash) that exists today:
+:data:`gateway.checks.ACCOUNT_BASED_KINDS` is the table of instrument kinds routed here,
+by their bank code, to the issuer that holds the money. Another instrument's flow is a
+module beside this one, with its own kinds.
 
 Authorization opens and checks the sealed payment (:mod:`gateway.checks`)
 before anything is recorded or any peer is called; then it records the
@@ -11,7 +17,10 @@ while a call to it is in flight go together in one AuthorizeHolds call
 void relay to the issuer the hold of a transaction the calling merchant owns;
 each is noted as a pending call before the issuer is asked, so one interrupted
 by a crash is finished on restart (:meth:`PaymentGateway.resume_pending_calls`),
-as is an authorization a crash left unanswered.
+as is an authorization a crash left unanswered. A refund of a captured transaction is
+asked of the merchant's acquirer (ReturnPayment). A call whose outcome is unknown
+(:func:`payment.errors.outcome_unknown`) is retried or resolved by asking the issuer, never
+taken as a refusal. Every call carries the deadline of ``[timeouts] node_call_seconds``.
 """
 
 from __future__ import annotations
@@ -25,18 +34,17 @@ from collections.abc import Awaitable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
-import grpc
 from interbank.v1 import authorization_pb2
 
 from gateway import store as records
 from gateway.checks import CheckedPayment, GatewayKey, check_fresh, check_payment
-from gateway.issuers import CALL_TIMEOUT_S, AcquirerLookup, IssuerLookup
+from gateway.issuers import AcquirerLookup, IssuerLookup
 from gateway.store import TransactionRecord, TransactionState
 from payment import errors, ids
 from payment.batching import Coalescers, from_entry_error
 from payment.clock import now, to_iso
-from payment.config import NetworkConfig, NodeConfig
-from payment.errors import relayed
+from payment.config import NetworkConfig, NodeConfig, TimeoutsConfig
+from payment.errors import outcome_unknown, relayed
 from payment.logs import get_logger
 from payment.storage import Store
 
@@ -51,14 +59,20 @@ _log = get_logger("paynet.gateway")
 
 _APPROVED = authorization_pb2.AUTHORIZATION_DECISION_APPROVED
 _CHALLENGED = authorization_pb2.AUTHORIZATION_DECISION_CHALLENGE_REQUIRED
-_OUTCOME_UNKNOWN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 AUTHORIZE_ATTEMPTS = 3
 """AuthorizeHold calls (the first and its retries) before the outcome is resolved by asking."""
 RETRY_BASE_DELAY_S = 0.2
 """First retry delay; doubled each time, with up to 100% jitter."""
-NO_HOLD_AFTER_S = (AUTHORIZE_ATTEMPTS + 2) * CALL_TIMEOUT_S
-"""Age after which an interrupted authorization the issuer has no hold for gets none: every
-AuthorizeHold attempt for it (its retries and their deadlines) has ended by then."""
+
+
+def no_hold_after_s(call_timeout_s: float) -> float:
+    """Age after which an interrupted authorization the issuer has no hold for gets none:
+    every AuthorizeHold attempt for it (its retries and their deadlines) has ended by then."""
+    return (AUTHORIZE_ATTEMPTS + 2) * call_timeout_s
+
+
+NO_HOLD_AFTER_S = no_hold_after_s(TimeoutsConfig.node_call_seconds)
+"""no_hold_after_s with the default ``[timeouts] node_call_seconds``."""
 _OPEN = (authorization_pb2.HOLD_STATUS_AUTHORIZED, authorization_pb2.HOLD_STATUS_CHALLENGE_PENDING)
 _HOLD_STATUS_OF_DECISION = {
     _APPROVED: authorization_pb2.HOLD_STATUS_AUTHORIZED,
@@ -82,6 +96,7 @@ class PaymentGateway:
         self._key = key
         self._issuers = issuers
         self._acquirers = acquirers
+        self._call_timeout_s = network.timeouts.node_call_seconds
         # Transactions this process is authorizing now: the resolver leaves them alone.
         self._authorizing: set[str] = set()
         # Per issuer (by node name): its queue of authorizations, sent in AuthorizeHolds calls.
@@ -183,7 +198,7 @@ class PaymentGateway:
                 )
         except errors.PaynetError as exc:
             reason = exc.reason
-            if exc.code in _OUTCOME_UNKNOWN:
+            if outcome_unknown(exc):
                 await self._settle_unknown(
                     checked.issuer, transaction_id, reason, void_open=not retried
                 )
@@ -253,7 +268,7 @@ class PaymentGateway:
                     raise from_entry_error(result.error)
                 return result.report
             except errors.PaynetError as exc:
-                if exc.code not in _OUTCOME_UNKNOWN:
+                if not outcome_unknown(exc):
                     raise
                 unknown = exc
                 _log.warning(
@@ -272,7 +287,8 @@ class PaymentGateway:
     ) -> Sequence[authorization_pb2.AuthorizeHoldResult]:
         reply: authorization_pb2.AuthorizeHoldsResponse = await relayed(
             self._issuers(self._network.node(bank_name)).AuthorizeHolds(
-                authorization_pb2.AuthorizeHoldsRequest(entries=entries), timeout=CALL_TIMEOUT_S
+                authorization_pb2.AuthorizeHoldsRequest(entries=entries),
+                timeout=self._call_timeout_s,
             )
         )
         return reply.results
@@ -288,7 +304,7 @@ class PaymentGateway:
             found: authorization_pb2.GetHoldResponse = await relayed(
                 issuer.GetHold(
                     authorization_pb2.GetHoldRequest(transaction_id=transaction_id),
-                    timeout=CALL_TIMEOUT_S,
+                    timeout=self._call_timeout_s,
                 )
             )
         except errors.PaynetError as exc:
@@ -332,7 +348,7 @@ class PaymentGateway:
                         authorization_pb2.VoidHoldRequest(
                             request_id=f"void:{transaction_id}", hold_id=found.hold_id
                         ),
-                        timeout=CALL_TIMEOUT_S,
+                        timeout=self._call_timeout_s,
                     )
                 )
                 voided = True
@@ -366,10 +382,10 @@ class PaymentGateway:
         id): a hold found is recorded as the issuer has it (a posted one with its
         credit transfer), for the merchant to capture, void or record; no hold,
         once every attempt that could still place one has ended
-        (:data:`NO_HOLD_AFTER_S`), fails the transaction with HOLD_NOT_FOUND. An
+        (:func:`no_hold_after_s`), fails the transaction with HOLD_NOT_FOUND. An
         issuer that cannot say is asked again next round.
         """
-        cutoff = to_iso(now() - dt.timedelta(seconds=NO_HOLD_AFTER_S))
+        cutoff = to_iso(now() - dt.timedelta(seconds=no_hold_after_s(self._call_timeout_s)))
         interrupted = await self._store.read(records.authorizing)
         settled = 0
         for record in interrupted:
@@ -441,7 +457,7 @@ class PaymentGateway:
                 authorization_pb2.CaptureHoldRequest(
                     request_id=f"capture:{transaction_id}", hold_id=record.hold_id
                 ),
-                timeout=CALL_TIMEOUT_S,
+                timeout=self._call_timeout_s,
             )
         )
 
@@ -500,7 +516,7 @@ class PaymentGateway:
                     amount=amount,
                     merchant_name=merchant_name,
                 ),
-                timeout=CALL_TIMEOUT_S,
+                timeout=self._call_timeout_s,
             )
         )
         returned = reply.returned_total.amount_minor
@@ -534,7 +550,7 @@ class PaymentGateway:
         try:
             return await call
         except errors.PaynetError as exc:
-            if exc.code not in _OUTCOME_UNKNOWN:
+            if not outcome_unknown(exc):
                 await self._store.transaction(
                     lambda conn: records.end_call(conn, transaction_id, action)
                 )
@@ -548,7 +564,7 @@ class PaymentGateway:
                 authorization_pb2.VoidHoldRequest(
                     request_id=f"void:{transaction_id}", hold_id=record.hold_id
                 ),
-                timeout=CALL_TIMEOUT_S,
+                timeout=self._call_timeout_s,
             )
         )
 
@@ -586,7 +602,7 @@ class PaymentGateway:
                 else:
                     await self._void_hold(record)
             except errors.PaynetError as exc:
-                if exc.code in _OUTCOME_UNKNOWN:
+                if outcome_unknown(exc):
                     continue  # still unknown: the next round asks again
                 await self._settle_refused_call(record, action, exc.reason)
             finished += 1
@@ -600,7 +616,7 @@ class PaymentGateway:
         found = await relayed(
             self._issuer_of(record).GetHold(
                 authorization_pb2.GetHoldRequest(transaction_id=record.transaction_id),
-                timeout=CALL_TIMEOUT_S,
+                timeout=self._call_timeout_s,
             )
         )
 

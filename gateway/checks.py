@@ -20,6 +20,7 @@ from payment.config import NetworkConfig, NodeConfig, Role
 from payment.envelope import EnvelopeError, open_instruction
 
 __all__ = [
+    "ACCOUNT_BASED_KINDS",
     "MIN_NONCE_BYTES",
     "CheckedPayment",
     "GatewayKey",
@@ -32,7 +33,13 @@ _DIGEST_LEN = 32
 _SIGNATURE_LEN = 64
 MIN_NONCE_BYTES = 16
 """The shortest nonce a sealed instruction may carry."""
-_ACCOUNT_BASED = (common_pb2.INSTRUMENT_KIND_BANK_ACCOUNT, common_pb2.INSTRUMENT_KIND_CARD)
+ACCOUNT_BASED_KINDS = frozenset(
+    {common_pb2.INSTRUMENT_KIND_BANK_ACCOUNT, common_pb2.INSTRUMENT_KIND_CARD}
+)
+"""The instrument kinds AuthorizePayment takes: account-based instruments, routed by their
+bank code to the issuer, which holds the money (gateway.authorization). Electronic cheques
+and electronic cash have flows of their own, beside that one; AuthorizePayment refuses
+them with INSTRUMENT_KIND_UNSUPPORTED."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -186,7 +193,7 @@ def check_payment(
         )
 
     instrument = instruction.instrument
-    if instrument.kind not in _ACCOUNT_BASED:
+    if instrument.kind not in ACCOUNT_BASED_KINDS:
         raise errors.InvalidArgument(
             "INSTRUMENT_KIND_UNSUPPORTED",
             "only bank-account and card instruments are accepted in this flow",

@@ -2,7 +2,8 @@
 
 One long-lived mTLS channel per bank, opened on first use (inside the event
 loop) and closed with the app; after a certificate rotation, new calls go on a
-new channel with the new certificate. A failed call becomes a domain error that keeps
+new channel with the new certificate. Calls on them carry the deadline of
+``[timeouts] node_call_seconds``. A failed call becomes a domain error that keeps
 the issuer's status code and reason, so the merchant sees what the issuer said.
 """
 
@@ -19,10 +20,7 @@ from payment.tls import Channels
 if TYPE_CHECKING:
     from interbank.v1.authorization_pb2_grpc import AcquirerServiceAsyncStub, IssuerServiceAsyncStub
 
-__all__ = ["CALL_TIMEOUT_S", "AcquirerLookup", "IssuerChannels", "IssuerLookup"]
-
-CALL_TIMEOUT_S = 5.0
-"""Deadline of every outbound call, in seconds."""
+__all__ = ["AcquirerLookup", "IssuerChannels", "IssuerLookup"]
 
 
 IssuerLookup = Callable[[NodeConfig], "IssuerServiceAsyncStub"]

@@ -24,6 +24,7 @@ __all__ = [
     "SCHEMA",
     "TransactionRecord",
     "TransactionState",
+    "all_transactions",
     "authorizing",
     "begin_call",
     "claim_nonce",
@@ -142,9 +143,9 @@ class TransactionRecord:
         )
 
 
-def open_store(data_dir: Path, retention_s: float = DEFAULT_RETENTION_S) -> Store:
-    """The gateway's store in its data directory (not opened yet)."""
-    return Store(data_dir / "gateway.sqlite3", SCHEMA, retention_s=retention_s)
+def open_store(path: Path, retention_s: float = DEFAULT_RETENTION_S) -> Store:
+    """The gateway's store at path, its node's store_path (not opened yet)."""
+    return Store(path, SCHEMA, retention_s=retention_s)
 
 
 def insert_transaction(conn: sqlite3.Connection, record: TransactionRecord) -> None:
@@ -210,6 +211,11 @@ def load_transaction(conn: sqlite3.Connection, transaction_id: str) -> Transacti
     """The transaction with this id, or None."""
     row = conn.execute(_SELECT_RECORDS + " WHERE transaction_id = ?", (transaction_id,)).fetchone()
     return None if row is None else _record(row)
+
+
+def all_transactions(conn: sqlite3.Connection) -> list[TransactionRecord]:
+    """Every transaction the gateway recorded, in the order they were recorded."""
+    return [_record(row) for row in conn.execute(_SELECT_RECORDS + " ORDER BY rowid")]
 
 
 def authorizing(conn: sqlite3.Connection) -> list[TransactionRecord]:

@@ -28,7 +28,7 @@ __all__ = ["SCHEMA", "MerchantApp", "create_app", "load_gateway_key"]
 SCHEMA = orders.SCHEMA + settlement_listener.SCHEMA
 
 RESOLVE_INTERVAL_S = 30.0
-"""How often the merchant looks for payments whose answer was lost (see Storefront)."""
+"""How often the merchant looks for payments whose answer was lost (see merchant.resolver)."""
 
 SERVICE_NAMES = (
     order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,
@@ -52,7 +52,7 @@ class MerchantApp:
         merchant = network.merchant(node.name)
         self._name = node.name
         self.store = Store(
-            node.data_dir / "merchant.sqlite3",
+            node.store_path,
             SCHEMA,
             retention_s=network.limits.idempotency_retention_seconds,
         )
@@ -66,6 +66,7 @@ class MerchantApp:
             Catalog(merchant.products, network.currency),
             load_gateway_key(network),
             self._peers.gateway,
+            call_timeout_s=network.timeouts.node_call_seconds,
         )
         self.listener = SettlementListener(
             self.store,

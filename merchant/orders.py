@@ -35,6 +35,7 @@ __all__ = [
     "IllegalTransition",
     "OrderRecord",
     "OrderStatus",
+    "all_orders",
     "check_transition",
     "customer_order",
     "insert_order",
@@ -199,6 +200,12 @@ def orders_in(conn: sqlite3.Connection, status: OrderStatus) -> list[OrderRecord
     rows = conn.execute(
         _SELECT_RECORDS + " WHERE status = ? ORDER BY created_at", (status,)
     ).fetchall()
+    return [_record(row) for row in rows]
+
+
+def all_orders(conn: sqlite3.Connection) -> list[OrderRecord]:
+    """Every order the merchant keeps, oldest first."""
+    rows = conn.execute(_SELECT_RECORDS + " ORDER BY created_at").fetchall()
     return [_record(row) for row in rows]
 
 

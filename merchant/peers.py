@@ -1,7 +1,8 @@
-"""The merchant's channels to the gateway and to its acquirer, and error relaying.
+"""The merchant's channels to the gateway and to its acquirer.
 
 Both channels are long-lived mTLS channels opened on first use (inside the
-event loop) and closed with the app.
+event loop) and closed with the app. Calls on them carry the deadline of
+``[timeouts] node_call_seconds``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,7 @@ from payment.tls import Channels
 if TYPE_CHECKING:
     from interbank.v1.authorization_pb2_grpc import GatewayServiceAsyncStub
 
-__all__ = ["CALL_TIMEOUT_S", "MerchantPeers"]
-
-CALL_TIMEOUT_S = 5.0
-"""Deadline of every outbound call, in seconds."""
+__all__ = ["MerchantPeers"]
 
 
 class MerchantPeers:

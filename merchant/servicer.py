@@ -1,7 +1,9 @@
-"""OrderService and NotificationService over gRPC: protobuf in, domain call, protobuf out.
+"""OrderService and BackOfficeService over gRPC: protobuf in, domain call, protobuf out.
 
-The caller is the customer named by its certificate; every mutating call is
-idempotent per (method, customer, request_id).
+The caller is the customer (OrderService) or the merchant itself (BackOfficeService)
+named by its certificate; every mutating call is idempotent per (method, caller,
+request_id) (payment.storage.idempotent). The customers' NotificationService is
+payment.notifications.NotificationServicer, registered by merchant.app.
 
 A sealed payment is checked for its shape before the order is touched: a
 payment that cannot be one the gateway opens (too short to hold an HPKE
@@ -12,6 +14,8 @@ refused at once, so it neither moves the order nor reaches the gateway.
 from __future__ import annotations
 
 import re
+import sqlite3
+from collections.abc import Callable
 
 import grpc
 from interbank.v1 import common_pb2, order_pb2, order_pb2_grpc
@@ -19,7 +23,7 @@ from interbank.v1 import common_pb2, order_pb2, order_pb2_grpc
 from merchant.payments import Storefront
 from payment import errors
 from payment.identity import caller
-from payment.storage import Store
+from payment.storage import Store, idempotent, idempotent_transaction, served_once
 
 __all__ = ["BackOfficeServicer", "OrderServicer", "check_sealed_payment"]
 
@@ -58,7 +62,7 @@ def check_sealed_payment(payment: common_pb2.SealedPayment) -> None:
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
-    """Serves the storefront to customers."""
+    """Serves the storefront to customers (OrderService)."""
 
     def __init__(self, storefront: Storefront, store: Store) -> None:
         self._storefront = storefront
@@ -70,18 +74,13 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         """The catalog."""
         return order_pb2.ListProductsResponse(products=self._storefront.catalog.products())
 
-    async def CreateOrder(
+    @idempotent_transaction(order_pb2.CreateOrderResponse)
+    def CreateOrder(
         self, request: order_pb2.CreateOrderRequest, context: grpc.aio.ServicerContext
-    ) -> order_pb2.CreateOrderResponse:
+    ) -> Callable[[sqlite3.Connection], order_pb2.CreateOrderResponse]:
         """Price and store an order for the caller."""
         customer = caller()
-        return await self._store.once(
-            f"CreateOrder|{customer.uri}",
-            request.request_id,
-            request,
-            order_pb2.CreateOrderResponse,
-            lambda conn: self._storefront.create_order(conn, customer.name, request.lines),
-        )
+        return lambda conn: self._storefront.create_order(conn, customer.name, request.lines)
 
     async def GetOrder(
         self, request: order_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
@@ -90,66 +89,37 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         order = await self._storefront.get_order(caller().name, request.order_id)
         return order_pb2.GetOrderResponse(order=order)
 
+    @idempotent(order_pb2.SubmitPaymentResponse)
     async def SubmitPayment(
         self, request: order_pb2.SubmitPaymentRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.SubmitPaymentResponse:
         """Forward the caller's sealed payment for one of its orders."""
-        customer = caller()
-
-        async def step() -> order_pb2.SubmitPaymentResponse:
-            check_sealed_payment(request.payment)
-            order = await self._storefront.submit_payment(
-                customer.name, request.order_id, request.payment
-            )
-            return order_pb2.SubmitPaymentResponse(order=order)
-
-        return await self._store.once_async(
-            f"SubmitPayment|{customer.uri}",
-            request.request_id,
-            request,
-            order_pb2.SubmitPaymentResponse,
-            step,
+        check_sealed_payment(request.payment)
+        order = await self._storefront.submit_payment(
+            caller().name, request.order_id, request.payment
         )
+        return order_pb2.SubmitPaymentResponse(order=order)
 
+    @idempotent(order_pb2.CompletePaymentResponse)
     async def CompletePayment(
         self, request: order_pb2.CompletePaymentRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.CompletePaymentResponse:
         """Capture the authorized payment of one of the caller's orders."""
-        customer = caller()
+        order = await self._storefront.complete_payment(caller().name, request.order_id)
+        return order_pb2.CompletePaymentResponse(order=order)
 
-        async def step() -> order_pb2.CompletePaymentResponse:
-            order = await self._storefront.complete_payment(customer.name, request.order_id)
-            return order_pb2.CompletePaymentResponse(order=order)
-
-        return await self._store.once_async(
-            f"CompletePayment|{customer.uri}",
-            request.request_id,
-            request,
-            order_pb2.CompletePaymentResponse,
-            step,
-        )
-
+    @idempotent(order_pb2.CancelOrderResponse)
     async def CancelOrder(
         self, request: order_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.CancelOrderResponse:
         """Cancel one of the caller's orders before capture."""
-        customer = caller()
-
-        async def step() -> order_pb2.CancelOrderResponse:
-            order = await self._storefront.cancel_order(customer.name, request.order_id)
-            return order_pb2.CancelOrderResponse(order=order)
-
-        return await self._store.once_async(
-            f"CancelOrder|{customer.uri}",
-            request.request_id,
-            request,
-            order_pb2.CancelOrderResponse,
-            step,
-        )
+        order = await self._storefront.cancel_order(caller().name, request.order_id)
+        return order_pb2.CancelOrderResponse(order=order)
 
 
 class BackOfficeServicer(order_pb2_grpc.BackOfficeServiceServicer):
-    """The merchant's own operations, for callers holding the merchant's certificate."""
+    """The merchant's own operations (BackOfficeService), for callers holding the
+    merchant's certificate."""
 
     def __init__(self, storefront: Storefront, store: Store, merchant_name: str) -> None:
         self._storefront = storefront
@@ -160,15 +130,14 @@ class BackOfficeServicer(order_pb2_grpc.BackOfficeServiceServicer):
         self, request: order_pb2.RefundOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.RefundOrderResponse:
         """Refund (part of) a settled order."""
-        operator = caller()
-        if operator.name != self._merchant_name:
+        if caller().name != self._merchant_name:
             raise errors.PermissionDenied(
                 "NOT_THIS_MERCHANT", "only this merchant's own certificate may refund its orders"
             )
         amount = request.amount if request.HasField("amount") else None
-        return await self._store.once_async(
-            f"RefundOrder|{operator.uri}",
-            request.request_id,
+        return await served_once(
+            self._store,
+            "RefundOrder",
             request,
             order_pb2.RefundOrderResponse,
             lambda: self._storefront.refund_order(request.order_id, amount, request.request_id),

@@ -33,8 +33,6 @@ from payment.tls import TlsIdentity, secure_channel
 
 __all__ = ["AuditCheck", "AuditReport", "audit_network", "check_books", "collect_books"]
 
-CALL_TIMEOUT_S = 5.0
-
 
 @dataclass(frozen=True)
 class AuditCheck:
@@ -76,14 +74,20 @@ async def collect_books(network: NetworkConfig) -> list[audit_pb2.GetBooksRespon
     settlement = network.the(Role.SETTLEMENT)
     identity = TlsIdentity.load(Pki(network.pki_dir), settlement.name)
     banks = [settlement, *network.nodes_with_role(Role.BANK)]
-    return list(await asyncio.gather(*(_books(node, identity) for node in banks)))
+    return list(
+        await asyncio.gather(
+            *(_books(node, identity, network.timeouts.audit_call_seconds) for node in banks)
+        )
+    )
 
 
-async def _books(node: NodeConfig, identity: TlsIdentity) -> audit_pb2.GetBooksResponse:
+async def _books(
+    node: NodeConfig, identity: TlsIdentity, timeout_s: float
+) -> audit_pb2.GetBooksResponse:
     async with secure_channel(node.address, identity) as channel:
         stub = audit_pb2_grpc.AuditServiceStub(channel)
         response: audit_pb2.GetBooksResponse = await stub.GetBooks(
-            audit_pb2.GetBooksRequest(), timeout=CALL_TIMEOUT_S
+            audit_pb2.GetBooksRequest(), timeout=timeout_s
         )
         return response
 

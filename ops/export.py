@@ -4,9 +4,10 @@
   from the bank over mTLS as the account's holder (``ListStatement``), exactly
   what online banking shows.
 - ``window``: a settled (or closed) settlement window's credit transfers as one
-  ISO 20022 pacs.008 batch, read from the settlement bank's store (an operator
-  export, run where the settlement bank keeps its data). Returns settle in the
-  window too but are pacs.004 messages, so they are not in the batch.
+  ISO 20022 pacs.008 batch, read from the settlement bank's store through its
+  own functions (an operator export, run where the settlement bank keeps its
+  data). Returns settle in the window too but are pacs.004 messages, so they
+  are not in the batch.
 
 Our ids are UUIDs; ISO 20022 identifiers hold at most 35 characters, so they
 are written in the UUID's 32-digit form without hyphens.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from interbank.v1 import account_pb2, account_pb2_grpc, notification_pb2, settlement_pb2
 
+from bank import books, windows
 from ops import iso20022
 from payment.clock import now
 from payment.config import NetworkConfig, Role
@@ -90,32 +92,24 @@ async def export_statement(
 def export_window(network: NetworkConfig, window_id: str, out_dir: Path) -> Path:
     """Write a closed settlement window's accepted credit transfers as pacs.008."""
     settlement = network.the(Role.SETTLEMENT)
-    path = settlement.data_dir / "settlement.sqlite3"
+    path = settlement.store_path
     if not path.exists():
         raise ExportError(f"no settlement store at {path}: run this where the settlement bank runs")
     with read_snapshot(path) as conn:
-        window = conn.execute(
-            "SELECT status, closed_at FROM settlement_windows WHERE window_id = ?", (window_id,)
-        ).fetchone()
+        window = windows.window(conn, window_id)
         if window is None:
             raise ExportError(
                 f"no settlement window {window_id!r} (see 'paynet settlement window')"
             )
-        if window[0] == "OPEN":
+        if window.status == windows.OPEN:
             raise ExportError(
                 f"window {window_id} is still open: close it first ('paynet settlement close')"
             )
-        blobs = [
-            row[0]
-            for row in conn.execute(
-                "SELECT message FROM settlement_transfers WHERE window_id = ? AND kind = 'transfer'"
-                " AND status = 'ACCEPTED' ORDER BY created_at, instruction_id",
-                (window_id,),
-            )
-        ]
-    closed_at = dt.datetime.fromisoformat(window[1])
+        accepted = books.accepted_credit_transfers(conn, window_id)
+    assert window.closed_at is not None  # a window that is not open has closed
+    closed_at = dt.datetime.fromisoformat(window.closed_at)
     assert settlement.bank_code is not None  # the settlement node has a code
-    transfers = tuple(_transfer(settlement_pb2.CreditTransfer.FromString(b)) for b in blobs)
+    transfers = tuple(_transfer(message) for message in accepted)
     document = iso20022.pacs008(
         iso20022.SettlementBatch(
             message_id=window_id.replace("-", "")[:35],

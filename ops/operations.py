@@ -21,9 +21,6 @@ from payment.tls import TlsIdentity, secure_channel
 
 __all__ = ["close_window", "get_window", "refund_order", "window_json"]
 
-CALL_TIMEOUT_S = 30.0
-"""Closing a large window nets every transfer in it: allow it time."""
-
 
 async def close_window(network: NetworkConfig) -> settlement_pb2.SettlementWindow:
     """Close the open settlement window and settle it; returns the settled window."""
@@ -33,7 +30,7 @@ async def close_window(network: NetworkConfig) -> settlement_pb2.SettlementWindo
         reply: settlement_pb2.CloseSettlementWindowResponse = await relayed(
             settlement_grpc.SettlementServiceStub(channel).CloseSettlementWindow(
                 settlement_pb2.CloseSettlementWindowRequest(request_id=str(uuid.uuid4())),
-                timeout=CALL_TIMEOUT_S,
+                timeout=network.timeouts.operator_call_seconds,
             )
         )
     return reply.window
@@ -49,7 +46,7 @@ async def get_window(
         reply: settlement_pb2.GetSettlementWindowResponse = await relayed(
             settlement_grpc.SettlementServiceStub(channel).GetSettlementWindow(
                 settlement_pb2.GetSettlementWindowRequest(window_id=window_id),
-                timeout=CALL_TIMEOUT_S,
+                timeout=network.timeouts.operator_call_seconds,
             )
         )
     return reply.window
@@ -76,7 +73,7 @@ async def refund_order(
     async with secure_channel(node.address, identity) as channel:
         return await relayed(
             order_pb2_grpc.BackOfficeServiceStub(channel).RefundOrder(
-                request, timeout=CALL_TIMEOUT_S
+                request, timeout=network.timeouts.operator_call_seconds
             )
         )
 

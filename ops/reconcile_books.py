@@ -1,10 +1,12 @@
 """Read-only snapshots of every node's store for reconciliation.
 
 Each node's SQLite store is opened read-only, in one read transaction, so all
-of its tables come from the same snapshot. What reconciliation compares is
-taken out of each: the merchants' orders as ``Order``, and every gateway
-transaction, hold, credit transfer and payment return as a ``Record`` in one
-shape, kept by kind in a ``Table`` indexed the way orders look them up.
+of its tables come from the same snapshot, and read through its service's own
+functions (:mod:`merchant.orders`, :mod:`gateway.store`, :mod:`bank.books`).
+What reconciliation compares is taken out of each: the merchants' orders as
+``Order``, and every gateway transaction, hold, credit transfer and payment
+return as a ``Record`` in one shape, kept by kind in a ``Table`` indexed the
+way orders look them up.
 
 A store that does not exist is noted as a ``MissingStore``, not raised: the
 rest of the network can still be reconciled. Stores are read one after
@@ -19,8 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from interbank.v1 import authorization_pb2, order_pb2, settlement_pb2
+from interbank.v1 import authorization_pb2, order_pb2
 
+from bank import books as bank_books
+from gateway import store
+from merchant import orders
 from payment.config import NetworkConfig, NodeConfig, Role
 from payment.storage import read_snapshot
 
@@ -37,55 +42,9 @@ __all__ = [
 
 GATEWAY: Final = "gateway"
 """The holder of gateway records, beside the bank codes that hold the others."""
-_STORE_FILES: Final = {
-    Role.MERCHANT: "merchant.sqlite3",
-    Role.GATEWAY: "gateway.sqlite3",
-    Role.BANK: "bank.sqlite3",
-    Role.SETTLEMENT: "settlement.sqlite3",
-}
 _HOLD_STATUS: Final = {
     value: name.removeprefix("HOLD_STATUS_") for name, value in authorization_pb2.HoldStatus.items()
 }
-# Columns in Record's order after where and holder: payer, ident, order_id, amount, status,
-# link, refunded, account_id, transaction_id; :code is the bank's own code.
-_BANK_QUERIES: Final = (
-    (
-        "hold",
-        "issuer",
-        "holds",
-        "SELECT :code, hold_id, order_id, amount, status, COALESCE(instruction_id, ''),"
-        " refunded_minor, account_id, transaction_id FROM holds",
-    ),
-    (
-        "outgoing",
-        "issuer",
-        "outgoing_transfers",
-        "SELECT :code, instruction_id, order_id, amount, settlement_state, '', 0, account_id, ''"
-        " FROM outgoing_transfers WHERE kind = 'transfer'",
-    ),
-    (
-        "return out",
-        "acquirer",
-        "outgoing_transfers",
-        "SELECT :code, instruction_id, order_id, amount, settlement_state,"
-        " COALESCE(original_instruction_id, ''), 0, account_id, ''"
-        " FROM outgoing_transfers WHERE kind = 'return'",
-    ),
-    (
-        "incoming",
-        "acquirer",
-        "incoming_transfers",
-        "SELECT debtor_agent, instruction_id, end_to_end_id, amount, status, '', 0,"
-        " COALESCE(account_id, ''), '' FROM incoming_transfers",
-    ),
-    (
-        "return in",
-        "issuer",
-        "incoming_returns",
-        "SELECT returning_agent, return_id, '', amount, status, original_instruction_id, 0,"
-        " COALESCE(account_id, ''), '' FROM incoming_returns",
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -193,7 +152,7 @@ def read_books(network: NetworkConfig) -> Books:
     """Read every node's store of the network, each from one read-only snapshot."""
     books = Books()
     for node in network.nodes:
-        path = node.data_dir / _STORE_FILES[node.role]
+        path = node.store_path
         if not path.exists():
             books.missing.append(MissingStore(node, path))
             books.all_banks_read &= node.role is not Role.BANK
@@ -217,60 +176,126 @@ def bank_code(node: NodeConfig) -> str:
 
 
 def _read_orders(conn: sqlite3.Connection, node: NodeConfig, books: Books) -> None:
-    for order_id, status, transaction_id, blob in conn.execute(
-        "SELECT order_id, status, transaction_id, order_message FROM orders ORDER BY created_at"
-    ):
-        message = order_pb2.Order.FromString(blob)
+    for record in orders.all_orders(conn):
+        order = record.order
         books.orders.append(
             Order(
                 node.name,
-                order_id,
-                order_pb2.OrderStatus.ValueType(status),
-                transaction_id,
-                message.total.amount_minor,
-                message.refunded_total.amount_minor,
+                order.order_id,
+                order.status,
+                record.transaction_id,
+                order.total.amount_minor,
+                order.refunded_total.amount_minor,
             )
         )
 
 
 def _read_gateway(conn: sqlite3.Connection, books: Books) -> None:
-    for issuer, tid, order_id, amount, hold_status, instruction, refunded in conn.execute(
-        "SELECT issuer_bank_code, transaction_id, order_id, amount_minor, hold_status,"
-        " instruction_id, refunded_minor FROM payment_transaction"
-    ):
-        status = _HOLD_STATUS.get(hold_status, str(hold_status))
-        where = "gateway payment_transaction"
+    where = "gateway payment_transaction"
+    for t in store.all_transactions(conn):
+        status = _HOLD_STATUS.get(t.hold_status, str(t.hold_status))
         books.tables["gateway"].add(
-            Record(where, GATEWAY, issuer, tid, order_id, amount, status, instruction, refunded)
+            Record(
+                where,
+                GATEWAY,
+                t.issuer_bank_code,
+                t.transaction_id,
+                t.order_id,
+                t.amount_minor,
+                status,
+                t.instruction_id,
+                t.refunded_minor,
+            )
         )
 
 
 def _read_bank(conn: sqlite3.Connection, node: NodeConfig, books: Books) -> None:
     code = bank_code(node)
-    for kind, role, table, query in _BANK_QUERIES:
-        for row in conn.execute(query, {"code": code}):
-            books.tables[kind].add(Record(f"{role} {node.name} {table}", code, *row))
+
+    for hold in bank_books.hold_records(conn):
+        books.tables["hold"].add(
+            Record(
+                f"issuer {node.name} holds",
+                code,
+                code,
+                hold.hold_id,
+                hold.order_id,
+                hold.amount,
+                hold.status,
+                hold.instruction_id,
+                hold.refunded_minor,
+                hold.account_id,
+                hold.transaction_id,
+            )
+        )
+    sent = bank_books.outgoing_records(conn)
+    for out in (o for o in sent if o.kind == "transfer"):
+        books.tables["outgoing"].add(
+            Record(
+                f"issuer {node.name} outgoing_transfers",
+                code,
+                code,
+                out.instruction_id,
+                out.order_id,
+                out.amount,
+                out.settlement_state,
+                account_id=out.account_id,
+            )
+        )
+    for out in (o for o in sent if o.kind == "return"):
+        books.tables["return out"].add(
+            Record(
+                f"acquirer {node.name} outgoing_transfers",
+                code,
+                code,
+                out.instruction_id,
+                out.order_id,
+                out.amount,
+                out.settlement_state,
+                out.original_instruction_id,
+                account_id=out.account_id,
+            )
+        )
+    for incoming in bank_books.incoming_transfer_records(conn):
+        books.tables["incoming"].add(
+            Record(
+                f"acquirer {node.name} incoming_transfers",
+                code,
+                incoming.debtor_agent,
+                incoming.instruction_id,
+                incoming.end_to_end_id,
+                incoming.amount,
+                incoming.status,
+                account_id=incoming.account_id,
+            )
+        )
+    for back in bank_books.incoming_return_records(conn):
+        books.tables["return in"].add(
+            Record(
+                f"issuer {node.name} incoming_returns",
+                code,
+                back.returning_agent,
+                back.return_id,
+                "",
+                back.amount,
+                back.status,
+                back.original_instruction_id,
+                account_id=back.account_id,
+            )
+        )
 
 
 def _read_settlement(conn: sqlite3.Connection, node: NodeConfig, books: Books) -> None:
-    for payer, ident, kind, original, amount, status, blob in conn.execute(
-        "SELECT debtor_agent, instruction_id, kind, COALESCE(original_instruction_id, ''),"
-        " amount, status, message FROM settlement_transfers"
-    ):
-        # The table keeps the end-to-end id only inside the message.
-        if kind == "transfer":
-            order_id = settlement_pb2.CreditTransfer.FromString(blob).end_to_end_id
-        else:
-            order_id = settlement_pb2.PaymentReturn.FromString(blob).original_end_to_end_id
-        books.tables["settlement" if kind == "transfer" else "return settled"].add(
+    for entry in bank_books.settlement_records(conn):
+        books.tables["settlement" if entry.kind == "transfer" else "return settled"].add(
             Record(
                 "settlement settlement_transfers",
                 bank_code(node),
-                payer,
-                ident,
-                order_id,
-                amount,
-                status,
-                original,
+                entry.debtor_agent,
+                entry.instruction_id,
+                entry.end_to_end_id,
+                entry.amount,
+                entry.status,
+                entry.original_instruction_id,
             )
         )

@@ -27,6 +27,7 @@ __all__ = [
     "Role",
     "SettlementConfig",
     "SettlementMode",
+    "TimeoutsConfig",
     "load_network",
     "parse_network",
 ]
@@ -75,6 +76,11 @@ class NodeConfig:
     def address(self) -> str:
         """host:port, as gRPC targets want it."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def store_path(self) -> Path:
+        """The node's SQLite store: ``<data_dir>/<role>.sqlite3``, e.g. ``bank.sqlite3``."""
+        return self.data_dir / f"{self.role.value}.sqlite3"
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,25 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class TimeoutsConfig:
+    """Deadlines of outbound calls, in seconds (``[timeouts]`` in the network file).
+
+    A call that reaches its deadline fails DEADLINE_EXCEEDED: its outcome is
+    unknown (payment.errors.OUTCOME_UNKNOWN_CODES), so it is retried with the same
+    request_id or resolved by asking, never taken as a refusal.
+    """
+
+    node_call_seconds: float = 5.0
+    """Every call one node makes to another: merchant to gateway, gateway to the
+    issuer and acquirer, bank to the settlement bank and back."""
+    operator_call_seconds: float = 30.0
+    """An operator's command to a node (closing a settlement window nets every
+    transfer in it; a refund through the merchant's back office)."""
+    audit_call_seconds: float = 5.0
+    """Reading one bank's books for the network audit."""
+
+
+@dataclass(frozen=True)
 class CustomerConfig:
     """A customer: an account holder at one bank, enrolled with a signing key."""
 
@@ -217,6 +242,8 @@ class NetworkConfig:
     """How interbank transfers settle."""
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     """Message size and idempotency retention."""
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    """Deadlines of outbound calls."""
     reflection: bool = False
     """Serve gRPC server reflection on every node."""
     pki_dir: Path = Path("pki")
@@ -300,6 +327,7 @@ def parse_network(
             "risk",
             "settlement",
             "limits",
+            "timeouts",
         },
     )
     trust_domain = _str(raw, "trust_domain", "network")
@@ -356,6 +384,7 @@ def parse_network(
     risk = _risk(raw.get("risk", {}))
     settlement = _settlement(raw.get("settlement", {}), node_tables, nodes)
     limits = _limits(raw.get("limits", {}))
+    timeouts = _timeouts(raw.get("timeouts", {}))
     pki_dir = raw.get("pki_dir", "pki")
     if not isinstance(pki_dir, str) or not pki_dir:
         raise ConfigError("pki_dir must be a path string")
@@ -368,6 +397,7 @@ def parse_network(
         risk=risk,
         settlement=settlement,
         limits=limits,
+        timeouts=timeouts,
         reflection=reflection,
         pki_dir=(base_dir / pki_dir).resolve(),
         source=source,
@@ -495,6 +525,21 @@ def _limits(item: Any) -> LimitsConfig:
             raise ConfigError(f"[limits] {key} must be a whole number >= 1, got {value!r}")
         values[key] = value
     return LimitsConfig(**values)
+
+
+def _timeouts(item: Any) -> TimeoutsConfig:
+    if not isinstance(item, Mapping):
+        raise ConfigError("[timeouts] must be a table")
+    defaults = TimeoutsConfig()
+    known = set(TimeoutsConfig.__dataclass_fields__)
+    _only_keys(item, "[timeouts]", known)
+    values = {}
+    for key in known:
+        value = item.get(key, getattr(defaults, key))
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ConfigError(f"[timeouts] {key} must be a number of seconds > 0, got {value!r}")
+        values[key] = float(value)
+    return TimeoutsConfig(**values)
 
 
 def _settlement(

@@ -33,6 +33,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 __all__ = [
     "DOMAIN",
+    "OUTCOME_UNKNOWN_CODES",
     "AlreadyExists",
     "DeadlineExceeded",
     "FailedPrecondition",
@@ -50,6 +51,7 @@ __all__ = [
     "bounded",
     "error_info",
     "from_rpc_error",
+    "outcome_unknown",
     "peer_error",
     "relayed",
     "to_rpc_status",
@@ -156,6 +158,27 @@ class DeadlineExceeded(PaynetError):
     """A peer did not answer in time; the outcome is unknown until asked."""
 
     code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+OUTCOME_UNKNOWN_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+    }
+)
+"""Codes of a failed outbound call whose outcome is unknown: the peer may have done it.
+
+The call is sent again with the same request_id (the peer replays what it did), or the
+peer is asked what became of it; it is never taken as a refusal. Any other code is the
+peer's answer: nothing was done."""
+
+
+def outcome_unknown(error: PaynetError) -> bool:
+    """Whether a peer's failure leaves the call's outcome unknown (its code is one of
+    :data:`OUTCOME_UNKNOWN_CODES`): retry or ask, never undo."""
+    return error.code in OUTCOME_UNKNOWN_CODES
 
 
 _BY_CODE: dict[grpc.StatusCode, type[PaynetError]] = {

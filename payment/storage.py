@@ -15,6 +15,10 @@ Two tables are common to every store:
   result is no longer replayed, and is pruned;
 - ``outbox``: notification events, written in the same transaction as the
   state change they announce, and streamed by sequence number.
+
+Every service serves its mutating RPCs the same way, with :func:`idempotent` (or
+:func:`idempotent_transaction`): the result is kept per (method, caller, request_id),
+a retry replays it and the same id with other content is IDEMPOTENCY_KEY_REUSED.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import sqlite3
 import threading
@@ -30,19 +35,23 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
 from payment import errors
 from payment.clock import now, now_iso, to_iso
+from payment.identity import caller
 
 __all__ = [
     "DEFAULT_RETENTION_S",
     "IdempotencyRecord",
     "Store",
+    "idempotent",
+    "idempotent_transaction",
     "read_snapshot",
     "request_hash",
+    "served_once",
 ]
 
 DEFAULT_RETENTION_S = 86400.0
@@ -418,3 +427,97 @@ class Store:
 
     async def _call(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+
+class _Servicer(Protocol):
+    """A servicer keeping its node's store as ``_store``."""
+
+    _store: Store
+
+
+class _Keyed(Protocol):
+    """A mutating RPC's request: it carries the client-chosen idempotency key."""
+
+    request_id: str
+
+
+S = TypeVar("S", bound=_Servicer)
+R = TypeVar("R", bound=Message)
+AsyncHandler = Callable[[S, R, Any], Awaitable[M]]
+"""A servicer method: (self, request, context) -> response."""
+StepHandler = Callable[[S, R, Any], Callable[[sqlite3.Connection], M]]
+"""A servicer method that returns its one-transaction step instead of running it."""
+
+
+def _scope(method: str) -> str:
+    """Where a method's results are kept: per method and per calling identity."""
+    return f"{method}|{caller().uri}"
+
+
+def _request_id(request: Message) -> str:
+    keyed: _Keyed = request  # type: ignore[assignment]
+    return keyed.request_id
+
+
+async def served_once(
+    store: Store,
+    method: str,
+    request: Message,
+    response_type: type[M],
+    step: Callable[[], Awaitable[M]],
+) -> M:
+    """A mutating RPC's response, the step run at most once per (method, caller, request_id).
+
+    :meth:`Store.once_async` in the scope every service uses; for a servicer
+    method that must check something before the stored result is looked up.
+    """
+    return await store.once_async(
+        _scope(method), _request_id(request), request, response_type, step
+    )
+
+
+def idempotent(response_type: type[M]) -> Callable[[AsyncHandler[S, R, M]], AsyncHandler[S, R, M]]:
+    """Serve a servicer method at most once per (method, caller, request_id).
+
+    The method's body runs only when no result is kept for the request; it may
+    call other nodes and make its own transactions (each safe to redo); its
+    response is then kept and replayed to a retry (:meth:`Store.once_async`).
+    """
+
+    def wrap(method: AsyncHandler[S, R, M]) -> AsyncHandler[S, R, M]:
+        @functools.wraps(method)
+        async def serve(self: S, request: R, context: Any) -> M:
+            return await served_once(
+                self._store,
+                method.__name__,
+                request,
+                response_type,
+                lambda: method(self, request, context),
+            )
+
+        return serve
+
+    return wrap
+
+
+def idempotent_transaction(
+    response_type: type[M],
+) -> Callable[[StepHandler[S, R, M]], AsyncHandler[S, R, M]]:
+    """Like :func:`idempotent` for a method whose work is one transaction.
+
+    The method returns the step (a function of the connection) instead of
+    running it; the step and the kept result commit together
+    (:meth:`Store.once`).
+    """
+
+    def wrap(method: StepHandler[S, R, M]) -> AsyncHandler[S, R, M]:
+        @functools.wraps(method)
+        async def serve(self: S, request: R, context: Any) -> M:
+            step = method(self, request, context)
+            return await self._store.once(
+                _scope(method.__name__), _request_id(request), request, response_type, step
+            )
+
+        return serve
+
+    return wrap

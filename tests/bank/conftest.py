@@ -294,7 +294,7 @@ class World:
 
 async def _open_bank(network: NetworkConfig, name: str, submit: Any) -> BankNode:
     node = network.node(name)
-    store = Store(node.data_dir / "bank.sqlite3", BANK_SCHEMA)
+    store = Store(node.store_path, BANK_SCHEMA)
     await store.open()
     await store.transaction(lambda conn: open_bank_books(conn, network, node, now=now()))
     outgoing = OutgoingTransfers(store, submit)
@@ -369,7 +369,7 @@ async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
             network, name, lambda request, code=code: submit(code, request)
         )
     settlement_node = network.the(Role.SETTLEMENT)
-    settlement_store = Store(settlement_node.data_dir / "settlement.sqlite3", SETTLEMENT_SCHEMA)
+    settlement_store = Store(settlement_node.store_path, SETTLEMENT_SCHEMA)
     await settlement_store.open()
     await settlement_store.transaction(lambda conn: open_settlement_books(conn, network, now=now()))
     holder["w"] = World(

@@ -53,7 +53,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
 
 def transaction_of(net: RunningNetwork, order_id: str) -> str:
     """The gateway's transaction id of an order, as the merchant's store keeps it."""
-    store = net.network.node("shop").data_dir / "merchant.sqlite3"
+    store = net.network.node("shop").store_path
     with closing(sqlite3.connect(f"{store.resolve().as_uri()}?mode=ro", uri=True)) as conn:
         (transaction_id,) = conn.execute(
             "SELECT transaction_id FROM orders WHERE order_id = ?", (order_id,)

@@ -48,7 +48,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
 
 def _holds(net: RunningNetwork, order_id: str) -> list[str]:
     """The statuses of the order's holds at the issuer (alfa), read from its store."""
-    path = net.network.node("alfa").data_dir / "bank.sqlite3"
+    path = net.network.node("alfa").store_path
     with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as conn:
         rows = conn.execute("SELECT status FROM holds WHERE order_id = ?", (order_id,))
         return [str(row[0]) for row in rows]

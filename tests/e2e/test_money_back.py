@@ -20,8 +20,9 @@ from interbank.v1 import authorization_pb2, authorization_pb2_grpc, order_pb2, o
 
 from customer.client import Customer
 from customer.shop import all_balances, purchase
+from ops import iso20022
 from ops.audit import collect_books
-from payment import errors, iso20022
+from payment import errors
 from payment.pki import Pki
 from payment.tls import TlsIdentity, secure_channel
 
@@ -204,7 +205,7 @@ async def test_a_window_settles_net_audit_passes_and_the_exports_match_the_ledge
     )
     assert exported.returncode == 0, exported.stderr
     count, total = iso20022.pacs008_totals(Path(exported.stdout.strip()).read_bytes())
-    store = network.node("settlement").data_dir / "settlement.sqlite3"
+    store = network.node("settlement").store_path
     conn = sqlite3.connect(f"{store.resolve().as_uri()}?mode=ro", uri=True)
     ledger_count, ledger_total = conn.execute(
         "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM settlement_transfers WHERE window_id = ?"
@@ -301,7 +302,7 @@ async def test_a_refund_whose_answer_was_lost_replays_after_the_order_is_refunde
         assert first.order.status == S.ORDER_STATUS_REFUNDED
         before = await all_balances(network)
         # What a crash between the refund and storing its answer leaves behind.
-        with sqlite3.connect(shop.data_dir / "merchant.sqlite3", timeout=10) as conn:
+        with sqlite3.connect(shop.store_path, timeout=10) as conn:
             deleted = conn.execute(
                 "DELETE FROM idempotency WHERE request_id = ?", (request.request_id,)
             ).rowcount

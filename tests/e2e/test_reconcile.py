@@ -110,7 +110,7 @@ def test_one_corrupted_credit_at_the_acquirer_is_exactly_one_amount_mismatch(
 ) -> None:
     network = refunded.net.network
     order_id = refunded.order.order_id
-    store = network.node("beta").data_dir / "bank.sqlite3"
+    store = network.node("beta").store_path
     instruction_id = credit_of(store, order_id)
     add_to_credit(store, instruction_id, +1)
     try:

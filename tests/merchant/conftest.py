@@ -88,13 +88,13 @@ def network(tmp_path: Path) -> NetworkConfig:
 
 
 @pytest.fixture
-def store_dir(tmp_path: Path) -> Path:
-    return tmp_path / "shop"
+def store_dir(network: NetworkConfig) -> Path:
+    return network.node("shop").data_dir
 
 
 @pytest.fixture
-async def store(store_dir: Path) -> AsyncIterator[Store]:
-    opened = Store(store_dir / "merchant.sqlite3", SCHEMA)
+async def store(network: NetworkConfig) -> AsyncIterator[Store]:
+    opened = Store(network.node("shop").store_path, SCHEMA)
     await opened.open()
     yield opened
     await opened.close()

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 from interbank.v1 import notification_pb2
 
-from payment.config import NetworkConfig
+from payment.config import NetworkConfig, Role
 
 __all__ = ["Scan", "codes_in_inboxes", "scan"]
 
@@ -150,9 +150,9 @@ def scan(network: NetworkConfig, log_dir: Path, codes: list[str]) -> Scan:
 def _inbox_files(network: NetworkConfig) -> set[str]:
     """The store files of the issuers, whose outbox is the device inbox."""
     return {
-        f"store {node.name}/bank.sqlite3{suffix}"
+        f"store {node.name}/{node.store_path.name}{suffix}"
         for node in network.nodes
-        if (node.data_dir / "bank.sqlite3").exists()
+        if node.role is Role.BANK and node.store_path.exists()
         for suffix in ("", "-wal")
     }
 

@@ -67,7 +67,7 @@ async def _authorize(
 
 
 def _gateway_rows(net: RunningNetwork, sql: str, *args: object) -> list[tuple[object, ...]]:
-    path = net.network.node("gateway").data_dir / "gateway.sqlite3"
+    path = net.network.node("gateway").store_path
     with sqlite3.connect(path) as conn:
         return conn.execute(sql, args).fetchall()
 

@@ -1,0 +1,280 @@
+"""The bank's and the settlement bank's records, read whole for the operator's tools.
+
+Reconciliation compares every hold and interbank message against the orders;
+the window export takes a settled window's credit transfers out as ISO 20022.
+They read through these functions, never the tables, so the tables stay the
+bank's to change. Each function takes a connection (a read snapshot or the
+caller's transaction) and returns plain records, each table in the order its
+rows were written.
+
+:func:`record_accepted_transfers` fills a window in bulk, for the netting
+benchmark: production records transfers one at a time through
+:class:`bank.settlement.Settlement`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from interbank.v1 import settlement_pb2 as pb
+
+from bank.messages import TRANSFER, parse
+from payment.clock import to_iso
+from payment.storage import request_hash
+
+__all__ = [
+    "HoldRecord",
+    "IncomingReturnRecord",
+    "IncomingTransferRecord",
+    "OutgoingRecord",
+    "SettlementRecord",
+    "WindowPosition",
+    "accepted_credit_transfers",
+    "hold_records",
+    "incoming_return_records",
+    "incoming_transfer_records",
+    "outgoing_records",
+    "record_accepted_transfers",
+    "settlement_records",
+    "window_positions",
+]
+
+_ACCEPTED = "ACCEPTED"
+
+
+@dataclass(frozen=True)
+class HoldRecord:
+    """A hold at the issuer, as reconciliation compares it."""
+
+    hold_id: str
+    """The issuer's id."""
+    order_id: str
+    """The merchant's order."""
+    amount: int
+    """Held amount in minor units."""
+    status: str
+    """CHALLENGE_PENDING, AUTHORIZED, CAPTURED, VOIDED or EXPIRED."""
+    instruction_id: str
+    """The outgoing credit transfer once captured; "" before."""
+    refunded_minor: int
+    """Money returned to the customer by the acquirer's payment returns."""
+    account_id: str
+    """The customer's account."""
+    transaction_id: str
+    """The gateway's transaction id."""
+
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    """A credit transfer or payment return the bank sent to the settlement bank."""
+
+    instruction_id: str
+    """The transfer's instruction id, or the return's id."""
+    kind: str
+    """``transfer`` or ``return``."""
+    order_id: str
+    """The end-to-end id."""
+    amount: int
+    """Amount in minor units."""
+    settlement_state: str
+    """PENDING, SETTLED or REJECTED."""
+    original_instruction_id: str
+    """The transfer a return gives back; "" for a transfer."""
+    account_id: str
+    """The account debited."""
+
+
+@dataclass(frozen=True)
+class IncomingTransferRecord:
+    """A credit transfer the bank received as the creditor (acquirer) bank."""
+
+    debtor_agent: str
+    """The paying bank's code."""
+    instruction_id: str
+    """Its instruction id."""
+    end_to_end_id: str
+    """The order it pays."""
+    amount: int
+    """Amount in minor units."""
+    status: str
+    """The bank's answer: ACCEPTED or REJECTED."""
+    account_id: str
+    """The account credited; "" if none was."""
+
+
+@dataclass(frozen=True)
+class IncomingReturnRecord:
+    """A payment return the bank received as the issuer."""
+
+    returning_agent: str
+    """The returning (acquirer) bank's code."""
+    return_id: str
+    """The return's id."""
+    original_instruction_id: str
+    """The credit transfer it gives back."""
+    amount: int
+    """Amount in minor units."""
+    status: str
+    """The bank's answer: ACCEPTED or REJECTED."""
+    account_id: str
+    """The account credited; "" if none was."""
+
+
+@dataclass(frozen=True)
+class SettlementRecord:
+    """A transfer or return the settlement bank received."""
+
+    debtor_agent: str
+    """The paying bank's code (the returning bank's, for a return)."""
+    instruction_id: str
+    """The transfer's instruction id, or the return's id."""
+    kind: str
+    """``transfer`` or ``return``."""
+    original_instruction_id: str
+    """The transfer a return gives back; "" for a transfer."""
+    end_to_end_id: str
+    """The order: a transfer's end-to-end id, a return's original one."""
+    amount: int
+    """Amount in minor units."""
+    status: str
+    """PENDING, ACCEPTED or REJECTED."""
+
+
+@dataclass(frozen=True)
+class WindowPosition:
+    """A bank's running position in a settlement window."""
+
+    bank_code: str
+    """The member bank."""
+    net_minor: int
+    """Accepted transfers received minus sent."""
+    pending_out_minor: int
+    """Transfers sent that the creditor bank has not answered."""
+
+
+def hold_records(conn: sqlite3.Connection) -> list[HoldRecord]:
+    """Every hold the issuer placed."""
+    return [
+        HoldRecord(*row)
+        for row in conn.execute(
+            "SELECT hold_id, order_id, amount, status, COALESCE(instruction_id, ''),"
+            " refunded_minor, account_id, transaction_id FROM holds"
+        )
+    ]
+
+
+def outgoing_records(conn: sqlite3.Connection) -> list[OutgoingRecord]:
+    """Every credit transfer and payment return the bank sent."""
+    return [
+        OutgoingRecord(*row)
+        for row in conn.execute(
+            "SELECT instruction_id, kind, order_id, amount, settlement_state,"
+            " COALESCE(original_instruction_id, ''), account_id FROM outgoing_transfers"
+        )
+    ]
+
+
+def incoming_transfer_records(conn: sqlite3.Connection) -> list[IncomingTransferRecord]:
+    """Every credit transfer the bank received."""
+    return [
+        IncomingTransferRecord(*row)
+        for row in conn.execute(
+            "SELECT debtor_agent, instruction_id, end_to_end_id, amount, status,"
+            " COALESCE(account_id, '') FROM incoming_transfers"
+        )
+    ]
+
+
+def incoming_return_records(conn: sqlite3.Connection) -> list[IncomingReturnRecord]:
+    """Every payment return the bank received."""
+    return [
+        IncomingReturnRecord(*row)
+        for row in conn.execute(
+            "SELECT returning_agent, return_id, original_instruction_id, amount, status,"
+            " COALESCE(account_id, '') FROM incoming_returns"
+        )
+    ]
+
+
+def settlement_records(conn: sqlite3.Connection) -> list[SettlementRecord]:
+    """Every transfer and return the settlement bank received."""
+    records = []
+    for payer, ident, kind, original, amount, status, blob in conn.execute(
+        "SELECT debtor_agent, instruction_id, kind, COALESCE(original_instruction_id, ''),"
+        " amount, status, message FROM settlement_transfers"
+    ):
+        # The table keeps the end-to-end id only inside the message.
+        message = parse(kind, blob)
+        order_id = (
+            message.end_to_end_id
+            if isinstance(message, pb.CreditTransfer)
+            else message.original_end_to_end_id
+        )
+        records.append(SettlementRecord(payer, ident, kind, original, order_id, amount, status))
+    return records
+
+
+def accepted_credit_transfers(conn: sqlite3.Connection, window_id: str) -> list[pb.CreditTransfer]:
+    """A window's accepted credit transfers (not its returns), in the order they arrived."""
+    return [
+        pb.CreditTransfer.FromString(blob)
+        for (blob,) in conn.execute(
+            "SELECT message FROM settlement_transfers WHERE window_id = ? AND kind = ?"
+            " AND status = ? ORDER BY created_at, instruction_id",
+            (window_id, TRANSFER, _ACCEPTED),
+        )
+    ]
+
+
+def window_positions(conn: sqlite3.Connection, window_id: str) -> list[WindowPosition]:
+    """Every bank's running position in a window."""
+    return [
+        WindowPosition(*row)
+        for row in conn.execute(
+            "SELECT bank_code, net_minor, pending_out_minor FROM window_positions"
+            " WHERE window_id = ?",
+            (window_id,),
+        )
+    ]
+
+
+def record_accepted_transfers(
+    conn: sqlite3.Connection,
+    window_id: str,
+    transfers: Sequence[pb.CreditTransfer],
+    now: dt.datetime,
+) -> None:
+    """Record transfers as received and accepted in a window, in one statement.
+
+    Only the transfers' rows: the window's running positions are the caller's
+    to keep (:func:`bank.windows.record_pending` and ``record_answer``).
+    """
+    stamp = to_iso(now)
+    conn.executemany(
+        "INSERT INTO settlement_transfers (debtor_agent, instruction_id, kind,"
+        " original_instruction_id, request_hash, creditor_agent, amount, message, status,"
+        " reason_code, ledger_transfer_id, window_id, created_at, decided_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                transfer.debtor_agent,
+                transfer.instruction_id,
+                TRANSFER,
+                None,
+                request_hash(transfer),
+                transfer.creditor_agent,
+                transfer.amount.amount_minor,
+                transfer.SerializeToString(),
+                _ACCEPTED,
+                "",
+                None,
+                window_id,
+                stamp,
+                stamp,
+            )
+            for transfer in transfers
+        ],
+    )
