@@ -64,7 +64,7 @@ certs: venv ## make a dev PKI for $(NETWORK) in $(PKI_DIR)
 	$(VENV)/bin/paynet pki init --network $(NETWORK) --out $(PKI_DIR)
 
 test: tools check-generated lint breaking ## the whole suite, as CI runs it (clients-test included)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 clients-test: tools ## TypeScript, Go and Java clients: envelope checks, then both purchases on a fresh paynet up
 	$(PY) -m pytest -q tests/clients

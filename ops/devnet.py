@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["DEV_NETWORK", "add_customers", "free_ports", "write_dev_network"]
@@ -37,6 +38,7 @@ def write_dev_network(
     *,
     reflection: bool = True,
     settlement_mode: str | None = None,
+    pick_ports: Callable[[int], list[int]] = free_ports,
     **rules: int,
 ) -> Path:
     """Write the dev network into directory with fresh ports; returns the file.
@@ -44,10 +46,11 @@ def write_dev_network(
     Data directories and the PKI go under directory; whole-number rules of
     [risk] and [settlement] can be overridden by name (for example
     hold_ttl_seconds=2, window_seconds=0), and the settlement mode set.
+    pick_ports(count) chooses the ports (parallel test workers pass their own).
     """
     text = DEV_NETWORK.read_text(encoding="utf-8")
     address = r'address = "127\.0\.0\.1:\d+"'
-    ports = iter(free_ports(len(re.findall(address, text))))
+    ports = iter(pick_ports(len(re.findall(address, text))))
     text = re.sub(address, lambda _m: f'address = "127.0.0.1:{next(ports)}"', text)
     text = text.replace('"../var/data/', '"data/').replace(
         'pki_dir = "../var/pki"', 'pki_dir = "pki"'

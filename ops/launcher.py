@@ -7,6 +7,10 @@ with SIGTERM (SIGKILL after a grace period).
 
 A node's output is read with :func:`read_lines`, which survives a line of any
 length: a reader that died on one would leave the node blocked on a full pipe.
+
+:func:`serve_command` (a node's command line) and :func:`wait_until_serving`
+(health over mTLS until every node answers SERVING) are the two steps of
+starting a network; the test support starts its networks with them too.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -36,6 +40,8 @@ __all__ = [
     "NodeDied",
     "check_health",
     "read_lines",
+    "serve_command",
+    "wait_until_serving",
 ]
 
 MAX_RELAYED_LINE_BYTES = 64 * 1024
@@ -115,6 +121,43 @@ async def check_health(
     return HealthReport(node, status, detail, (time.perf_counter() - started) * 1000)
 
 
+def serve_command(node: NodeConfig, network_file: Path) -> list[str]:
+    """The command line that runs one node of the network file: ``paynet serve``."""
+    return [
+        sys.executable,
+        "-m",
+        "ops.cli",
+        "serve",
+        str(node.role),
+        "--network",
+        str(network_file),
+        "--name",
+        node.name,
+    ]
+
+
+async def wait_until_serving(
+    network: NetworkConfig, timeout: float, exited: Callable[[], Mapping[str, int]]
+) -> None:
+    """Poll health over mTLS until every node of network is SERVING.
+
+    exited names the node processes that have ended, with their exit codes:
+    NodeDied on the first one; TimeoutError when timeout passes first.
+    """
+    deadline = time.monotonic() + timeout
+    pending = list(network.nodes)
+    while pending:
+        for name, code in exited().items():
+            raise NodeDied(f"node {name} exited with code {code}")
+        reports = await asyncio.gather(*(check_health(network, n, 1.0) for n in pending))
+        pending = [r.node for r in reports if r.status != "SERVING"]
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(n.name for n in pending)
+            raise TimeoutError(f"nodes not SERVING after {timeout:.0f}s: {names}")
+        if pending:
+            await asyncio.sleep(0.2)
+
+
 class LocalNetwork:
     """The nodes of a network file, each running as a child process.
 
@@ -150,15 +193,7 @@ class LocalNetwork:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         proc = await asyncio.create_subprocess_exec(
             *(self._wrap(node) if self._wrap is not None else ()),
-            sys.executable,
-            "-m",
-            "ops.cli",
-            "serve",
-            str(node.role),
-            "--network",
-            str(self.network_file),
-            "--name",
-            node.name,
+            *serve_command(node, self.network_file),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -169,23 +204,15 @@ class LocalNetwork:
 
     async def wait_until_serving(self, timeout: float) -> None:
         """Poll health over mTLS until every node is SERVING."""
-        deadline = time.monotonic() + timeout
-        pending = list(self.network.nodes)
-        while pending:
-            self.raise_if_any_died()
-            reports = await asyncio.gather(*(check_health(self.network, n, 1.0) for n in pending))
-            pending = [r.node for r in reports if r.status != "SERVING"]
-            if pending and time.monotonic() > deadline:
-                names = ", ".join(n.name for n in pending)
-                raise TimeoutError(f"nodes not SERVING after {timeout:.0f}s: {names}")
-            if pending:
-                await asyncio.sleep(0.2)
+        await wait_until_serving(self.network, timeout, self._exited)
 
     def raise_if_any_died(self) -> None:
         """NodeDied if a node process has exited."""
-        for name, proc in self._procs.items():
-            if proc.returncode is not None:
-                raise NodeDied(f"node {name} exited with code {proc.returncode}")
+        for name, code in self._exited().items():
+            raise NodeDied(f"node {name} exited with code {code}")
+
+    def _exited(self) -> dict[str, int]:
+        return {n: p.returncode for n, p in self._procs.items() if p.returncode is not None}
 
     async def wait_for_death(self) -> str:
         """Wait until any node exits; return its name."""

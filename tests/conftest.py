@@ -1,19 +1,27 @@
-"""Shared fixtures: a throwaway dev network (file + PKI) per test."""
+"""Shared fixtures: a throwaway dev network (file + PKI) per test; the run's summary.
+
+Every section of the terminal summary (these reports, the hostile-input case
+counts) is printed here, whether the run is plain or parallel
+(:mod:`tests.support.parallel`).
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+import structlog
 
-from ops.devnet import write_dev_network
-from payment.config import NetworkConfig, load_network
-from payment.pki import Pki, init_pki
+from payment.config import NetworkConfig
+from payment.pki import Pki
 from payment.tls import TlsIdentity, secure_channel
+from tests.support import make_pki, write_network
+from tests.support.parallel import NetworkScopeScheduling, publish, receive, write_sections
 
 
 @dataclass
@@ -39,12 +47,10 @@ class DevNet:
 def make_devnet(tmp_path: Path) -> Callable[..., DevNet]:
     def make(**overrides: int | bool) -> DevNet:
         reflection = bool(overrides.pop("reflection", True))
-        path = write_dev_network(
+        path = write_network(
             tmp_path / "net", reflection=reflection, **{k: int(v) for k, v in overrides.items()}
         )
-        network = load_network(path)
-        init_pki(network, network.pki_dir)
-        return DevNet(path, network)
+        return DevNet(path, make_pki(path))
 
     return make
 
@@ -52,6 +58,17 @@ def make_devnet(tmp_path: Path) -> Callable[..., DevNet]:
 @pytest.fixture
 def devnet(make_devnet: Callable[..., DevNet]) -> DevNet:
     return make_devnet()
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """A test that configures logging (a tool's main writing to the test's captured
+    output, say) leaves it as it found it: the next test, whichever it is, must not
+    log to a stream that was closed when the first one ended."""
+    before = structlog.get_config()
+    yield
+    if structlog.get_config() != before:
+        structlog.configure(**before)
 
 
 _REPORTS: list[str] = []
@@ -63,11 +80,26 @@ def report() -> Callable[[str], None]:
     return _REPORTS.append
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _REPORTS:
-        terminalreporter.section("paynet reports")
-        for line in _REPORTS:
-            terminalreporter.write_line(line)
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> NetworkScopeScheduling:
+    """Tests that share a network run on one worker of a parallel run."""
+    return NetworkScopeScheduling(config, log)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    publish(session.config, "paynet reports", _REPORTS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """A parallel run's worker finished: keep the summary sections it published."""
+    receive(node.config, getattr(node, "workeroutput", {}))
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    write_sections(config, terminalreporter)
 
 
 def require_tool(missing: str | None, install: str) -> None:

@@ -1,7 +1,9 @@
 """One running network for the whole hostile suite, the world inside it, and the case counts.
 
 The counts of cases sent to each RPC are printed in the terminal summary, one
-line per RPC, so they show in a plain ``pytest -q`` run.
+line per RPC, so they show in a plain ``pytest -q`` run and in a parallel one
+(:mod:`tests.support.parallel` keeps this package on one worker and carries
+its summary to the controller).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.support.parallel import publish
 
 from .harness import AUDITS, CASES, DEFECTS, Harness
 from .network import RunningNetwork, start_network
@@ -70,23 +74,26 @@ def harness(hostile_net: RunningNetwork, world: World) -> Iterator[Harness]:
     opened.close()
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+def pytest_sessionfinish(session: pytest.Session) -> None:
     """One line per RPC: how many hostile cases were sent to it, and of which kinds."""
     if not CASES:
         return
     methods = sorted({method for method, _kind in CASES})
-    terminalreporter.section("hostile-input cases per RPC")
+    lines = []
     for method in methods:
         kinds = {kind: n for (m, kind), n in CASES.items() if m == method}
         detail = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
-        terminalreporter.write_line(
-            f"hostile-input cases: {method} {sum(kinds.values())} ({detail})"
-        )
+        lines.append(f"hostile-input cases: {method} {sum(kinds.values())} ({detail})")
     total = sum(CASES.values())
-    terminalreporter.write_line(f"hostile-input cases: {total} in all, over {len(methods)} RPCs")
+    lines.append(f"hostile-input cases: {total} in all, over {len(methods)} RPCs")
     detail = ", ".join(f"{method} {n}" for method, n in sorted(AUDITS.items()))
-    terminalreporter.write_line(f"paynet audit passed after: {detail or 'nothing yet'}")
-    if DEFECTS:
-        terminalreporter.section("known defects seen (writes on refusal; see the xfail tests)")
-        for (method, reason, table), n in sorted(DEFECTS.items()):
-            terminalreporter.write_line(f"known defect: {method} {reason} wrote {table} x{n}")
+    lines.append(f"paynet audit passed after: {detail or 'nothing yet'}")
+    publish(session.config, "hostile-input cases per RPC", lines)
+    publish(
+        session.config,
+        "known defects seen (writes on refusal; see the xfail tests)",
+        [
+            f"known defect: {method} {reason} wrote {table} x{n}"
+            for (method, reason, table), n in sorted(DEFECTS.items())
+        ],
+    )

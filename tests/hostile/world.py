@@ -40,7 +40,7 @@ from payment.errors import PaynetError
 from payment.pki import Pki
 from payment.tls import TlsIdentity, secure_channel
 
-from .network import STORE_FILES, RunningNetwork, Stores
+from .network import RunningNetwork, Stores
 
 __all__ = ["World", "build_world"]
 
@@ -221,8 +221,7 @@ async def _quiet(stores: Stores, *, still_s: float = 1.0, timeout_s: float = 30.
 
 
 def _store(running: RunningNetwork, name: str) -> Path:
-    node = running.network.node(name)
-    return node.data_dir / STORE_FILES[node.role]
+    return running.network.node(name).store_path
 
 
 def _one(path: Path, query: str, *args: object) -> str:
