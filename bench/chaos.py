@@ -67,7 +67,7 @@ from ops.devnet import add_customers, write_dev_network
 from ops.launcher import LocalNetwork
 from ops.reconcile import reconcile
 from payment.config import NetworkConfig, load_network
-from payment.errors import PaynetError, from_rpc_error
+from payment.errors import OUTCOME_UNKNOWN_CODES, PaynetError, from_rpc_error
 from payment.logs import configure_logging
 from payment.pki import Pki, init_pki
 from payment.tls import TlsIdentity, secure_channel
@@ -77,17 +77,9 @@ __all__ = ["ChaosResult", "Fault", "fault_schedule", "main", "run_chaos"]
 T = TypeVar("T")
 S = order_pb2.OrderStatus
 
-RETRYABLE = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.CANCELLED,
-        grpc.StatusCode.UNKNOWN,
-        grpc.StatusCode.ABORTED,
-    }
-)
-"""Codes after which a step's outcome is unknown: the same request is sent again."""
-CALL_TIMEOUT_S = 8.0
+RETRYABLE = OUTCOME_UNKNOWN_CODES | {grpc.StatusCode.ABORTED}
+"""Codes after which a step is sent again with the same request: its outcome is unknown
+(payment.errors.OUTCOME_UNKNOWN_CODES), or it was ABORTED, which gRPC asks to be retried."""
 STEP_GIVE_UP_S = 120.0
 """A step still failing after this long is left unresolved (not acknowledged)."""
 BUYERS = tuple(f"buyer{i:02d}" for i in range(14))
@@ -234,6 +226,7 @@ class Load:
         self.seed = seed
         self.merchant = network.merchants[0].name
         self.customers = {name: Customer(network, name) for name in BUYERS}
+        self._call_timeout_s = network.timeouts.client_call_seconds
         pki = Pki(network.pki_dir)
         self._back_office = secure_channel(
             network.node(self.merchant).address, TlsIdentity.load(pki, self.merchant)
@@ -298,7 +291,7 @@ class Load:
             request_id=f"{key}-order",
             lines=[order_pb2.CreateOrderLine(sku=sku, quantity=qty) for sku, qty in lines],
         )
-        reply = await retried(lambda: stub.CreateOrder(request, timeout=CALL_TIMEOUT_S))
+        reply = await retried(lambda: stub.CreateOrder(request, timeout=self._call_timeout_s))
         return PlacedOrder(reply.order, reply.gateway_public_key, reply.gateway_key_id)
 
     async def _submit(self, customer: Customer, key: str, placed: PlacedOrder) -> order_pb2.Order:
@@ -308,7 +301,7 @@ class Load:
             order_id=placed.order.order_id,
             payment=customer.seal_payment(placed, customer.instrument()),
         )
-        reply = await retried(lambda: stub.SubmitPayment(request, timeout=CALL_TIMEOUT_S))
+        reply = await retried(lambda: stub.SubmitPayment(request, timeout=self._call_timeout_s))
         order: order_pb2.Order = reply.order
         return order
 
@@ -321,12 +314,12 @@ class Load:
         answer = authorization_pb2.AnswerChallengeRequest(
             request_id=f"{key}-answer", challenge_id=challenge_id, code=code
         )
-        await retried(lambda: bank.AnswerChallenge(answer, timeout=CALL_TIMEOUT_S))
+        await retried(lambda: bank.AnswerChallenge(answer, timeout=self._call_timeout_s))
         stub = order_pb2_grpc.OrderServiceStub(customer.channel(self.merchant))
         complete = order_pb2.CompletePaymentRequest(
             request_id=f"{key}-complete", order_id=order.order_id
         )
-        reply = await retried(lambda: stub.CompletePayment(complete, timeout=CALL_TIMEOUT_S))
+        reply = await retried(lambda: stub.CompletePayment(complete, timeout=self._call_timeout_s))
         completed: order_pb2.Order = reply.order
         return completed
 
@@ -344,7 +337,8 @@ class Load:
                 order_id=outcome.order_id,
                 amount=common_pb2.Money(amount_minor=part, currency_code=self.network.currency),
             )
-            await retried(partial(stub.RefundOrder, request, timeout=CALL_TIMEOUT_S))
+            timeout = self.network.timeouts.operator_call_seconds
+            await retried(partial(stub.RefundOrder, request, timeout=timeout))
             outcome.refunds_minor.append(part)
 
     async def _until_settled(self, customer: Customer, order_id: str) -> None:
@@ -352,7 +346,7 @@ class Load:
         request = order_pb2.GetOrderRequest(order_id=order_id)
         deadline = time.monotonic() + STEP_GIVE_UP_S
         while time.monotonic() < deadline:
-            reply = await retried(lambda: stub.GetOrder(request, timeout=CALL_TIMEOUT_S))
+            reply = await retried(lambda: stub.GetOrder(request, timeout=self._call_timeout_s))
             if reply.order.status in SETTLED_OR_LATER:
                 return
             await asyncio.sleep(0.5)
@@ -384,12 +378,14 @@ async def _account(
         stub = account_pb2_grpc.AccountServiceStub(channel)
         reply = await retried(
             lambda: stub.ListStatement(
-                account_pb2.ListStatementRequest(account_id=account_id), timeout=30.0
+                account_pb2.ListStatementRequest(account_id=account_id),
+                timeout=network.timeouts.operator_call_seconds,
             )
         )
         balance = await retried(
             lambda: stub.GetBalance(
-                account_pb2.GetBalanceRequest(account_id=account_id), timeout=CALL_TIMEOUT_S
+                account_pb2.GetBalanceRequest(account_id=account_id),
+                timeout=network.timeouts.client_call_seconds,
             )
         )
     negative = balance.booked.amount_minor < 0 or balance.available.amount_minor < 0
@@ -487,7 +483,7 @@ async def _merchant_orders(
                     partial(
                         stub.GetOrder,
                         order_pb2.GetOrderRequest(order_id=outcome.order_id),
-                        timeout=CALL_TIMEOUT_S,
+                        timeout=network.timeouts.client_call_seconds,
                     )
                 )
             except PaynetError as exc:

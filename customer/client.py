@@ -42,7 +42,6 @@ from payment.tls import TlsIdentity, secure_channel
 
 __all__ = ["Customer", "Instrument", "PlacedOrder"]
 
-CALL_TIMEOUT_S = 10.0
 OrderStatus = order_pb2.OrderStatus
 
 
@@ -126,7 +125,8 @@ class Customer:
 
     async def _call(self, rpc: object, request: object) -> object:
         try:
-            return await rpc(request, timeout=CALL_TIMEOUT_S)  # type: ignore[operator]
+            timeout = self.network.timeouts.client_call_seconds
+            return await rpc(request, timeout=timeout)  # type: ignore[operator]
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
 

@@ -200,7 +200,8 @@ async def all_balances(network: NetworkConfig) -> dict[str, int]:
         async with secure_channel(network.node(bank).address, tls) as channel:
             stub = account_pb2_grpc.AccountServiceStub(channel)
             reply = await stub.GetBalance(
-                account_pb2.GetBalanceRequest(account_id=account_id), timeout=10
+                account_pb2.GetBalanceRequest(account_id=account_id),
+                timeout=network.timeouts.client_call_seconds,
             )
         balances[account_id] = reply.booked.amount_minor
     return balances

@@ -58,7 +58,7 @@ async def export_statement(
     async with secure_channel(bank.address, identity) as channel:
         statement: account_pb2.ListStatementResponse = await account_pb2_grpc.AccountServiceStub(
             channel
-        ).ListStatement(request, timeout=10)
+        ).ListStatement(request, timeout=network.timeouts.client_call_seconds)
     created = now()
     document = iso20022.camt053(
         iso20022.AccountStatement(

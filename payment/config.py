@@ -174,6 +174,9 @@ class TimeoutsConfig:
     transfer in it; a refund through the merchant's back office)."""
     audit_call_seconds: float = 5.0
     """Reading one bank's books for the network audit."""
+    client_call_seconds: float = 10.0
+    """A holder's client calling a node: the customer's client (shopping, paying,
+    answering a challenge), a holder reading its balance or statement."""
 
 
 @dataclass(frozen=True)

@@ -219,11 +219,32 @@ def issuer() -> FakeIssuer:
     return FakeIssuer()
 
 
+@dataclass
+class GatewayClock:
+    """The gateway's clock: everyone else's, moved ahead_s seconds ahead."""
+
+    ahead_s: float = 0.0
+
+    def __call__(self) -> dt.datetime:
+        return now() + dt.timedelta(seconds=self.ahead_s)
+
+
+@pytest.fixture
+def gateway_clock() -> GatewayClock:
+    return GatewayClock()
+
+
 @pytest.fixture
 def payment_gateway(
-    store: Store, network: NetworkConfig, gateway_key: GatewayKey, issuer: FakeIssuer
+    store: Store,
+    network: NetworkConfig,
+    gateway_key: GatewayKey,
+    issuer: FakeIssuer,
+    gateway_clock: GatewayClock,
 ) -> PaymentGateway:
-    return PaymentGateway(store, network, gateway_key, issuer.lookup, issuer.lookup)
+    return PaymentGateway(
+        store, network, gateway_key, issuer.lookup, issuer.lookup, clock=gateway_clock
+    )
 
 
 @dataclass

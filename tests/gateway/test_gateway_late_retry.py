@@ -2,8 +2,8 @@
 for its age, and an authorization a crash interrupted is resolved by asking the issuer.
 
 The gateway is "killed" by cancelling its authorization while the issuer holds the
-answer: nothing after that point is written, as after a kill -9. Its clock is then
-moved by patching the module's clock, as a node whose clock is ahead would see it.
+answer: nothing after that point is written, as after a kill -9. Its clock (the one
+it was given) is then moved ahead, as a node whose clock is ahead would see it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from gateway.authorization import PaymentGateway
 from gateway.store import TransactionState
 from payment import clock, errors, ids
 from payment.config import LimitsConfig
+from tests.gateway.conftest import GatewayClock
 
 WINDOW_S = LimitsConfig().instruction_window_seconds  # the test network keeps the default
 
@@ -29,9 +30,9 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(authorization, "RETRY_BASE_DELAY_S", 0.0)
 
 
-def gateway_clock_ahead(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+def gateway_clock_ahead(gateway_clock: GatewayClock, seconds: float) -> None:
     """The gateway's clock runs seconds ahead of everyone else's."""
-    monkeypatch.setattr(authorization, "now", lambda: clock.now() + dt.timedelta(seconds=seconds))
+    gateway_clock.ahead_s = seconds
 
 
 async def killed_while_the_issuer_answers(gateway: PaymentGateway, issuer, request) -> str:
@@ -50,16 +51,18 @@ async def killed_while_the_issuer_answers(gateway: PaymentGateway, issuer, reque
     return ids.transaction_id("shop", request.request_id)
 
 
-def restarted(store, network, gateway_key, issuer) -> PaymentGateway:
-    """A new gateway process over the same store."""
-    return PaymentGateway(store, network, gateway_key, issuer.lookup, issuer.lookup)
+def restarted(store, network, gateway_key, issuer, gateway_clock) -> PaymentGateway:
+    """A new gateway process over the same store, on the same clock."""
+    return PaymentGateway(
+        store, network, gateway_key, issuer.lookup, issuer.lookup, clock=gateway_clock
+    )
 
 
 async def test_a_sale_retried_after_the_window_by_a_gateway_whose_clock_is_ahead_is_answered(
-    payment_gateway, issuer, customer, store, network, gateway_key, monkeypatch
+    payment_gateway, issuer, customer, store, network, gateway_key, gateway_clock
 ) -> None:
     # The finding's node: its clock 290 s ahead, so the instruction is nearly out of window.
-    gateway_clock_ahead(monkeypatch, WINDOW_S - 10)
+    gateway_clock_ahead(gateway_clock, WINDOW_S - 10)
     request = customer.request()
     request.capture = True
     tx_id = await killed_while_the_issuer_answers(payment_gateway, issuer, request)
@@ -67,8 +70,10 @@ async def test_a_sale_retried_after_the_window_by_a_gateway_whose_clock_is_ahead
     assert record.state is TransactionState.AUTHORIZING  # the sale's answer was never recorded
 
     # The merchant's retry comes 15 s later: past the window by the gateway's clock.
-    gateway_clock_ahead(monkeypatch, WINDOW_S + 5)
-    again = await restarted(store, network, gateway_key, issuer).authorize(request, "shop")
+    gateway_clock_ahead(gateway_clock, WINDOW_S + 5)
+    again = await restarted(store, network, gateway_key, issuer, gateway_clock).authorize(
+        request, "shop"
+    )
 
     assert again.transaction_id == tx_id
     assert again.decision == authorization_pb2.AUTHORIZATION_DECISION_APPROVED
@@ -84,15 +89,17 @@ async def test_a_sale_retried_after_the_window_by_a_gateway_whose_clock_is_ahead
 
 
 async def test_a_challenged_authorization_retried_after_the_window_gets_its_challenge(
-    payment_gateway, issuer, customer, store, network, gateway_key, monkeypatch
+    payment_gateway, issuer, customer, store, network, gateway_key, gateway_clock
 ) -> None:
     issuer.decision = authorization_pb2.AUTHORIZATION_DECISION_CHALLENGE_REQUIRED
     request = customer.request(created_at=clock.now() - dt.timedelta(seconds=WINDOW_S - 5))
     request.capture = True
     tx_id = await killed_while_the_issuer_answers(payment_gateway, issuer, request)
 
-    gateway_clock_ahead(monkeypatch, 60)  # a minute later: the instruction is 355 s old
-    again = await restarted(store, network, gateway_key, issuer).authorize(request, "shop")
+    gateway_clock_ahead(gateway_clock, 60)  # a minute later: the instruction is 355 s old
+    again = await restarted(store, network, gateway_key, issuer, gateway_clock).authorize(
+        request, "shop"
+    )
 
     assert again.decision == authorization_pb2.AUTHORIZATION_DECISION_CHALLENGE_REQUIRED
     assert again.challenge.challenge_id == "challenge-1"
@@ -131,7 +138,15 @@ async def test_a_recorded_request_id_reused_for_another_payment_is_refused_and_c
     ],
 )
 async def test_an_authorization_a_crash_interrupted_is_recorded_as_the_issuer_has_its_hold(
-    payment_gateway, issuer, customer, store, network, gateway_key, found, instruction_id
+    payment_gateway,
+    issuer,
+    customer,
+    store,
+    network,
+    gateway_key,
+    gateway_clock,
+    found,
+    instruction_id,
 ) -> None:
     request = customer.request()
     request.capture = True
@@ -139,7 +154,7 @@ async def test_an_authorization_a_crash_interrupted_is_recorded_as_the_issuer_ha
     issuer.found_hold = found
 
     # On start, the restarted gateway finishes what the crash interrupted, without guessing.
-    gateway = restarted(store, network, gateway_key, issuer)
+    gateway = restarted(store, network, gateway_key, issuer, gateway_clock)
     assert await gateway.resume_pending_calls() == 1
 
     record = await gateway.transaction(tx_id, "shop")
@@ -155,17 +170,17 @@ async def test_an_authorization_a_crash_interrupted_is_recorded_as_the_issuer_ha
 
 
 async def test_an_interrupted_authorization_with_no_hold_fails_only_once_no_attempt_can_land(
-    payment_gateway, issuer, customer, store, network, gateway_key, monkeypatch
+    payment_gateway, issuer, customer, store, network, gateway_key, gateway_clock
 ) -> None:
     tx_id = await killed_while_the_issuer_answers(payment_gateway, issuer, customer.request())
-    gateway = restarted(store, network, gateway_key, issuer)
+    gateway = restarted(store, network, gateway_key, issuer, gateway_clock)
 
     # Just after the crash, an attempt may still be reaching the issuer: nothing is decided.
     assert await gateway.resume_pending_calls() == 0
     record = await gateway.transaction(tx_id, "shop")
     assert record.state is TransactionState.AUTHORIZING
 
-    gateway_clock_ahead(monkeypatch, authorization.NO_HOLD_AFTER_S + 1)
+    gateway_clock_ahead(gateway_clock, authorization.NO_HOLD_AFTER_S + 1)
     assert await gateway.resume_pending_calls() == 1
     record = await gateway.transaction(tx_id, "shop")
     assert (record.state, record.failure_reason) == (TransactionState.FAILED, "HOLD_NOT_FOUND")
