@@ -234,15 +234,16 @@ class Settlement:
 
         await self._store.transaction(step)
 
-    async def close_if_due(self) -> bool:
-        """Close the open window when it has transfers and its time is up (net mode)."""
+    async def close_if_due(self, now: dt.datetime | None = None) -> bool:
+        """Close the open window when it has transfers and its time is up (net mode), as of
+        now (the clock's time unless given)."""
         seconds = self._network.settlement.window_seconds
         if not self._net or seconds <= 0:
             return False
         current = await self._store.read(lambda conn: windows.window(conn, None))
         if current is None or current.transfer_count == 0:
             return False
-        age = clock_now() - from_iso(current.opened_at)
+        age = (now or clock_now()) - from_iso(current.opened_at)
         if age.total_seconds() < seconds:
             return False
         await self.close_window()

@@ -7,7 +7,7 @@ with the network's books checked by the same function ``paynet audit`` uses.
 
 from __future__ import annotations
 
-import asyncio
+import datetime as dt
 
 import pytest
 from interbank.v1 import audit_pb2
@@ -17,7 +17,7 @@ from interbank.v1 import settlement_pb2 as pb
 from bank import windows
 from bank.audit import member_books, settlement_books, settlement_totals
 from ops.audit import check_books
-from payment import errors
+from payment import clock, errors
 from payment.clock import now
 from payment.config import Role
 
@@ -208,8 +208,8 @@ async def test_a_window_with_transfers_closes_by_time_and_an_empty_one_stays_ope
     await world.capture(held.hold_id)
     opened = await world.settlement.get_window("")
     assert await world.settlement.close_if_due() is False  # not yet a second old
-    await asyncio.sleep(1.1)
-    assert await world.settlement.close_if_due() is True
+    a_second_on = clock.now() + dt.timedelta(seconds=1.1)
+    assert await world.settlement.close_if_due(now=a_second_on) is True
     closed = await world.settlement.get_window(opened.window_id)
     assert closed.status == pb.SETTLEMENT_WINDOW_STATUS_SETTLED
     assert {p.bank_code: p.net_minor for p in closed.positions} == {ALFA: -2_000, BETA: 2_000}
