@@ -8,6 +8,7 @@ import io
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import pytest
@@ -68,8 +69,18 @@ async def test_each_rpc_logs_one_line_with_method_peer_status_and_duration(devne
     async with devnet.channel("shop", issuer) as channel:
         with pytest.raises(grpc.aio.AioRpcError):
             await get_hold(channel)
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    rpc = [line for line in lines if line["event"] == "rpc"]
+
+    def rpc_lines() -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        return [line for line in lines if line["event"] == "rpc"]
+
+    # The server writes its line as its handler ends, which can be just after the client
+    # has the status (server and client share this event loop): wait for it, briefly.
+    for _ in range(200):
+        if rpc_lines():
+            break
+        await asyncio.sleep(0.01)
+    rpc = rpc_lines()
     assert len(rpc) == 1
     assert rpc[0]["method"] == f"/{ISSUER}/GetHold"
     assert rpc[0]["peer"] == "spiffe://paynet.test/merchant/shop"
