@@ -32,7 +32,6 @@ import datetime as dt
 import random
 import sqlite3
 from collections.abc import Callable, Sequence
-from functools import partial
 
 from interbank.v1 import authorization_pb2
 
@@ -146,15 +145,8 @@ class PaymentGateway:
         request: authorization_pb2.AuthorizePaymentRequest,
         transaction_id: str,
     ) -> authorization_pb2.AuthorizePaymentResponse:
-        recorded = await self._store.read(
-            partial(records.load_transaction, transaction_id=transaction_id)
-        )
-        if recorded is not None:
-            _require_same_payment(recorded, checked, request.request_id)
-        retried = recorded is not None and recorded.state is not TransactionState.FAILED
         window_s = self._network.limits.instruction_window_seconds
-        if not retried:
-            check_fresh(checked, self._clock(), window_s)
+        moment = self._clock()
         record = TransactionRecord(
             transaction_id=transaction_id,
             order_id=checked.order_id,
@@ -163,19 +155,31 @@ class PaymentGateway:
             currency_code=checked.currency_code,
             issuer_bank_code=checked.issuer.bank_code or "",
             state=TransactionState.AUTHORIZING,
-            created_at=to_iso(self._clock()),
+            created_at=to_iso(moment),
         )
         # The nonce is remembered for the instruction's whole window: until then it could
         # still be fresh enough to be replayed.
         nonce_expires = to_iso(checked.created_at + dt.timedelta(seconds=window_s))
 
-        def record_payment(conn: sqlite3.Connection) -> None:
-            # One transaction: a replay leaves neither a nonce nor a record behind.
+        def record_payment(conn: sqlite3.Connection) -> bool:
+            """Record the payment; True if it retries one recorded before and not refused.
+
+            One transaction: the record is read before the instruction's time is
+            judged, and a refusal (stale, replayed, key reused) leaves neither a
+            nonce nor a record behind.
+            """
+            recorded = records.load_transaction(conn, transaction_id)
+            if recorded is not None:
+                _require_same_payment(recorded, checked, request.request_id)
+            retried = recorded is not None and recorded.state is not TransactionState.FAILED
+            if not retried:
+                check_fresh(checked, moment, window_s)
             records.claim_nonce(conn, checked.nonce, transaction_id, nonce_expires)
             records.insert_transaction(conn, record)
+            return retried
 
         # Durable before the issuer is asked, so a hold never exists without our record.
-        await self._store.transaction(record_payment)
+        retried = await self._store.transaction(record_payment)
         return await self._ask_issuer(checked, request, record, retried=retried)
 
     async def _ask_issuer(
