@@ -42,6 +42,9 @@ _log = structlog.get_logger("paynet.tls")
 RELOAD_CHECK_S = 1.0
 """How often, at most, a node looks at its certificate files for a rotation."""
 
+ROTATION_SETTLE_S = 2.0
+"""How long a reader waits for a rotation caught between its key and its certificate."""
+
 CHANNEL_OPTIONS: Sequence[tuple[str, int]] = (
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
@@ -83,11 +86,28 @@ class TlsIdentity:
     """The participant's private key. Never logged: repr hides it."""
 
     @classmethod
-    def load(cls, pki: Pki, name: str) -> TlsIdentity:
-        """Read participant name's material from a PKI directory."""
-        return cls(
-            pki.ca_cert.read_bytes(), pki.cert(name).read_bytes(), pki.key(name).read_bytes()
-        )
+    def load(cls, pki: Pki, name: str, settle_s: float = ROTATION_SETTLE_S) -> TlsIdentity:
+        """Read participant name's material from a PKI directory: a key and certificate
+        that belong together.
+
+        ``paynet pki rotate`` replaces the key file, then the certificate file, each in
+        one step; a reader between the two sees a new key with the old certificate. Such
+        a pair is read again until it matches, for up to settle_s seconds; after that
+        (or at once with settle_s=0) it raises ValueError.
+        """
+        deadline = time.monotonic() + settle_s
+        while True:
+            identity = cls(
+                pki.ca_cert.read_bytes(), pki.cert(name).read_bytes(), pki.key(name).read_bytes()
+            )
+            if _pair_matches(identity):
+                return identity
+            if time.monotonic() >= deadline:
+                raise ValueError(
+                    f"the private key of {name!r} does not belong to its certificate: "
+                    f"re-issue both with `paynet pki rotate {name}`"
+                )
+            time.sleep(0.01)
 
     def __repr__(self) -> str:
         return "TlsIdentity(<redacted>)"
@@ -132,11 +152,16 @@ class NodeIdentity:
     own threads.
     """
 
-    def __init__(self, load: Callable[[], TlsIdentity], watched: Sequence[Path] = ()) -> None:
+    def __init__(
+        self,
+        load: Callable[[], TlsIdentity],
+        watched: Sequence[Path] = (),
+        first: TlsIdentity | None = None,
+    ) -> None:
         self._load = load
         self._watched = tuple(watched)
         self._lock = threading.Lock()
-        self._identity = load()
+        self._identity = first if first is not None else load()
         self._generation = 0
         self._stamp = self._stamp_now()
         self._checked_at = time.monotonic()
@@ -144,8 +169,12 @@ class NodeIdentity:
     @classmethod
     def load(cls, pki: Pki, name: str) -> NodeIdentity:
         """Participant name's identity from a PKI directory, following its rotations."""
+        # At start a half-written rotation is waited out; later it is not waited for
+        # under the lock (settle_s=0) but deferred to the next look.
         return cls(
-            lambda: TlsIdentity.load(pki, name), (pki.cert(name), pki.key(name), pki.ca_cert)
+            lambda: TlsIdentity.load(pki, name, settle_s=0),
+            (pki.cert(name), pki.key(name), pki.ca_cert),
+            first=TlsIdentity.load(pki, name),
         )
 
     @classmethod
@@ -181,10 +210,7 @@ class NodeIdentity:
     def _reload(self, stamp: tuple[tuple[int, int], ...]) -> None:
         try:
             identity = self._load()
-            usable = _pair_matches(identity)
         except (OSError, ValueError):
-            usable = False
-        if not usable:
             _log.warning("tls.reload_deferred", why="certificate and key unreadable or unmatched")
             return
         self._identity = identity

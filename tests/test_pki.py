@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import threading
 
 import pytest
 from cryptography import x509
@@ -119,3 +120,35 @@ def test_a_serial_is_logged_as_colon_hex_which_the_log_scrubber_leaves_alone() -
     line = f'{{"peer_serial": "{serial_text(serial)}"}}'
     assert mask_rendered(None, "info", line) == line
     assert mask_rendered(None, "info", f"{serial:x}") != f"{serial:x}"
+
+
+def test_a_reader_never_gets_a_key_and_certificate_from_two_rotations(devnet) -> None:
+    """``pki rotate`` replaces the key, then the certificate; a client loading its
+    identity in between used to get the new key with the old certificate, which gRPC
+    refuses ("Invalid private key"). Every load during rotations is a matched pair."""
+    from payment.pki import rotate
+    from payment.tls import TlsIdentity, _pair_matches
+
+    stop = threading.Event()
+
+    def rotating() -> None:
+        while not stop.is_set():
+            rotate(devnet.network, devnet.pki, "alice")
+
+    thread = threading.Thread(target=rotating)
+    thread.start()
+    try:
+        loads = [TlsIdentity.load(devnet.pki, "alice") for _ in range(300)]
+    finally:
+        stop.set()
+        thread.join()
+    assert all(_pair_matches(identity) for identity in loads)
+    assert len({identity.cert_pem for identity in loads}) > 1, "no rotation was seen"
+
+
+def test_a_key_that_is_not_the_certificates_is_refused_with_what_to_do(devnet) -> None:
+    from payment.tls import TlsIdentity
+
+    devnet.pki.key("alice").write_bytes(devnet.pki.key("bob").read_bytes())
+    with pytest.raises(ValueError, match=r"paynet pki rotate alice"):
+        TlsIdentity.load(devnet.pki, "alice", settle_s=0.05)
