@@ -18,7 +18,7 @@ from payment.clock import now as clock_now
 from payment.clock import timestamp, to_iso
 from payment.storage import Store
 
-__all__ = ["Accounts"]
+__all__ = ["Accounts", "held_by"]
 
 
 class Accounts:
@@ -32,7 +32,7 @@ class Accounts:
         """Booked, available and held balance of the caller's account."""
 
         def query(conn: sqlite3.Connection) -> account_pb2.GetBalanceResponse:
-            account = _held_by(conn, account_id, caller_uri)
+            account = held_by(conn, account_id, caller_uri)
             return account_pb2.GetBalanceResponse(
                 account=common_pb2.AccountRef(bank_code=self._code, account_id=account_id),
                 booked=money(account.booked, account.currency),
@@ -59,7 +59,7 @@ class Accounts:
         start = to_iso(from_time) if from_time is not None else None
 
         def query(conn: sqlite3.Connection) -> account_pb2.ListStatementResponse:
-            account = _held_by(conn, account_id, caller_uri)
+            account = held_by(conn, account_id, caller_uri)
             lines = ledger.statement_lines(conn, account_id, start, end)
             currency = account.currency
             return account_pb2.ListStatementResponse(
@@ -87,7 +87,9 @@ class Accounts:
         return await self._store.read(query)
 
 
-def _held_by(conn: sqlite3.Connection, account_id: str, caller_uri: str) -> ledger.Account:
+def held_by(conn: sqlite3.Connection, account_id: str, caller_uri: str) -> ledger.Account:
+    """The holder account account_id if caller_uri holds it; PERMISSION_DENIED,
+    ACCOUNT_NOT_HELD_BY_CALLER otherwise (whether or not it exists)."""
     account = ledger.account(conn, account_id) if account_id else None
     if account is None or account.kind != "holder" or account.holder_uri != caller_uri:
         raise errors.PermissionDenied(

@@ -20,6 +20,8 @@ from interbank.v1 import (
     audit_pb2,
     audit_pb2_grpc,
     authorization_pb2,
+    cheque_pb2,
+    cheque_pb2_grpc,
     common_pb2,
     notification_pb2,
     notification_pb2_grpc,
@@ -32,7 +34,9 @@ from bank.accounts import Accounts
 from bank.acquirer import Acquirer
 from bank.audit import member_books, settlement_books
 from bank.challenges import Challenges
+from bank.cheques import ChequeDesk
 from bank.clearing import Clearing
+from bank.collection import Collection
 from bank.issuer import Issuer
 from bank.messages import SettlementMessage, StatusAnswer, fields
 from bank.opening import open_bank_books, open_settlement_books
@@ -43,6 +47,7 @@ from bank.servicers import (
     AcquirerServicer,
     AuditServicer,
     ChallengeServicer,
+    ChequeServicer,
     ClearingServicer,
     IssuerServicer,
     SettlementServicer,
@@ -110,6 +115,8 @@ class BankApp:
             self.store, network.risk, network.limits.challenge_answers_per_minute
         )
         self.clearing = Clearing(self.store, network, node)
+        self.cheques = ChequeDesk(self.store, network, node)
+        self.collection = Collection(self.store, network, self.cheques, self._present_letter)
         self.accounts = Accounts(self.store, node.bank_code)
         self._background = Background()
 
@@ -122,6 +129,7 @@ class BankApp:
             _service(authorization_pb2, "ChallengeService"),
             _service(settlement_pb2, "ClearingService"),
             _service(account_pb2, "AccountService"),
+            _service(cheque_pb2, "ChequeService"),
             _service(notification_pb2, "NotificationService"),
             _service(audit_pb2, "AuditService"),
         )
@@ -134,7 +142,10 @@ class BankApp:
             ChallengeServicer(self.challenges), server
         )
         settlement_pb2_grpc.add_ClearingServiceServicer_to_server(
-            ClearingServicer(self.clearing), server
+            ClearingServicer(self.clearing, self.cheques), server
+        )
+        cheque_pb2_grpc.add_ChequeServiceServicer_to_server(
+            ChequeServicer(self.store, self.cheques, self.collection), server
         )
         account_pb2_grpc.add_AccountServiceServicer_to_server(
             AccountServicer(self.accounts), server
@@ -166,13 +177,27 @@ class BankApp:
         self._started = True
         self._background.every(SWEEP_INTERVAL_S, "hold-sweeper", self.issuer.sweep)
         self._background.every(RETRY_INTERVAL_S, "settlement-retry", self.outgoing.deliver_pending)
+        self._background.every(RETRY_INTERVAL_S, "cash-letters", self.collection.present_pending)
 
     async def close(self) -> None:
         """Stop background work, then close the channel and the store."""
         await self._background.stop()
+        await self.collection.close()
         self._started = False
         await self._channels.close()
         await self.store.close()
+
+    async def _present_letter(
+        self, entries: Sequence[settlement_pb2.SubmitChequePresentmentRequest]
+    ) -> list[StatusAnswer | None]:
+        if not self._started:
+            return [None] * len(entries)
+        call = self._settlement().SubmitChequePresentments(
+            settlement_pb2.SubmitChequePresentmentsRequest(entries=entries),
+            timeout=self.network.timeouts.node_call_seconds,
+        )
+        answers = await _batch_answers(call, [entry.request_id for entry in entries])
+        return answers + [None] * (len(entries) - len(answers))
 
     async def _submit(self, message: SettlementMessage) -> StatusAnswer | None:
         if not self._started:
@@ -184,6 +209,8 @@ class BankApp:
                     request_id=message.instruction_id, transfer=message
                 )
             )
+        if not isinstance(message, settlement_pb2.PaymentReturn):
+            raise TypeError("cheque presentments go in cash letters (bank.collection)")
         return await _status_answer(
             self._settlement().SubmitPaymentReturn(
                 settlement_pb2.SubmitPaymentReturnRequest(
@@ -224,6 +251,9 @@ class SettlementApp:
         self._receivers: Coalescers[
             str, settlement_pb2.ReceiveCreditTransferRequest, StatusAnswer | None
         ] = Coalescers(self._deliver_transfers, "ReceiveCreditTransfers")
+        self._drawees: Coalescers[
+            str, settlement_pb2.ReceiveChequePresentmentRequest, StatusAnswer | None
+        ] = Coalescers(self._deliver_presentments, "ReceiveChequePresentments")
         self._channels = Channels(identity)
         self._started = False
         self._background = Background()
@@ -279,6 +309,13 @@ class SettlementApp:
         if not self._started or bank is None or bank.role is not Role.BANK:
             return None
         request_id = fields(message).delivery_request_id
+        if isinstance(message, cheque_pb2.ChequePresentment):
+            return await self._drawees.submit(
+                bank.address,
+                settlement_pb2.ReceiveChequePresentmentRequest(
+                    request_id=request_id, presentment=message
+                ),
+            )
         if isinstance(message, settlement_pb2.CreditTransfer):
             return await self._receivers.submit(
                 bank.address,
@@ -301,6 +338,15 @@ class SettlementApp:
     ) -> list[StatusAnswer | None]:
         call = self._clearing(address).ReceiveCreditTransfers(
             settlement_pb2.ReceiveCreditTransfersRequest(entries=entries),
+            timeout=self.network.timeouts.node_call_seconds,
+        )
+        return await _batch_answers(call, [entry.request_id for entry in entries])
+
+    async def _deliver_presentments(
+        self, address: str, entries: list[settlement_pb2.ReceiveChequePresentmentRequest]
+    ) -> list[StatusAnswer | None]:
+        call = self._clearing(address).ReceiveChequePresentments(
+            settlement_pb2.ReceiveChequePresentmentsRequest(entries=entries),
             timeout=self.network.timeouts.node_call_seconds,
         )
         return await _batch_answers(call, [entry.request_id for entry in entries])

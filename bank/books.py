@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from interbank.v1 import settlement_pb2 as pb
 
-from bank.messages import TRANSFER, parse
+from bank.messages import TRANSFER, fields, parse
 from payment.clock import to_iso
 from payment.storage import request_hash
 
@@ -207,12 +207,7 @@ def settlement_records(conn: sqlite3.Connection) -> list[SettlementRecord]:
         " amount, status, message FROM settlement_transfers"
     ):
         # The table keeps the end-to-end id only inside the message.
-        message = parse(kind, blob)
-        order_id = (
-            message.end_to_end_id
-            if isinstance(message, pb.CreditTransfer)
-            else message.original_end_to_end_id
-        )
+        order_id = fields(parse(kind, blob)).end_to_end_id
         records.append(SettlementRecord(payer, ident, kind, original, order_id, amount, status))
     return records
 

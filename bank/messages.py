@@ -1,9 +1,13 @@
-"""The two interbank messages that settle, and what every bank reads off either of them.
+"""The three interbank messages that settle, and what every bank reads off any of them.
 
 A credit transfer (after pacs.008, issuer -> acquirer) and a payment return
 (after pacs.004, acquirer -> issuer) travel the same way: the paying bank
 records and sends it, the settlement bank settles it, the receiving bank
-credits it. :func:`fields` gives the parts that path needs, whichever it is.
+credits it. A cheque presentment travels the other way round, as a debit
+does: the bank to be paid (the acquirer) sends it, the settlement bank
+settles it, the paying bank (the drawee) decides it. :func:`fields` gives the
+parts that path needs, whichever it is: who sends it, who receives it, and
+which way the money goes.
 """
 
 from __future__ import annotations
@@ -11,12 +15,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from interbank.v1 import common_pb2
+from interbank.v1 import cheque_pb2, common_pb2
 from interbank.v1 import settlement_pb2 as pb
 
 from payment import errors, money
 
 __all__ = [
+    "CHEQUE",
     "RETURN",
     "TRANSFER",
     "Deliver",
@@ -29,11 +34,11 @@ __all__ = [
     "refuse_malformed",
 ]
 
-TRANSFER, RETURN = "transfer", "return"
+TRANSFER, RETURN, CHEQUE = "transfer", "return", "cheque"
 """The kinds, as stored."""
 
-SettlementMessage = pb.CreditTransfer | pb.PaymentReturn
-"""What settles: a credit transfer or a payment return."""
+SettlementMessage = pb.CreditTransfer | pb.PaymentReturn | cheque_pb2.ChequePresentment
+"""What settles: a credit transfer, a payment return or a cheque presentment."""
 
 StatusAnswer = tuple[str, str]
 """A bank's answer about a message: (ACCEPTED, REJECTED or PENDING, reason code)."""
@@ -47,13 +52,14 @@ class MessageFields:
     """The settlement-relevant fields of either kind of message."""
 
     kind: str
-    """TRANSFER or RETURN."""
+    """TRANSFER, RETURN or CHEQUE."""
     message_id: str
-    """The instruction id of a transfer, the return id of a return."""
+    """The instruction id of a transfer, the return id of a return, the presentment id."""
     payer: str
-    """Code of the bank the money leaves: debtor agent, or returning agent."""
+    """Code of the bank the money leaves: debtor agent, returning agent, drawee agent."""
     payee: str
-    """Code of the bank the money reaches: creditor agent, or receiving agent."""
+    """Code of the bank the money reaches: creditor agent, receiving agent, presenting
+    agent."""
     amount: int
     """Amount in minor units."""
     currency: str
@@ -65,22 +71,44 @@ class MessageFields:
 
     @property
     def path(self) -> str:
-        """The message's field in the requests that carry it: transfer or payment_return."""
-        return "transfer" if self.kind == TRANSFER else "payment_return"
+        """The message's field in the requests that carry it."""
+        return {TRANSFER: "transfer", RETURN: "payment_return", CHEQUE: "presentment"}[self.kind]
+
+    @property
+    def sender(self) -> str:
+        """Code of the bank that sends the message to the settlement bank: the payer of a
+        transfer or return, the payee (presenting agent) of a cheque presentment."""
+        return self.payee if self.kind == CHEQUE else self.payer
+
+    @property
+    def receiver(self) -> str:
+        """Code of the bank the settlement bank delivers the message to."""
+        return self.payer if self.kind == CHEQUE else self.payee
 
     @property
     def delivery_request_id(self) -> str:
         """The request_id the settlement bank delivers the message with.
 
-        Ids are unique per paying bank, not across banks, so the paying bank's
+        Ids are unique per sending bank, not across banks, so the sender's
         code is part of it: two banks' messages that share an id are two
         deliveries, not a reuse of one idempotency key.
         """
-        return f"{self.payer}/{self.message_id}"
+        return f"{self.sender}/{self.message_id}"
 
 
 def fields(message: SettlementMessage) -> MessageFields:
-    """The fields of a transfer or a return, under common names."""
+    """The fields of a transfer, a return or a presentment, under common names."""
+    if isinstance(message, cheque_pb2.ChequePresentment):
+        return MessageFields(
+            CHEQUE,
+            message.presentment_id,
+            message.drawee_agent,
+            message.presenting_agent,
+            message.amount.amount_minor,
+            message.amount.currency_code,
+            message.end_to_end_id,
+            None,
+        )
     if isinstance(message, pb.CreditTransfer):
         return MessageFields(
             TRANSFER,
@@ -108,6 +136,8 @@ def parse(kind: str, blob: bytes) -> SettlementMessage:
     """A stored message back from its kind and serialized bytes."""
     if kind == TRANSFER:
         return pb.CreditTransfer.FromString(blob)
+    if kind == CHEQUE:
+        return cheque_pb2.ChequePresentment.FromString(blob)
     return pb.PaymentReturn.FromString(blob)
 
 
@@ -127,7 +157,11 @@ def refuse_malformed(message: SettlementMessage) -> None:
     sent = fields(message)
     money.require_amount(sent.amount, f"{sent.path}.amount")
     if sent.payer == sent.payee:
-        payee_field = "creditor_agent" if sent.kind == TRANSFER else "receiving_agent"
+        payee_field = {
+            TRANSFER: "creditor_agent",
+            RETURN: "receiving_agent",
+            CHEQUE: "drawee_agent",
+        }[sent.kind]
         raise errors.InvalidArgument(
             "SAME_AGENT",
             f"the {sent.kind} pays the bank it comes from ({sent.payer}): a bank's own holders"

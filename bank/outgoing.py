@@ -213,10 +213,12 @@ def book_on_us(conn: sqlite3.Connection, message_id: str, *, now: dt.datetime) -
         report = receive_credit_transfer(
             conn, message, own_code=sent.payer, currency=currency, now=now, on_us=True
         )
-    else:
+    elif isinstance(message, pb.PaymentReturn):
         report = receive_payment_return(
             conn, message, own_code=sent.payer, currency=currency, now=now, on_us=True
         )
+    else:
+        raise ledger.LedgerError(f"{message_id} is a cheque presentment, never sent from here")
     status = pb.TransferStatus.Name(report.status).removeprefix("TRANSFER_STATUS_")
     state = apply_settlement_answer(
         conn, message_id, (status, report.reason_code), now=now, on_us=True

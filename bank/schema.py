@@ -140,6 +140,71 @@ CREATE TABLE IF NOT EXISTS incoming_returns (
 );
 CREATE INDEX IF NOT EXISTS incoming_returns_original
     ON incoming_returns (original_instruction_id);
+-- The drawee's side of cheques (bank.cheques). A holder's cheque account: one opaque
+-- reference for all its books, serials allocated in sequence, closed by the holder.
+CREATE TABLE IF NOT EXISTS cheque_accounts (
+    account_id TEXT PRIMARY KEY REFERENCES accounts (account_id),
+    account_reference BLOB NOT NULL UNIQUE,
+    customer_name TEXT NOT NULL,
+    next_serial INTEGER NOT NULL,
+    closed_at TEXT
+);
+CREATE TABLE IF NOT EXISTS cheque_books (
+    account_reference BLOB NOT NULL REFERENCES cheque_accounts (account_reference),
+    first_serial INTEGER NOT NULL,
+    last_serial INTEGER NOT NULL,
+    bank_key_id TEXT NOT NULL,
+    certificate BLOB NOT NULL,
+    issued_at TEXT NOT NULL,
+    PRIMARY KEY (account_reference, first_serial)
+);
+CREATE TABLE IF NOT EXISTS cheque_stops (
+    account_reference BLOB NOT NULL,
+    serial INTEGER NOT NULL,
+    stopped_at TEXT NOT NULL,
+    PRIMARY KEY (account_reference, serial)
+);
+-- Every cheque paid, by its serial: a cheque is paid at most once, whoever presents it.
+-- Written in the transaction that debits the drawer.
+CREATE TABLE IF NOT EXISTS cheques_paid (
+    account_reference BLOB NOT NULL,
+    serial INTEGER NOT NULL,
+    presenting_agent TEXT NOT NULL,
+    presentment_id TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    ledger_transfer_id TEXT NOT NULL REFERENCES transfers (transfer_id),
+    paid_at TEXT NOT NULL,
+    PRIMARY KEY (account_reference, serial)
+);
+CREATE TABLE IF NOT EXISTS cheque_presentments (
+    presenting_agent TEXT NOT NULL,
+    presentment_id TEXT NOT NULL,
+    request_hash BLOB NOT NULL,
+    status TEXT NOT NULL,
+    reason_code TEXT NOT NULL DEFAULT '',
+    amount INTEGER NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (presenting_agent, presentment_id)
+);
+-- The acquirer's side (bank.collection): cheques its merchants deposited, each with its
+-- provisional credit (a pending ledger transfer) until the drawee pays or returns it.
+CREATE TABLE IF NOT EXISTS cheque_deposits (
+    deposit_id TEXT PRIMARY KEY,
+    request_key TEXT NOT NULL UNIQUE,
+    cheque_digest BLOB NOT NULL UNIQUE,
+    account_id TEXT NOT NULL REFERENCES accounts (account_id),
+    order_id TEXT NOT NULL,
+    drawee_bank_code TEXT NOT NULL,
+    serial INTEGER NOT NULL,
+    amount INTEGER NOT NULL,
+    presentment BLOB NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('IN_CLEARING', 'PAID', 'RETURNED')),
+    return_reason TEXT NOT NULL DEFAULT '',
+    ledger_transfer_id TEXT NOT NULL REFERENCES transfers (transfer_id),
+    created_at TEXT NOT NULL,
+    decided_at TEXT
+);
+CREATE INDEX IF NOT EXISTS cheque_deposits_state ON cheque_deposits (state, created_at);
 """
 )
 
@@ -149,7 +214,7 @@ SETTLEMENT_SCHEMA = (
 CREATE TABLE IF NOT EXISTS settlement_transfers (
     debtor_agent TEXT NOT NULL,
     instruction_id TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('transfer', 'return')),
+    kind TEXT NOT NULL CHECK (kind IN ('transfer', 'return', 'cheque')),
     original_instruction_id TEXT,
     request_hash BLOB NOT NULL,
     creditor_agent TEXT NOT NULL,

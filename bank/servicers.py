@@ -12,11 +12,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sqlite3
 from collections.abc import Awaitable, Callable
 
 import grpc
 from google.protobuf import timestamp_pb2
-from interbank.v1 import account_pb2, account_pb2_grpc, audit_pb2, audit_pb2_grpc
+from interbank.v1 import (
+    account_pb2,
+    account_pb2_grpc,
+    audit_pb2,
+    audit_pb2_grpc,
+    cheque_pb2,
+    cheque_pb2_grpc,
+)
 from interbank.v1 import authorization_pb2 as authz
 from interbank.v1 import authorization_pb2_grpc as authz_grpc
 from interbank.v1 import settlement_pb2 as pb
@@ -25,20 +33,23 @@ from interbank.v1 import settlement_pb2_grpc as pb_grpc
 from bank.accounts import Accounts
 from bank.acquirer import Acquirer
 from bank.challenges import Challenges
+from bank.cheques import ChequeDesk
 from bank.clearing import Clearing
+from bank.collection import Collection
 from bank.issuer import Issuer
 from bank.settlement import Settlement
 from payment import errors, otp
 from payment.batching import answer_each
 from payment.config import NetworkConfig, Role
 from payment.identity import caller
-from payment.storage import Store, idempotent
+from payment.storage import Store, idempotent, idempotent_transaction
 
 __all__ = [
     "AccountServicer",
     "AcquirerServicer",
     "AuditServicer",
     "ChallengeServicer",
+    "ChequeServicer",
     "ClearingServicer",
     "IssuerServicer",
     "SettlementServicer",
@@ -168,8 +179,9 @@ class ChallengeServicer(authz_grpc.ChallengeServiceServicer):
 class ClearingServicer(pb_grpc.ClearingServiceServicer):
     """ClearingService, called by the settlement bank."""
 
-    def __init__(self, clearing: Clearing) -> None:
+    def __init__(self, clearing: Clearing, desk: ChequeDesk) -> None:
         self._clearing = clearing
+        self._desk = desk
 
     async def ReceiveCreditTransfer(
         self, request: pb.ReceiveCreditTransferRequest, context: grpc.aio.ServicerContext
@@ -194,6 +206,56 @@ class ClearingServicer(pb_grpc.ClearingServiceServicer):
     ) -> pb.ReceivePaymentReturnResponse:
         """Credit a settled return to the original debtor."""
         return await self._clearing.receive_return(request)
+
+    async def ReceiveChequePresentments(
+        self, request: pb.ReceiveChequePresentmentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReceiveChequePresentmentsResponse:
+        """Pay or return presented cheques, each once."""
+        results = await answer_each(
+            "ReceiveChequePresentments",
+            pb.ReceiveChequePresentmentResult,
+            request.entries,
+            self._desk.receive,
+        )
+        return pb.ReceiveChequePresentmentsResponse(results=results)
+
+
+class ChequeServicer(cheque_pb2_grpc.ChequeServiceServicer):
+    """ChequeService: drawers' cheque books and stops, payees' deposits."""
+
+    def __init__(self, store: Store, desk: ChequeDesk, collection: Collection) -> None:
+        self._store = store
+        self._desk = desk
+        self._collection = collection
+
+    @idempotent_transaction(cheque_pb2.IssueChequeBookResponse)
+    def IssueChequeBook(
+        self, request: cheque_pb2.IssueChequeBookRequest, context: grpc.aio.ServicerContext
+    ) -> Callable[[sqlite3.Connection], cheque_pb2.IssueChequeBookResponse]:
+        """Issue the caller a cheque book (once per request_id)."""
+        who = caller()
+        return self._desk.issue_book(request, who.uri, who.name)
+
+    @idempotent_transaction(cheque_pb2.StopChequeResponse)
+    def StopCheque(
+        self, request: cheque_pb2.StopChequeRequest, context: grpc.aio.ServicerContext
+    ) -> Callable[[sqlite3.Connection], cheque_pb2.StopChequeResponse]:
+        """Stop one of the caller's cheques (once per request_id)."""
+        return self._desk.stop(request, caller().name)
+
+    @idempotent_transaction(cheque_pb2.CloseChequeAccountResponse)
+    def CloseChequeAccount(
+        self, request: cheque_pb2.CloseChequeAccountRequest, context: grpc.aio.ServicerContext
+    ) -> Callable[[sqlite3.Connection], cheque_pb2.CloseChequeAccountResponse]:
+        """Close the caller's cheque account (once per request_id)."""
+        return self._desk.close_account(request, caller().name)
+
+    async def DepositCheque(
+        self, request: cheque_pb2.DepositChequeRequest, context: grpc.aio.ServicerContext
+    ) -> cheque_pb2.DepositChequeResponse:
+        """Deposit a cheque endorsed to this bank; a repeat answers the deposit as it is now."""
+        who = caller()
+        return await self._collection.deposit(request, who.uri, who.name)
 
 
 class AccountServicer(account_pb2_grpc.AccountServiceServicer):
@@ -274,6 +336,19 @@ class SettlementServicer(pb_grpc.SettlementServiceServicer):
         """A settlement window and its net positions."""
         window = await self._settlement.get_window(request.window_id)
         return pb.GetSettlementWindowResponse(window=window)
+
+    async def SubmitChequePresentments(
+        self, request: pb.SubmitChequePresentmentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitChequePresentmentsResponse:
+        """Settle a cash letter, each presentment as it would be alone."""
+        caller_code = self._caller_code()
+        results = await answer_each(
+            "SubmitChequePresentments",
+            pb.SubmitChequePresentmentResult,
+            request.entries,
+            lambda entry: self._settlement.present(entry, caller_code),
+        )
+        return pb.SubmitChequePresentmentsResponse(results=results)
 
     @idempotent(pb.CloseSettlementWindowResponse)
     async def CloseSettlementWindow(

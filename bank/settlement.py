@@ -1,10 +1,12 @@
 """The settlement bank: member banks' reserves, moved gross or net.
 
-Two kinds of interbank message settle here the same way: credit transfers
-(pacs.008, issuer -> acquirer) and payment returns (pacs.004, acquirer ->
-issuer, referencing the transfer they return). Each is identified by (paying
-agent, id), recorded PENDING, delivered to the receiving bank, and decided by
-its answer:
+Three kinds of interbank message settle here the same way: credit transfers
+(pacs.008, issuer -> acquirer), payment returns (pacs.004, acquirer -> issuer,
+referencing the transfer they return) and cheque presentments (acquirer ->
+drawee, the money flowing from the drawee to the acquirer). Each is
+identified by (paying agent, id), recorded PENDING, delivered to the bank
+that decides it (the one credited, or for a cheque the drawee), and decided
+by its answer:
 
 - gross mode: the amount is earmarked at once as a pending ledger transfer
   between the two reserves; ACCEPTED posts it, REJECTED voids it.
@@ -32,6 +34,7 @@ from interbank.v1 import settlement_pb2 as pb
 
 from bank import ledger, windows
 from bank.messages import (
+    CHEQUE,
     RETURN,
     TRANSFER,
     Deliver,
@@ -126,6 +129,34 @@ class Settlement:
         )
         return pb.SubmitPaymentReturnResponse(
             return_id=payment_return.return_id,
+            status=pb.TransferStatus.Value(f"TRANSFER_STATUS_{status}"),
+            reason_code=reason,
+            window_id=window_id,
+        )
+
+    async def present(
+        self,
+        request: pb.SubmitChequePresentmentRequest,
+        caller_bank_code: str,
+        *,
+        now: dt.datetime | None = None,
+    ) -> pb.SubmitChequePresentmentResponse:
+        """Settle a cheque presented by the caller's bank to its drawee; a repeat returns
+        (or completes) the first."""
+        presentment = request.presentment
+        if presentment.presenting_agent != caller_bank_code:
+            raise errors.PermissionDenied(
+                "PRESENTING_AGENT_NOT_CALLER",
+                "presenting_agent must be the calling bank's own code",
+            )
+        self._validate(presentment)
+        status, reason, window_id = await self._settle(
+            presentment,
+            now or clock_now(),
+            (f"SubmitChequePresentment|{caller_bank_code}", request.request_id, request),
+        )
+        return pb.SubmitChequePresentmentResponse(
+            presentment_id=presentment.presentment_id,
             status=pb.TransferStatus.Value(f"TRANSFER_STATUS_{status}"),
             reason_code=reason,
             window_id=window_id,
@@ -275,6 +306,8 @@ class Settlement:
             f"{entry.path}.amount": entry.currency != self._network.currency,
             f"{entry.path}.receiving_agent": not entry.payee,
         }
+        if entry.kind == CHEQUE:
+            problems[f"{entry.path}.drawee_agent"] = not entry.payer
         for field, bad in problems.items():
             if bad:
                 raise errors.InvalidArgument("FIELD_INVALID", f"{field} is invalid", field=field)
@@ -378,6 +411,8 @@ class Settlement:
     def _refusal(self, conn: sqlite3.Connection, entry: MessageFields) -> str | None:
         if entry.payee not in self._members:
             return "UNKNOWN_CREDITOR_AGENT"
+        if entry.kind == CHEQUE and entry.payer not in self._members:
+            return "UNKNOWN_DRAWEE_AGENT"
         if entry.kind != RETURN:
             return None
         original = conn.execute(
@@ -407,7 +442,7 @@ class Settlement:
         if row[2] != _PENDING:
             return str(row[2]), str(row[3])
         message = parse(row[0], row[1])
-        answer = await self._deliver(fields(message).payee, message)
+        answer = await self._deliver(fields(message).receiver, message)
         if answer is None or answer[0] not in (_ACCEPTED, _REJECTED):
             return _PENDING, ""
         return await self._store.transaction(lambda conn: self._decide(conn, key, answer))

@@ -3,6 +3,7 @@
     paynet pki init    --network FILE --out DIR [--force]
     paynet pki revoke  (NAME | --serial HEX | --cert FILE) (--network FILE | --pki DIR)
     paynet pki rotate  NAME --network FILE
+    paynet pki rotate-cheque-key BANK --network FILE
     paynet serve ROLE  --network FILE --name NAME
     paynet up          --network FILE
     paynet health      --network FILE
@@ -108,6 +109,29 @@ def _cmd_pki_rotate(args: argparse.Namespace) -> int:
         "serves it to new connections and its clients reconnect with it, without a restart. "
         f"The old certificate stays valid until revoked: paynet pki revoke --network "
         f"{args.network} --serial {old:x}"
+    )
+    return 0
+
+
+def _cmd_pki_rotate_cheque_key(args: argparse.Namespace) -> int:
+    from payment.pki import Pki, rotate_cheque_key
+
+    network = _network(args.network)
+    try:
+        bank = network.node(args.bank)
+    except KeyError:
+        bank = None
+    if bank is None or bank.role is not Role.BANK or bank.bank_code is None:
+        print(
+            f"paynet pki rotate-cheque-key: no bank {args.bank!r} in {args.network}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    key_id = rotate_cheque_key(Pki(network.pki_dir), bank.name, bank.bank_code)
+    print(
+        f"{bank.name}: new cheque-signing key {key_id}, published; the bank signs the cheque"
+        " books it issues from now on with it (no restart). Earlier keys stay published, so"
+        " their books' cheques keep clearing."
     )
     return 0
 
@@ -319,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     rot.add_argument("name", help="the node or customer")
     rot.add_argument("--network", required=True, help="the network file (TOML)")
     rot.set_defaults(func=_cmd_pki_rotate)
+    chq = pki.add_parser(
+        "rotate-cheque-key", help="a new cheque-signing key for a bank, the old ones kept"
+    )
+    chq.add_argument("bank", help="the bank node")
+    chq.add_argument("--network", required=True, help="the network file (TOML)")
+    chq.set_defaults(func=_cmd_pki_rotate_cheque_key)
 
     serve = sub.add_parser("serve", help="run one node")
     serve.add_argument("role", choices=[str(r) for r in Role if r is not Role.CUSTOMER])

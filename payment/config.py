@@ -155,6 +155,8 @@ class LimitsConfig:
     """How far a sealed instruction's created_at may lie from the gateway's clock, either
     way; outside it is INSTRUCTION_EXPIRED or INSTRUCTION_FROM_FUTURE. The gateway remembers
     each instruction's nonce this long, so one sealed instruction pays at most one order."""
+    cheque_stale_days: int = 180
+    """How old a cheque's date may be: older is STALE_DATED, at the payee and the drawee."""
 
 
 @dataclass(frozen=True)

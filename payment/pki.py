@@ -6,8 +6,14 @@ Layout of a PKI directory::
     ca.crt ca.key crl.pem            the root CA, its key, its revocation list
     <name>/cert.pem <name>/key.pem   every node's and customer's TLS identity
     <customer>/signing.key|.pub      the customer's Ed25519 dual-signature key;
-                                     the .pub is what the issuer enrols
+                                     the .pub is what the issuer enrols (it also
+                                     signs the customer's cheques)
+    <merchant>/signing.key|.pub      the merchant's Ed25519 key that endorses
+                                     cheques; the .pub is the published key
     <gateway>/hpke.key|.pub          the gateway's X25519 payment-encryption key
+    <bank>/cheque-keys/<id>.key|.pub a bank's Ed25519 cheque-signing keys (account
+                                     certificates), newest id signs; every .pub
+                                     is published (payment.cheque_keys)
 
 Every certificate is EC P-256 and names its holder in one URI SAN,
 ``spiffe://<trust-domain>/<role>/<name>``; node certificates also carry
@@ -41,6 +47,7 @@ __all__ = [
     "revoke",
     "revoke_serial",
     "rotate",
+    "rotate_cheque_key",
 ]
 
 _CA_DAYS = 3650
@@ -82,13 +89,18 @@ class Pki:
         """A participant's TLS private key."""
         return self.root / name / "key.pem"
 
-    def signing_key(self, customer: str) -> Path:
-        """A customer's Ed25519 dual-signature private key."""
-        return self.root / customer / "signing.key"
+    def signing_key(self, holder: str) -> Path:
+        """A customer's Ed25519 dual-signature (and cheque) key, or a merchant's
+        endorsement key."""
+        return self.root / holder / "signing.key"
 
-    def signing_public_key(self, customer: str) -> Path:
-        """A customer's enrolled Ed25519 public key (raw 32 bytes, hex)."""
-        return self.root / customer / "signing.pub"
+    def signing_public_key(self, holder: str) -> Path:
+        """A holder's published Ed25519 public key (raw 32 bytes, hex)."""
+        return self.root / holder / "signing.pub"
+
+    def cheque_keys(self, bank: str) -> Path:
+        """The folder of a bank's cheque-signing keys, <key id>.key and .pub."""
+        return self.root / bank / "cheque-keys"
 
     def hpke_key(self, gateway: str) -> Path:
         """The gateway's X25519 payment-encryption private key."""
@@ -117,14 +129,16 @@ def init_pki(network: NetworkConfig, out: Path, *, force: bool = False) -> Pki:
             hpke = x25519.X25519PrivateKey.generate()
             _write_key(pki.hpke_key(node.name), hpke)
             _write(pki.hpke_public_key(node.name), _raw_public_hex(hpke.public_key()))
+        if node.role is Role.BANK and node.bank_code is not None:
+            rotate_cheque_key(pki, node.name, node.bank_code)
     for customer in network.customers:
         key, cert = issue_certificate(
             ca_key, ca_cert, network.trust_domain, Role.CUSTOMER, customer.name
         )
         _write_pair(pki, customer.name, key, cert)
-        signing = ed25519.Ed25519PrivateKey.generate()
-        _write_key(pki.signing_key(customer.name), signing)
-        _write(pki.signing_public_key(customer.name), _raw_public_hex(signing.public_key()))
+        _write_signing_key(pki, customer.name)
+    for merchant in network.merchants:
+        _write_signing_key(pki, merchant.name)
     _write(pki.crl, _crl(ca_key, ca_cert, revoked=()).public_bytes(serialization.Encoding.PEM))
     return pki
 
@@ -290,6 +304,39 @@ def rotate(network: NetworkConfig, pki: Pki, name: str) -> tuple[int, int]:
     )
     _replace(pki.cert(name), cert.public_bytes(serialization.Encoding.PEM))
     return old, cert.serial_number
+
+
+def rotate_cheque_key(pki: Pki, bank: str, bank_code: str) -> str:
+    """Give a bank a new cheque-signing key; returns its key id.
+
+    The new key signs the account certificates of the cheque books issued
+    from now on. The earlier keys stay published, so the certificates they
+    signed (and their cheques) keep verifying; delete a .pub to withdraw one.
+    Ids are the bank code and a counter, so the newest sorts last.
+    """
+    folder = pki.cheque_keys(bank)
+    folder.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.stem.rsplit("-", 1)[1]) for p in folder.glob(f"{bank_code}-*.pub")]
+    key_id = f"{bank_code}-{max(numbers, default=0) + 1:04d}"
+    key = ed25519.Ed25519PrivateKey.generate()
+    _replace(
+        folder / f"{key_id}.key",
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        mode=0o600,
+    )
+    # The public half last: once it is published, its private key is in place.
+    _replace(folder / f"{key_id}.pub", _raw_public_hex(key.public_key()))
+    return key_id
+
+
+def _write_signing_key(pki: Pki, holder: str) -> None:
+    signing = ed25519.Ed25519PrivateKey.generate()
+    _write_key(pki.signing_key(holder), signing)
+    _write(pki.signing_public_key(holder), _raw_public_hex(signing.public_key()))
 
 
 def _replace(path: Path, data: bytes, mode: int = 0o644) -> None:

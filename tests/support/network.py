@@ -110,8 +110,11 @@ def log_path(workdir: Path, name: str) -> Path:
     return workdir / "logs" / f"{name}.log"
 
 
-def launch_node(path: Path, node: NodeConfig, workdir: Path) -> subprocess.Popen[bytes]:
-    """``paynet serve`` for one node of the network file at path, output appended to its log."""
+def launch_node(
+    path: Path, node: NodeConfig, workdir: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``paynet serve`` for one node of the network file at path, output appended to its log;
+    env adds to the node's environment (PAYNET_TIME_TRAVEL_SECONDS, say)."""
     log = log_path(workdir, node.name)
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
@@ -120,7 +123,7 @@ def launch_node(path: Path, node: NodeConfig, workdir: Path) -> subprocess.Popen
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})),
         )
 
 

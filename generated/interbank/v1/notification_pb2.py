@@ -23,33 +23,36 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from interbank.v1 import cheque_pb2 as interbank_dot_v1_dot_cheque__pb2
 from interbank.v1 import common_pb2 as interbank_dot_v1_dot_common__pb2
 from interbank.v1 import order_pb2 as interbank_dot_v1_dot_order__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1finterbank/v1/notification.proto\x12\x0cinterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/common.proto\x1a\x18interbank/v1/order.proto\"*\n\x10SubscribeRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\"\x9d\x01\n\x0bOneTimeCode\x12\x14\n\x0c\x63hallenge_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x15\n\rmerchant_name\x18\x03 \x01(\t\x12#\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x13.interbank.v1.Money\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x02\n\x12\x41\x63\x63ountEntryNotice\x12)\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x18.interbank.v1.AccountRef\x12\x36\n\tdirection\x18\x02 \x01(\x0e\x32#.interbank.v1.AccountEntryDirection\x12#\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x13.interbank.v1.Money\x12\x10\n\x08order_id\x18\x04 \x01(\t\x12\x16\n\x0einstruction_id\x18\x05 \x01(\t\x12*\n\rbalance_after\x18\x06 \x01(\x0b\x32\x13.interbank.v1.Money\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\"c\n\nHoldNotice\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12#\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x13.interbank.v1.Money\"\xd1\x01\n\x0cRefundNotice\x12\x11\n\trefund_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12)\n\x07\x61\x63\x63ount\x18\x03 \x01(\x0b\x32\x18.interbank.v1.AccountRef\x12\x1f\n\x17original_instruction_id\x18\x04 \x01(\t\x12#\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x13.interbank.v1.Money\x12+\n\x0erefunded_total\x18\x06 \x01(\x0b\x32\x13.interbank.v1.Money\"1\n\x0bOrderUpdate\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\"\xeb\x02\n\x11SubscribeResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\rone_time_code\x18\x04 \x01(\x0b\x32\x19.interbank.v1.OneTimeCodeH\x00\x12\x39\n\raccount_entry\x18\x05 \x01(\x0b\x32 .interbank.v1.AccountEntryNoticeH\x00\x12(\n\x04hold\x18\x06 \x01(\x0b\x32\x18.interbank.v1.HoldNoticeH\x00\x12\x31\n\x0corder_update\x18\x07 \x01(\x0b\x32\x19.interbank.v1.OrderUpdateH\x00\x12,\n\x06refund\x18\x08 \x01(\x0b\x32\x1a.interbank.v1.RefundNoticeH\x00\x42\x07\n\x05\x65vent*\x87\x01\n\x15\x41\x63\x63ountEntryDirection\x12\'\n#ACCOUNT_ENTRY_DIRECTION_UNSPECIFIED\x10\x00\x12\"\n\x1e\x41\x43\x43OUNT_ENTRY_DIRECTION_CREDIT\x10\x01\x12!\n\x1d\x41\x43\x43OUNT_ENTRY_DIRECTION_DEBIT\x10\x02\x32\x65\n\x13NotificationService\x12N\n\tSubscribe\x12\x1e.interbank.v1.SubscribeRequest\x1a\x1f.interbank.v1.SubscribeResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1finterbank/v1/notification.proto\x12\x0cinterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/cheque.proto\x1a\x19interbank/v1/common.proto\x1a\x18interbank/v1/order.proto\"*\n\x10SubscribeRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\"\x9d\x01\n\x0bOneTimeCode\x12\x14\n\x0c\x63hallenge_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x15\n\rmerchant_name\x18\x03 \x01(\t\x12#\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x13.interbank.v1.Money\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x02\n\x12\x41\x63\x63ountEntryNotice\x12)\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x18.interbank.v1.AccountRef\x12\x36\n\tdirection\x18\x02 \x01(\x0e\x32#.interbank.v1.AccountEntryDirection\x12#\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x13.interbank.v1.Money\x12\x10\n\x08order_id\x18\x04 \x01(\t\x12\x16\n\x0einstruction_id\x18\x05 \x01(\t\x12*\n\rbalance_after\x18\x06 \x01(\x0b\x32\x13.interbank.v1.Money\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\"c\n\nHoldNotice\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12#\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x13.interbank.v1.Money\"\xd1\x01\n\x0cRefundNotice\x12\x11\n\trefund_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12)\n\x07\x61\x63\x63ount\x18\x03 \x01(\x0b\x32\x18.interbank.v1.AccountRef\x12\x1f\n\x17original_instruction_id\x18\x04 \x01(\t\x12#\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x13.interbank.v1.Money\x12+\n\x0erefunded_total\x18\x06 \x01(\x0b\x32\x13.interbank.v1.Money\"<\n\x0c\x43hequeNotice\x12,\n\x07\x64\x65posit\x18\x01 \x01(\x0b\x32\x1b.interbank.v1.ChequeDeposit\"1\n\x0bOrderUpdate\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\"\x99\x03\n\x11SubscribeResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\rone_time_code\x18\x04 \x01(\x0b\x32\x19.interbank.v1.OneTimeCodeH\x00\x12\x39\n\raccount_entry\x18\x05 \x01(\x0b\x32 .interbank.v1.AccountEntryNoticeH\x00\x12(\n\x04hold\x18\x06 \x01(\x0b\x32\x18.interbank.v1.HoldNoticeH\x00\x12\x31\n\x0corder_update\x18\x07 \x01(\x0b\x32\x19.interbank.v1.OrderUpdateH\x00\x12,\n\x06refund\x18\x08 \x01(\x0b\x32\x1a.interbank.v1.RefundNoticeH\x00\x12,\n\x06\x63heque\x18\t \x01(\x0b\x32\x1a.interbank.v1.ChequeNoticeH\x00\x42\x07\n\x05\x65vent*\x87\x01\n\x15\x41\x63\x63ountEntryDirection\x12\'\n#ACCOUNT_ENTRY_DIRECTION_UNSPECIFIED\x10\x00\x12\"\n\x1e\x41\x43\x43OUNT_ENTRY_DIRECTION_CREDIT\x10\x01\x12!\n\x1d\x41\x43\x43OUNT_ENTRY_DIRECTION_DEBIT\x10\x02\x32\x65\n\x13NotificationService\x12N\n\tSubscribe\x12\x1e.interbank.v1.SubscribeRequest\x1a\x1f.interbank.v1.SubscribeResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'interbank.v1.notification_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACCOUNTENTRYDIRECTION']._serialized_start=1336
-  _globals['_ACCOUNTENTRYDIRECTION']._serialized_end=1471
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=135
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=177
-  _globals['_ONETIMECODE']._serialized_start=180
-  _globals['_ONETIMECODE']._serialized_end=337
-  _globals['_ACCOUNTENTRYNOTICE']._serialized_start=340
-  _globals['_ACCOUNTENTRYNOTICE']._serialized_end=603
-  _globals['_HOLDNOTICE']._serialized_start=605
-  _globals['_HOLDNOTICE']._serialized_end=704
-  _globals['_REFUNDNOTICE']._serialized_start=707
-  _globals['_REFUNDNOTICE']._serialized_end=916
-  _globals['_ORDERUPDATE']._serialized_start=918
-  _globals['_ORDERUPDATE']._serialized_end=967
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=970
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=1333
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=1473
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=1574
+  _globals['_ACCOUNTENTRYDIRECTION']._serialized_start=1471
+  _globals['_ACCOUNTENTRYDIRECTION']._serialized_end=1606
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=162
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=204
+  _globals['_ONETIMECODE']._serialized_start=207
+  _globals['_ONETIMECODE']._serialized_end=364
+  _globals['_ACCOUNTENTRYNOTICE']._serialized_start=367
+  _globals['_ACCOUNTENTRYNOTICE']._serialized_end=630
+  _globals['_HOLDNOTICE']._serialized_start=632
+  _globals['_HOLDNOTICE']._serialized_end=731
+  _globals['_REFUNDNOTICE']._serialized_start=734
+  _globals['_REFUNDNOTICE']._serialized_end=943
+  _globals['_CHEQUENOTICE']._serialized_start=945
+  _globals['_CHEQUENOTICE']._serialized_end=1005
+  _globals['_ORDERUPDATE']._serialized_start=1007
+  _globals['_ORDERUPDATE']._serialized_end=1056
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=1059
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=1468
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=1608
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=1709
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from interbank.v1 import cheque_pb2 as _cheque_pb2
 from interbank.v1 import common_pb2 as _common_pb2
 from interbank.v1 import order_pb2 as _order_pb2
 import builtins as _builtins
@@ -265,6 +266,34 @@ class RefundNotice(_message.Message):
 Global___RefundNotice: _TypeAlias = RefundNotice  # noqa: Y015
 
 @_typing.final
+class ChequeNotice(_message.Message):
+    """ChequeNotice tells a merchant that a cheque it deposited at its acquirer
+    was decided: PAID (its provisional credit is booked and available) or
+    RETURNED (the credit is reversed; return_reason says why). The acquirer
+    sends it in the transaction that books the decision, once per deposit.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPOSIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deposit(self) -> _cheque_pb2.ChequeDeposit:
+        """The deposit as it is now (PAID or RETURNED)."""
+
+    def __init__(
+        self,
+        *,
+        deposit: _cheque_pb2.ChequeDeposit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deposit", b"deposit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deposit", b"deposit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChequeNotice: _TypeAlias = ChequeNotice  # noqa: Y015
+
+@_typing.final
 class OrderUpdate(_message.Message):
     """OrderUpdate tells a customer that one of its orders changed state."""
 
@@ -302,6 +331,7 @@ class SubscribeResponse(_message.Message):
     HOLD_FIELD_NUMBER: _builtins.int
     ORDER_UPDATE_FIELD_NUMBER: _builtins.int
     REFUND_FIELD_NUMBER: _builtins.int
+    CHEQUE_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the subscriber's stream; strictly increasing."""
     event_id: _builtins.str
@@ -330,6 +360,10 @@ class SubscribeResponse(_message.Message):
     def refund(self) -> Global___RefundNotice:
         """A refund of one of the merchant's payments was settled (from the acquirer)."""
 
+    @_builtins.property
+    def cheque(self) -> Global___ChequeNotice:
+        """A deposited cheque was paid or returned (from the acquirer)."""
+
     def __init__(
         self,
         *,
@@ -341,12 +375,13 @@ class SubscribeResponse(_message.Message):
         hold: Global___HoldNotice | None = ...,
         order_update: Global___OrderUpdate | None = ...,
         refund: Global___RefundNotice | None = ...,
+        cheque: Global___ChequeNotice | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["account_entry", b"account_entry", "event", b"event", "hold", b"hold", "occurred_at", b"occurred_at", "one_time_code", b"one_time_code", "order_update", b"order_update", "refund", b"refund"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account_entry", b"account_entry", "cheque", b"cheque", "event", b"event", "hold", b"hold", "occurred_at", b"occurred_at", "one_time_code", b"one_time_code", "order_update", b"order_update", "refund", b"refund"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_entry", b"account_entry", "event", b"event", "event_id", b"event_id", "hold", b"hold", "occurred_at", b"occurred_at", "one_time_code", b"one_time_code", "order_update", b"order_update", "refund", b"refund", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_entry", b"account_entry", "cheque", b"cheque", "event", b"event", "event_id", b"event_id", "hold", b"hold", "occurred_at", b"occurred_at", "one_time_code", b"one_time_code", "order_update", b"order_update", "refund", b"refund", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["one_time_code", "account_entry", "hold", "order_update", "refund"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["one_time_code", "account_entry", "hold", "order_update", "refund", "cheque"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 

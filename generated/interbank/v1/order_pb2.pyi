@@ -560,6 +560,75 @@ class SubmitPaymentResponse(_message.Message):
 Global___SubmitPaymentResponse: _TypeAlias = SubmitPaymentResponse  # noqa: Y015
 
 @_typing.final
+class SubmitChequeRequest(_message.Message):
+    """SubmitChequeRequest pays an order with a cheque."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    SIGNED_CHEQUE_FIELD_NUMBER: _builtins.int
+    SIGNED_CERTIFICATE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key chosen by the client.
+    At most 128 bytes.
+    """
+    order_id: _builtins.str
+    """The order being paid.
+    At most 128 bytes.
+    """
+    signed_cheque: _builtins.bytes
+    """The cheque as the drawer signed it (docs/cheque.md section 5).
+    At most 575 bytes.
+    """
+    signed_certificate: _builtins.bytes
+    """The drawee bank's account certificate from the drawer's cheque book.
+    At most 349 bytes.
+    """
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        order_id: _builtins.str = ...,
+        signed_cheque: _builtins.bytes = ...,
+        signed_certificate: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id", "request_id", b"request_id", "signed_certificate", b"signed_certificate", "signed_cheque", b"signed_cheque"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitChequeRequest: _TypeAlias = SubmitChequeRequest  # noqa: Y015
+
+@_typing.final
+class SubmitChequeResponse(_message.Message):
+    """SubmitChequeResponse is the order after the deposit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def order(self) -> Global___Order:
+        """The order: PAYMENT_PENDING while the cheque clears (SETTLED or FAILED
+        when the drawee answered at once, for a cheque drawn on the merchant's
+        own bank).
+        """
+
+    def __init__(
+        self,
+        *,
+        order: Global___Order | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitChequeResponse: _TypeAlias = SubmitChequeResponse  # noqa: Y015
+
+@_typing.final
 class CompletePaymentRequest(_message.Message):
     """CompletePaymentRequest captures an order's authorized payment."""
 

@@ -61,6 +61,11 @@ class OrderServiceStub:
                 request_serializer=interbank_dot_v1_dot_order__pb2.CompletePaymentRequest.SerializeToString,
                 response_deserializer=interbank_dot_v1_dot_order__pb2.CompletePaymentResponse.FromString,
                 _registered_method=True)
+        self.SubmitCheque = channel.unary_unary(
+                '/interbank.v1.OrderService/SubmitCheque',
+                request_serializer=interbank_dot_v1_dot_order__pb2.SubmitChequeRequest.SerializeToString,
+                response_deserializer=interbank_dot_v1_dot_order__pb2.SubmitChequeResponse.FromString,
+                _registered_method=True)
         self.CancelOrder = channel.unary_unary(
                 '/interbank.v1.OrderService/CancelOrder',
                 request_serializer=interbank_dot_v1_dot_order__pb2.CancelOrderRequest.SerializeToString,
@@ -120,6 +125,31 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitCheque(self, request, context):
+        """SubmitCheque pays an order with an electronic cheque (docs/cheque.md):
+        the merchant checks it offline (drawee key, certificate, drawer's
+        signature, payee, amount and order reference, date), endorses it to its
+        bank and deposits it (ChequeService.DepositCheque). The order is then
+        PAYMENT_PENDING while the cheque clears, SETTLED when the drawee bank pays
+        it (and DELIVERY_CONFIRMED once the merchant ships), or FAILED with the
+        return reason (see ChequeReturnReason) when it is returned. A repeat with
+        the same request_id answers the order as it is now.
+
+        Refusals, with the order unchanged: the order is not CREATED:
+        FAILED_PRECONDITION, ORDER_NOT_PAYABLE; a document that does not parse:
+        INVALID_ARGUMENT, FIELD_INVALID (field "signed_cheque" or
+        "signed_certificate"); INVALID_ARGUMENT with the check that failed:
+        DRAWEE_KEY_UNKNOWN (the certificate's signing key is not one the drawee
+        bank publishes), SIGNATURE_INVALID (certificate or cheque signature, or a
+        cheque that does not match its certificate), PAYEE_MISMATCH (the cheque
+        pays someone else), AMOUNT_MISMATCH (not the order's total and currency),
+        ORDER_REFERENCE_MISMATCH (not this order's id), POST_DATED, STALE_DATED.
+        The acquirer's refusal of the deposit is passed on with its reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CancelOrder(self, request, context):
         """CancelOrder cancels an order that has not been captured; a hold placed for
         it is voided.
@@ -155,6 +185,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.CompletePayment,
                     request_deserializer=interbank_dot_v1_dot_order__pb2.CompletePaymentRequest.FromString,
                     response_serializer=interbank_dot_v1_dot_order__pb2.CompletePaymentResponse.SerializeToString,
+            ),
+            'SubmitCheque': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitCheque,
+                    request_deserializer=interbank_dot_v1_dot_order__pb2.SubmitChequeRequest.FromString,
+                    response_serializer=interbank_dot_v1_dot_order__pb2.SubmitChequeResponse.SerializeToString,
             ),
             'CancelOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelOrder,
@@ -299,6 +334,33 @@ class OrderService:
             '/interbank.v1.OrderService/CompletePayment',
             interbank_dot_v1_dot_order__pb2.CompletePaymentRequest.SerializeToString,
             interbank_dot_v1_dot_order__pb2.CompletePaymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitCheque(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interbank.v1.OrderService/SubmitCheque',
+            interbank_dot_v1_dot_order__pb2.SubmitChequeRequest.SerializeToString,
+            interbank_dot_v1_dot_order__pb2.SubmitChequeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,6 +60,27 @@ class OrderServiceStub:
     """CompletePayment captures an authorized payment (after a challenge was
     answered); SubmitPayment captures frictionless payments by itself.
     """
+    SubmitCheque: _grpc.UnaryUnaryMultiCallable[_order_pb2.SubmitChequeRequest, _order_pb2.SubmitChequeResponse]
+    """SubmitCheque pays an order with an electronic cheque (docs/cheque.md):
+    the merchant checks it offline (drawee key, certificate, drawer's
+    signature, payee, amount and order reference, date), endorses it to its
+    bank and deposits it (ChequeService.DepositCheque). The order is then
+    PAYMENT_PENDING while the cheque clears, SETTLED when the drawee bank pays
+    it (and DELIVERY_CONFIRMED once the merchant ships), or FAILED with the
+    return reason (see ChequeReturnReason) when it is returned. A repeat with
+    the same request_id answers the order as it is now.
+
+    Refusals, with the order unchanged: the order is not CREATED:
+    FAILED_PRECONDITION, ORDER_NOT_PAYABLE; a document that does not parse:
+    INVALID_ARGUMENT, FIELD_INVALID (field "signed_cheque" or
+    "signed_certificate"); INVALID_ARGUMENT with the check that failed:
+    DRAWEE_KEY_UNKNOWN (the certificate's signing key is not one the drawee
+    bank publishes), SIGNATURE_INVALID (certificate or cheque signature, or a
+    cheque that does not match its certificate), PAYEE_MISMATCH (the cheque
+    pays someone else), AMOUNT_MISMATCH (not the order's total and currency),
+    ORDER_REFERENCE_MISMATCH (not this order's id), POST_DATED, STALE_DATED.
+    The acquirer's refusal of the deposit is passed on with its reason.
+    """
     CancelOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.CancelOrderRequest, _order_pb2.CancelOrderResponse]
     """CancelOrder cancels an order that has not been captured; a hold placed for
     it is voided.
@@ -96,6 +117,27 @@ class OrderServiceAsyncStub(OrderServiceStub):
     CompletePayment: _aio.UnaryUnaryMultiCallable[_order_pb2.CompletePaymentRequest, _order_pb2.CompletePaymentResponse]  # type: ignore[assignment]
     """CompletePayment captures an authorized payment (after a challenge was
     answered); SubmitPayment captures frictionless payments by itself.
+    """
+    SubmitCheque: _aio.UnaryUnaryMultiCallable[_order_pb2.SubmitChequeRequest, _order_pb2.SubmitChequeResponse]  # type: ignore[assignment]
+    """SubmitCheque pays an order with an electronic cheque (docs/cheque.md):
+    the merchant checks it offline (drawee key, certificate, drawer's
+    signature, payee, amount and order reference, date), endorses it to its
+    bank and deposits it (ChequeService.DepositCheque). The order is then
+    PAYMENT_PENDING while the cheque clears, SETTLED when the drawee bank pays
+    it (and DELIVERY_CONFIRMED once the merchant ships), or FAILED with the
+    return reason (see ChequeReturnReason) when it is returned. A repeat with
+    the same request_id answers the order as it is now.
+
+    Refusals, with the order unchanged: the order is not CREATED:
+    FAILED_PRECONDITION, ORDER_NOT_PAYABLE; a document that does not parse:
+    INVALID_ARGUMENT, FIELD_INVALID (field "signed_cheque" or
+    "signed_certificate"); INVALID_ARGUMENT with the check that failed:
+    DRAWEE_KEY_UNKNOWN (the certificate's signing key is not one the drawee
+    bank publishes), SIGNATURE_INVALID (certificate or cheque signature, or a
+    cheque that does not match its certificate), PAYEE_MISMATCH (the cheque
+    pays someone else), AMOUNT_MISMATCH (not the order's total and currency),
+    ORDER_REFERENCE_MISMATCH (not this order's id), POST_DATED, STALE_DATED.
+    The acquirer's refusal of the deposit is passed on with its reason.
     """
     CancelOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.CancelOrderRequest, _order_pb2.CancelOrderResponse]  # type: ignore[assignment]
     """CancelOrder cancels an order that has not been captured; a hold placed for
@@ -160,6 +202,33 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_order_pb2.CompletePaymentResponse, _abc.Awaitable[_order_pb2.CompletePaymentResponse]]:
         """CompletePayment captures an authorized payment (after a challenge was
         answered); SubmitPayment captures frictionless payments by itself.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitCheque(
+        self,
+        request: _order_pb2.SubmitChequeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_pb2.SubmitChequeResponse, _abc.Awaitable[_order_pb2.SubmitChequeResponse]]:
+        """SubmitCheque pays an order with an electronic cheque (docs/cheque.md):
+        the merchant checks it offline (drawee key, certificate, drawer's
+        signature, payee, amount and order reference, date), endorses it to its
+        bank and deposits it (ChequeService.DepositCheque). The order is then
+        PAYMENT_PENDING while the cheque clears, SETTLED when the drawee bank pays
+        it (and DELIVERY_CONFIRMED once the merchant ships), or FAILED with the
+        return reason (see ChequeReturnReason) when it is returned. A repeat with
+        the same request_id answers the order as it is now.
+
+        Refusals, with the order unchanged: the order is not CREATED:
+        FAILED_PRECONDITION, ORDER_NOT_PAYABLE; a document that does not parse:
+        INVALID_ARGUMENT, FIELD_INVALID (field "signed_cheque" or
+        "signed_certificate"); INVALID_ARGUMENT with the check that failed:
+        DRAWEE_KEY_UNKNOWN (the certificate's signing key is not one the drawee
+        bank publishes), SIGNATURE_INVALID (certificate or cheque signature, or a
+        cheque that does not match its certificate), PAYEE_MISMATCH (the cheque
+        pays someone else), AMOUNT_MISMATCH (not the order's total and currency),
+        ORDER_REFERENCE_MISMATCH (not this order's id), POST_DATED, STALE_DATED.
+        The acquirer's refusal of the deposit is passed on with its reason.
         """
 
     @_abc_1.abstractmethod

@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from interbank.v1 import cheque_pb2 as _cheque_pb2
 from interbank.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -875,3 +876,293 @@ class ReceivePaymentReturnResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReceivePaymentReturnResponse: _TypeAlias = ReceivePaymentReturnResponse  # noqa: Y015
+
+@_typing.final
+class SubmitChequePresentmentRequest(_message.Message):
+    """SubmitChequePresentmentRequest presents one cheque."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PRESENTMENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key chosen by the presenting agent.
+    At most 128 bytes.
+    """
+    @_builtins.property
+    def presentment(self) -> _cheque_pb2.ChequePresentment:
+        """The presentment; presenting_agent must be the caller's own bank code."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        presentment: _cheque_pb2.ChequePresentment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["presentment", b"presentment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["presentment", b"presentment", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitChequePresentmentRequest: _TypeAlias = SubmitChequePresentmentRequest  # noqa: Y015
+
+@_typing.final
+class SubmitChequePresentmentResponse(_message.Message):
+    """SubmitChequePresentmentResponse is a presentment's status report."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRESENTMENT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    WINDOW_ID_FIELD_NUMBER: _builtins.int
+    presentment_id: _builtins.str
+    """The presentment's id."""
+    status: Global___TransferStatus.ValueType
+    """PENDING (no answer from the drawee yet), ACCEPTED (paid) or REJECTED
+    (returned).
+    """
+    reason_code: _builtins.str
+    """On rejection, the return reason."""
+    window_id: _builtins.str
+    """The settlement window the payment belongs to (empty in gross mode)."""
+    def __init__(
+        self,
+        *,
+        presentment_id: _builtins.str = ...,
+        status: Global___TransferStatus.ValueType = ...,
+        reason_code: _builtins.str = ...,
+        window_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["presentment_id", b"presentment_id", "reason_code", b"reason_code", "status", b"status", "window_id", b"window_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitChequePresentmentResponse: _TypeAlias = SubmitChequePresentmentResponse  # noqa: Y015
+
+@_typing.final
+class SubmitChequePresentmentsRequest(_message.Message):
+    """SubmitChequePresentmentsRequest is a cash letter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmitChequePresentmentRequest]:
+        """1 to 256 presentments, each with its own request_id.
+        At most 256 entries.
+        """
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___SubmitChequePresentmentRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitChequePresentmentsRequest: _TypeAlias = SubmitChequePresentmentsRequest  # noqa: Y015
+
+@_typing.final
+class SubmitChequePresentmentsResponse(_message.Message):
+    """SubmitChequePresentmentsResponse has one result per entry, in the request's order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmitChequePresentmentResult]:
+        """results[i] answers entries[i]."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___SubmitChequePresentmentResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitChequePresentmentsResponse: _TypeAlias = SubmitChequePresentmentsResponse  # noqa: Y015
+
+@_typing.final
+class SubmitChequePresentmentResult(_message.Message):
+    """SubmitChequePresentmentResult is one entry's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def report(self) -> Global___SubmitChequePresentmentResponse:
+        """The status report."""
+
+    @_builtins.property
+    def error(self) -> _common_pb2.EntryError:
+        """The entry's refusal (gRPC code and ErrorInfo reason)."""
+
+    def __init__(
+        self,
+        *,
+        report: Global___SubmitChequePresentmentResponse | None = ...,
+        error: _common_pb2.EntryError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["report", "error"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___SubmitChequePresentmentResult: _TypeAlias = SubmitChequePresentmentResult  # noqa: Y015
+
+@_typing.final
+class ReceiveChequePresentmentRequest(_message.Message):
+    """ReceiveChequePresentmentRequest delivers one presentment to the drawee."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PRESENTMENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key chosen by the settlement bank.
+    At most 128 bytes.
+    """
+    @_builtins.property
+    def presentment(self) -> _cheque_pb2.ChequePresentment:
+        """The presentment; drawee_agent is the receiving bank."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        presentment: _cheque_pb2.ChequePresentment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["presentment", b"presentment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["presentment", b"presentment", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveChequePresentmentRequest: _TypeAlias = ReceiveChequePresentmentRequest  # noqa: Y015
+
+@_typing.final
+class ReceiveChequePresentmentResponse(_message.Message):
+    """ReceiveChequePresentmentResponse is the drawee's decision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRESENTMENT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    presentment_id: _builtins.str
+    """The presentment's id."""
+    status: Global___TransferStatus.ValueType
+    """ACCEPTED (paid) or REJECTED (returned)."""
+    reason_code: _builtins.str
+    """On rejection, the return reason (see ChequeReturnReason)."""
+    def __init__(
+        self,
+        *,
+        presentment_id: _builtins.str = ...,
+        status: Global___TransferStatus.ValueType = ...,
+        reason_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["presentment_id", b"presentment_id", "reason_code", b"reason_code", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveChequePresentmentResponse: _TypeAlias = ReceiveChequePresentmentResponse  # noqa: Y015
+
+@_typing.final
+class ReceiveChequePresentmentsRequest(_message.Message):
+    """ReceiveChequePresentmentsRequest delivers presentments to one drawee."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReceiveChequePresentmentRequest]:
+        """1 to 256 presentments, each with its own request_id.
+        At most 256 entries.
+        """
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___ReceiveChequePresentmentRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveChequePresentmentsRequest: _TypeAlias = ReceiveChequePresentmentsRequest  # noqa: Y015
+
+@_typing.final
+class ReceiveChequePresentmentsResponse(_message.Message):
+    """ReceiveChequePresentmentsResponse has one result per entry, in the request's order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReceiveChequePresentmentResult]:
+        """results[i] answers entries[i]."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___ReceiveChequePresentmentResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveChequePresentmentsResponse: _TypeAlias = ReceiveChequePresentmentsResponse  # noqa: Y015
+
+@_typing.final
+class ReceiveChequePresentmentResult(_message.Message):
+    """ReceiveChequePresentmentResult is one entry's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def report(self) -> Global___ReceiveChequePresentmentResponse:
+        """The drawee's decision."""
+
+    @_builtins.property
+    def error(self) -> _common_pb2.EntryError:
+        """The entry's refusal (gRPC code and ErrorInfo reason)."""
+
+    def __init__(
+        self,
+        *,
+        report: Global___ReceiveChequePresentmentResponse | None = ...,
+        error: _common_pb2.EntryError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["report", "error"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___ReceiveChequePresentmentResult: _TypeAlias = ReceiveChequePresentmentResult  # noqa: Y015

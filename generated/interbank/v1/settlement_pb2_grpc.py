@@ -66,6 +66,11 @@ class SettlementServiceStub:
                 request_serializer=interbank_dot_v1_dot_settlement__pb2.CloseSettlementWindowRequest.SerializeToString,
                 response_deserializer=interbank_dot_v1_dot_settlement__pb2.CloseSettlementWindowResponse.FromString,
                 _registered_method=True)
+        self.SubmitChequePresentments = channel.unary_unary(
+                '/interbank.v1.SettlementService/SubmitChequePresentments',
+                request_serializer=interbank_dot_v1_dot_settlement__pb2.SubmitChequePresentmentsRequest.SerializeToString,
+                response_deserializer=interbank_dot_v1_dot_settlement__pb2.SubmitChequePresentmentsResponse.FromString,
+                _registered_method=True)
 
 
 class SettlementServiceServicer:
@@ -138,6 +143,32 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitChequePresentments(self, request, context):
+        """SubmitChequePresentments is a cash letter: an acquirer presents up to 256
+        deposited cheques, each to its drawee bank. Each presentment is recorded
+        once per (drawee agent, presentment_id) and settled like a transfer from
+        the drawee agent to the presenting agent: in gross mode the amount is
+        earmarked between their reserves (INSUFFICIENT_RESERVE returns it at
+        once), in net mode it joins the open window within the drawee's net
+        debit cap (NET_DEBIT_CAP_EXCEEDED). It is then delivered to the drawee
+        bank (ClearingService.ReceiveChequePresentments), whose answer decides
+        it: ACCEPTED (paid; the reserves move) or REJECTED with a return reason
+        (see ChequeReturnReason; the earmark is released). Without an answer the
+        presentment stays PENDING and is delivered again until the drawee
+        decides. Each entry is answered as a status report; a resubmitted entry
+        gets its presentment's status now.
+
+        Refused per entry, INVALID_ARGUMENT with nothing recorded: a
+        presenting_agent that is not the caller (PRESENTING_AGENT_NOT_CALLER,
+        PERMISSION_DENIED instead); an amount outside 1 to 10^15 minor units or
+        in another currency (FIELD_INVALID); a drawee_agent that is the
+        presenting_agent (SAME_AGENT: a bank pays cheques drawn on itself inside
+        it). None or more than 256 entries: BATCH_SIZE_INVALID, FIELD_INVALID.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SettlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +201,11 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.CloseSettlementWindow,
                     request_deserializer=interbank_dot_v1_dot_settlement__pb2.CloseSettlementWindowRequest.FromString,
                     response_serializer=interbank_dot_v1_dot_settlement__pb2.CloseSettlementWindowResponse.SerializeToString,
+            ),
+            'SubmitChequePresentments': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitChequePresentments,
+                    request_deserializer=interbank_dot_v1_dot_settlement__pb2.SubmitChequePresentmentsRequest.FromString,
+                    response_serializer=interbank_dot_v1_dot_settlement__pb2.SubmitChequePresentmentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -346,6 +382,33 @@ class SettlementService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def SubmitChequePresentments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interbank.v1.SettlementService/SubmitChequePresentments',
+            interbank_dot_v1_dot_settlement__pb2.SubmitChequePresentmentsRequest.SerializeToString,
+            interbank_dot_v1_dot_settlement__pb2.SubmitChequePresentmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class ClearingServiceStub:
     """ClearingService is a member bank's receiving side, called by the settlement
@@ -372,6 +435,11 @@ class ClearingServiceStub:
                 '/interbank.v1.ClearingService/ReceivePaymentReturn',
                 request_serializer=interbank_dot_v1_dot_settlement__pb2.ReceivePaymentReturnRequest.SerializeToString,
                 response_deserializer=interbank_dot_v1_dot_settlement__pb2.ReceivePaymentReturnResponse.FromString,
+                _registered_method=True)
+        self.ReceiveChequePresentments = channel.unary_unary(
+                '/interbank.v1.ClearingService/ReceiveChequePresentments',
+                request_serializer=interbank_dot_v1_dot_settlement__pb2.ReceiveChequePresentmentsRequest.SerializeToString,
+                response_deserializer=interbank_dot_v1_dot_settlement__pb2.ReceiveChequePresentmentsResponse.FromString,
                 _registered_method=True)
 
 
@@ -417,6 +485,24 @@ class ClearingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReceiveChequePresentments(self, request, context):
+        """ReceiveChequePresentments asks the drawee bank to pay up to 256 cheques
+        presented through the settlement bank. Each is decided once per
+        (presenting agent, presentment_id), in one transaction: paid (ACCEPTED:
+        the drawer's account is debited and the payment recorded against the
+        cheque's serial, so a cheque is paid at most once whoever presents it) or
+        returned (REJECTED, reason_code one of ChequeReturnReason's texts:
+        SIGNATURE_INVALID, ACCOUNT_CLOSED, ENDORSEMENT_INVALID, POST_DATED,
+        STALE_DATED, DUPLICATE_PRESENTMENT, PAYMENT_STOPPED, INSUFFICIENT_FUNDS,
+        checked in that order). A repeat gets the first answer. Refused per entry,
+        INVALID_ARGUMENT before anything is written: a drawee_agent that is not
+        this bank or is the presenting_agent (SAME_AGENT), an amount outside 1 to
+        10^15 minor units (FIELD_INVALID).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClearingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -434,6 +520,11 @@ def add_ClearingServiceServicer_to_server(servicer, server):
                     servicer.ReceivePaymentReturn,
                     request_deserializer=interbank_dot_v1_dot_settlement__pb2.ReceivePaymentReturnRequest.FromString,
                     response_serializer=interbank_dot_v1_dot_settlement__pb2.ReceivePaymentReturnResponse.SerializeToString,
+            ),
+            'ReceiveChequePresentments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveChequePresentments,
+                    request_deserializer=interbank_dot_v1_dot_settlement__pb2.ReceiveChequePresentmentsRequest.FromString,
+                    response_serializer=interbank_dot_v1_dot_settlement__pb2.ReceiveChequePresentmentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -519,6 +610,33 @@ class ClearingService:
             '/interbank.v1.ClearingService/ReceivePaymentReturn',
             interbank_dot_v1_dot_settlement__pb2.ReceivePaymentReturnRequest.SerializeToString,
             interbank_dot_v1_dot_settlement__pb2.ReceivePaymentReturnResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReceiveChequePresentments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interbank.v1.ClearingService/ReceiveChequePresentments',
+            interbank_dot_v1_dot_settlement__pb2.ReceiveChequePresentmentsRequest.SerializeToString,
+            interbank_dot_v1_dot_settlement__pb2.ReceiveChequePresentmentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

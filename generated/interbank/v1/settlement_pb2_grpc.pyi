@@ -74,6 +74,28 @@ class SettlementServiceStub:
     accounts, in one atomic step. Net mode only: in gross mode it fails with
     FAILED_PRECONDITION, reason SETTLEMENT_MODE_GROSS.
     """
+    SubmitChequePresentments: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SubmitChequePresentmentsRequest, _settlement_pb2.SubmitChequePresentmentsResponse]
+    """SubmitChequePresentments is a cash letter: an acquirer presents up to 256
+    deposited cheques, each to its drawee bank. Each presentment is recorded
+    once per (drawee agent, presentment_id) and settled like a transfer from
+    the drawee agent to the presenting agent: in gross mode the amount is
+    earmarked between their reserves (INSUFFICIENT_RESERVE returns it at
+    once), in net mode it joins the open window within the drawee's net
+    debit cap (NET_DEBIT_CAP_EXCEEDED). It is then delivered to the drawee
+    bank (ClearingService.ReceiveChequePresentments), whose answer decides
+    it: ACCEPTED (paid; the reserves move) or REJECTED with a return reason
+    (see ChequeReturnReason; the earmark is released). Without an answer the
+    presentment stays PENDING and is delivered again until the drawee
+    decides. Each entry is answered as a status report; a resubmitted entry
+    gets its presentment's status now.
+
+    Refused per entry, INVALID_ARGUMENT with nothing recorded: a
+    presenting_agent that is not the caller (PRESENTING_AGENT_NOT_CALLER,
+    PERMISSION_DENIED instead); an amount outside 1 to 10^15 minor units or
+    in another currency (FIELD_INVALID); a drawee_agent that is the
+    presenting_agent (SAME_AGENT: a bank pays cheques drawn on itself inside
+    it). None or more than 256 entries: BATCH_SIZE_INVALID, FIELD_INVALID.
+    """
 
 @_typing.type_check_only
 class SettlementServiceAsyncStub(SettlementServiceStub):
@@ -120,6 +142,28 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     position multilaterally and moves only the net amounts between reserve
     accounts, in one atomic step. Net mode only: in gross mode it fails with
     FAILED_PRECONDITION, reason SETTLEMENT_MODE_GROSS.
+    """
+    SubmitChequePresentments: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SubmitChequePresentmentsRequest, _settlement_pb2.SubmitChequePresentmentsResponse]  # type: ignore[assignment]
+    """SubmitChequePresentments is a cash letter: an acquirer presents up to 256
+    deposited cheques, each to its drawee bank. Each presentment is recorded
+    once per (drawee agent, presentment_id) and settled like a transfer from
+    the drawee agent to the presenting agent: in gross mode the amount is
+    earmarked between their reserves (INSUFFICIENT_RESERVE returns it at
+    once), in net mode it joins the open window within the drawee's net
+    debit cap (NET_DEBIT_CAP_EXCEEDED). It is then delivered to the drawee
+    bank (ClearingService.ReceiveChequePresentments), whose answer decides
+    it: ACCEPTED (paid; the reserves move) or REJECTED with a return reason
+    (see ChequeReturnReason; the earmark is released). Without an answer the
+    presentment stays PENDING and is delivered again until the drawee
+    decides. Each entry is answered as a status report; a resubmitted entry
+    gets its presentment's status now.
+
+    Refused per entry, INVALID_ARGUMENT with nothing recorded: a
+    presenting_agent that is not the caller (PRESENTING_AGENT_NOT_CALLER,
+    PERMISSION_DENIED instead); an amount outside 1 to 10^15 minor units or
+    in another currency (FIELD_INVALID); a drawee_agent that is the
+    presenting_agent (SAME_AGENT: a bank pays cheques drawn on itself inside
+    it). None or more than 256 entries: BATCH_SIZE_INVALID, FIELD_INVALID.
     """
 
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -202,6 +246,34 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         FAILED_PRECONDITION, reason SETTLEMENT_MODE_GROSS.
         """
 
+    @_abc_1.abstractmethod
+    def SubmitChequePresentments(
+        self,
+        request: _settlement_pb2.SubmitChequePresentmentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.SubmitChequePresentmentsResponse, _abc.Awaitable[_settlement_pb2.SubmitChequePresentmentsResponse]]:
+        """SubmitChequePresentments is a cash letter: an acquirer presents up to 256
+        deposited cheques, each to its drawee bank. Each presentment is recorded
+        once per (drawee agent, presentment_id) and settled like a transfer from
+        the drawee agent to the presenting agent: in gross mode the amount is
+        earmarked between their reserves (INSUFFICIENT_RESERVE returns it at
+        once), in net mode it joins the open window within the drawee's net
+        debit cap (NET_DEBIT_CAP_EXCEEDED). It is then delivered to the drawee
+        bank (ClearingService.ReceiveChequePresentments), whose answer decides
+        it: ACCEPTED (paid; the reserves move) or REJECTED with a return reason
+        (see ChequeReturnReason; the earmark is released). Without an answer the
+        presentment stays PENDING and is delivered again until the drawee
+        decides. Each entry is answered as a status report; a resubmitted entry
+        gets its presentment's status now.
+
+        Refused per entry, INVALID_ARGUMENT with nothing recorded: a
+        presenting_agent that is not the caller (PRESENTING_AGENT_NOT_CALLER,
+        PERMISSION_DENIED instead); an amount outside 1 to 10^15 minor units or
+        in another currency (FIELD_INVALID); a drawee_agent that is the
+        presenting_agent (SAME_AGENT: a bank pays cheques drawn on itself inside
+        it). None or more than 256 entries: BATCH_SIZE_INVALID, FIELD_INVALID.
+        """
+
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class ClearingServiceStub:
@@ -238,6 +310,20 @@ class ClearingServiceStub:
     running total past int64 is answered REJECTED with reason_code
     AMOUNT_OVERFLOW.
     """
+    ReceiveChequePresentments: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ReceiveChequePresentmentsRequest, _settlement_pb2.ReceiveChequePresentmentsResponse]
+    """ReceiveChequePresentments asks the drawee bank to pay up to 256 cheques
+    presented through the settlement bank. Each is decided once per
+    (presenting agent, presentment_id), in one transaction: paid (ACCEPTED:
+    the drawer's account is debited and the payment recorded against the
+    cheque's serial, so a cheque is paid at most once whoever presents it) or
+    returned (REJECTED, reason_code one of ChequeReturnReason's texts:
+    SIGNATURE_INVALID, ACCOUNT_CLOSED, ENDORSEMENT_INVALID, POST_DATED,
+    STALE_DATED, DUPLICATE_PRESENTMENT, PAYMENT_STOPPED, INSUFFICIENT_FUNDS,
+    checked in that order). A repeat gets the first answer. Refused per entry,
+    INVALID_ARGUMENT before anything is written: a drawee_agent that is not
+    this bank or is the presenting_agent (SAME_AGENT), an amount outside 1 to
+    10^15 minor units (FIELD_INVALID).
+    """
 
 @_typing.type_check_only
 class ClearingServiceAsyncStub(ClearingServiceStub):
@@ -270,6 +356,20 @@ class ClearingServiceAsyncStub(ClearingServiceStub):
     receiving_agent (SAME_AGENT). A credit that would take the account's
     running total past int64 is answered REJECTED with reason_code
     AMOUNT_OVERFLOW.
+    """
+    ReceiveChequePresentments: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ReceiveChequePresentmentsRequest, _settlement_pb2.ReceiveChequePresentmentsResponse]  # type: ignore[assignment]
+    """ReceiveChequePresentments asks the drawee bank to pay up to 256 cheques
+    presented through the settlement bank. Each is decided once per
+    (presenting agent, presentment_id), in one transaction: paid (ACCEPTED:
+    the drawer's account is debited and the payment recorded against the
+    cheque's serial, so a cheque is paid at most once whoever presents it) or
+    returned (REJECTED, reason_code one of ChequeReturnReason's texts:
+    SIGNATURE_INVALID, ACCOUNT_CLOSED, ENDORSEMENT_INVALID, POST_DATED,
+    STALE_DATED, DUPLICATE_PRESENTMENT, PAYMENT_STOPPED, INSUFFICIENT_FUNDS,
+    checked in that order). A repeat gets the first answer. Refused per entry,
+    INVALID_ARGUMENT before anything is written: a drawee_agent that is not
+    this bank or is the presenting_agent (SAME_AGENT), an amount outside 1 to
+    10^15 minor units (FIELD_INVALID).
     """
 
 class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -318,6 +418,26 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
         receiving_agent (SAME_AGENT). A credit that would take the account's
         running total past int64 is answered REJECTED with reason_code
         AMOUNT_OVERFLOW.
+        """
+
+    @_abc_1.abstractmethod
+    def ReceiveChequePresentments(
+        self,
+        request: _settlement_pb2.ReceiveChequePresentmentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.ReceiveChequePresentmentsResponse, _abc.Awaitable[_settlement_pb2.ReceiveChequePresentmentsResponse]]:
+        """ReceiveChequePresentments asks the drawee bank to pay up to 256 cheques
+        presented through the settlement bank. Each is decided once per
+        (presenting agent, presentment_id), in one transaction: paid (ACCEPTED:
+        the drawer's account is debited and the payment recorded against the
+        cheque's serial, so a cheque is paid at most once whoever presents it) or
+        returned (REJECTED, reason_code one of ChequeReturnReason's texts:
+        SIGNATURE_INVALID, ACCOUNT_CLOSED, ENDORSEMENT_INVALID, POST_DATED,
+        STALE_DATED, DUPLICATE_PRESENTMENT, PAYMENT_STOPPED, INSUFFICIENT_FUNDS,
+        checked in that order). A repeat gets the first answer. Refused per entry,
+        INVALID_ARGUMENT before anything is written: a drawee_agent that is not
+        this bank or is the presenting_agent (SAME_AGENT), an amount outside 1 to
+        10^15 minor units (FIELD_INVALID).
         """
 
 def add_ClearingServiceServicer_to_server(servicer: ClearingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
