@@ -153,6 +153,20 @@ def member_books(conn: sqlite3.Connection, now: dt.datetime) -> audit_pb2.Member
     (unsettled,) = conn.execute(
         "SELECT COUNT(*) FROM outgoing_transfers WHERE settlement_state = 'PENDING'"
     ).fetchone()
+    (in_clearing, provisional) = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(d.amount), 0) FROM cheque_deposits d"
+        " JOIN transfers t ON t.transfer_id = d.ledger_transfer_id"
+        " WHERE d.state = 'IN_CLEARING' AND t.status = 'pending'"
+    ).fetchone()
+    (paid_out,) = conn.execute(
+        "SELECT COALESCE(SUM(p.amount), 0) FROM cheques_paid p"
+        " WHERE p.presentment_id NOT IN (SELECT deposit_id FROM cheque_deposits)"
+    ).fetchone()
+    (collected, returned) = conn.execute(
+        "SELECT COALESCE(SUM(CASE WHEN state = 'PAID' THEN amount END), 0),"
+        " COUNT(CASE WHEN state = 'RETURNED' THEN 1 END) FROM cheque_deposits d"
+        " WHERE d.deposit_id NOT IN (SELECT presentment_id FROM cheques_paid)"
+    ).fetchone()
     return audit_pb2.MemberBooks(
         sums=_sums(totals),
         holder_balance_minor=totals.holder_balance,
@@ -160,6 +174,11 @@ def member_books(conn: sqlite3.Connection, now: dt.datetime) -> audit_pb2.Member
         suspense_minor=totals.suspense_balance,
         overdue_holds=overdue,
         unsettled_outgoing=unsettled,
+        cheques_in_clearing=in_clearing,
+        provisional_credit_minor=provisional,
+        cheques_paid_out_minor=paid_out,
+        cheques_collected_minor=collected,
+        cheques_returned=returned,
     )
 
 
@@ -180,7 +199,28 @@ def settlement_books(conn: sqlite3.Connection) -> audit_pb2.SettlementBooks:
         ],
         central_issued_minor=totals.central_issued,
         pending_transfers=pending,
+        cheques=[
+            audit_pb2.ChequeClearing(
+                bank_code=code, paid_out_minor=paid_out, collected_minor=collected
+            )
+            for code, paid_out, collected in _cheque_clearing(conn)
+        ],
     )
+
+
+def _cheque_clearing(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
+    """Per member bank: accepted cheque presentments drawn on it and presented by it."""
+    rows = conn.execute(
+        "SELECT debtor_agent, creditor_agent, amount FROM settlement_transfers"
+        " WHERE kind = 'cheque' AND status = 'ACCEPTED'"
+    ).fetchall()
+    paid_out: dict[str, int] = {}
+    collected: dict[str, int] = {}
+    for drawee, presenter, amount in rows:
+        paid_out[drawee] = paid_out.get(drawee, 0) + amount
+        collected[presenter] = collected.get(presenter, 0) + amount
+    codes = sorted(set(paid_out) | set(collected))
+    return [(code, paid_out.get(code, 0), collected.get(code, 0)) for code in codes]
 
 
 def read_bank_totals(path: Path) -> BankTotals:

@@ -10,7 +10,11 @@ The settlement bank supervises the network, so the audit calls each bank's
   settlement bank plus its accepted, not yet settled net position;
 - ``total_money``: holders' money across all banks (plus money in flight) equals the
   opening total, which equals what the settlement bank issued and the sum of reserves;
-- ``no_overdue_holds``: no hold is still pending past its expiry.
+- ``no_overdue_holds``: no hold is still pending past its expiry;
+- ``cheques_cleared``: what each bank paid out for cheques drawn on it, and collected
+  for cheques it presented, equals what the settlement bank settled for it (cheques
+  paid inside one bank move no reserve and count on neither side); the provisional
+  credits of cheques still in clearing are reported beside it.
 
 Books are read bank by bank, so a transfer in flight can make a snapshot
 disagree for a moment: the audit reads again until every check passes or the
@@ -122,6 +126,14 @@ def check_books(network: NetworkConfig, books: Sequence[audit_pb2.GetBooksRespon
     holders = sum(m.holder_balance_minor + m.suspense_minor for m in members.values())
     reserve_total = sum(r.reserve_minor for r in settlement.reserves)
     overdue = {code: m.overdue_holds for code, m in members.items() if m.overdue_holds}
+    settled = {c.bank_code: c for c in settlement.cheques}
+    cheques_off = {}
+    for code, m in members.items():
+        side = settled.get(code)
+        settled_side = [side.paid_out_minor, side.collected_minor] if side else [0, 0]
+        bank_side = [m.cheques_paid_out_minor, m.cheques_collected_minor]
+        if bank_side != settled_side:
+            cheques_off[code] = {"bank": bank_side, "settlement_side": settled_side}
     checks = (
         AuditCheck("ledgers_balanced", not unbalanced, {"unbalanced": unbalanced}),
         AuditCheck("holders_backed", not unbacked, {"unbacked": unbacked}),
@@ -137,8 +149,23 @@ def check_books(network: NetworkConfig, books: Sequence[audit_pb2.GetBooksRespon
             },
         ),
         AuditCheck("no_overdue_holds", not overdue, {"overdue": overdue}),
+        AuditCheck(
+            "cheques_cleared",
+            not cheques_off,
+            {
+                "mismatched": cheques_off,
+                "in_clearing": sum(m.cheques_in_clearing for m in members.values()),
+                "provisional_credit": sum(m.provisional_credit_minor for m in members.values()),
+                "paid_out": sum(m.cheques_paid_out_minor for m in members.values()),
+                "returned": sum(m.cheques_returned for m in members.values()),
+            },
+        ),
     )
-    in_flight = settlement.pending_transfers + sum(m.unsettled_outgoing for m in members.values())
+    in_flight = (
+        settlement.pending_transfers
+        + sum(m.unsettled_outgoing for m in members.values())
+        + sum(m.cheques_in_clearing for m in members.values())
+    )
     return AuditReport(checks, in_flight)
 
 

@@ -24,6 +24,7 @@ from interbank.v1 import (
     settlement_pb2_grpc,
 )
 
+from ops.audit import audit_network
 from ops.launcher import wait_until_serving
 from payment.clock import TIME_TRAVEL_ENV
 from payment.errors import error_info
@@ -268,6 +269,17 @@ def test_an_endorsement_to_another_bank_is_returned_endorsement_invalid(
     assert result.report.status == settlement_pb2.TRANSFER_STATUS_REJECTED, result
     assert result.report.reason_code == "ENDORSEMENT_INVALID"
     assert _booked(net, "alice") == alice
+
+
+def test_the_audit_balances_every_cheque_paid_and_returned(net: RunningNetwork) -> None:
+    """Runs after the clearing tests above (and before a bank presents outside its books
+    below): every bank's cheques match what the settlement bank settled, money is whole."""
+    report = asyncio.run(audit_network(net.network))
+    assert report.ok, report.to_json()
+    cheques = report.to_json()["checks"]["cheques_cleared"]
+    assert cheques["paid_out"] >= 4500
+    assert cheques["returned"] >= 5
+    assert cheques["in_clearing"] == cheques["provisional_credit"] == 0
 
 
 def test_one_cheque_presented_by_two_banks_is_paid_once(net: RunningNetwork) -> None:

@@ -82,6 +82,11 @@ class MemberBooks(_message.Message):
     SUSPENSE_MINOR_FIELD_NUMBER: _builtins.int
     OVERDUE_HOLDS_FIELD_NUMBER: _builtins.int
     UNSETTLED_OUTGOING_FIELD_NUMBER: _builtins.int
+    CHEQUES_IN_CLEARING_FIELD_NUMBER: _builtins.int
+    PROVISIONAL_CREDIT_MINOR_FIELD_NUMBER: _builtins.int
+    CHEQUES_PAID_OUT_MINOR_FIELD_NUMBER: _builtins.int
+    CHEQUES_COLLECTED_MINOR_FIELD_NUMBER: _builtins.int
+    CHEQUES_RETURNED_FIELD_NUMBER: _builtins.int
     holder_balance_minor: _builtins.int
     """Sum of every holder account's booked balance (customers and merchants)."""
     reserve_mirror_minor: _builtins.int
@@ -92,6 +97,18 @@ class MemberBooks(_message.Message):
     """Holds still pending although their expiry has passed."""
     unsettled_outgoing: _builtins.int
     """Outgoing transfers and returns still waiting for the settlement bank's answer."""
+    cheques_in_clearing: _builtins.int
+    """Cheques deposited here and not yet paid or returned by their drawee."""
+    provisional_credit_minor: _builtins.int
+    """Their provisional credits: pending credits on merchants' accounts, in
+    neither booked nor available balances. Equals the sum of those deposits.
+    """
+    cheques_paid_out_minor: _builtins.int
+    """Cheques drawn on this bank and paid to other banks (the drawee's side)."""
+    cheques_collected_minor: _builtins.int
+    """Cheques deposited here, drawn on other banks and paid (the acquirer's side)."""
+    cheques_returned: _builtins.int
+    """Cheques deposited here and returned unpaid (the acquirer's side), by count."""
     @_builtins.property
     def sums(self) -> Global___LedgerSums:
         """The ledger's sums."""
@@ -105,10 +122,15 @@ class MemberBooks(_message.Message):
         suspense_minor: _builtins.int = ...,
         overdue_holds: _builtins.int = ...,
         unsettled_outgoing: _builtins.int = ...,
+        cheques_in_clearing: _builtins.int = ...,
+        provisional_credit_minor: _builtins.int = ...,
+        cheques_paid_out_minor: _builtins.int = ...,
+        cheques_collected_minor: _builtins.int = ...,
+        cheques_returned: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sums", b"sums"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["holder_balance_minor", b"holder_balance_minor", "overdue_holds", b"overdue_holds", "reserve_mirror_minor", b"reserve_mirror_minor", "sums", b"sums", "suspense_minor", b"suspense_minor", "unsettled_outgoing", b"unsettled_outgoing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cheques_collected_minor", b"cheques_collected_minor", "cheques_in_clearing", b"cheques_in_clearing", "cheques_paid_out_minor", b"cheques_paid_out_minor", "cheques_returned", b"cheques_returned", "holder_balance_minor", b"holder_balance_minor", "overdue_holds", b"overdue_holds", "provisional_credit_minor", b"provisional_credit_minor", "reserve_mirror_minor", b"reserve_mirror_minor", "sums", b"sums", "suspense_minor", b"suspense_minor", "unsettled_outgoing", b"unsettled_outgoing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -156,10 +178,13 @@ class SettlementBooks(_message.Message):
     RESERVES_FIELD_NUMBER: _builtins.int
     CENTRAL_ISSUED_MINOR_FIELD_NUMBER: _builtins.int
     PENDING_TRANSFERS_FIELD_NUMBER: _builtins.int
+    CHEQUES_FIELD_NUMBER: _builtins.int
     central_issued_minor: _builtins.int
     """Money issued into reserves at opening: the network's total money."""
     pending_transfers: _builtins.int
-    """Transfers and returns still waiting for the receiving bank's answer."""
+    """Transfers, returns and cheque presentments still waiting for the
+    receiving bank's answer.
+    """
     @_builtins.property
     def sums(self) -> Global___LedgerSums:
         """The ledger's sums."""
@@ -168,6 +193,12 @@ class SettlementBooks(_message.Message):
     def reserves(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReservePosition]:
         """Every member bank's reserve and unsettled net position."""
 
+    @_builtins.property
+    def cheques(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChequeClearing]:
+        """Paid (accepted) cheque presentments per drawee bank, for the audit's
+        cheques_cleared check: what each drawee paid out.
+        """
+
     def __init__(
         self,
         *,
@@ -175,14 +206,45 @@ class SettlementBooks(_message.Message):
         reserves: _abc.Iterable[Global___ReservePosition] | None = ...,
         central_issued_minor: _builtins.int = ...,
         pending_transfers: _builtins.int = ...,
+        cheques: _abc.Iterable[Global___ChequeClearing] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sums", b"sums"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["central_issued_minor", b"central_issued_minor", "pending_transfers", b"pending_transfers", "reserves", b"reserves", "sums", b"sums"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["central_issued_minor", b"central_issued_minor", "cheques", b"cheques", "pending_transfers", b"pending_transfers", "reserves", b"reserves", "sums", b"sums"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SettlementBooks: _TypeAlias = SettlementBooks  # noqa: Y015
+
+@_typing.final
+class ChequeClearing(_message.Message):
+    """ChequeClearing is one member bank's paid cheques as the settlement bank settled them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_CODE_FIELD_NUMBER: _builtins.int
+    PAID_OUT_MINOR_FIELD_NUMBER: _builtins.int
+    COLLECTED_MINOR_FIELD_NUMBER: _builtins.int
+    bank_code: _builtins.str
+    """The member bank's code."""
+    paid_out_minor: _builtins.int
+    """Cheques drawn on it and paid to other banks."""
+    collected_minor: _builtins.int
+    """Cheques it presented and was paid."""
+    def __init__(
+        self,
+        *,
+        bank_code: _builtins.str = ...,
+        paid_out_minor: _builtins.int = ...,
+        collected_minor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_code", b"bank_code", "collected_minor", b"collected_minor", "paid_out_minor", b"paid_out_minor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChequeClearing: _TypeAlias = ChequeClearing  # noqa: Y015
 
 @_typing.final
 class GetBooksResponse(_message.Message):
