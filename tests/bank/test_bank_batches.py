@@ -9,6 +9,7 @@ from test_bank_clearing import transfer
 from test_bank_settlement import submit_request
 
 from bank.audit import settlement_totals
+from bank.cheques import ChequeDesk
 from bank.servicers import ClearingServicer, IssuerServicer, SettlementServicer
 from payment import errors
 from payment.batching import MAX_BATCH, from_entry_error
@@ -102,7 +103,11 @@ async def test_a_batch_from_a_caller_that_is_no_member_bank_is_refused_whole(wor
 
 
 async def test_received_transfers_are_each_credited_once_with_their_own_answers(world):
-    servicer = ClearingServicer(world.beta.clearing)
+    beta = world.network.bank_by_code(world.beta.code)
+    assert beta is not None
+    servicer = ClearingServicer(
+        world.beta.clearing, ChequeDesk(world.beta.store, world.network, beta)
+    )
     unnamed = transfer("i-3")
     unnamed.transfer.instruction_id = ""
     request = pb.ReceiveCreditTransfersRequest(
