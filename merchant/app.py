@@ -1,4 +1,8 @@
-"""The merchant node: catalog, store, peers, servicers and the settlement listener."""
+"""The merchant node: catalog, store, peers, servicers and the settlement listener.
+
+It takes cheques with its endorsement key, ``<merchant>/signing.key`` in the
+network's PKI (made by ``paynet pki init``), read once here.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,17 @@ from collections.abc import Sequence
 import grpc
 from interbank.v1 import notification_pb2, notification_pb2_grpc, order_pb2, order_pb2_grpc
 
-from merchant import orders, settlement_listener
+from merchant import cheque_deposits, orders, settlement_listener
 from merchant.catalog import Catalog
+from merchant.cheques import ChequeDesk
 from merchant.payments import GatewayKeyInfo, Storefront
 from merchant.peers import MerchantPeers
 from merchant.servicer import BackOfficeServicer, OrderServicer
 from merchant.settlement_listener import SettlementListener
 from payment.background import Background
+from payment.cheque_trust import ChequeKeys
 from payment.config import NetworkConfig, NodeConfig, Role
-from payment.envelope import load_x25519_public, raw_public
+from payment.envelope import load_ed25519_private, load_x25519_public, raw_public
 from payment.notifications import NotificationServicer
 from payment.pki import Pki, key_id
 from payment.storage import Store
@@ -25,7 +31,7 @@ from payment.tls import Channels, NodeIdentity
 
 __all__ = ["SCHEMA", "MerchantApp", "create_app", "load_gateway_key"]
 
-SCHEMA = orders.SCHEMA + settlement_listener.SCHEMA
+SCHEMA = orders.SCHEMA + cheque_deposits.SCHEMA + settlement_listener.SCHEMA
 
 RESOLVE_INTERVAL_S = 30.0
 """How often the merchant looks for payments whose answer was lost (see merchant.resolver)."""
@@ -56,8 +62,15 @@ class MerchantApp:
             SCHEMA,
             retention_s=network.limits.idempotency_retention_seconds,
         )
-        self._peers = MerchantPeers(
-            network.the(Role.GATEWAY), network.node(merchant.bank), Channels(identity)
+        acquirer = network.node(merchant.bank)
+        self._peers = MerchantPeers(network.the(Role.GATEWAY), acquirer, Channels(identity))
+        pki = Pki(network.pki_dir)
+        cheque_desk = ChequeDesk(
+            keys=ChequeKeys(network),
+            endorsement_key=load_ed25519_private(pki.signing_key(node.name).read_bytes()),
+            acquirer_bank_code=acquirer.bank_code or "",
+            acquirer=self._peers.acquirer_cheques,
+            stale_days=network.limits.cheque_stale_days,
         )
         self.storefront = Storefront(
             self.store,
@@ -67,6 +80,7 @@ class MerchantApp:
             load_gateway_key(network),
             self._peers.gateway,
             call_timeout_s=network.timeouts.node_call_seconds,
+            cheque_desk=cheque_desk,
         )
         self.listener = SettlementListener(
             self.store,

@@ -35,6 +35,7 @@ __all__ = [
     "GatewayKeyInfo",
     "OrderBook",
     "Ordering",
+    "require_unpaid",
 ]
 
 _log = get_logger("paynet.merchant")
@@ -207,6 +208,22 @@ class Ordering:
         canceled = await book.store.transaction(finish)
         _log.info("order.canceled", order_id=order_id, transaction_id=record.transaction_id)
         return canceled.order
+
+
+def require_unpaid(record: OrderRecord) -> None:
+    """FAILED_PRECONDITION, ORDER_NOT_PAYABLE, unless the order is CREATED: a payment by
+    another instrument is taken only for an order with none under way, never paid, and
+    neither canceled nor failed."""
+    status = record.order.status
+    if status == orders.CREATED:
+        return
+    order_id = record.order.order_id
+    hint = "create a new order" if status in FINAL_FAILURES else "it already has a payment"
+    raise errors.FailedPrecondition(
+        "ORDER_NOT_PAYABLE",
+        f"order {order_id!r} is {orders.status_name(status)}; {hint}",
+        order_id=order_id,
+    )
 
 
 def _require_cancelable(record: OrderRecord) -> None:

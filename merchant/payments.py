@@ -4,13 +4,15 @@
 
 - :mod:`merchant.ordering` -- create, show and cancel orders (and what every part shares);
 - :mod:`merchant.paying` -- the account/card instrument's payment: submit and complete;
+- :mod:`merchant.cheques` -- the electronic cheque's payment: check, endorse, deposit;
 - :mod:`merchant.resolver` -- payments whose answer was lost (PAYMENT_PENDING);
 - :mod:`merchant.refunds` -- refunds of settled orders, asked by the back office.
 
 Instruments plug in beside :class:`merchant.paying.AccountPayments`: an electronic
 cheque or electronic cash acceptance is a module of its own, composed here as
 ``account`` is, with its own way in (its own RPC or request field): the merchant
-cannot tell instruments apart by the sealed payment, which it never opens.
+cannot tell instruments apart by the sealed payment, which it never opens. The
+electronic cheque's is :class:`merchant.cheques.ChequePayments` (SubmitCheque).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING
 from interbank.v1 import common_pb2, order_pb2
 
 from merchant.catalog import Catalog
+from merchant.cheques import ChequeDesk, ChequePayments
 from merchant.ordering import GatewayKeyInfo, OrderBook, Ordering
 from merchant.orders import OrderRecord
 from merchant.paying import (
@@ -61,7 +64,9 @@ class Storefront:
         gateway: Callable[[], GatewayServiceAsyncStub],
         *,
         call_timeout_s: float = TimeoutsConfig.node_call_seconds,
+        cheque_desk: ChequeDesk | None = None,
     ) -> None:
+        """cheque_desk: what taking cheques needs; None for a storefront that takes none."""
         self.catalog = catalog
         self.gateway_key = gateway_key
         book = OrderBook(store, trust_domain, merchant_name, gateway, call_timeout_s)
@@ -72,6 +77,8 @@ class Storefront:
         """Payments whose answer was lost."""
         self.account = AccountPayments(book, gateway_key, captures, self._look_up)
         """The account/card instrument's payments."""
+        self.cheques = ChequePayments(book, cheque_desk)
+        """The electronic cheque's payments."""
         self.refunds = Refunds(book)
         """Refunds of settled orders."""
 
@@ -105,16 +112,36 @@ class Storefront:
         """Capture an order's authorized payment (after its challenge was answered)."""
         return await self.account.complete_payment(customer_name, order_id)
 
+    async def submit_cheque(
+        self,
+        customer_name: str,
+        request_id: str,
+        order_id: str,
+        signed_cheque: bytes,
+        signed_certificate: bytes,
+    ) -> order_pb2.Order:
+        """Pay an order with an electronic cheque: check, endorse, deposit (merchant.cheques)."""
+        return await self.cheques.submit_cheque(
+            customer_name, request_id, order_id, signed_cheque, signed_certificate
+        )
+
     async def resolve_pending(
         self, *, not_received_after_s: float, older_than_s: float = RESOLVE_AFTER_S
     ) -> int:
-        """Settle payments whose answer was lost; how many orders moved (see merchant.resolver)."""
-        return await self.pending.resolve_pending(
+        """Settle payments whose answer was lost; how many orders moved or had their cheque
+        deposit answered (see merchant.resolver, merchant.cheques)."""
+        moved = await self.pending.resolve_pending(
             not_received_after_s=not_received_after_s, older_than_s=older_than_s
         )
+        return moved + await self.cheques.resume_deposits(older_than_s=older_than_s)
 
     async def refund_order(
         self, order_id: str, amount: common_pb2.Money | None, request_id: str
     ) -> order_pb2.RefundOrderResponse:
-        """Refund (part of) a settled order through the gateway and the acquirer."""
+        """Refund (part of) a settled order through the gateway and the acquirer.
+
+        An order paid by cheque is refused (REFUND_NOT_SUPPORTED): the gateway has no
+        payment of it to refund.
+        """
+        await self.cheques.refuse_refund(order_id)
         return await self.refunds.refund_order(order_id, amount, request_id)

@@ -1,4 +1,4 @@
-"""The merchant's channels to the gateway and to its acquirer.
+"""The merchant's channels to the gateway and to its acquirer (notices and cheque deposits).
 
 Both channels are long-lived mTLS channels opened on first use (inside the
 event loop) and closed with the app. Calls on them carry the deadline of
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from interbank.v1 import authorization_pb2_grpc, notification_pb2_grpc
+from interbank.v1 import authorization_pb2_grpc, cheque_pb2_grpc, notification_pb2_grpc
 
 from payment.config import NodeConfig
 from payment.tls import Channels
 
 if TYPE_CHECKING:
     from interbank.v1.authorization_pb2_grpc import GatewayServiceAsyncStub
+    from interbank.v1.cheque_pb2_grpc import ChequeServiceAsyncStub
 
 __all__ = ["MerchantPeers"]
 
@@ -42,6 +43,13 @@ class MerchantPeers:
         """The acquirer's NotificationService, where the merchant's credit notices arrive."""
         return notification_pb2_grpc.NotificationServiceStub(
             self._channels.get(self._acquirer_node.address)
+        )
+
+    def acquirer_cheques(self) -> ChequeServiceAsyncStub:
+        """The acquirer's ChequeService, where the merchant deposits the cheques it endorsed."""
+        return cast(
+            "ChequeServiceAsyncStub",
+            cheque_pb2_grpc.ChequeServiceStub(self._channels.get(self._acquirer_node.address)),
         )
 
     async def close(self) -> None:

@@ -100,6 +100,37 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         )
         return order_pb2.SubmitPaymentResponse(order=order)
 
+    async def SubmitCheque(
+        self, request: order_pb2.SubmitChequeRequest, context: grpc.aio.ServicerContext
+    ) -> order_pb2.SubmitChequeResponse:
+        """Pay one of the caller's orders with an electronic cheque (merchant.cheques).
+
+        Served once per request_id like SubmitPayment; a repeat answers the order as
+        it is now, which moves on after the deposit (SETTLED or FAILED by the notice).
+        """
+        customer = caller().name
+        answered = await served_once(
+            self._store,
+            "SubmitCheque",
+            request,
+            order_pb2.SubmitChequeResponse,
+            lambda: self._submit_cheque(customer, request),
+        )
+        order = await self._storefront.get_order(customer, answered.order.order_id)
+        return order_pb2.SubmitChequeResponse(order=order)
+
+    async def _submit_cheque(
+        self, customer: str, request: order_pb2.SubmitChequeRequest
+    ) -> order_pb2.SubmitChequeResponse:
+        order = await self._storefront.submit_cheque(
+            customer,
+            request.request_id,
+            request.order_id,
+            request.signed_cheque,
+            request.signed_certificate,
+        )
+        return order_pb2.SubmitChequeResponse(order=order)
+
     @idempotent(order_pb2.CompletePaymentResponse)
     async def CompletePayment(
         self, request: order_pb2.CompletePaymentRequest, context: grpc.aio.ServicerContext

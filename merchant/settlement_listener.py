@@ -1,11 +1,14 @@
-"""The settlement listener: the acquirer's credit and refund notices move orders.
+"""The settlement listener: the acquirer's credit, refund and cheque notices move orders.
 
 It follows the merchant's notification stream at its acquirer from the
 persisted cursor. Delivery is at least once; each event is applied in one
 transaction that records its id, so it takes effect exactly once. A credit for
 one of our orders marks the order SETTLED and confirms delivery to the customer.
 A RefundNotice raises the order's refunded total to the payment's settled
-refunds (PARTIALLY_REFUNDED, REFUNDED).
+refunds (PARTIALLY_REFUNDED, REFUNDED). A ChequeNotice decides an order paid
+by cheque (:func:`merchant.cheque_deposits.apply_deposit`): PAID settles it and
+confirms delivery, RETURNED fails it with the return reason; a credit entry
+for such an order is left to its ChequeNotice.
 
 These notices are the merchant's books' view of its money, whoever moved it:
 the node's certificate is also its operator's, and a capture or a refund asked
@@ -19,10 +22,12 @@ import contextlib
 import enum
 import sqlite3
 from collections.abc import Callable
+from typing import Final
 
-from interbank.v1 import common_pb2, notification_pb2, notification_pb2_grpc
+from interbank.v1 import cheque_pb2, common_pb2, notification_pb2, notification_pb2_grpc
 
-from merchant import orders
+from merchant import cheque_deposits, orders
+from merchant.cheque_deposits import DepositApplied
 from payment.clock import now_iso
 from payment.logs import get_logger
 from payment.notifications import follow
@@ -58,7 +63,8 @@ class Outcome(enum.StrEnum):
     DUPLICATE = "duplicate"
     """The event, or the refund it reports, was applied before; nothing changed."""
     IGNORED = "ignored"
-    """Not a credit or a refund for one of our orders."""
+    """Not a credit, refund or cheque decision for one of our orders (a credit for an order
+    paid by cheque is left to its ChequeNotice)."""
     SETTLED = "settled"
     """The order was settled and its delivery confirmed."""
     DEFERRED = "deferred"
@@ -67,6 +73,18 @@ class Outcome(enum.StrEnum):
     """A credit or refund the order cannot take (wrong amount or status)."""
     REFUNDED = "refunded"
     """The order's refunded total was raised to the settled refunds of its payment."""
+    RETURNED = "returned"
+    """The order's cheque was returned unpaid: the order FAILED with the return reason."""
+
+
+_CHEQUE_OUTCOMES: Final = {
+    DepositApplied.SETTLED: Outcome.SETTLED,
+    DepositApplied.RETURNED: Outcome.RETURNED,
+    DepositApplied.RECORDED: Outcome.IGNORED,
+    DepositApplied.DUPLICATE: Outcome.DUPLICATE,
+    DepositApplied.UNKNOWN: Outcome.IGNORED,
+    DepositApplied.MISMATCH: Outcome.SKIPPED,
+}
 
 
 def load_cursor(conn: sqlite3.Connection) -> int:
@@ -115,7 +133,8 @@ class SettlementListener:
         outcome, order_id, status = await self._store.transaction(
             lambda conn: self._apply(conn, event)
         )
-        notice = "refund" if event.WhichOneof("event") == "refund" else "credit"
+        kind = event.WhichOneof("event")
+        notice = kind if kind in ("refund", "cheque") else "credit"
         if outcome is Outcome.SKIPPED:
             _log.warning(
                 f"settlement.{notice}_skipped",
@@ -132,6 +151,13 @@ class SettlementListener:
             )
         elif outcome is Outcome.SETTLED:
             _log.info("settlement.order_settled", event_id=event.event_id, order_id=order_id)
+        elif outcome is Outcome.RETURNED:
+            _log.info(
+                "settlement.cheque_returned",
+                event_id=event.event_id,
+                order_id=order_id,
+                reason=event.cheque.deposit.return_reason,
+            )
         elif outcome is Outcome.REFUNDED:
             _log.info(
                 "settlement.refund_recorded",
@@ -162,6 +188,8 @@ class SettlementListener:
         kind = event.WhichOneof("event")
         if kind == "refund":
             return self._apply_refund(conn, event.refund)
+        if kind == "cheque":
+            return self._apply_cheque(conn, event.cheque.deposit)
         entry = event.account_entry
         if (
             kind != "account_entry"
@@ -171,7 +199,7 @@ class SettlementListener:
         ):
             return Outcome.IGNORED, entry.order_id, ""
         record = orders.load_order(conn, entry.order_id)
-        if record is None:
+        if record is None or cheque_deposits.paid_by_cheque(conn, entry.order_id):
             return Outcome.IGNORED, entry.order_id, ""
         status = record.order.status
         if (
@@ -211,6 +239,15 @@ class SettlementListener:
             return Outcome.SKIPPED, refund.order_id, orders.status_name(order.status)
         orders.raise_refunded_total(conn, self._trust_domain, record, total)
         return Outcome.REFUNDED, refund.order_id, orders.status_name(order.status)
+
+    def _apply_cheque(
+        self, conn: sqlite3.Connection, deposit: cheque_pb2.ChequeDeposit
+    ) -> tuple[Outcome, str, str]:
+        """Settle or fail the order a deposited cheque pays, as the drawee decided."""
+        before = orders.load_order(conn, deposit.order_id) if deposit.order_id else None
+        status = "" if before is None else orders.status_name(before.order.status)
+        applied = cheque_deposits.apply_deposit(conn, self._trust_domain, deposit)
+        return _CHEQUE_OUTCOMES[applied], deposit.order_id, status
 
     def _ours(self, account: common_pb2.AccountRef) -> bool:
         """True unless the notice names another account than the merchant's."""

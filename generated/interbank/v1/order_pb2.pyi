@@ -32,7 +32,9 @@ class _OrderStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderStat
     ORDER_STATUS_CREATED: _OrderStatus.ValueType  # 1
     """Priced and stored; no payment submitted yet."""
     ORDER_STATUS_PAYMENT_PENDING: _OrderStatus.ValueType  # 2
-    """A payment was submitted and is being authorized."""
+    """A payment was submitted and is being authorized, or a cheque was
+    deposited and is clearing.
+    """
     ORDER_STATUS_CHALLENGE_REQUIRED: _OrderStatus.ValueType  # 3
     """The issuer challenged the payment; the customer must answer it."""
     ORDER_STATUS_AUTHORIZED: _OrderStatus.ValueType  # 4
@@ -60,8 +62,11 @@ class OrderStatus(_OrderStatus, metaclass=_OrderStatusEnumTypeWrapper):
     """OrderStatus is the state of an order. Transitions:
     CREATED -> PAYMENT_PENDING -> (CHALLENGE_REQUIRED ->) AUTHORIZED -> CAPTURED
     -> SETTLED -> DELIVERY_CONFIRMED (-> PARTIALLY_REFUNDED) -> REFUNDED;
-    CAPTURED -> REVERSED when settlement is rejected. FAILED, CANCELED,
-    REFUNDED and REVERSED are final.
+    CAPTURED -> REVERSED when settlement is rejected. An order paid by cheque
+    (SubmitCheque) goes PAYMENT_PENDING -> SETTLED -> DELIVERY_CONFIRMED when
+    the cheque is paid, PAYMENT_PENDING -> FAILED (failure_reason the return
+    reason) when it is returned, and back to CREATED when the acquirer refuses
+    the deposit. FAILED, CANCELED, REFUNDED and REVERSED are final.
     """
 
 ORDER_STATUS_UNSPECIFIED: OrderStatus.ValueType  # 0
@@ -69,7 +74,9 @@ ORDER_STATUS_UNSPECIFIED: OrderStatus.ValueType  # 0
 ORDER_STATUS_CREATED: OrderStatus.ValueType  # 1
 """Priced and stored; no payment submitted yet."""
 ORDER_STATUS_PAYMENT_PENDING: OrderStatus.ValueType  # 2
-"""A payment was submitted and is being authorized."""
+"""A payment was submitted and is being authorized, or a cheque was
+deposited and is clearing.
+"""
 ORDER_STATUS_CHALLENGE_REQUIRED: OrderStatus.ValueType  # 3
 """The issuer challenged the payment; the customer must answer it."""
 ORDER_STATUS_AUTHORIZED: OrderStatus.ValueType  # 4
@@ -610,9 +617,9 @@ class SubmitChequeResponse(_message.Message):
     ORDER_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def order(self) -> Global___Order:
-        """The order: PAYMENT_PENDING while the cheque clears (SETTLED or FAILED
-        when the drawee answered at once, for a cheque drawn on the merchant's
-        own bank).
+        """The order: PAYMENT_PENDING while the cheque clears (DELIVERY_CONFIRMED
+        or FAILED when the drawee answered at once, for a cheque drawn on the
+        merchant's own bank).
         """
 
     def __init__(

@@ -144,7 +144,9 @@ class OrderServiceServicer:
         cheque that does not match its certificate), PAYEE_MISMATCH (the cheque
         pays someone else), AMOUNT_MISMATCH (not the order's total and currency),
         ORDER_REFERENCE_MISMATCH (not this order's id), POST_DATED, STALE_DATED.
-        The acquirer's refusal of the deposit is passed on with its reason.
+        The acquirer's refusal of the deposit is passed on with its reason. No
+        answer from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the
+        same cheque again; the order stays PAYMENT_PENDING meanwhile).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -425,6 +427,8 @@ class BackOfficeServiceServicer:
     def RefundOrder(self, request, context):
         """RefundOrder returns all or part of a settled order's payment to the
         customer: the gateway asks the acquirer to send a payment return.
+        An order paid by cheque: FAILED_PRECONDITION, REFUND_NOT_SUPPORTED
+        (refunds of cheque payments are not supported yet).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -79,7 +79,9 @@ class OrderServiceStub:
     cheque that does not match its certificate), PAYEE_MISMATCH (the cheque
     pays someone else), AMOUNT_MISMATCH (not the order's total and currency),
     ORDER_REFERENCE_MISMATCH (not this order's id), POST_DATED, STALE_DATED.
-    The acquirer's refusal of the deposit is passed on with its reason.
+    The acquirer's refusal of the deposit is passed on with its reason. No
+    answer from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the
+    same cheque again; the order stays PAYMENT_PENDING meanwhile).
     """
     CancelOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.CancelOrderRequest, _order_pb2.CancelOrderResponse]
     """CancelOrder cancels an order that has not been captured; a hold placed for
@@ -137,7 +139,9 @@ class OrderServiceAsyncStub(OrderServiceStub):
     cheque that does not match its certificate), PAYEE_MISMATCH (the cheque
     pays someone else), AMOUNT_MISMATCH (not the order's total and currency),
     ORDER_REFERENCE_MISMATCH (not this order's id), POST_DATED, STALE_DATED.
-    The acquirer's refusal of the deposit is passed on with its reason.
+    The acquirer's refusal of the deposit is passed on with its reason. No
+    answer from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the
+    same cheque again; the order stays PAYMENT_PENDING meanwhile).
     """
     CancelOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.CancelOrderRequest, _order_pb2.CancelOrderResponse]  # type: ignore[assignment]
     """CancelOrder cancels an order that has not been captured; a hold placed for
@@ -228,7 +232,9 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         cheque that does not match its certificate), PAYEE_MISMATCH (the cheque
         pays someone else), AMOUNT_MISMATCH (not the order's total and currency),
         ORDER_REFERENCE_MISMATCH (not this order's id), POST_DATED, STALE_DATED.
-        The acquirer's refusal of the deposit is passed on with its reason.
+        The acquirer's refusal of the deposit is passed on with its reason. No
+        answer from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the
+        same cheque again; the order stays PAYMENT_PENDING meanwhile).
         """
 
     @_abc_1.abstractmethod
@@ -255,6 +261,8 @@ class BackOfficeServiceStub:
     RefundOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.RefundOrderRequest, _order_pb2.RefundOrderResponse]
     """RefundOrder returns all or part of a settled order's payment to the
     customer: the gateway asks the acquirer to send a payment return.
+    An order paid by cheque: FAILED_PRECONDITION, REFUND_NOT_SUPPORTED
+    (refunds of cheque payments are not supported yet).
     """
 
 @_typing.type_check_only
@@ -267,6 +275,8 @@ class BackOfficeServiceAsyncStub(BackOfficeServiceStub):
     RefundOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.RefundOrderRequest, _order_pb2.RefundOrderResponse]  # type: ignore[assignment]
     """RefundOrder returns all or part of a settled order's payment to the
     customer: the gateway asks the acquirer to send a payment return.
+    An order paid by cheque: FAILED_PRECONDITION, REFUND_NOT_SUPPORTED
+    (refunds of cheque payments are not supported yet).
     """
 
 class BackOfficeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -282,6 +292,8 @@ class BackOfficeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_order_pb2.RefundOrderResponse, _abc.Awaitable[_order_pb2.RefundOrderResponse]]:
         """RefundOrder returns all or part of a settled order's payment to the
         customer: the gateway asks the acquirer to send a payment return.
+        An order paid by cheque: FAILED_PRECONDITION, REFUND_NOT_SUPPORTED
+        (refunds of cheque payments are not supported yet).
         """
 
 def add_BackOfficeServiceServicer_to_server(servicer: BackOfficeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
