@@ -26,6 +26,8 @@ from payment.clock import to_iso
 from payment.storage import request_hash
 
 __all__ = [
+    "ChequeDepositRecord",
+    "ChequePaidRecord",
     "HoldRecord",
     "IncomingReturnRecord",
     "IncomingTransferRecord",
@@ -33,6 +35,8 @@ __all__ = [
     "SettlementRecord",
     "WindowPosition",
     "accepted_credit_transfers",
+    "cheque_deposit_records",
+    "cheque_paid_records",
     "hold_records",
     "incoming_return_records",
     "incoming_transfer_records",
@@ -125,14 +129,15 @@ class IncomingReturnRecord:
 
 @dataclass(frozen=True)
 class SettlementRecord:
-    """A transfer or return the settlement bank received."""
+    """A transfer, return or cheque presentment the settlement bank received."""
 
     debtor_agent: str
-    """The paying bank's code (the returning bank's, for a return)."""
+    """The paying bank's code (the returning bank's for a return, the drawee's for a
+    cheque)."""
     instruction_id: str
-    """The transfer's instruction id, or the return's id."""
+    """The transfer's instruction id, the return's id, or the presentment's id."""
     kind: str
-    """``transfer`` or ``return``."""
+    """``transfer``, ``return`` or ``cheque``."""
     original_instruction_id: str
     """The transfer a return gives back; "" for a transfer."""
     end_to_end_id: str
@@ -184,6 +189,60 @@ def incoming_transfer_records(conn: sqlite3.Connection) -> list[IncomingTransfer
         for row in conn.execute(
             "SELECT debtor_agent, instruction_id, end_to_end_id, amount, status,"
             " COALESCE(account_id, '') FROM incoming_transfers"
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class ChequeDepositRecord:
+    """A cheque deposited at this bank (the acquirer's side)."""
+
+    deposit_id: str
+    """The deposit's id, also its presentment id."""
+    drawee_bank_code: str
+    """The bank the cheque is drawn on."""
+    order_id: str
+    """The order the cheque pays."""
+    amount: int
+    """The cheque's amount."""
+    state: str
+    """IN_CLEARING, PAID or RETURNED."""
+    account_id: str
+    """The merchant's account provisionally credited."""
+
+
+@dataclass(frozen=True)
+class ChequePaidRecord:
+    """A cheque drawn on this bank and paid (the drawee's side)."""
+
+    presentment_id: str
+    """The presentment it was paid on (the acquirer's deposit id)."""
+    presenting_agent: str
+    """The bank that presented it (this bank for a cheque deposited here)."""
+    serial: int
+    """The cheque's serial."""
+    amount: int
+    """The amount debited from the drawer."""
+
+
+def cheque_deposit_records(conn: sqlite3.Connection) -> list[ChequeDepositRecord]:
+    """Every cheque deposited at the bank."""
+    return [
+        ChequeDepositRecord(*row)
+        for row in conn.execute(
+            "SELECT deposit_id, drawee_bank_code, order_id, amount, state, account_id"
+            " FROM cheque_deposits ORDER BY created_at"
+        )
+    ]
+
+
+def cheque_paid_records(conn: sqlite3.Connection) -> list[ChequePaidRecord]:
+    """Every cheque drawn on the bank that it paid."""
+    return [
+        ChequePaidRecord(*row)
+        for row in conn.execute(
+            "SELECT presentment_id, presenting_agent, serial, amount FROM cheques_paid"
+            " ORDER BY paid_at"
         )
     ]
 

@@ -5,7 +5,9 @@ transaction, the issuer's hold and outgoing credit transfer, the settlement
 bank's transfer and the acquirer's incoming credit; a refund adds a payment
 return at the acquirer, the settlement bank and the issuer. A payment between
 two holders of one bank has no record at the settlement bank: it is booked
-inside that bank. Reconciliation
+inside that bank. An order paid by cheque leaves instead the acquirer's
+deposit, the drawee's record of the paid serial (under the deposit's id) and,
+between two banks, the settlement bank's presentment. Reconciliation
 reads every node's SQLite store read-only, one snapshot per store (see
 ``ops.reconcile_books``), and checks each of those records against the
 merchant's order (the spine), never against its neighbour in the chain: one
@@ -79,6 +81,9 @@ def reconcile(network: NetworkConfig) -> ReconcileReport:
         for s in books.missing
     ]
     for order in books.orders:
+        if order.by_cheque:
+            found.extend(_check_cheque(network, books, order, claimed))
+            continue
         payment = _link(network, books, order)
         claimed.update(r for r in (payment.gateway, payment.hold) if r)
         found.extend(_check_gateway_and_hold(network, books, payment))
@@ -195,6 +200,9 @@ _TABLES: Final = {
     "return out": "outgoing_transfers",
     "return settled": "settlement_transfers",
     "return in": "incoming_returns",
+    "deposit": "cheque_deposits",
+    "cheque paid": "cheques_paid",
+    "cheque settled": "settlement_transfers",
 }
 """Each kind of leg or return by the table that keeps it, to name it in the report."""
 
@@ -348,14 +356,88 @@ def _check_returns(network: NetworkConfig, books: Books, payment: _Payment) -> I
             )
 
 
+_CHEQUE_PAID: Final = _Expected(
+    gateway=_Rule(),
+    hold=_Rule(),
+    outgoing=_must("PAID"),  # the acquirer's deposit
+    settlement=_must("ACCEPTED"),  # the settlement bank's presentment
+    incoming=_must("PAID"),  # the drawee's paid serial
+)
+_CHEQUE_RETURNED: Final = _Expected(
+    _Rule(), _Rule(), _must("RETURNED"), _never("ACCEPTED"), _Rule(allowed=frozenset())
+)
+_CHEQUE_CLEARING: Final = _Expected(_Rule(), _Rule(), _Rule(), _Rule(), _Rule())
+_CHEQUE_UNPAID: Final = _Expected(
+    _Rule(), _Rule(), _never("PAID"), _never("ACCEPTED"), _Rule(allowed=frozenset())
+)
+
+
+def _check_cheque(
+    network: NetworkConfig, books: Books, order: Order, claimed: set[Record]
+) -> Iterator[Mismatch]:
+    """An order paid by cheque against its deposit, the drawee's paid serial and the
+    settlement bank's presentment, all under the deposit's id."""
+    merchant = network.merchant(order.merchant)
+    acquirer = bank_code(network.node(merchant.bank))
+    if order.status in _PAID_OUT:
+        rules = _CHEQUE_PAID
+    elif order.status == order_pb2.ORDER_STATUS_FAILED:
+        rules = _CHEQUE_RETURNED
+    elif order.status == order_pb2.ORDER_STATUS_PAYMENT_PENDING:
+        rules = _CHEQUE_CLEARING
+    else:
+        rules = _CHEQUE_UNPAID
+    deposit = next(
+        (
+            r
+            for r in books.tables["deposit"].where("order_id", order.order_id)
+            if r.holder == acquirer
+        ),
+        None,
+    )
+    if acquirer in books.read:
+        where = _where(network, "acquirer", acquirer, "cheque_deposits")
+        yield from _check(order, deposit, rules.outgoing, f"{where} {order.deposit_id or '-'}")
+        if deposit is not None:
+            claimed.add(deposit)
+            if order.deposit_id and deposit.ident != order.deposit_id:
+                yield _mismatch(order, deposit, "DEPOSIT_DIFFERS", order.deposit_id, deposit.ident)
+            if deposit.account_id != merchant.account_id:
+                yield _mismatch(
+                    order, deposit, "ACCOUNT_DIFFERS", merchant.account_id, deposit.account_id
+                )
+    deposit_id = order.deposit_id or (deposit.ident if deposit else "")
+    drawee = deposit.payer if deposit else ""
+    if drawee in books.read:
+        paid = books.tables["cheque paid"].get(drawee, drawee, deposit_id)
+        if paid is not None:
+            claimed.add(paid)
+        where = _where(network, "drawee", drawee, "cheques_paid")
+        if paid is None and rules.incoming.required:
+            yield Mismatch(order.order_id, f"{where} {deposit_id or '-'}", "MISSING", "PAID", "-")
+        elif paid is not None and rules.incoming.breaks(paid.status):
+            yield _mismatch(order, paid, "UNEXPECTED", "no payment", "PAID")
+        elif paid is not None and paid.amount != order.total:
+            yield _mismatch(order, paid, "AMOUNT_DIFFERS", order.total, paid.amount)
+    settlement = bank_code(network.the(Role.SETTLEMENT))
+    if drawee and drawee != acquirer and settlement in books.read:
+        presented = books.tables["cheque settled"].get(settlement, drawee, deposit_id)
+        if presented is not None:
+            claimed.add(presented)
+        where = f"settlement settlement_transfers {deposit_id or '-'}"
+        yield from _check(order, presented, rules.settlement, where)
+
+
 def _unclaimed(network: NetworkConfig, books: Books, claimed: set[Record]) -> Iterator[Mismatch]:
     """Captures and credits no order accounted for: a second payment of an order, or orphans."""
     known = {order.order_id for order in books.orders}
     # With a merchant's store missing, its orders are unknown: nothing is provably an orphan.
     all_orders_read = all(m.name in books.read for m in network.merchants)
-    for kind in ("hold", "outgoing", "settlement", "incoming"):
+    moved = {"hold": "CAPTURED", "deposit": "PAID", "cheque settled": "ACCEPTED"}
+    kinds = ("hold", "outgoing", "settlement", "incoming", "deposit", "cheque paid")
+    for kind in (*kinds, "cheque settled"):
         for record in books.tables[kind].records:
-            if record in claimed or (kind == "hold" and record.status != "CAPTURED"):
+            if record in claimed or record.status != moved.get(kind, record.status):
                 continue
             if record.order_id in known:
                 yield _mismatch(record, record, "UNMATCHED", "one payment per order", record.status)

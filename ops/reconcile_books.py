@@ -25,7 +25,7 @@ from interbank.v1 import authorization_pb2, order_pb2
 
 from bank import books as bank_books
 from gateway import store
-from merchant import orders
+from merchant import cheque_deposits, orders
 from payment.config import NetworkConfig, NodeConfig, Role
 from payment.storage import read_snapshot
 
@@ -63,6 +63,10 @@ class Order:
     """The amount due, in minor units."""
     refunded: int
     """The amount refunded so far, in minor units."""
+    deposit_id: str = ""
+    """For an order paid by cheque, the acquirer's deposit id ("" until it answered)."""
+    by_cheque: bool = False
+    """True if the merchant took a cheque for the order."""
 
 
 @dataclass(frozen=True)
@@ -176,8 +180,10 @@ def bank_code(node: NodeConfig) -> str:
 
 
 def _read_orders(conn: sqlite3.Connection, node: NodeConfig, books: Books) -> None:
+    cheques = {c.order_id: c for c in cheque_deposits.all_cheque_payments(conn)}
     for record in orders.all_orders(conn):
         order = record.order
+        cheque = cheques.get(order.order_id)
         books.orders.append(
             Order(
                 node.name,
@@ -186,6 +192,8 @@ def _read_orders(conn: sqlite3.Connection, node: NodeConfig, books: Books) -> No
                 record.transaction_id,
                 order.total.amount_minor,
                 order.refunded_total.amount_minor,
+                cheque.deposit_id if cheque else "",
+                cheque is not None,
             )
         )
 
@@ -269,6 +277,32 @@ def _read_bank(conn: sqlite3.Connection, node: NodeConfig, books: Books) -> None
                 account_id=incoming.account_id,
             )
         )
+    for deposit in bank_books.cheque_deposit_records(conn):
+        books.tables["deposit"].add(
+            Record(
+                f"acquirer {node.name} cheque_deposits",
+                code,
+                deposit.drawee_bank_code,
+                deposit.deposit_id,
+                deposit.order_id,
+                deposit.amount,
+                deposit.state,
+                account_id=deposit.account_id,
+            )
+        )
+    for paid in bank_books.cheque_paid_records(conn):
+        books.tables["cheque paid"].add(
+            Record(
+                f"drawee {node.name} cheques_paid",
+                code,
+                code,
+                paid.presentment_id,
+                "",
+                paid.amount,
+                "PAID",
+                link=paid.presenting_agent,
+            )
+        )
     for back in bank_books.incoming_return_records(conn):
         books.tables["return in"].add(
             Record(
@@ -286,8 +320,9 @@ def _read_bank(conn: sqlite3.Connection, node: NodeConfig, books: Books) -> None
 
 
 def _read_settlement(conn: sqlite3.Connection, node: NodeConfig, books: Books) -> None:
+    kinds = {"transfer": "settlement", "return": "return settled", "cheque": "cheque settled"}
     for entry in bank_books.settlement_records(conn):
-        books.tables["settlement" if entry.kind == "transfer" else "return settled"].add(
+        books.tables[kinds[entry.kind]].add(
             Record(
                 "settlement settlement_transfers",
                 bank_code(node),

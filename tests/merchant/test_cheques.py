@@ -39,7 +39,9 @@ from customer.client import Customer
 from merchant import orders
 from merchant.cheque_deposits import DEPOSITING, ChequePayment, apply_deposit, insert_cheque_payment
 from merchant.settlement_listener import Outcome
+from ops.audit import audit_network
 from ops.launcher import wait_until_serving
+from ops.reconcile import reconcile, render_table
 from payment import cheque
 from payment.cheque_trust import ChequeKeys
 from payment.clock import now_iso
@@ -632,3 +634,15 @@ async def test_the_resolver_leaves_a_pending_cheque_to_its_deposit_not_to_the_ga
     assert (await storefront.get_order("alice", order.order_id)).status == (
         S.ORDER_STATUS_PAYMENT_PENDING
     )
+
+
+async def test_every_cheque_order_above_reconciles_and_the_network_audits(
+    net: RunningNetwork,
+) -> None:
+    """Paid, returned, refused and retried cheque orders: each order matches its deposit,
+    the drawee's paid serial and the settlement bank's presentment; money is whole."""
+    report = await asyncio.to_thread(reconcile, net.network)
+    assert report.ok, render_table(report)
+    audit = await audit_network(net.network)
+    assert audit.ok, audit.to_json()
+    assert audit.to_json()["checks"]["cheques_cleared"]["paid_out"] > 0
