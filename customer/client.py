@@ -1,5 +1,6 @@
 """The customer's client: browse, order, seal, sign, pay, answer challenges,
-follow order updates, check balances.
+follow order updates, check balances; and pay by electronic cheque (cheque
+books from its bank, cheques written offline, stop-payment orders).
 
 It talks to the merchant's storefront and to its own bank over TLS with the
 customer's client certificate. The payment instruction is sealed to the
@@ -15,8 +16,9 @@ import contextlib
 import datetime as dt
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -25,6 +27,8 @@ from interbank.v1 import (
     account_pb2_grpc,
     authorization_pb2,
     authorization_pb2_grpc,
+    cheque_pb2,
+    cheque_pb2_grpc,
     common_pb2,
     notification_pb2,
     notification_pb2_grpc,
@@ -32,7 +36,9 @@ from interbank.v1 import (
     order_pb2_grpc,
 )
 
+from customer.cheques import ChequeBook, ChequeWallet, check_book, write_cheque
 from payment import envelope
+from payment.cheque_trust import ChequeKeys
 from payment.clock import now
 from payment.config import CustomerConfig, NetworkConfig
 from payment.errors import from_rpc_error
@@ -75,7 +81,11 @@ class Instrument:
 class Customer:
     """One customer's view of the network; use as an async context manager."""
 
-    def __init__(self, network: NetworkConfig, name: str) -> None:
+    def __init__(
+        self, network: NetworkConfig, name: str, *, cheque_wallet: Path | None = None
+    ) -> None:
+        """The customer called name in network. Its cheque books are kept in memory,
+        and also in the file cheque_wallet when given (see :class:`ChequeWallet`)."""
         self.network = network
         self.config: CustomerConfig = network.customer(name)
         pki = Pki(network.pki_dir)
@@ -86,6 +96,8 @@ class Customer:
         self._inbox: list[notification_pb2.SubscribeResponse] = []
         self._inbox_task: asyncio.Task[None] | None = None
         self._inbox_changed = asyncio.Condition()
+        self.cheques = ChequeWallet(cheque_wallet)
+        """The customer's cheque books and the next unwritten serial of each."""
 
     async def __aenter__(self) -> Customer:
         return self
@@ -242,9 +254,13 @@ class Customer:
         order_id: str,
         status: order_pb2.OrderStatus.ValueType,
         timeout: float = 30.0,
+        *,
+        or_else: Collection[order_pb2.OrderStatus.ValueType] = (),
     ) -> order_pb2.Order:
-        """Follow the merchant's order updates until the order reaches status."""
+        """Follow the merchant's order updates until the order reaches status (or one
+        of or_else, such as FAILED); the order as it was then."""
         stub = notification_pb2_grpc.NotificationServiceStub(self.channel(merchant))
+        wanted = {status, *or_else}
 
         async def watch() -> order_pb2.Order:
             async with contextlib.aclosing(follow(stub)) as events:
@@ -252,7 +268,7 @@ class Customer:
                     if event.WhichOneof("event") != "order_update":
                         continue
                     order = event.order_update.order
-                    if order.order_id == order_id and order.status == status:
+                    if order.order_id == order_id and order.status in wanted:
                         return order
             raise AssertionError("unreachable: follow() never ends")
 
@@ -317,4 +333,96 @@ class Customer:
         request = account_pb2.ListStatementRequest(account_id=self.config.account_id)
         reply = await self._call(stub.ListStatement, request)
         assert isinstance(reply, account_pb2.ListStatementResponse)
+        return reply
+
+    # -- cheques ----------------------------------------------------------------------------
+
+    def _cheque_desk(self) -> cheque_pb2_grpc.ChequeServiceStub:
+        return cheque_pb2_grpc.ChequeServiceStub(self.channel(self._bank.name))
+
+    async def issue_cheque_book(self, size: int, request_id: str | None = None) -> ChequeBook:
+        """A cheque book of size serials on the customer's account, from its bank.
+
+        The book's certificate is checked (:func:`customer.cheques.check_book`:
+        signed by the bank, binding the customer's own key) and the book kept in
+        :attr:`cheques`. The same request_id again returns the same book.
+        """
+        request = cheque_pb2.IssueChequeBookRequest(
+            request_id=request_id or str(uuid.uuid4()),
+            account_id=self.config.account_id,
+            book_size=size,
+        )
+        reply = await self._call(self._cheque_desk().IssueChequeBook, request)
+        assert isinstance(reply, cheque_pb2.IssueChequeBookResponse)
+        book = ChequeBook.from_proto(reply.book)
+        check_book(book, self._signing_key.public_key(), ChequeKeys(self.network))
+        self.cheques.add(book)
+        return book
+
+    def write_cheque(
+        self,
+        order: order_pb2.Order,
+        book: ChequeBook,
+        serial: int | None = None,
+        date: dt.date | None = None,
+        memo: str = "",
+    ) -> bytes:
+        """A cheque paying order, signed offline with the customer's key: its signed bytes.
+
+        serial defaults to the book's next unwritten one in :attr:`cheques`
+        (ValueError when the book is used up or not there), date to today (UTC);
+        both are written as given otherwise.
+        """
+        if serial is None:
+            serial = self.cheques.take_serial(book)
+        else:
+            self.cheques.mark_written(book, serial)
+        return write_cheque(self._signing_key, order, book, serial, date or now().date(), memo)
+
+    async def pay_by_cheque(
+        self,
+        merchant: str,
+        order: order_pb2.Order | str,
+        signed_cheque: bytes,
+        signed_certificate: bytes,
+        request_id: str | None = None,
+    ) -> order_pb2.Order:
+        """Hand a cheque for an order (or order id) to the merchant (SubmitCheque).
+
+        The order as the merchant answers: PAYMENT_PENDING while the cheque clears,
+        or already SETTLED or FAILED for a cheque drawn on the merchant's own bank.
+        """
+        request = order_pb2.SubmitChequeRequest(
+            request_id=request_id or str(uuid.uuid4()),
+            order_id=order if isinstance(order, str) else order.order_id,
+            signed_cheque=signed_cheque,
+            signed_certificate=signed_certificate,
+        )
+        reply = await self._call(self._store(merchant).SubmitCheque, request)
+        assert isinstance(reply, order_pb2.SubmitChequeResponse)
+        return reply.order
+
+    async def stop_cheque(
+        self, book: ChequeBook, serial: int, request_id: str | None = None
+    ) -> cheque_pb2.StopChequeResponse:
+        """Order the bank not to pay the cheque of book with serial (StopCheque)."""
+        request = cheque_pb2.StopChequeRequest(
+            request_id=request_id or str(uuid.uuid4()),
+            account_reference=book.account_reference,
+            serial=serial,
+        )
+        reply = await self._call(self._cheque_desk().StopCheque, request)
+        assert isinstance(reply, cheque_pb2.StopChequeResponse)
+        return reply
+
+    async def close_cheque_account(
+        self, book: ChequeBook, request_id: str | None = None
+    ) -> cheque_pb2.CloseChequeAccountResponse:
+        """Close the cheque account of book: no new books, unpaid cheques are returned."""
+        request = cheque_pb2.CloseChequeAccountRequest(
+            request_id=request_id or str(uuid.uuid4()),
+            account_reference=book.account_reference,
+        )
+        reply = await self._call(self._cheque_desk().CloseChequeAccount, request)
+        assert isinstance(reply, cheque_pb2.CloseChequeAccountResponse)
         return reply

@@ -2,7 +2,10 @@
 
 Used by ``paynet shop`` and ``make run``. Steps the customer cannot see
 directly (the merchant forwarding, the issuer authorizing, settlement) are
-printed as the merchant's order-update stream reports them.
+printed as the merchant's order-update stream reports them. :func:`purchase`
+pays by card or bank account; :func:`purchase_by_cheque` pays with an
+electronic cheque written offline (docs/cheque.md), which the merchant
+endorses and deposits and the banks clear.
 """
 
 from __future__ import annotations
@@ -10,19 +13,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from interbank.v1 import account_pb2, account_pb2_grpc, notification_pb2_grpc, order_pb2
 
-from customer.client import Customer
+from customer.cheques import ChequeBook
+from customer.client import Customer, PlacedOrder
 from payment.config import NetworkConfig, Role
 from payment.errors import PaynetError
 from payment.notifications import follow
 from payment.pki import Pki
 from payment.tls import TlsIdentity, secure_channel
 
-__all__ = ["PurchaseResult", "all_balances", "purchase", "shop"]
+__all__ = [
+    "ChequePurchaseResult",
+    "PurchaseResult",
+    "all_balances",
+    "purchase",
+    "purchase_by_cheque",
+    "shop",
+]
 
 Say = Callable[[str, str, str], None]
 S = order_pb2.OrderStatus
@@ -55,6 +66,24 @@ _STATUS_STEPS: dict[int, tuple[str, str, str]] = {
     ),
     S.ORDER_STATUS_FAILED: ("x failed", "merchant -> customer", "payment failed"),
 }
+
+# A cheque's path: no authorization or capture, the merchant checks it offline and
+# deposits it; its bank presents it to the drawee, whose answer settles or fails it.
+_CHEQUE_STEPS: dict[int, tuple[str, str, str]] = {
+    S.ORDER_STATUS_PAYMENT_PENDING: (
+        "3 check, endorse, deposit",
+        "merchant -> acquirer",
+        "cheque checked offline (bank key, signatures, payee, amount, order, date), "
+        "endorsed and deposited; provisional credit",
+    ),
+    S.ORDER_STATUS_SETTLED: (
+        "6 clear, pay",
+        "acquirer -> settlement -> drawee",
+        "cheque presented and paid by the drawee bank; credit available, order settled",
+    ),
+    S.ORDER_STATUS_FAILED: ("x returned", "drawee -> acquirer -> merchant", "cheque returned"),
+}
+_CHEQUE_PATH = (S.ORDER_STATUS_PAYMENT_PENDING, S.ORDER_STATUS_SETTLED)
 
 
 def money(minor: int, currency: str) -> str:
@@ -93,18 +122,8 @@ async def purchase(
 ) -> PurchaseResult:
     """Buy lines at merchant, answering a challenge if asked; waits for delivery."""
     say = say or printer()
-    currency = customer.network.currency
-    products = await customer.list_products(merchant)
-    say("1 browse", "customer -> merchant", f"ListProducts: {len(products)} products")
-    placed = await customer.create_order(merchant, lines)
+    placed = await _browse(customer, merchant, lines, say)
     order = placed.order
-    wanted = ", ".join(f"{qty} x {sku}" for sku, qty in lines)
-    say(
-        "1 browse",
-        "customer -> merchant",
-        f"CreateOrder {order.order_id[:8]}: {wanted} = "
-        f"{money(order.total.amount_minor, currency)}; digest and gateway key received",
-    )
     stream = narrate_order_updates(customer, merchant, order.order_id, say)
     watcher = asyncio.create_task(stream)
     try:
@@ -137,13 +156,126 @@ async def purchase(
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-    balance = await customer.balance()
-    say(
-        "9 check balances",
-        "customer -> own bank",
-        f"{customer.config.account_id}: booked {money(balance.booked.amount_minor, currency)}",
-    )
+    await _say_balance(customer, say)
     return PurchaseResult(order, challenged)
+
+
+@dataclass(frozen=True)
+class ChequePurchaseResult:
+    """How one purchase paid by cheque ended."""
+
+    order: order_pb2.Order
+    """The order's final state: DELIVERY_CONFIRMED, or FAILED with the return reason."""
+    book: ChequeBook
+    """The book the cheque was written from."""
+    serial: int
+    """The cheque's serial."""
+    stopped: bool
+    """Whether the customer stopped the cheque before handing it over."""
+
+
+async def purchase_by_cheque(
+    customer: Customer,
+    merchant: str,
+    lines: Sequence[tuple[str, int]],
+    *,
+    book: ChequeBook | None = None,
+    book_size: int = 10,
+    memo: str = "",
+    stop_payment: bool = False,
+    say: Say | None = None,
+    timeout: float = 30.0,
+) -> ChequePurchaseResult:
+    """Buy lines at merchant with a cheque; waits until delivered or failed.
+
+    The cheque comes from book, else the customer's current book, else a new
+    book of book_size serials from its bank. With stop_payment the customer
+    stops the cheque at its bank before handing it over (a drawer changing its
+    mind): the drawee returns it PAYMENT_STOPPED and the order ends FAILED.
+    A refusal of the cheque by the merchant is raised (PaynetError).
+    """
+    say = say or printer()
+    currency = customer.network.currency
+    placed = await _browse(customer, merchant, lines, say)
+    order = placed.order
+    if book is None:
+        book = customer.cheques.current()
+    if book is None:
+        book = await customer.issue_cheque_book(book_size)
+        say(
+            "2 cheque book",
+            "customer -> own bank",
+            f"IssueChequeBook: serials {book.first_serial}-{book.last_serial} on "
+            f"{book.bank_code}; the bank's account certificate binds the customer's key",
+        )
+    serial = customer.cheques.take_serial(book)
+    signed_cheque = customer.write_cheque(order, book, serial, memo=memo)
+    say(
+        "2 write, sign",
+        "customer",
+        f"cheque {serial} to {order.merchant_name} for "
+        f"{money(order.total.amount_minor, currency)} signed offline (Ed25519)",
+    )
+    if stop_payment:
+        await customer.stop_cheque(book, serial)
+        say("x stop payment", "customer -> own bank", f"StopCheque {serial}: stop-payment order")
+    watcher = asyncio.create_task(
+        narrate_order_updates(
+            customer, merchant, order.order_id, say, steps=_CHEQUE_STEPS, path=_CHEQUE_PATH
+        )
+    )
+    try:
+        say("2 choose, seal, send", "customer -> merchant", "SubmitCheque with the certificate")
+        await customer.pay_by_cheque(merchant, order, signed_cheque, book.signed_certificate)
+        order = await customer.wait_for_order(
+            merchant,
+            order.order_id,
+            S.ORDER_STATUS_DELIVERY_CONFIRMED,
+            timeout,
+            or_else=(S.ORDER_STATUS_FAILED,),
+        )
+        await asyncio.sleep(0)  # let the watcher print the last updates first
+        if order.status == S.ORDER_STATUS_DELIVERY_CONFIRMED:
+            say(
+                "8 confirm delivery",
+                "merchant -> customer",
+                f"payment success; delivery confirmed, "
+                f"tracking {order.delivery.tracking_reference}",
+            )
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    await _say_balance(customer, say)
+    return ChequePurchaseResult(order, book, serial, stop_payment)
+
+
+async def _browse(
+    customer: Customer, merchant: str, lines: Sequence[tuple[str, int]], say: Say
+) -> PlacedOrder:
+    """Step 1: the catalog, then the order, priced by the merchant."""
+    products = await customer.list_products(merchant)
+    say("1 browse", "customer -> merchant", f"ListProducts: {len(products)} products")
+    placed = await customer.create_order(merchant, lines)
+    order = placed.order
+    wanted = ", ".join(f"{qty} x {sku}" for sku, qty in lines)
+    say(
+        "1 browse",
+        "customer -> merchant",
+        f"CreateOrder {order.order_id[:8]}: {wanted} = "
+        f"{money(order.total.amount_minor, customer.network.currency)}; "
+        "digest and gateway key received",
+    )
+    return placed
+
+
+async def _say_balance(customer: Customer, say: Say) -> None:
+    """Step 9: the customer's booked balance, asked of its own bank."""
+    balance = await customer.balance()
+    booked = money(balance.booked.amount_minor, customer.network.currency)
+    say(
+        "9 check balances", "customer -> own bank", f"{customer.config.account_id}: booked {booked}"
+    )
 
 
 # The happy path as the merchant's order updates reveal it. A fast payment can skip
@@ -158,8 +290,20 @@ _HAPPY_PATH = (
 )
 
 
-async def narrate_order_updates(customer: Customer, merchant: str, order_id: str, say: Say) -> None:
-    """Print the steps the merchant's order updates reveal, once each, in flow order."""
+async def narrate_order_updates(
+    customer: Customer,
+    merchant: str,
+    order_id: str,
+    say: Say,
+    *,
+    steps: Mapping[int, tuple[str, str, str]] = _STATUS_STEPS,
+    path: Sequence[int] = _HAPPY_PATH,
+) -> None:
+    """Print the steps the merchant's order updates reveal, once each, in flow order.
+
+    steps and path are the instrument's: what each status means, and its happy
+    path in order (the account/card flow's by default).
+    """
     stub = notification_pb2_grpc.NotificationServiceStub(customer.channel(merchant))
     printed: set[int] = set()
     async with contextlib.aclosing(follow(stub)) as events:
@@ -170,22 +314,20 @@ async def narrate_order_updates(customer: Customer, merchant: str, order_id: str
             if order.order_id != order_id:
                 continue
             if order.status == S.ORDER_STATUS_FAILED:
-                say(
-                    *_STATUS_STEPS[S.ORDER_STATUS_FAILED][:2],
-                    f"payment failed: {order.failure_reason}",
-                )
+                step, route, what = steps[S.ORDER_STATUS_FAILED]
+                say(step, route, f"{what}: {order.failure_reason}")
                 continue
-            if order.status not in _HAPPY_PATH:
+            if order.status not in path:
                 continue
-            reached = _HAPPY_PATH.index(order.status)
-            for status in _HAPPY_PATH[: reached + 1]:
+            reached = list(path).index(order.status)
+            for status in path[: reached + 1]:
                 implied_challenge = (
                     status == S.ORDER_STATUS_CHALLENGE_REQUIRED and status != order.status
                 )
                 if status in printed or implied_challenge:
                     continue
                 printed.add(status)
-                say(*_STATUS_STEPS[status])
+                say(*steps[status])
 
 
 async def all_balances(network: NetworkConfig) -> dict[str, int]:
@@ -223,13 +365,21 @@ async def shop(
     buy: Sequence[str],
     instrument: str,
 ) -> int:
-    """``paynet shop``: one purchase against a running network; the exit code."""
+    """``paynet shop``: one purchase against a running network; the exit code.
+
+    instrument is ``card``, ``account`` or ``cheque`` (a cheque from a new book).
+    """
     merchant = merchant or network.merchants[0].name
     try:
         async with Customer(network, customer_name) as customer:
-            result = await purchase(customer, merchant, parse_lines(buy), instrument=instrument)
+            if instrument == "cheque":
+                order = (await purchase_by_cheque(customer, merchant, parse_lines(buy))).order
+            else:
+                lines = parse_lines(buy)
+                order = (await purchase(customer, merchant, lines, instrument=instrument)).order
     except PaynetError as exc:
         print(f"paynet shop: payment refused: {exc.reason}: {exc.message}", file=sys.stderr)
         return 1
-    print(f"order {result.order.order_id}: {S.Name(result.order.status)}")
-    return 0
+    returned = f" ({order.failure_reason})" if order.failure_reason else ""
+    print(f"order {order.order_id}: {S.Name(order.status)}{returned}")
+    return 0 if order.status == S.ORDER_STATUS_DELIVERY_CONFIRMED else 1

@@ -371,9 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     shop.add_argument("--buy", nargs="+", required=True, metavar="SKU[:QTY]", help="what to buy")
     shop.add_argument(
         "--instrument",
-        choices=["card", "account"],
+        choices=["card", "account", "cheque"],
         default="card",
-        help="pay by card or by bank account",
+        help="pay by card, by bank account, or by electronic cheque",
     )
     shop.set_defaults(func=_cmd_shop)
 

@@ -1,12 +1,16 @@
-"""``make run``: a fresh network in a temporary directory, two purchases end to end.
+"""``make run``: a fresh network in a temporary directory, purchases end to end.
 
 Makes a dev PKI, starts every node as its own process, runs a frictionless
-purchase and a challenged one (answered from the device inbox), refunds part
-of the first, closes the settlement window (the dev network settles net),
-audits every bank's books over mTLS and reconciles every store. It prints each
-step as it happens, stops the network cleanly, and prints as its last line one
-JSON object with the payments, the refund, the window, the audit, balances
-before and after, and total money. Exit 0 only if both orders were paid, the
+purchase and a challenged one (answered from the device inbox), then two
+purchases by electronic cheque: one paid across banks, and one whose cheque
+the customer stops before handing it over, which the drawee returns
+PAYMENT_STOPPED. It refunds part of the first purchase, closes the settlement
+window (the dev network settles net), audits every bank's books over mTLS and
+reconciles every store. It prints each step as it happens, stops the network
+cleanly, and prints as its last line one JSON object with the payments, the
+cheques, the refund, the window, the audit, balances before and after, and
+total money. Exit 0 only if both account/card orders and the paid cheque's
+order were delivered, the stopped cheque's order failed PAYMENT_STOPPED, the
 refund went through, the audit and reconciliation pass and money is unchanged.
 """
 
@@ -23,13 +27,21 @@ from typing import Any
 from interbank.v1 import order_pb2
 
 from customer.client import Customer
-from customer.shop import all_balances, money, printer, purchase
+from customer.shop import (
+    ChequePurchaseResult,
+    Say,
+    all_balances,
+    money,
+    printer,
+    purchase,
+    purchase_by_cheque,
+)
 from ops.audit import audit_network
 from ops.devnet import write_dev_network
 from ops.launcher import LocalNetwork, NodeDied
 from ops.operations import close_window, refund_order, window_json
 from ops.reconcile import reconcile
-from payment.config import SettlementMode, load_network
+from payment.config import NetworkConfig, SettlementMode, load_network
 from payment.errors import PaynetError
 from payment.pki import init_pki
 
@@ -55,6 +67,7 @@ async def run_demo(*, keep: bool = False) -> int:
     )
     net = LocalNetwork(network, path, log_dir=workdir / "logs")
     payments: list[dict[str, Any]] = []
+    cheques: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
     ok = False
     try:
@@ -89,6 +102,7 @@ async def run_demo(*, keep: bool = False) -> int:
                     "challenged": result.challenged,
                 }
             )
+        cheques = await _cheque_purchases(network, merchant, say)
         first = payments[0]
         refund = await refund_order(
             network, merchant, first["order_id"], first["amount"] // 2, request_id="demo-refund"
@@ -134,6 +148,7 @@ async def run_demo(*, keep: bool = False) -> int:
             )
         summary = {
             "payments": payments,
+            "cheques": cheques,
             "refund": {
                 "refund_id": refund.refund_id,
                 "order_id": refund.order.order_id,
@@ -155,11 +170,13 @@ async def run_demo(*, keep: bool = False) -> int:
             and report.ok
             and reconciled.ok
             and any(p["challenged"] for p in payments)
+            and [(c["status"], c["failure_reason"]) for c in cheques]
+            == [("DELIVERY_CONFIRMED", ""), ("FAILED", "PAYMENT_STOPPED")]
             and summary["total_money_before"] == summary["total_money_after"]
         )
-    except (PaynetError, NodeDied, TimeoutError) as exc:
+    except (PaynetError, NodeDied, TimeoutError, ValueError) as exc:
         print(f"paynet run: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        summary = summary or {"payments": payments, "error": str(exc)}
+        summary = summary or {"payments": payments, "cheques": cheques, "error": str(exc)}
     finally:
         codes = await net.stop()
         say(
@@ -171,3 +188,34 @@ async def run_demo(*, keep: bool = False) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(summary, sort_keys=False), flush=True)
     return 0 if ok else 1
+
+
+async def _cheque_purchases(
+    network: NetworkConfig, merchant: str, say: Say
+) -> list[dict[str, Any]]:
+    """alice pays a lamp by cheque (drawn on alfa, deposited at the shop's bank beta),
+    then writes a cheque for a book and stops it before handing it over."""
+    print(f"--- alice buys at {merchant} with a cheque ---", flush=True)
+    async with Customer(network, "alice") as alice:
+        paid = await purchase_by_cheque(
+            alice, merchant, [("lamp-002", 1)], memo="desk lamp", say=say
+        )
+        print(f"--- alice stops a cheque to {merchant} before it is paid ---", flush=True)
+        stopped = await purchase_by_cheque(
+            alice, merchant, [("book-001", 1)], book=paid.book, stop_payment=True, say=say
+        )
+    return [_cheque_json(paid), _cheque_json(stopped)]
+
+
+def _cheque_json(result: ChequePurchaseResult) -> dict[str, Any]:
+    order = result.order
+    return {
+        "order_id": order.order_id,
+        "status": S.Name(order.status).removeprefix("ORDER_STATUS_"),
+        "amount": order.total.amount_minor,
+        "currency": order.total.currency_code,
+        "drawee": result.book.bank_code,
+        "serial": result.serial,
+        "stopped": result.stopped,
+        "failure_reason": order.failure_reason,
+    }

@@ -111,11 +111,20 @@ def test_make_run_demo_ends_with_the_json_summary_and_exit_0() -> None:
     refunded = (2 * 4500 + 3250) // 2
     assert summary["refund"]["status"] == "PARTIALLY_REFUNDED"
     assert summary["refund"]["refunded"] == refunded
-    assert summary["balances_after"]["shop-sales"] == 2 * 4500 + 3250 + 72000 - refunded
+    # alice's cheque to shop is paid; her stopped cheque moves nothing.
+    cheque = 3250
+    assert [(c["status"], c["failure_reason"], c["stopped"]) for c in summary["cheques"]] == [
+        ("DELIVERY_CONFIRMED", "", False),
+        ("FAILED", "PAYMENT_STOPPED", True),
+    ]
+    assert summary["cheques"][0]["amount"] == cheque
+    assert summary["balances_after"]["shop-sales"] == 2 * 4500 + 3250 + 72000 - refunded + cheque
     window = summary["settlement_window"]
     assert window["status"] == "SETTLED"
-    # alice (alfa) paid shop (beta) 12 250 and got 6 125 back; bob's payment stayed at beta.
-    assert window["positions"] == {"ALFAXX01": -refunded, "BETAXX02": refunded}
+    # alice (alfa) paid shop (beta) 12 250 and got 6 125 back, then paid a 3 250 cheque;
+    # bob's payment stayed at beta.
+    net = refunded + cheque
+    assert window["positions"] == {"ALFAXX01": -net, "BETAXX02": net}
     assert summary["audit"]["ok"] is True
     assert summary["reconcile"]["ok"] is True
     for step in (

@@ -1,6 +1,7 @@
 // Package buyer is a paynet customer's client: it buys from the merchant over
 // mutual TLS, pays with a sealed, dual-signed instruction and answers step-up
-// challenges with the one-time code from its bank's device inbox.
+// challenges with the one-time code from its bank's device inbox, or pays
+// with an electronic cheque from a cheque book its bank issued (cheques.go).
 //
 // Every mutating call carries a fresh UUID request_id and every call a
 // deadline. Nothing here prints or puts into an error the one-time code, an
@@ -13,6 +14,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/paynet/paynet/clients/go/envelope"
@@ -46,6 +48,8 @@ type Buyer struct {
 	Notifications interbankv1.NotificationServiceClient
 	// Challenges is the bank's step-up endpoint.
 	Challenges interbankv1.ChallengeServiceClient
+	// Cheques is the bank's cheque desk (cheque books, stop-payment orders).
+	Cheques interbankv1.ChequeServiceClient
 
 	// CallTimeout is the deadline of each unary call.
 	CallTimeout time.Duration
@@ -56,6 +60,9 @@ type Buyer struct {
 
 	signingKey ed25519.PrivateKey
 	conns      []*grpc.ClientConn
+
+	mu         sync.Mutex
+	nextSerial map[string]int64 // per cheque book: its next unwritten serial
 }
 
 // New opens mutual-TLS connections to the profile's merchant and bank and
@@ -80,11 +87,13 @@ func New(p *profile.Profile) (*Buyer, error) {
 		Accounts:      interbankv1.NewAccountServiceClient(bank),
 		Notifications: interbankv1.NewNotificationServiceClient(bank),
 		Challenges:    interbankv1.NewChallengeServiceClient(bank),
+		Cheques:       interbankv1.NewChequeServiceClient(bank),
 		CallTimeout:   DefaultCallTimeout,
 		WaitTimeout:   DefaultWaitTimeout,
 		PollInterval:  DefaultPollInterval,
 		signingKey:    signingKey,
 		conns:         []*grpc.ClientConn{merchant, bank},
+		nextSerial:    map[string]int64{},
 	}, nil
 }
 

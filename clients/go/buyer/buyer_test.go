@@ -14,13 +14,16 @@ import (
 const (
 	book      = "book-001"
 	bike      = "bike-003"
+	lamp      = "lamp-002"
 	bookPrice = 4500
 	bikePrice = 72000
+	lampPrice = 3250
 )
 
 // TestBuyer is the buyer of clients/README.md: a frictionless purchase with
-// the card, a challenged one with the bank account, and the balance and
-// statement afterwards. It needs a running network: PAYNET_PROFILE names the
+// the card, a challenged one with the bank account, one paid by electronic
+// cheque from a cheque book the bank issues, and the balance and statement
+// afterwards. It needs a running network: PAYNET_PROFILE names the
 // go buyer's profile.
 func TestBuyer(t *testing.T) {
 	if os.Getenv(profile.EnvVar) == "" {
@@ -53,7 +56,7 @@ func TestBuyer(t *testing.T) {
 	for _, product := range products {
 		prices[product.GetSku()] = product.GetUnitPrice().GetAmountMinor()
 	}
-	for sku, price := range map[string]int64{book: bookPrice, bike: bikePrice} {
+	for sku, price := range map[string]int64{book: bookPrice, bike: bikePrice, lamp: lampPrice} {
 		if got, ok := prices[sku]; !ok || got != price {
 			t.Fatalf("catalog: %s costs %d (listed: %v), want %d", sku, got, ok, price)
 		}
@@ -77,11 +80,27 @@ func TestBuyer(t *testing.T) {
 	}
 	checkOrder(t, challenged.Order, p.Customer, bikePrice)
 
+	chequeBook, err := b.IssueChequeBook(ctx, 5)
+	if err != nil {
+		t.Fatalf("cheque book: %v", err)
+	}
+	if size := chequeBook.GetLastSerial() - chequeBook.GetFirstSerial() + 1; size != 5 || chequeBook.GetBankCode() != p.Bank.BankCode {
+		t.Fatalf("cheque book: %d serials on %q, want 5 on %q", size, chequeBook.GetBankCode(), p.Bank.BankCode)
+	}
+	byCheque, err := b.BuyByCheque(ctx, lamp, 1, chequeBook, "desk lamp")
+	if err != nil {
+		t.Fatalf("cheque purchase: %v", err)
+	}
+	if byCheque.Serial != chequeBook.GetFirstSerial() {
+		t.Fatalf("cheque purchase: serial %d, want the book's first, %d", byCheque.Serial, chequeBook.GetFirstSerial())
+	}
+	checkOrder(t, byCheque.Order, p.Customer, lampPrice)
+
 	after, err := b.Balance(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantBooked := before.GetBooked().GetAmountMinor() - bookPrice - bikePrice
+	wantBooked := before.GetBooked().GetAmountMinor() - bookPrice - bikePrice - lampPrice
 	if got := after.GetBooked().GetAmountMinor(); got != wantBooked {
 		t.Errorf("booked after: %d, want %d", got, wantBooked)
 	}
@@ -102,7 +121,11 @@ func TestBuyer(t *testing.T) {
 	for _, want := range []struct {
 		orderID string
 		amount  int64
-	}{{frictionless.Order.GetOrderId(), bookPrice}, {challenged.Order.GetOrderId(), bikePrice}} {
+	}{
+		{frictionless.Order.GetOrderId(), bookPrice},
+		{challenged.Order.GetOrderId(), bikePrice},
+		{byCheque.Order.GetOrderId(), lampPrice},
+	} {
 		if got := debits[want.orderID]; len(got) != 1 || got[0] != want.amount {
 			t.Errorf("statement debits for order %s: %v, want one of %d", want.orderID, got, want.amount)
 		}
@@ -111,9 +134,10 @@ func TestBuyer(t *testing.T) {
 		return
 	}
 
-	t.Logf("paynet go buyer: frictionless %s DELIVERY_CONFIRMED %d; challenged %s DELIVERY_CONFIRMED %d; booked %d -> %d",
+	t.Logf("paynet go buyer: frictionless %s DELIVERY_CONFIRMED %d; challenged %s DELIVERY_CONFIRMED %d; cheque %s DELIVERY_CONFIRMED %d; booked %d -> %d",
 		frictionless.Order.GetOrderId(), frictionless.Order.GetTotal().GetAmountMinor(),
 		challenged.Order.GetOrderId(), challenged.Order.GetTotal().GetAmountMinor(),
+		byCheque.Order.GetOrderId(), byCheque.Order.GetTotal().GetAmountMinor(),
 		before.GetBooked().GetAmountMinor(), after.GetBooked().GetAmountMinor())
 }
 

@@ -147,8 +147,19 @@ type MemberBooks struct {
 	OverdueHolds int64 `protobuf:"varint,5,opt,name=overdue_holds,json=overdueHolds,proto3" json:"overdue_holds,omitempty"`
 	// Outgoing transfers and returns still waiting for the settlement bank's answer.
 	UnsettledOutgoing int64 `protobuf:"varint,6,opt,name=unsettled_outgoing,json=unsettledOutgoing,proto3" json:"unsettled_outgoing,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Cheques deposited here and not yet paid or returned by their drawee.
+	ChequesInClearing int64 `protobuf:"varint,7,opt,name=cheques_in_clearing,json=chequesInClearing,proto3" json:"cheques_in_clearing,omitempty"`
+	// Their provisional credits: pending credits on merchants' accounts, in
+	// neither booked nor available balances. Equals the sum of those deposits.
+	ProvisionalCreditMinor int64 `protobuf:"varint,8,opt,name=provisional_credit_minor,json=provisionalCreditMinor,proto3" json:"provisional_credit_minor,omitempty"`
+	// Cheques drawn on this bank and paid to other banks (the drawee's side).
+	ChequesPaidOutMinor int64 `protobuf:"varint,9,opt,name=cheques_paid_out_minor,json=chequesPaidOutMinor,proto3" json:"cheques_paid_out_minor,omitempty"`
+	// Cheques deposited here, drawn on other banks and paid (the acquirer's side).
+	ChequesCollectedMinor int64 `protobuf:"varint,10,opt,name=cheques_collected_minor,json=chequesCollectedMinor,proto3" json:"cheques_collected_minor,omitempty"`
+	// Cheques deposited here and returned unpaid (the acquirer's side), by count.
+	ChequesReturned int64 `protobuf:"varint,11,opt,name=cheques_returned,json=chequesReturned,proto3" json:"cheques_returned,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *MemberBooks) Reset() {
@@ -219,6 +230,41 @@ func (x *MemberBooks) GetOverdueHolds() int64 {
 func (x *MemberBooks) GetUnsettledOutgoing() int64 {
 	if x != nil {
 		return x.UnsettledOutgoing
+	}
+	return 0
+}
+
+func (x *MemberBooks) GetChequesInClearing() int64 {
+	if x != nil {
+		return x.ChequesInClearing
+	}
+	return 0
+}
+
+func (x *MemberBooks) GetProvisionalCreditMinor() int64 {
+	if x != nil {
+		return x.ProvisionalCreditMinor
+	}
+	return 0
+}
+
+func (x *MemberBooks) GetChequesPaidOutMinor() int64 {
+	if x != nil {
+		return x.ChequesPaidOutMinor
+	}
+	return 0
+}
+
+func (x *MemberBooks) GetChequesCollectedMinor() int64 {
+	if x != nil {
+		return x.ChequesCollectedMinor
+	}
+	return 0
+}
+
+func (x *MemberBooks) GetChequesReturned() int64 {
+	if x != nil {
+		return x.ChequesReturned
 	}
 	return 0
 }
@@ -297,10 +343,14 @@ type SettlementBooks struct {
 	Reserves []*ReservePosition `protobuf:"bytes,2,rep,name=reserves,proto3" json:"reserves,omitempty"`
 	// Money issued into reserves at opening: the network's total money.
 	CentralIssuedMinor int64 `protobuf:"varint,3,opt,name=central_issued_minor,json=centralIssuedMinor,proto3" json:"central_issued_minor,omitempty"`
-	// Transfers and returns still waiting for the receiving bank's answer.
+	// Transfers, returns and cheque presentments still waiting for the
+	// receiving bank's answer.
 	PendingTransfers int64 `protobuf:"varint,4,opt,name=pending_transfers,json=pendingTransfers,proto3" json:"pending_transfers,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Paid (accepted) cheque presentments per drawee bank, for the audit's
+	// cheques_cleared check: what each drawee paid out.
+	Cheques       []*ChequeClearing `protobuf:"bytes,5,rep,name=cheques,proto3" json:"cheques,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SettlementBooks) Reset() {
@@ -361,6 +411,77 @@ func (x *SettlementBooks) GetPendingTransfers() int64 {
 	return 0
 }
 
+func (x *SettlementBooks) GetCheques() []*ChequeClearing {
+	if x != nil {
+		return x.Cheques
+	}
+	return nil
+}
+
+// ChequeClearing is one member bank's paid cheques as the settlement bank settled them.
+type ChequeClearing struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member bank's code.
+	BankCode string `protobuf:"bytes,1,opt,name=bank_code,json=bankCode,proto3" json:"bank_code,omitempty"`
+	// Cheques drawn on it and paid to other banks.
+	PaidOutMinor int64 `protobuf:"varint,2,opt,name=paid_out_minor,json=paidOutMinor,proto3" json:"paid_out_minor,omitempty"`
+	// Cheques it presented and was paid.
+	CollectedMinor int64 `protobuf:"varint,3,opt,name=collected_minor,json=collectedMinor,proto3" json:"collected_minor,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ChequeClearing) Reset() {
+	*x = ChequeClearing{}
+	mi := &file_interbank_v1_audit_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChequeClearing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChequeClearing) ProtoMessage() {}
+
+func (x *ChequeClearing) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_audit_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChequeClearing.ProtoReflect.Descriptor instead.
+func (*ChequeClearing) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_audit_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ChequeClearing) GetBankCode() string {
+	if x != nil {
+		return x.BankCode
+	}
+	return ""
+}
+
+func (x *ChequeClearing) GetPaidOutMinor() int64 {
+	if x != nil {
+		return x.PaidOutMinor
+	}
+	return 0
+}
+
+func (x *ChequeClearing) GetCollectedMinor() int64 {
+	if x != nil {
+		return x.CollectedMinor
+	}
+	return 0
+}
+
 // GetBooksResponse is one bank's books.
 type GetBooksResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -383,7 +504,7 @@ type GetBooksResponse struct {
 
 func (x *GetBooksResponse) Reset() {
 	*x = GetBooksResponse{}
-	mi := &file_interbank_v1_audit_proto_msgTypes[5]
+	mi := &file_interbank_v1_audit_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +516,7 @@ func (x *GetBooksResponse) String() string {
 func (*GetBooksResponse) ProtoMessage() {}
 
 func (x *GetBooksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_audit_proto_msgTypes[5]
+	mi := &file_interbank_v1_audit_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +529,7 @@ func (x *GetBooksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBooksResponse.ProtoReflect.Descriptor instead.
 func (*GetBooksResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_audit_proto_rawDescGZIP(), []int{5}
+	return file_interbank_v1_audit_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetBooksResponse) GetBankCode() string {
@@ -486,23 +607,34 @@ const file_interbank_v1_audit_proto_rawDesc = "" +
 	"\rdebits_posted\x18\x01 \x01(\x03R\fdebitsPosted\x12%\n" +
 	"\x0ecredits_posted\x18\x02 \x01(\x03R\rcreditsPosted\x12%\n" +
 	"\x0edebits_pending\x18\x03 \x01(\x03R\rdebitsPending\x12'\n" +
-	"\x0fcredits_pending\x18\x04 \x01(\x03R\x0ecreditsPending\"\x9a\x02\n" +
+	"\x0fcredits_pending\x18\x04 \x01(\x03R\x0ecreditsPending\"\x9c\x04\n" +
 	"\vMemberBooks\x12,\n" +
 	"\x04sums\x18\x01 \x01(\v2\x18.interbank.v1.LedgerSumsR\x04sums\x120\n" +
 	"\x14holder_balance_minor\x18\x02 \x01(\x03R\x12holderBalanceMinor\x120\n" +
 	"\x14reserve_mirror_minor\x18\x03 \x01(\x03R\x12reserveMirrorMinor\x12%\n" +
 	"\x0esuspense_minor\x18\x04 \x01(\x03R\rsuspenseMinor\x12#\n" +
 	"\roverdue_holds\x18\x05 \x01(\x03R\foverdueHolds\x12-\n" +
-	"\x12unsettled_outgoing\x18\x06 \x01(\x03R\x11unsettledOutgoing\"\x83\x01\n" +
+	"\x12unsettled_outgoing\x18\x06 \x01(\x03R\x11unsettledOutgoing\x12.\n" +
+	"\x13cheques_in_clearing\x18\a \x01(\x03R\x11chequesInClearing\x128\n" +
+	"\x18provisional_credit_minor\x18\b \x01(\x03R\x16provisionalCreditMinor\x123\n" +
+	"\x16cheques_paid_out_minor\x18\t \x01(\x03R\x13chequesPaidOutMinor\x126\n" +
+	"\x17cheques_collected_minor\x18\n" +
+	" \x01(\x03R\x15chequesCollectedMinor\x12)\n" +
+	"\x10cheques_returned\x18\v \x01(\x03R\x0fchequesReturned\"\x83\x01\n" +
 	"\x0fReservePosition\x12\x1b\n" +
 	"\tbank_code\x18\x01 \x01(\tR\bbankCode\x12#\n" +
 	"\rreserve_minor\x18\x02 \x01(\x03R\freserveMinor\x12.\n" +
-	"\x13unsettled_net_minor\x18\x03 \x01(\x03R\x11unsettledNetMinor\"\xd9\x01\n" +
+	"\x13unsettled_net_minor\x18\x03 \x01(\x03R\x11unsettledNetMinor\"\x91\x02\n" +
 	"\x0fSettlementBooks\x12,\n" +
 	"\x04sums\x18\x01 \x01(\v2\x18.interbank.v1.LedgerSumsR\x04sums\x129\n" +
 	"\breserves\x18\x02 \x03(\v2\x1d.interbank.v1.ReservePositionR\breserves\x120\n" +
 	"\x14central_issued_minor\x18\x03 \x01(\x03R\x12centralIssuedMinor\x12+\n" +
-	"\x11pending_transfers\x18\x04 \x01(\x03R\x10pendingTransfers\"\x84\x02\n" +
+	"\x11pending_transfers\x18\x04 \x01(\x03R\x10pendingTransfers\x126\n" +
+	"\acheques\x18\x05 \x03(\v2\x1c.interbank.v1.ChequeClearingR\acheques\"|\n" +
+	"\x0eChequeClearing\x12\x1b\n" +
+	"\tbank_code\x18\x01 \x01(\tR\bbankCode\x12$\n" +
+	"\x0epaid_out_minor\x18\x02 \x01(\x03R\fpaidOutMinor\x12'\n" +
+	"\x0fcollected_minor\x18\x03 \x01(\x03R\x0ecollectedMinor\"\x84\x02\n" +
 	"\x10GetBooksResponse\x12\x1b\n" +
 	"\tbank_code\x18\x01 \x01(\tR\bbankCode\x12#\n" +
 	"\rcurrency_code\x18\x02 \x01(\tR\fcurrencyCode\x12/\n" +
@@ -529,30 +661,32 @@ func file_interbank_v1_audit_proto_rawDescGZIP() []byte {
 	return file_interbank_v1_audit_proto_rawDescData
 }
 
-var file_interbank_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_interbank_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_interbank_v1_audit_proto_goTypes = []any{
 	(*GetBooksRequest)(nil),       // 0: interbank.v1.GetBooksRequest
 	(*LedgerSums)(nil),            // 1: interbank.v1.LedgerSums
 	(*MemberBooks)(nil),           // 2: interbank.v1.MemberBooks
 	(*ReservePosition)(nil),       // 3: interbank.v1.ReservePosition
 	(*SettlementBooks)(nil),       // 4: interbank.v1.SettlementBooks
-	(*GetBooksResponse)(nil),      // 5: interbank.v1.GetBooksResponse
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*ChequeClearing)(nil),        // 5: interbank.v1.ChequeClearing
+	(*GetBooksResponse)(nil),      // 6: interbank.v1.GetBooksResponse
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_interbank_v1_audit_proto_depIdxs = []int32{
 	1, // 0: interbank.v1.MemberBooks.sums:type_name -> interbank.v1.LedgerSums
 	1, // 1: interbank.v1.SettlementBooks.sums:type_name -> interbank.v1.LedgerSums
 	3, // 2: interbank.v1.SettlementBooks.reserves:type_name -> interbank.v1.ReservePosition
-	6, // 3: interbank.v1.GetBooksResponse.as_of:type_name -> google.protobuf.Timestamp
-	2, // 4: interbank.v1.GetBooksResponse.member:type_name -> interbank.v1.MemberBooks
-	4, // 5: interbank.v1.GetBooksResponse.settlement:type_name -> interbank.v1.SettlementBooks
-	0, // 6: interbank.v1.AuditService.GetBooks:input_type -> interbank.v1.GetBooksRequest
-	5, // 7: interbank.v1.AuditService.GetBooks:output_type -> interbank.v1.GetBooksResponse
-	7, // [7:8] is the sub-list for method output_type
-	6, // [6:7] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	5, // 3: interbank.v1.SettlementBooks.cheques:type_name -> interbank.v1.ChequeClearing
+	7, // 4: interbank.v1.GetBooksResponse.as_of:type_name -> google.protobuf.Timestamp
+	2, // 5: interbank.v1.GetBooksResponse.member:type_name -> interbank.v1.MemberBooks
+	4, // 6: interbank.v1.GetBooksResponse.settlement:type_name -> interbank.v1.SettlementBooks
+	0, // 7: interbank.v1.AuditService.GetBooks:input_type -> interbank.v1.GetBooksRequest
+	6, // 8: interbank.v1.AuditService.GetBooks:output_type -> interbank.v1.GetBooksResponse
+	8, // [8:9] is the sub-list for method output_type
+	7, // [7:8] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_interbank_v1_audit_proto_init() }
@@ -560,7 +694,7 @@ func file_interbank_v1_audit_proto_init() {
 	if File_interbank_v1_audit_proto != nil {
 		return
 	}
-	file_interbank_v1_audit_proto_msgTypes[5].OneofWrappers = []any{
+	file_interbank_v1_audit_proto_msgTypes[6].OneofWrappers = []any{
 		(*GetBooksResponse_Member)(nil),
 		(*GetBooksResponse_Settlement)(nil),
 	}
@@ -570,7 +704,7 @@ func file_interbank_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_interbank_v1_audit_proto_rawDesc), len(file_interbank_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -483,6 +483,55 @@ func (x *RefundNotice) GetRefundedTotal() *Money {
 	return nil
 }
 
+// ChequeNotice tells a merchant that a cheque it deposited at its acquirer
+// was decided: PAID (its provisional credit is booked and available) or
+// RETURNED (the credit is reversed; return_reason says why). The acquirer
+// sends it in the transaction that books the decision, once per deposit.
+type ChequeNotice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deposit as it is now (PAID or RETURNED).
+	Deposit       *ChequeDeposit `protobuf:"bytes,1,opt,name=deposit,proto3" json:"deposit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChequeNotice) Reset() {
+	*x = ChequeNotice{}
+	mi := &file_interbank_v1_notification_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChequeNotice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChequeNotice) ProtoMessage() {}
+
+func (x *ChequeNotice) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_notification_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChequeNotice.ProtoReflect.Descriptor instead.
+func (*ChequeNotice) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_notification_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ChequeNotice) GetDeposit() *ChequeDeposit {
+	if x != nil {
+		return x.Deposit
+	}
+	return nil
+}
+
 // OrderUpdate tells a customer that one of its orders changed state.
 type OrderUpdate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -494,7 +543,7 @@ type OrderUpdate struct {
 
 func (x *OrderUpdate) Reset() {
 	*x = OrderUpdate{}
-	mi := &file_interbank_v1_notification_proto_msgTypes[5]
+	mi := &file_interbank_v1_notification_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +555,7 @@ func (x *OrderUpdate) String() string {
 func (*OrderUpdate) ProtoMessage() {}
 
 func (x *OrderUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_notification_proto_msgTypes[5]
+	mi := &file_interbank_v1_notification_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +568,7 @@ func (x *OrderUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderUpdate.ProtoReflect.Descriptor instead.
 func (*OrderUpdate) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_notification_proto_rawDescGZIP(), []int{5}
+	return file_interbank_v1_notification_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *OrderUpdate) GetOrder() *Order {
@@ -547,6 +596,7 @@ type SubscribeResponse struct {
 	//	*SubscribeResponse_Hold
 	//	*SubscribeResponse_OrderUpdate
 	//	*SubscribeResponse_Refund
+	//	*SubscribeResponse_Cheque
 	Event         isSubscribeResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -554,7 +604,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_interbank_v1_notification_proto_msgTypes[6]
+	mi := &file_interbank_v1_notification_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -566,7 +616,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_notification_proto_msgTypes[6]
+	mi := &file_interbank_v1_notification_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -579,7 +629,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_notification_proto_rawDescGZIP(), []int{6}
+	return file_interbank_v1_notification_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SubscribeResponse) GetSequence() int64 {
@@ -655,6 +705,15 @@ func (x *SubscribeResponse) GetRefund() *RefundNotice {
 	return nil
 }
 
+func (x *SubscribeResponse) GetCheque() *ChequeNotice {
+	if x != nil {
+		if x, ok := x.Event.(*SubscribeResponse_Cheque); ok {
+			return x.Cheque
+		}
+	}
+	return nil
+}
+
 type isSubscribeResponse_Event interface {
 	isSubscribeResponse_Event()
 }
@@ -684,6 +743,11 @@ type SubscribeResponse_Refund struct {
 	Refund *RefundNotice `protobuf:"bytes,8,opt,name=refund,proto3,oneof"`
 }
 
+type SubscribeResponse_Cheque struct {
+	// A deposited cheque was paid or returned (from the acquirer).
+	Cheque *ChequeNotice `protobuf:"bytes,9,opt,name=cheque,proto3,oneof"`
+}
+
 func (*SubscribeResponse_OneTimeCode) isSubscribeResponse_Event() {}
 
 func (*SubscribeResponse_AccountEntry) isSubscribeResponse_Event() {}
@@ -694,11 +758,13 @@ func (*SubscribeResponse_OrderUpdate) isSubscribeResponse_Event() {}
 
 func (*SubscribeResponse_Refund) isSubscribeResponse_Event() {}
 
+func (*SubscribeResponse_Cheque) isSubscribeResponse_Event() {}
+
 var File_interbank_v1_notification_proto protoreflect.FileDescriptor
 
 const file_interbank_v1_notification_proto_rawDesc = "" +
 	"\n" +
-	"\x1finterbank/v1/notification.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/common.proto\x1a\x18interbank/v1/order.proto\"9\n" +
+	"\x1finterbank/v1/notification.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/cheque.proto\x1a\x19interbank/v1/common.proto\x1a\x18interbank/v1/order.proto\"9\n" +
 	"\x10SubscribeRequest\x12%\n" +
 	"\x0eafter_sequence\x18\x01 \x01(\x03R\rafterSequence\"\xd1\x01\n" +
 	"\vOneTimeCode\x12!\n" +
@@ -728,9 +794,11 @@ const file_interbank_v1_notification_proto_rawDesc = "" +
 	"\aaccount\x18\x03 \x01(\v2\x18.interbank.v1.AccountRefR\aaccount\x126\n" +
 	"\x17original_instruction_id\x18\x04 \x01(\tR\x15originalInstructionId\x12+\n" +
 	"\x06amount\x18\x05 \x01(\v2\x13.interbank.v1.MoneyR\x06amount\x12:\n" +
-	"\x0erefunded_total\x18\x06 \x01(\v2\x13.interbank.v1.MoneyR\rrefundedTotal\"8\n" +
+	"\x0erefunded_total\x18\x06 \x01(\v2\x13.interbank.v1.MoneyR\rrefundedTotal\"E\n" +
+	"\fChequeNotice\x125\n" +
+	"\adeposit\x18\x01 \x01(\v2\x1b.interbank.v1.ChequeDepositR\adeposit\"8\n" +
 	"\vOrderUpdate\x12)\n" +
-	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\"\xc0\x03\n" +
+	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\"\xf6\x03\n" +
 	"\x11SubscribeResponse\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12;\n" +
@@ -740,7 +808,8 @@ const file_interbank_v1_notification_proto_rawDesc = "" +
 	"\raccount_entry\x18\x05 \x01(\v2 .interbank.v1.AccountEntryNoticeH\x00R\faccountEntry\x12.\n" +
 	"\x04hold\x18\x06 \x01(\v2\x18.interbank.v1.HoldNoticeH\x00R\x04hold\x12>\n" +
 	"\forder_update\x18\a \x01(\v2\x19.interbank.v1.OrderUpdateH\x00R\vorderUpdate\x124\n" +
-	"\x06refund\x18\b \x01(\v2\x1a.interbank.v1.RefundNoticeH\x00R\x06refundB\a\n" +
+	"\x06refund\x18\b \x01(\v2\x1a.interbank.v1.RefundNoticeH\x00R\x06refund\x124\n" +
+	"\x06cheque\x18\t \x01(\v2\x1a.interbank.v1.ChequeNoticeH\x00R\x06chequeB\a\n" +
 	"\x05event*\x87\x01\n" +
 	"\x15AccountEntryDirection\x12'\n" +
 	"#ACCOUNT_ENTRY_DIRECTION_UNSPECIFIED\x10\x00\x12\"\n" +
@@ -763,7 +832,7 @@ func file_interbank_v1_notification_proto_rawDescGZIP() []byte {
 }
 
 var file_interbank_v1_notification_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_interbank_v1_notification_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_interbank_v1_notification_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_interbank_v1_notification_proto_goTypes = []any{
 	(AccountEntryDirection)(0),    // 0: interbank.v1.AccountEntryDirection
 	(*SubscribeRequest)(nil),      // 1: interbank.v1.SubscribeRequest
@@ -771,38 +840,42 @@ var file_interbank_v1_notification_proto_goTypes = []any{
 	(*AccountEntryNotice)(nil),    // 3: interbank.v1.AccountEntryNotice
 	(*HoldNotice)(nil),            // 4: interbank.v1.HoldNotice
 	(*RefundNotice)(nil),          // 5: interbank.v1.RefundNotice
-	(*OrderUpdate)(nil),           // 6: interbank.v1.OrderUpdate
-	(*SubscribeResponse)(nil),     // 7: interbank.v1.SubscribeResponse
-	(*Money)(nil),                 // 8: interbank.v1.Money
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*AccountRef)(nil),            // 10: interbank.v1.AccountRef
-	(*Order)(nil),                 // 11: interbank.v1.Order
+	(*ChequeNotice)(nil),          // 6: interbank.v1.ChequeNotice
+	(*OrderUpdate)(nil),           // 7: interbank.v1.OrderUpdate
+	(*SubscribeResponse)(nil),     // 8: interbank.v1.SubscribeResponse
+	(*Money)(nil),                 // 9: interbank.v1.Money
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*AccountRef)(nil),            // 11: interbank.v1.AccountRef
+	(*ChequeDeposit)(nil),         // 12: interbank.v1.ChequeDeposit
+	(*Order)(nil),                 // 13: interbank.v1.Order
 }
 var file_interbank_v1_notification_proto_depIdxs = []int32{
-	8,  // 0: interbank.v1.OneTimeCode.amount:type_name -> interbank.v1.Money
-	9,  // 1: interbank.v1.OneTimeCode.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 2: interbank.v1.AccountEntryNotice.account:type_name -> interbank.v1.AccountRef
+	9,  // 0: interbank.v1.OneTimeCode.amount:type_name -> interbank.v1.Money
+	10, // 1: interbank.v1.OneTimeCode.expires_at:type_name -> google.protobuf.Timestamp
+	11, // 2: interbank.v1.AccountEntryNotice.account:type_name -> interbank.v1.AccountRef
 	0,  // 3: interbank.v1.AccountEntryNotice.direction:type_name -> interbank.v1.AccountEntryDirection
-	8,  // 4: interbank.v1.AccountEntryNotice.amount:type_name -> interbank.v1.Money
-	8,  // 5: interbank.v1.AccountEntryNotice.balance_after:type_name -> interbank.v1.Money
-	8,  // 6: interbank.v1.HoldNotice.amount:type_name -> interbank.v1.Money
-	10, // 7: interbank.v1.RefundNotice.account:type_name -> interbank.v1.AccountRef
-	8,  // 8: interbank.v1.RefundNotice.amount:type_name -> interbank.v1.Money
-	8,  // 9: interbank.v1.RefundNotice.refunded_total:type_name -> interbank.v1.Money
-	11, // 10: interbank.v1.OrderUpdate.order:type_name -> interbank.v1.Order
-	9,  // 11: interbank.v1.SubscribeResponse.occurred_at:type_name -> google.protobuf.Timestamp
-	2,  // 12: interbank.v1.SubscribeResponse.one_time_code:type_name -> interbank.v1.OneTimeCode
-	3,  // 13: interbank.v1.SubscribeResponse.account_entry:type_name -> interbank.v1.AccountEntryNotice
-	4,  // 14: interbank.v1.SubscribeResponse.hold:type_name -> interbank.v1.HoldNotice
-	6,  // 15: interbank.v1.SubscribeResponse.order_update:type_name -> interbank.v1.OrderUpdate
-	5,  // 16: interbank.v1.SubscribeResponse.refund:type_name -> interbank.v1.RefundNotice
-	1,  // 17: interbank.v1.NotificationService.Subscribe:input_type -> interbank.v1.SubscribeRequest
-	7,  // 18: interbank.v1.NotificationService.Subscribe:output_type -> interbank.v1.SubscribeResponse
-	18, // [18:19] is the sub-list for method output_type
-	17, // [17:18] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	9,  // 4: interbank.v1.AccountEntryNotice.amount:type_name -> interbank.v1.Money
+	9,  // 5: interbank.v1.AccountEntryNotice.balance_after:type_name -> interbank.v1.Money
+	9,  // 6: interbank.v1.HoldNotice.amount:type_name -> interbank.v1.Money
+	11, // 7: interbank.v1.RefundNotice.account:type_name -> interbank.v1.AccountRef
+	9,  // 8: interbank.v1.RefundNotice.amount:type_name -> interbank.v1.Money
+	9,  // 9: interbank.v1.RefundNotice.refunded_total:type_name -> interbank.v1.Money
+	12, // 10: interbank.v1.ChequeNotice.deposit:type_name -> interbank.v1.ChequeDeposit
+	13, // 11: interbank.v1.OrderUpdate.order:type_name -> interbank.v1.Order
+	10, // 12: interbank.v1.SubscribeResponse.occurred_at:type_name -> google.protobuf.Timestamp
+	2,  // 13: interbank.v1.SubscribeResponse.one_time_code:type_name -> interbank.v1.OneTimeCode
+	3,  // 14: interbank.v1.SubscribeResponse.account_entry:type_name -> interbank.v1.AccountEntryNotice
+	4,  // 15: interbank.v1.SubscribeResponse.hold:type_name -> interbank.v1.HoldNotice
+	7,  // 16: interbank.v1.SubscribeResponse.order_update:type_name -> interbank.v1.OrderUpdate
+	5,  // 17: interbank.v1.SubscribeResponse.refund:type_name -> interbank.v1.RefundNotice
+	6,  // 18: interbank.v1.SubscribeResponse.cheque:type_name -> interbank.v1.ChequeNotice
+	1,  // 19: interbank.v1.NotificationService.Subscribe:input_type -> interbank.v1.SubscribeRequest
+	8,  // 20: interbank.v1.NotificationService.Subscribe:output_type -> interbank.v1.SubscribeResponse
+	20, // [20:21] is the sub-list for method output_type
+	19, // [19:20] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_interbank_v1_notification_proto_init() }
@@ -810,14 +883,16 @@ func file_interbank_v1_notification_proto_init() {
 	if File_interbank_v1_notification_proto != nil {
 		return
 	}
+	file_interbank_v1_cheque_proto_init()
 	file_interbank_v1_common_proto_init()
 	file_interbank_v1_order_proto_init()
-	file_interbank_v1_notification_proto_msgTypes[6].OneofWrappers = []any{
+	file_interbank_v1_notification_proto_msgTypes[7].OneofWrappers = []any{
 		(*SubscribeResponse_OneTimeCode)(nil),
 		(*SubscribeResponse_AccountEntry)(nil),
 		(*SubscribeResponse_Hold)(nil),
 		(*SubscribeResponse_OrderUpdate)(nil),
 		(*SubscribeResponse_Refund)(nil),
+		(*SubscribeResponse_Cheque)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -825,7 +900,7 @@ func file_interbank_v1_notification_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_interbank_v1_notification_proto_rawDesc), len(file_interbank_v1_notification_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

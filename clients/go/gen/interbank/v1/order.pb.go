@@ -25,8 +25,11 @@ const (
 // OrderStatus is the state of an order. Transitions:
 // CREATED -> PAYMENT_PENDING -> (CHALLENGE_REQUIRED ->) AUTHORIZED -> CAPTURED
 // -> SETTLED -> DELIVERY_CONFIRMED (-> PARTIALLY_REFUNDED) -> REFUNDED;
-// CAPTURED -> REVERSED when settlement is rejected. FAILED, CANCELED,
-// REFUNDED and REVERSED are final.
+// CAPTURED -> REVERSED when settlement is rejected. An order paid by cheque
+// (SubmitCheque) goes PAYMENT_PENDING -> SETTLED -> DELIVERY_CONFIRMED when
+// the cheque is paid, PAYMENT_PENDING -> FAILED (failure_reason the return
+// reason) when it is returned, and back to CREATED when the acquirer refuses
+// the deposit. FAILED, CANCELED, REFUNDED and REVERSED are final.
 type OrderStatus int32
 
 const (
@@ -34,7 +37,8 @@ const (
 	OrderStatus_ORDER_STATUS_UNSPECIFIED OrderStatus = 0
 	// Priced and stored; no payment submitted yet.
 	OrderStatus_ORDER_STATUS_CREATED OrderStatus = 1
-	// A payment was submitted and is being authorized.
+	// A payment was submitted and is being authorized, or a cheque was
+	// deposited and is clearing.
 	OrderStatus_ORDER_STATUS_PAYMENT_PENDING OrderStatus = 2
 	// The issuer challenged the payment; the customer must answer it.
 	OrderStatus_ORDER_STATUS_CHALLENGE_REQUIRED OrderStatus = 3
@@ -1002,6 +1006,131 @@ func (x *SubmitPaymentResponse) GetOrder() *Order {
 	return nil
 }
 
+// SubmitChequeRequest pays an order with a cheque.
+type SubmitChequeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key chosen by the client.
+	// At most 128 bytes.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The order being paid.
+	// At most 128 bytes.
+	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The cheque as the drawer signed it (docs/cheque.md section 5).
+	// At most 575 bytes.
+	SignedCheque []byte `protobuf:"bytes,3,opt,name=signed_cheque,json=signedCheque,proto3" json:"signed_cheque,omitempty"`
+	// The drawee bank's account certificate from the drawer's cheque book.
+	// At most 349 bytes.
+	SignedCertificate []byte `protobuf:"bytes,4,opt,name=signed_certificate,json=signedCertificate,proto3" json:"signed_certificate,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *SubmitChequeRequest) Reset() {
+	*x = SubmitChequeRequest{}
+	mi := &file_interbank_v1_order_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitChequeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitChequeRequest) ProtoMessage() {}
+
+func (x *SubmitChequeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_order_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitChequeRequest.ProtoReflect.Descriptor instead.
+func (*SubmitChequeRequest) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_order_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SubmitChequeRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SubmitChequeRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *SubmitChequeRequest) GetSignedCheque() []byte {
+	if x != nil {
+		return x.SignedCheque
+	}
+	return nil
+}
+
+func (x *SubmitChequeRequest) GetSignedCertificate() []byte {
+	if x != nil {
+		return x.SignedCertificate
+	}
+	return nil
+}
+
+// SubmitChequeResponse is the order after the deposit.
+type SubmitChequeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order: PAYMENT_PENDING while the cheque clears (DELIVERY_CONFIRMED
+	// or FAILED when the drawee answered at once, for a cheque drawn on the
+	// merchant's own bank).
+	Order         *Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitChequeResponse) Reset() {
+	*x = SubmitChequeResponse{}
+	mi := &file_interbank_v1_order_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitChequeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitChequeResponse) ProtoMessage() {}
+
+func (x *SubmitChequeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_order_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitChequeResponse.ProtoReflect.Descriptor instead.
+func (*SubmitChequeResponse) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_order_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SubmitChequeResponse) GetOrder() *Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
 // CompletePaymentRequest captures an order's authorized payment.
 type CompletePaymentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1017,7 +1146,7 @@ type CompletePaymentRequest struct {
 
 func (x *CompletePaymentRequest) Reset() {
 	*x = CompletePaymentRequest{}
-	mi := &file_interbank_v1_order_proto_msgTypes[14]
+	mi := &file_interbank_v1_order_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1158,7 @@ func (x *CompletePaymentRequest) String() string {
 func (*CompletePaymentRequest) ProtoMessage() {}
 
 func (x *CompletePaymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_order_proto_msgTypes[14]
+	mi := &file_interbank_v1_order_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1171,7 @@ func (x *CompletePaymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompletePaymentRequest.ProtoReflect.Descriptor instead.
 func (*CompletePaymentRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_order_proto_rawDescGZIP(), []int{14}
+	return file_interbank_v1_order_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CompletePaymentRequest) GetRequestId() string {
@@ -1070,7 +1199,7 @@ type CompletePaymentResponse struct {
 
 func (x *CompletePaymentResponse) Reset() {
 	*x = CompletePaymentResponse{}
-	mi := &file_interbank_v1_order_proto_msgTypes[15]
+	mi := &file_interbank_v1_order_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1082,7 +1211,7 @@ func (x *CompletePaymentResponse) String() string {
 func (*CompletePaymentResponse) ProtoMessage() {}
 
 func (x *CompletePaymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_order_proto_msgTypes[15]
+	mi := &file_interbank_v1_order_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1095,7 +1224,7 @@ func (x *CompletePaymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompletePaymentResponse.ProtoReflect.Descriptor instead.
 func (*CompletePaymentResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_order_proto_rawDescGZIP(), []int{15}
+	return file_interbank_v1_order_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CompletePaymentResponse) GetOrder() *Order {
@@ -1120,7 +1249,7 @@ type CancelOrderRequest struct {
 
 func (x *CancelOrderRequest) Reset() {
 	*x = CancelOrderRequest{}
-	mi := &file_interbank_v1_order_proto_msgTypes[16]
+	mi := &file_interbank_v1_order_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1261,7 @@ func (x *CancelOrderRequest) String() string {
 func (*CancelOrderRequest) ProtoMessage() {}
 
 func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_order_proto_msgTypes[16]
+	mi := &file_interbank_v1_order_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1274,7 @@ func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderRequest.ProtoReflect.Descriptor instead.
 func (*CancelOrderRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_order_proto_rawDescGZIP(), []int{16}
+	return file_interbank_v1_order_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CancelOrderRequest) GetRequestId() string {
@@ -1173,7 +1302,7 @@ type CancelOrderResponse struct {
 
 func (x *CancelOrderResponse) Reset() {
 	*x = CancelOrderResponse{}
-	mi := &file_interbank_v1_order_proto_msgTypes[17]
+	mi := &file_interbank_v1_order_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1314,7 @@ func (x *CancelOrderResponse) String() string {
 func (*CancelOrderResponse) ProtoMessage() {}
 
 func (x *CancelOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_order_proto_msgTypes[17]
+	mi := &file_interbank_v1_order_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1327,7 @@ func (x *CancelOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderResponse.ProtoReflect.Descriptor instead.
 func (*CancelOrderResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_order_proto_rawDescGZIP(), []int{17}
+	return file_interbank_v1_order_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CancelOrderResponse) GetOrder() *Order {
@@ -1225,7 +1354,7 @@ type RefundOrderRequest struct {
 
 func (x *RefundOrderRequest) Reset() {
 	*x = RefundOrderRequest{}
-	mi := &file_interbank_v1_order_proto_msgTypes[18]
+	mi := &file_interbank_v1_order_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1366,7 @@ func (x *RefundOrderRequest) String() string {
 func (*RefundOrderRequest) ProtoMessage() {}
 
 func (x *RefundOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_order_proto_msgTypes[18]
+	mi := &file_interbank_v1_order_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1379,7 @@ func (x *RefundOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefundOrderRequest.ProtoReflect.Descriptor instead.
 func (*RefundOrderRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_order_proto_rawDescGZIP(), []int{18}
+	return file_interbank_v1_order_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RefundOrderRequest) GetRequestId() string {
@@ -1287,7 +1416,7 @@ type RefundOrderResponse struct {
 
 func (x *RefundOrderResponse) Reset() {
 	*x = RefundOrderResponse{}
-	mi := &file_interbank_v1_order_proto_msgTypes[19]
+	mi := &file_interbank_v1_order_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1428,7 @@ func (x *RefundOrderResponse) String() string {
 func (*RefundOrderResponse) ProtoMessage() {}
 
 func (x *RefundOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_order_proto_msgTypes[19]
+	mi := &file_interbank_v1_order_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1441,7 @@ func (x *RefundOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefundOrderResponse.ProtoReflect.Descriptor instead.
 func (*RefundOrderResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_order_proto_rawDescGZIP(), []int{19}
+	return file_interbank_v1_order_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RefundOrderResponse) GetOrder() *Order {
@@ -1395,6 +1524,14 @@ const file_interbank_v1_order_proto_rawDesc = "" +
 	"\border_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\aorderId\x125\n" +
 	"\apayment\x18\x03 \x01(\v2\x1b.interbank.v1.SealedPaymentR\apayment\"B\n" +
 	"\x15SubmitPaymentResponse\x12)\n" +
+	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\"\xbf\x01\n" +
+	"\x13SubmitChequeRequest\x12$\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12 \n" +
+	"\border_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\aorderId\x12*\n" +
+	"\rsigned_cheque\x18\x03 \x01(\fB\x05\xe8\xab\x19\xbf\x04R\fsignedCheque\x124\n" +
+	"\x12signed_certificate\x18\x04 \x01(\fB\x05\xe8\xab\x19\xdd\x02R\x11signedCertificate\"A\n" +
+	"\x14SubmitChequeResponse\x12)\n" +
 	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\"`\n" +
 	"\x16CompletePaymentRequest\x12$\n" +
 	"\n" +
@@ -1430,13 +1567,14 @@ const file_interbank_v1_order_proto_rawDesc = "" +
 	"\x1fORDER_STATUS_PARTIALLY_REFUNDED\x10\n" +
 	"\x12\x19\n" +
 	"\x15ORDER_STATUS_REFUNDED\x10\v\x12\x19\n" +
-	"\x15ORDER_STATUS_REVERSED\x10\f2\x92\x04\n" +
+	"\x15ORDER_STATUS_REVERSED\x10\f2\xe9\x04\n" +
 	"\fOrderService\x12U\n" +
 	"\fListProducts\x12!.interbank.v1.ListProductsRequest\x1a\".interbank.v1.ListProductsResponse\x12R\n" +
 	"\vCreateOrder\x12 .interbank.v1.CreateOrderRequest\x1a!.interbank.v1.CreateOrderResponse\x12I\n" +
 	"\bGetOrder\x12\x1d.interbank.v1.GetOrderRequest\x1a\x1e.interbank.v1.GetOrderResponse\x12X\n" +
 	"\rSubmitPayment\x12\".interbank.v1.SubmitPaymentRequest\x1a#.interbank.v1.SubmitPaymentResponse\x12^\n" +
-	"\x0fCompletePayment\x12$.interbank.v1.CompletePaymentRequest\x1a%.interbank.v1.CompletePaymentResponse\x12R\n" +
+	"\x0fCompletePayment\x12$.interbank.v1.CompletePaymentRequest\x1a%.interbank.v1.CompletePaymentResponse\x12U\n" +
+	"\fSubmitCheque\x12!.interbank.v1.SubmitChequeRequest\x1a\".interbank.v1.SubmitChequeResponse\x12R\n" +
 	"\vCancelOrder\x12 .interbank.v1.CancelOrderRequest\x1a!.interbank.v1.CancelOrderResponse2g\n" +
 	"\x11BackOfficeService\x12R\n" +
 	"\vRefundOrder\x12 .interbank.v1.RefundOrderRequest\x1a!.interbank.v1.RefundOrderResponseB\xb1\x01\n" +
@@ -1456,7 +1594,7 @@ func file_interbank_v1_order_proto_rawDescGZIP() []byte {
 }
 
 var file_interbank_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_interbank_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_interbank_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_interbank_v1_order_proto_goTypes = []any{
 	(OrderStatus)(0),                // 0: interbank.v1.OrderStatus
 	(*Product)(nil),                 // 1: interbank.v1.Product
@@ -1473,59 +1611,64 @@ var file_interbank_v1_order_proto_goTypes = []any{
 	(*GetOrderResponse)(nil),        // 12: interbank.v1.GetOrderResponse
 	(*SubmitPaymentRequest)(nil),    // 13: interbank.v1.SubmitPaymentRequest
 	(*SubmitPaymentResponse)(nil),   // 14: interbank.v1.SubmitPaymentResponse
-	(*CompletePaymentRequest)(nil),  // 15: interbank.v1.CompletePaymentRequest
-	(*CompletePaymentResponse)(nil), // 16: interbank.v1.CompletePaymentResponse
-	(*CancelOrderRequest)(nil),      // 17: interbank.v1.CancelOrderRequest
-	(*CancelOrderResponse)(nil),     // 18: interbank.v1.CancelOrderResponse
-	(*RefundOrderRequest)(nil),      // 19: interbank.v1.RefundOrderRequest
-	(*RefundOrderResponse)(nil),     // 20: interbank.v1.RefundOrderResponse
-	(*Money)(nil),                   // 21: interbank.v1.Money
-	(*timestamppb.Timestamp)(nil),   // 22: google.protobuf.Timestamp
-	(*SealedPayment)(nil),           // 23: interbank.v1.SealedPayment
+	(*SubmitChequeRequest)(nil),     // 15: interbank.v1.SubmitChequeRequest
+	(*SubmitChequeResponse)(nil),    // 16: interbank.v1.SubmitChequeResponse
+	(*CompletePaymentRequest)(nil),  // 17: interbank.v1.CompletePaymentRequest
+	(*CompletePaymentResponse)(nil), // 18: interbank.v1.CompletePaymentResponse
+	(*CancelOrderRequest)(nil),      // 19: interbank.v1.CancelOrderRequest
+	(*CancelOrderResponse)(nil),     // 20: interbank.v1.CancelOrderResponse
+	(*RefundOrderRequest)(nil),      // 21: interbank.v1.RefundOrderRequest
+	(*RefundOrderResponse)(nil),     // 22: interbank.v1.RefundOrderResponse
+	(*Money)(nil),                   // 23: interbank.v1.Money
+	(*timestamppb.Timestamp)(nil),   // 24: google.protobuf.Timestamp
+	(*SealedPayment)(nil),           // 25: interbank.v1.SealedPayment
 }
 var file_interbank_v1_order_proto_depIdxs = []int32{
-	21, // 0: interbank.v1.Product.unit_price:type_name -> interbank.v1.Money
-	21, // 1: interbank.v1.OrderLine.unit_price:type_name -> interbank.v1.Money
-	21, // 2: interbank.v1.OrderLine.line_total:type_name -> interbank.v1.Money
-	22, // 3: interbank.v1.ChallengeRef.expires_at:type_name -> google.protobuf.Timestamp
-	22, // 4: interbank.v1.DeliveryConfirmation.confirmed_at:type_name -> google.protobuf.Timestamp
+	23, // 0: interbank.v1.Product.unit_price:type_name -> interbank.v1.Money
+	23, // 1: interbank.v1.OrderLine.unit_price:type_name -> interbank.v1.Money
+	23, // 2: interbank.v1.OrderLine.line_total:type_name -> interbank.v1.Money
+	24, // 3: interbank.v1.ChallengeRef.expires_at:type_name -> google.protobuf.Timestamp
+	24, // 4: interbank.v1.DeliveryConfirmation.confirmed_at:type_name -> google.protobuf.Timestamp
 	2,  // 5: interbank.v1.Order.lines:type_name -> interbank.v1.OrderLine
-	21, // 6: interbank.v1.Order.total:type_name -> interbank.v1.Money
+	23, // 6: interbank.v1.Order.total:type_name -> interbank.v1.Money
 	0,  // 7: interbank.v1.Order.status:type_name -> interbank.v1.OrderStatus
 	3,  // 8: interbank.v1.Order.challenge:type_name -> interbank.v1.ChallengeRef
 	4,  // 9: interbank.v1.Order.delivery:type_name -> interbank.v1.DeliveryConfirmation
-	22, // 10: interbank.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	22, // 11: interbank.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	21, // 12: interbank.v1.Order.refunded_total:type_name -> interbank.v1.Money
+	24, // 10: interbank.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	24, // 11: interbank.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	23, // 12: interbank.v1.Order.refunded_total:type_name -> interbank.v1.Money
 	1,  // 13: interbank.v1.ListProductsResponse.products:type_name -> interbank.v1.Product
 	8,  // 14: interbank.v1.CreateOrderRequest.lines:type_name -> interbank.v1.CreateOrderLine
 	5,  // 15: interbank.v1.CreateOrderResponse.order:type_name -> interbank.v1.Order
 	5,  // 16: interbank.v1.GetOrderResponse.order:type_name -> interbank.v1.Order
-	23, // 17: interbank.v1.SubmitPaymentRequest.payment:type_name -> interbank.v1.SealedPayment
+	25, // 17: interbank.v1.SubmitPaymentRequest.payment:type_name -> interbank.v1.SealedPayment
 	5,  // 18: interbank.v1.SubmitPaymentResponse.order:type_name -> interbank.v1.Order
-	5,  // 19: interbank.v1.CompletePaymentResponse.order:type_name -> interbank.v1.Order
-	5,  // 20: interbank.v1.CancelOrderResponse.order:type_name -> interbank.v1.Order
-	21, // 21: interbank.v1.RefundOrderRequest.amount:type_name -> interbank.v1.Money
-	5,  // 22: interbank.v1.RefundOrderResponse.order:type_name -> interbank.v1.Order
-	6,  // 23: interbank.v1.OrderService.ListProducts:input_type -> interbank.v1.ListProductsRequest
-	9,  // 24: interbank.v1.OrderService.CreateOrder:input_type -> interbank.v1.CreateOrderRequest
-	11, // 25: interbank.v1.OrderService.GetOrder:input_type -> interbank.v1.GetOrderRequest
-	13, // 26: interbank.v1.OrderService.SubmitPayment:input_type -> interbank.v1.SubmitPaymentRequest
-	15, // 27: interbank.v1.OrderService.CompletePayment:input_type -> interbank.v1.CompletePaymentRequest
-	17, // 28: interbank.v1.OrderService.CancelOrder:input_type -> interbank.v1.CancelOrderRequest
-	19, // 29: interbank.v1.BackOfficeService.RefundOrder:input_type -> interbank.v1.RefundOrderRequest
-	7,  // 30: interbank.v1.OrderService.ListProducts:output_type -> interbank.v1.ListProductsResponse
-	10, // 31: interbank.v1.OrderService.CreateOrder:output_type -> interbank.v1.CreateOrderResponse
-	12, // 32: interbank.v1.OrderService.GetOrder:output_type -> interbank.v1.GetOrderResponse
-	14, // 33: interbank.v1.OrderService.SubmitPayment:output_type -> interbank.v1.SubmitPaymentResponse
-	16, // 34: interbank.v1.OrderService.CompletePayment:output_type -> interbank.v1.CompletePaymentResponse
-	18, // 35: interbank.v1.OrderService.CancelOrder:output_type -> interbank.v1.CancelOrderResponse
-	20, // 36: interbank.v1.BackOfficeService.RefundOrder:output_type -> interbank.v1.RefundOrderResponse
-	30, // [30:37] is the sub-list for method output_type
-	23, // [23:30] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	5,  // 19: interbank.v1.SubmitChequeResponse.order:type_name -> interbank.v1.Order
+	5,  // 20: interbank.v1.CompletePaymentResponse.order:type_name -> interbank.v1.Order
+	5,  // 21: interbank.v1.CancelOrderResponse.order:type_name -> interbank.v1.Order
+	23, // 22: interbank.v1.RefundOrderRequest.amount:type_name -> interbank.v1.Money
+	5,  // 23: interbank.v1.RefundOrderResponse.order:type_name -> interbank.v1.Order
+	6,  // 24: interbank.v1.OrderService.ListProducts:input_type -> interbank.v1.ListProductsRequest
+	9,  // 25: interbank.v1.OrderService.CreateOrder:input_type -> interbank.v1.CreateOrderRequest
+	11, // 26: interbank.v1.OrderService.GetOrder:input_type -> interbank.v1.GetOrderRequest
+	13, // 27: interbank.v1.OrderService.SubmitPayment:input_type -> interbank.v1.SubmitPaymentRequest
+	17, // 28: interbank.v1.OrderService.CompletePayment:input_type -> interbank.v1.CompletePaymentRequest
+	15, // 29: interbank.v1.OrderService.SubmitCheque:input_type -> interbank.v1.SubmitChequeRequest
+	19, // 30: interbank.v1.OrderService.CancelOrder:input_type -> interbank.v1.CancelOrderRequest
+	21, // 31: interbank.v1.BackOfficeService.RefundOrder:input_type -> interbank.v1.RefundOrderRequest
+	7,  // 32: interbank.v1.OrderService.ListProducts:output_type -> interbank.v1.ListProductsResponse
+	10, // 33: interbank.v1.OrderService.CreateOrder:output_type -> interbank.v1.CreateOrderResponse
+	12, // 34: interbank.v1.OrderService.GetOrder:output_type -> interbank.v1.GetOrderResponse
+	14, // 35: interbank.v1.OrderService.SubmitPayment:output_type -> interbank.v1.SubmitPaymentResponse
+	18, // 36: interbank.v1.OrderService.CompletePayment:output_type -> interbank.v1.CompletePaymentResponse
+	16, // 37: interbank.v1.OrderService.SubmitCheque:output_type -> interbank.v1.SubmitChequeResponse
+	20, // 38: interbank.v1.OrderService.CancelOrder:output_type -> interbank.v1.CancelOrderResponse
+	22, // 39: interbank.v1.BackOfficeService.RefundOrder:output_type -> interbank.v1.RefundOrderResponse
+	32, // [32:40] is the sub-list for method output_type
+	24, // [24:32] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_interbank_v1_order_proto_init() }
@@ -1541,7 +1684,7 @@ func file_interbank_v1_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_interbank_v1_order_proto_rawDesc), len(file_interbank_v1_order_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

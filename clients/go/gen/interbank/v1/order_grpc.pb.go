@@ -24,6 +24,7 @@ const (
 	OrderService_GetOrder_FullMethodName        = "/interbank.v1.OrderService/GetOrder"
 	OrderService_SubmitPayment_FullMethodName   = "/interbank.v1.OrderService/SubmitPayment"
 	OrderService_CompletePayment_FullMethodName = "/interbank.v1.OrderService/CompletePayment"
+	OrderService_SubmitCheque_FullMethodName    = "/interbank.v1.OrderService/SubmitCheque"
 	OrderService_CancelOrder_FullMethodName     = "/interbank.v1.OrderService/CancelOrder"
 )
 
@@ -56,6 +57,28 @@ type OrderServiceClient interface {
 	// CompletePayment captures an authorized payment (after a challenge was
 	// answered); SubmitPayment captures frictionless payments by itself.
 	CompletePayment(ctx context.Context, in *CompletePaymentRequest, opts ...grpc.CallOption) (*CompletePaymentResponse, error)
+	// SubmitCheque pays an order with an electronic cheque (docs/cheque.md):
+	// the merchant checks it offline (drawee key, certificate, drawer's
+	// signature, payee, amount and order reference, date), endorses it to its
+	// bank and deposits it (ChequeService.DepositCheque). The order is then
+	// PAYMENT_PENDING while the cheque clears, SETTLED when the drawee bank pays
+	// it (and DELIVERY_CONFIRMED once the merchant ships), or FAILED with the
+	// return reason (see ChequeReturnReason) when it is returned. A repeat with
+	// the same request_id answers the order as it is now.
+	//
+	// Refusals, with the order unchanged: the order is not CREATED:
+	// FAILED_PRECONDITION, ORDER_NOT_PAYABLE; a document that does not parse:
+	// INVALID_ARGUMENT, FIELD_INVALID (field "signed_cheque" or
+	// "signed_certificate"); INVALID_ARGUMENT with the check that failed:
+	// DRAWEE_KEY_UNKNOWN (the certificate's signing key is not one the drawee
+	// bank publishes), SIGNATURE_INVALID (certificate or cheque signature, or a
+	// cheque that does not match its certificate), PAYEE_MISMATCH (the cheque
+	// pays someone else), AMOUNT_MISMATCH (not the order's total and currency),
+	// ORDER_REFERENCE_MISMATCH (not this order's id), POST_DATED, STALE_DATED.
+	// The acquirer's refusal of the deposit is passed on with its reason. No
+	// answer from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the
+	// same cheque again; the order stays PAYMENT_PENDING meanwhile).
+	SubmitCheque(ctx context.Context, in *SubmitChequeRequest, opts ...grpc.CallOption) (*SubmitChequeResponse, error)
 	// CancelOrder cancels an order that has not been captured; a hold placed for
 	// it is voided.
 	CancelOrder(ctx context.Context, in *CancelOrderRequest, opts ...grpc.CallOption) (*CancelOrderResponse, error)
@@ -119,6 +142,16 @@ func (c *orderServiceClient) CompletePayment(ctx context.Context, in *CompletePa
 	return out, nil
 }
 
+func (c *orderServiceClient) SubmitCheque(ctx context.Context, in *SubmitChequeRequest, opts ...grpc.CallOption) (*SubmitChequeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SubmitChequeResponse)
+	err := c.cc.Invoke(ctx, OrderService_SubmitCheque_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *orderServiceClient) CancelOrder(ctx context.Context, in *CancelOrderRequest, opts ...grpc.CallOption) (*CancelOrderResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CancelOrderResponse)
@@ -158,6 +191,28 @@ type OrderServiceServer interface {
 	// CompletePayment captures an authorized payment (after a challenge was
 	// answered); SubmitPayment captures frictionless payments by itself.
 	CompletePayment(context.Context, *CompletePaymentRequest) (*CompletePaymentResponse, error)
+	// SubmitCheque pays an order with an electronic cheque (docs/cheque.md):
+	// the merchant checks it offline (drawee key, certificate, drawer's
+	// signature, payee, amount and order reference, date), endorses it to its
+	// bank and deposits it (ChequeService.DepositCheque). The order is then
+	// PAYMENT_PENDING while the cheque clears, SETTLED when the drawee bank pays
+	// it (and DELIVERY_CONFIRMED once the merchant ships), or FAILED with the
+	// return reason (see ChequeReturnReason) when it is returned. A repeat with
+	// the same request_id answers the order as it is now.
+	//
+	// Refusals, with the order unchanged: the order is not CREATED:
+	// FAILED_PRECONDITION, ORDER_NOT_PAYABLE; a document that does not parse:
+	// INVALID_ARGUMENT, FIELD_INVALID (field "signed_cheque" or
+	// "signed_certificate"); INVALID_ARGUMENT with the check that failed:
+	// DRAWEE_KEY_UNKNOWN (the certificate's signing key is not one the drawee
+	// bank publishes), SIGNATURE_INVALID (certificate or cheque signature, or a
+	// cheque that does not match its certificate), PAYEE_MISMATCH (the cheque
+	// pays someone else), AMOUNT_MISMATCH (not the order's total and currency),
+	// ORDER_REFERENCE_MISMATCH (not this order's id), POST_DATED, STALE_DATED.
+	// The acquirer's refusal of the deposit is passed on with its reason. No
+	// answer from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the
+	// same cheque again; the order stays PAYMENT_PENDING meanwhile).
+	SubmitCheque(context.Context, *SubmitChequeRequest) (*SubmitChequeResponse, error)
 	// CancelOrder cancels an order that has not been captured; a hold placed for
 	// it is voided.
 	CancelOrder(context.Context, *CancelOrderRequest) (*CancelOrderResponse, error)
@@ -185,6 +240,9 @@ func (UnimplementedOrderServiceServer) SubmitPayment(context.Context, *SubmitPay
 }
 func (UnimplementedOrderServiceServer) CompletePayment(context.Context, *CompletePaymentRequest) (*CompletePaymentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CompletePayment not implemented")
+}
+func (UnimplementedOrderServiceServer) SubmitCheque(context.Context, *SubmitChequeRequest) (*SubmitChequeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitCheque not implemented")
 }
 func (UnimplementedOrderServiceServer) CancelOrder(context.Context, *CancelOrderRequest) (*CancelOrderResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelOrder not implemented")
@@ -300,6 +358,24 @@ func _OrderService_CompletePayment_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OrderService_SubmitCheque_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitChequeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).SubmitCheque(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_SubmitCheque_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).SubmitCheque(ctx, req.(*SubmitChequeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _OrderService_CancelOrder_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CancelOrderRequest)
 	if err := dec(in); err != nil {
@@ -346,6 +422,10 @@ var OrderService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _OrderService_CompletePayment_Handler,
 		},
 		{
+			MethodName: "SubmitCheque",
+			Handler:    _OrderService_SubmitCheque_Handler,
+		},
+		{
 			MethodName: "CancelOrder",
 			Handler:    _OrderService_CancelOrder_Handler,
 		},
@@ -367,6 +447,8 @@ const (
 type BackOfficeServiceClient interface {
 	// RefundOrder returns all or part of a settled order's payment to the
 	// customer: the gateway asks the acquirer to send a payment return.
+	// An order paid by cheque: FAILED_PRECONDITION, REFUND_NOT_SUPPORTED
+	// (refunds of cheque payments are not supported yet).
 	RefundOrder(ctx context.Context, in *RefundOrderRequest, opts ...grpc.CallOption) (*RefundOrderResponse, error)
 }
 
@@ -397,6 +479,8 @@ func (c *backOfficeServiceClient) RefundOrder(ctx context.Context, in *RefundOrd
 type BackOfficeServiceServer interface {
 	// RefundOrder returns all or part of a settled order's payment to the
 	// customer: the gateway asks the acquirer to send a payment return.
+	// An order paid by cheque: FAILED_PRECONDITION, REFUND_NOT_SUPPORTED
+	// (refunds of cheque payments are not supported yet).
 	RefundOrder(context.Context, *RefundOrderRequest) (*RefundOrderResponse, error)
 	mustEmbedUnimplementedBackOfficeServiceServer()
 }

@@ -1712,11 +1712,621 @@ func (x *ReceivePaymentReturnResponse) GetReasonCode() string {
 	return ""
 }
 
+// SubmitChequePresentmentRequest presents one cheque.
+type SubmitChequePresentmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key chosen by the presenting agent.
+	// At most 128 bytes.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The presentment; presenting_agent must be the caller's own bank code.
+	Presentment   *ChequePresentment `protobuf:"bytes,2,opt,name=presentment,proto3" json:"presentment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitChequePresentmentRequest) Reset() {
+	*x = SubmitChequePresentmentRequest{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitChequePresentmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitChequePresentmentRequest) ProtoMessage() {}
+
+func (x *SubmitChequePresentmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitChequePresentmentRequest.ProtoReflect.Descriptor instead.
+func (*SubmitChequePresentmentRequest) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SubmitChequePresentmentRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SubmitChequePresentmentRequest) GetPresentment() *ChequePresentment {
+	if x != nil {
+		return x.Presentment
+	}
+	return nil
+}
+
+// SubmitChequePresentmentResponse is a presentment's status report.
+type SubmitChequePresentmentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The presentment's id.
+	PresentmentId string `protobuf:"bytes,1,opt,name=presentment_id,json=presentmentId,proto3" json:"presentment_id,omitempty"`
+	// PENDING (no answer from the drawee yet), ACCEPTED (paid) or REJECTED
+	// (returned).
+	Status TransferStatus `protobuf:"varint,2,opt,name=status,proto3,enum=interbank.v1.TransferStatus" json:"status,omitempty"`
+	// On rejection, the return reason.
+	ReasonCode string `protobuf:"bytes,3,opt,name=reason_code,json=reasonCode,proto3" json:"reason_code,omitempty"`
+	// The settlement window the payment belongs to (empty in gross mode).
+	WindowId      string `protobuf:"bytes,4,opt,name=window_id,json=windowId,proto3" json:"window_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitChequePresentmentResponse) Reset() {
+	*x = SubmitChequePresentmentResponse{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitChequePresentmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitChequePresentmentResponse) ProtoMessage() {}
+
+func (x *SubmitChequePresentmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitChequePresentmentResponse.ProtoReflect.Descriptor instead.
+func (*SubmitChequePresentmentResponse) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SubmitChequePresentmentResponse) GetPresentmentId() string {
+	if x != nil {
+		return x.PresentmentId
+	}
+	return ""
+}
+
+func (x *SubmitChequePresentmentResponse) GetStatus() TransferStatus {
+	if x != nil {
+		return x.Status
+	}
+	return TransferStatus_TRANSFER_STATUS_UNSPECIFIED
+}
+
+func (x *SubmitChequePresentmentResponse) GetReasonCode() string {
+	if x != nil {
+		return x.ReasonCode
+	}
+	return ""
+}
+
+func (x *SubmitChequePresentmentResponse) GetWindowId() string {
+	if x != nil {
+		return x.WindowId
+	}
+	return ""
+}
+
+// SubmitChequePresentmentsRequest is a cash letter.
+type SubmitChequePresentmentsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 256 presentments, each with its own request_id.
+	// At most 256 entries.
+	Entries       []*SubmitChequePresentmentRequest `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitChequePresentmentsRequest) Reset() {
+	*x = SubmitChequePresentmentsRequest{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitChequePresentmentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitChequePresentmentsRequest) ProtoMessage() {}
+
+func (x *SubmitChequePresentmentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitChequePresentmentsRequest.ProtoReflect.Descriptor instead.
+func (*SubmitChequePresentmentsRequest) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SubmitChequePresentmentsRequest) GetEntries() []*SubmitChequePresentmentRequest {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// SubmitChequePresentmentsResponse has one result per entry, in the request's order.
+type SubmitChequePresentmentsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results[i] answers entries[i].
+	Results       []*SubmitChequePresentmentResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitChequePresentmentsResponse) Reset() {
+	*x = SubmitChequePresentmentsResponse{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitChequePresentmentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitChequePresentmentsResponse) ProtoMessage() {}
+
+func (x *SubmitChequePresentmentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitChequePresentmentsResponse.ProtoReflect.Descriptor instead.
+func (*SubmitChequePresentmentsResponse) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SubmitChequePresentmentsResponse) GetResults() []*SubmitChequePresentmentResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// SubmitChequePresentmentResult is one entry's answer.
+type SubmitChequePresentmentResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the entry alone would have been answered.
+	//
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*SubmitChequePresentmentResult_Report
+	//	*SubmitChequePresentmentResult_Error
+	Outcome       isSubmitChequePresentmentResult_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitChequePresentmentResult) Reset() {
+	*x = SubmitChequePresentmentResult{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitChequePresentmentResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitChequePresentmentResult) ProtoMessage() {}
+
+func (x *SubmitChequePresentmentResult) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitChequePresentmentResult.ProtoReflect.Descriptor instead.
+func (*SubmitChequePresentmentResult) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SubmitChequePresentmentResult) GetOutcome() isSubmitChequePresentmentResult_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *SubmitChequePresentmentResult) GetReport() *SubmitChequePresentmentResponse {
+	if x != nil {
+		if x, ok := x.Outcome.(*SubmitChequePresentmentResult_Report); ok {
+			return x.Report
+		}
+	}
+	return nil
+}
+
+func (x *SubmitChequePresentmentResult) GetError() *EntryError {
+	if x != nil {
+		if x, ok := x.Outcome.(*SubmitChequePresentmentResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isSubmitChequePresentmentResult_Outcome interface {
+	isSubmitChequePresentmentResult_Outcome()
+}
+
+type SubmitChequePresentmentResult_Report struct {
+	// The status report.
+	Report *SubmitChequePresentmentResponse `protobuf:"bytes,1,opt,name=report,proto3,oneof"`
+}
+
+type SubmitChequePresentmentResult_Error struct {
+	// The entry's refusal (gRPC code and ErrorInfo reason).
+	Error *EntryError `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
+}
+
+func (*SubmitChequePresentmentResult_Report) isSubmitChequePresentmentResult_Outcome() {}
+
+func (*SubmitChequePresentmentResult_Error) isSubmitChequePresentmentResult_Outcome() {}
+
+// ReceiveChequePresentmentRequest delivers one presentment to the drawee.
+type ReceiveChequePresentmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key chosen by the settlement bank.
+	// At most 128 bytes.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The presentment; drawee_agent is the receiving bank.
+	Presentment   *ChequePresentment `protobuf:"bytes,2,opt,name=presentment,proto3" json:"presentment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveChequePresentmentRequest) Reset() {
+	*x = ReceiveChequePresentmentRequest{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveChequePresentmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveChequePresentmentRequest) ProtoMessage() {}
+
+func (x *ReceiveChequePresentmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveChequePresentmentRequest.ProtoReflect.Descriptor instead.
+func (*ReceiveChequePresentmentRequest) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ReceiveChequePresentmentRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ReceiveChequePresentmentRequest) GetPresentment() *ChequePresentment {
+	if x != nil {
+		return x.Presentment
+	}
+	return nil
+}
+
+// ReceiveChequePresentmentResponse is the drawee's decision.
+type ReceiveChequePresentmentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The presentment's id.
+	PresentmentId string `protobuf:"bytes,1,opt,name=presentment_id,json=presentmentId,proto3" json:"presentment_id,omitempty"`
+	// ACCEPTED (paid) or REJECTED (returned).
+	Status TransferStatus `protobuf:"varint,2,opt,name=status,proto3,enum=interbank.v1.TransferStatus" json:"status,omitempty"`
+	// On rejection, the return reason (see ChequeReturnReason).
+	ReasonCode    string `protobuf:"bytes,3,opt,name=reason_code,json=reasonCode,proto3" json:"reason_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveChequePresentmentResponse) Reset() {
+	*x = ReceiveChequePresentmentResponse{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveChequePresentmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveChequePresentmentResponse) ProtoMessage() {}
+
+func (x *ReceiveChequePresentmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveChequePresentmentResponse.ProtoReflect.Descriptor instead.
+func (*ReceiveChequePresentmentResponse) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ReceiveChequePresentmentResponse) GetPresentmentId() string {
+	if x != nil {
+		return x.PresentmentId
+	}
+	return ""
+}
+
+func (x *ReceiveChequePresentmentResponse) GetStatus() TransferStatus {
+	if x != nil {
+		return x.Status
+	}
+	return TransferStatus_TRANSFER_STATUS_UNSPECIFIED
+}
+
+func (x *ReceiveChequePresentmentResponse) GetReasonCode() string {
+	if x != nil {
+		return x.ReasonCode
+	}
+	return ""
+}
+
+// ReceiveChequePresentmentsRequest delivers presentments to one drawee.
+type ReceiveChequePresentmentsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 256 presentments, each with its own request_id.
+	// At most 256 entries.
+	Entries       []*ReceiveChequePresentmentRequest `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveChequePresentmentsRequest) Reset() {
+	*x = ReceiveChequePresentmentsRequest{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveChequePresentmentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveChequePresentmentsRequest) ProtoMessage() {}
+
+func (x *ReceiveChequePresentmentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveChequePresentmentsRequest.ProtoReflect.Descriptor instead.
+func (*ReceiveChequePresentmentsRequest) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ReceiveChequePresentmentsRequest) GetEntries() []*ReceiveChequePresentmentRequest {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// ReceiveChequePresentmentsResponse has one result per entry, in the request's order.
+type ReceiveChequePresentmentsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results[i] answers entries[i].
+	Results       []*ReceiveChequePresentmentResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveChequePresentmentsResponse) Reset() {
+	*x = ReceiveChequePresentmentsResponse{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveChequePresentmentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveChequePresentmentsResponse) ProtoMessage() {}
+
+func (x *ReceiveChequePresentmentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveChequePresentmentsResponse.ProtoReflect.Descriptor instead.
+func (*ReceiveChequePresentmentsResponse) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ReceiveChequePresentmentsResponse) GetResults() []*ReceiveChequePresentmentResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// ReceiveChequePresentmentResult is one entry's answer.
+type ReceiveChequePresentmentResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the entry alone would have been answered.
+	//
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*ReceiveChequePresentmentResult_Report
+	//	*ReceiveChequePresentmentResult_Error
+	Outcome       isReceiveChequePresentmentResult_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveChequePresentmentResult) Reset() {
+	*x = ReceiveChequePresentmentResult{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveChequePresentmentResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveChequePresentmentResult) ProtoMessage() {}
+
+func (x *ReceiveChequePresentmentResult) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveChequePresentmentResult.ProtoReflect.Descriptor instead.
+func (*ReceiveChequePresentmentResult) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ReceiveChequePresentmentResult) GetOutcome() isReceiveChequePresentmentResult_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *ReceiveChequePresentmentResult) GetReport() *ReceiveChequePresentmentResponse {
+	if x != nil {
+		if x, ok := x.Outcome.(*ReceiveChequePresentmentResult_Report); ok {
+			return x.Report
+		}
+	}
+	return nil
+}
+
+func (x *ReceiveChequePresentmentResult) GetError() *EntryError {
+	if x != nil {
+		if x, ok := x.Outcome.(*ReceiveChequePresentmentResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isReceiveChequePresentmentResult_Outcome interface {
+	isReceiveChequePresentmentResult_Outcome()
+}
+
+type ReceiveChequePresentmentResult_Report struct {
+	// The drawee's decision.
+	Report *ReceiveChequePresentmentResponse `protobuf:"bytes,1,opt,name=report,proto3,oneof"`
+}
+
+type ReceiveChequePresentmentResult_Error struct {
+	// The entry's refusal (gRPC code and ErrorInfo reason).
+	Error *EntryError `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
+}
+
+func (*ReceiveChequePresentmentResult_Report) isReceiveChequePresentmentResult_Outcome() {}
+
+func (*ReceiveChequePresentmentResult_Error) isReceiveChequePresentmentResult_Outcome() {}
+
 var File_interbank_v1_settlement_proto protoreflect.FileDescriptor
 
 const file_interbank_v1_settlement_proto_rawDesc = "" +
 	"\n" +
-	"\x1dinterbank/v1/settlement.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\x1a\x19interbank/v1/common.proto\"\xbe\x04\n" +
+	"\x1dinterbank/v1/settlement.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\x1a\x19interbank/v1/cheque.proto\x1a\x19interbank/v1/common.proto\"\xbe\x04\n" +
 	"\x0eCreditTransfer\x12,\n" +
 	"\x0einstruction_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\rinstructionId\x12(\n" +
 	"\rend_to_end_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\n" +
@@ -1824,7 +2434,42 @@ const file_interbank_v1_settlement_proto_rawDesc = "" +
 	"\treturn_id\x18\x01 \x01(\tR\breturnId\x124\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1c.interbank.v1.TransferStatusR\x06status\x12\x1f\n" +
 	"\vreason_code\x18\x03 \x01(\tR\n" +
-	"reasonCode*\x8a\x01\n" +
+	"reasonCode\"\x89\x01\n" +
+	"\x1eSubmitChequePresentmentRequest\x12$\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12A\n" +
+	"\vpresentment\x18\x02 \x01(\v2\x1f.interbank.v1.ChequePresentmentR\vpresentment\"\xbc\x01\n" +
+	"\x1fSubmitChequePresentmentResponse\x12%\n" +
+	"\x0epresentment_id\x18\x01 \x01(\tR\rpresentmentId\x124\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x1c.interbank.v1.TransferStatusR\x06status\x12\x1f\n" +
+	"\vreason_code\x18\x03 \x01(\tR\n" +
+	"reasonCode\x12\x1b\n" +
+	"\twindow_id\x18\x04 \x01(\tR\bwindowId\"p\n" +
+	"\x1fSubmitChequePresentmentsRequest\x12M\n" +
+	"\aentries\x18\x01 \x03(\v2,.interbank.v1.SubmitChequePresentmentRequestB\x05\xf0\xab\x19\x80\x02R\aentries\"i\n" +
+	" SubmitChequePresentmentsResponse\x12E\n" +
+	"\aresults\x18\x01 \x03(\v2+.interbank.v1.SubmitChequePresentmentResultR\aresults\"\xa5\x01\n" +
+	"\x1dSubmitChequePresentmentResult\x12G\n" +
+	"\x06report\x18\x01 \x01(\v2-.interbank.v1.SubmitChequePresentmentResponseH\x00R\x06report\x120\n" +
+	"\x05error\x18\x02 \x01(\v2\x18.interbank.v1.EntryErrorH\x00R\x05errorB\t\n" +
+	"\aoutcome\"\x8a\x01\n" +
+	"\x1fReceiveChequePresentmentRequest\x12$\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12A\n" +
+	"\vpresentment\x18\x02 \x01(\v2\x1f.interbank.v1.ChequePresentmentR\vpresentment\"\xa0\x01\n" +
+	" ReceiveChequePresentmentResponse\x12%\n" +
+	"\x0epresentment_id\x18\x01 \x01(\tR\rpresentmentId\x124\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x1c.interbank.v1.TransferStatusR\x06status\x12\x1f\n" +
+	"\vreason_code\x18\x03 \x01(\tR\n" +
+	"reasonCode\"r\n" +
+	" ReceiveChequePresentmentsRequest\x12N\n" +
+	"\aentries\x18\x01 \x03(\v2-.interbank.v1.ReceiveChequePresentmentRequestB\x05\xf0\xab\x19\x80\x02R\aentries\"k\n" +
+	"!ReceiveChequePresentmentsResponse\x12F\n" +
+	"\aresults\x18\x01 \x03(\v2,.interbank.v1.ReceiveChequePresentmentResultR\aresults\"\xa7\x01\n" +
+	"\x1eReceiveChequePresentmentResult\x12H\n" +
+	"\x06report\x18\x01 \x01(\v2..interbank.v1.ReceiveChequePresentmentResponseH\x00R\x06report\x120\n" +
+	"\x05error\x18\x02 \x01(\v2\x18.interbank.v1.EntryErrorH\x00R\x05errorB\t\n" +
+	"\aoutcome*\x8a\x01\n" +
 	"\x0eTransferStatus\x12\x1f\n" +
 	"\x1bTRANSFER_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17TRANSFER_STATUS_PENDING\x10\x01\x12\x1c\n" +
@@ -1834,18 +2479,20 @@ const file_interbank_v1_settlement_proto_rawDesc = "" +
 	"$SETTLEMENT_WINDOW_STATUS_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dSETTLEMENT_WINDOW_STATUS_OPEN\x10\x01\x12#\n" +
 	"\x1fSETTLEMENT_WINDOW_STATUS_CLOSED\x10\x02\x12$\n" +
-	" SETTLEMENT_WINDOW_STATUS_SETTLED\x10\x032\xa4\x05\n" +
+	" SETTLEMENT_WINDOW_STATUS_SETTLED\x10\x032\x9f\x06\n" +
 	"\x11SettlementService\x12m\n" +
 	"\x14SubmitCreditTransfer\x12).interbank.v1.SubmitCreditTransferRequest\x1a*.interbank.v1.SubmitCreditTransferResponse\x12p\n" +
 	"\x15SubmitCreditTransfers\x12*.interbank.v1.SubmitCreditTransfersRequest\x1a+.interbank.v1.SubmitCreditTransfersResponse\x12j\n" +
 	"\x13SubmitPaymentReturn\x12(.interbank.v1.SubmitPaymentReturnRequest\x1a).interbank.v1.SubmitPaymentReturnResponse\x12d\n" +
 	"\x11GetTransferStatus\x12&.interbank.v1.GetTransferStatusRequest\x1a'.interbank.v1.GetTransferStatusResponse\x12j\n" +
 	"\x13GetSettlementWindow\x12(.interbank.v1.GetSettlementWindowRequest\x1a).interbank.v1.GetSettlementWindowResponse\x12p\n" +
-	"\x15CloseSettlementWindow\x12*.interbank.v1.CloseSettlementWindowRequest\x1a+.interbank.v1.CloseSettlementWindowResponse2\xe7\x02\n" +
+	"\x15CloseSettlementWindow\x12*.interbank.v1.CloseSettlementWindowRequest\x1a+.interbank.v1.CloseSettlementWindowResponse\x12y\n" +
+	"\x18SubmitChequePresentments\x12-.interbank.v1.SubmitChequePresentmentsRequest\x1a..interbank.v1.SubmitChequePresentmentsResponse2\xe5\x03\n" +
 	"\x0fClearingService\x12p\n" +
 	"\x15ReceiveCreditTransfer\x12*.interbank.v1.ReceiveCreditTransferRequest\x1a+.interbank.v1.ReceiveCreditTransferResponse\x12s\n" +
 	"\x16ReceiveCreditTransfers\x12+.interbank.v1.ReceiveCreditTransfersRequest\x1a,.interbank.v1.ReceiveCreditTransfersResponse\x12m\n" +
-	"\x14ReceivePaymentReturn\x12).interbank.v1.ReceivePaymentReturnRequest\x1a*.interbank.v1.ReceivePaymentReturnResponseB\xb6\x01\n" +
+	"\x14ReceivePaymentReturn\x12).interbank.v1.ReceivePaymentReturnRequest\x1a*.interbank.v1.ReceivePaymentReturnResponse\x12|\n" +
+	"\x19ReceiveChequePresentments\x12..interbank.v1.ReceiveChequePresentmentsRequest\x1a/.interbank.v1.ReceiveChequePresentmentsResponseB\xb6\x01\n" +
 	"\x10com.interbank.v1B\x0fSettlementProtoP\x01Z@github.com/paynet/paynet/clients/go/gen/interbank/v1;interbankv1\xa2\x02\x03IXX\xaa\x02\fInterbank.V1\xca\x02\fInterbank\\V1\xe2\x02\x18Interbank\\V1\\GPBMetadata\xea\x02\rInterbank::V1b\x06proto3"
 
 var (
@@ -1861,59 +2508,70 @@ func file_interbank_v1_settlement_proto_rawDescGZIP() []byte {
 }
 
 var file_interbank_v1_settlement_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_interbank_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_interbank_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_interbank_v1_settlement_proto_goTypes = []any{
-	(TransferStatus)(0),                    // 0: interbank.v1.TransferStatus
-	(SettlementWindowStatus)(0),            // 1: interbank.v1.SettlementWindowStatus
-	(*CreditTransfer)(nil),                 // 2: interbank.v1.CreditTransfer
-	(*PaymentReturn)(nil),                  // 3: interbank.v1.PaymentReturn
-	(*SubmitCreditTransferRequest)(nil),    // 4: interbank.v1.SubmitCreditTransferRequest
-	(*SubmitCreditTransferResponse)(nil),   // 5: interbank.v1.SubmitCreditTransferResponse
-	(*SubmitCreditTransfersRequest)(nil),   // 6: interbank.v1.SubmitCreditTransfersRequest
-	(*SubmitCreditTransfersResponse)(nil),  // 7: interbank.v1.SubmitCreditTransfersResponse
-	(*SubmitCreditTransferResult)(nil),     // 8: interbank.v1.SubmitCreditTransferResult
-	(*SubmitPaymentReturnRequest)(nil),     // 9: interbank.v1.SubmitPaymentReturnRequest
-	(*SubmitPaymentReturnResponse)(nil),    // 10: interbank.v1.SubmitPaymentReturnResponse
-	(*GetTransferStatusRequest)(nil),       // 11: interbank.v1.GetTransferStatusRequest
-	(*GetTransferStatusResponse)(nil),      // 12: interbank.v1.GetTransferStatusResponse
-	(*NetPosition)(nil),                    // 13: interbank.v1.NetPosition
-	(*SettlementWindow)(nil),               // 14: interbank.v1.SettlementWindow
-	(*GetSettlementWindowRequest)(nil),     // 15: interbank.v1.GetSettlementWindowRequest
-	(*GetSettlementWindowResponse)(nil),    // 16: interbank.v1.GetSettlementWindowResponse
-	(*CloseSettlementWindowRequest)(nil),   // 17: interbank.v1.CloseSettlementWindowRequest
-	(*CloseSettlementWindowResponse)(nil),  // 18: interbank.v1.CloseSettlementWindowResponse
-	(*ReceiveCreditTransferRequest)(nil),   // 19: interbank.v1.ReceiveCreditTransferRequest
-	(*ReceiveCreditTransferResponse)(nil),  // 20: interbank.v1.ReceiveCreditTransferResponse
-	(*ReceiveCreditTransfersRequest)(nil),  // 21: interbank.v1.ReceiveCreditTransfersRequest
-	(*ReceiveCreditTransfersResponse)(nil), // 22: interbank.v1.ReceiveCreditTransfersResponse
-	(*ReceiveCreditTransferResult)(nil),    // 23: interbank.v1.ReceiveCreditTransferResult
-	(*ReceivePaymentReturnRequest)(nil),    // 24: interbank.v1.ReceivePaymentReturnRequest
-	(*ReceivePaymentReturnResponse)(nil),   // 25: interbank.v1.ReceivePaymentReturnResponse
-	(*Money)(nil),                          // 26: interbank.v1.Money
-	(*AccountRef)(nil),                     // 27: interbank.v1.AccountRef
-	(*timestamppb.Timestamp)(nil),          // 28: google.protobuf.Timestamp
-	(*EntryError)(nil),                     // 29: interbank.v1.EntryError
+	(TransferStatus)(0),                       // 0: interbank.v1.TransferStatus
+	(SettlementWindowStatus)(0),               // 1: interbank.v1.SettlementWindowStatus
+	(*CreditTransfer)(nil),                    // 2: interbank.v1.CreditTransfer
+	(*PaymentReturn)(nil),                     // 3: interbank.v1.PaymentReturn
+	(*SubmitCreditTransferRequest)(nil),       // 4: interbank.v1.SubmitCreditTransferRequest
+	(*SubmitCreditTransferResponse)(nil),      // 5: interbank.v1.SubmitCreditTransferResponse
+	(*SubmitCreditTransfersRequest)(nil),      // 6: interbank.v1.SubmitCreditTransfersRequest
+	(*SubmitCreditTransfersResponse)(nil),     // 7: interbank.v1.SubmitCreditTransfersResponse
+	(*SubmitCreditTransferResult)(nil),        // 8: interbank.v1.SubmitCreditTransferResult
+	(*SubmitPaymentReturnRequest)(nil),        // 9: interbank.v1.SubmitPaymentReturnRequest
+	(*SubmitPaymentReturnResponse)(nil),       // 10: interbank.v1.SubmitPaymentReturnResponse
+	(*GetTransferStatusRequest)(nil),          // 11: interbank.v1.GetTransferStatusRequest
+	(*GetTransferStatusResponse)(nil),         // 12: interbank.v1.GetTransferStatusResponse
+	(*NetPosition)(nil),                       // 13: interbank.v1.NetPosition
+	(*SettlementWindow)(nil),                  // 14: interbank.v1.SettlementWindow
+	(*GetSettlementWindowRequest)(nil),        // 15: interbank.v1.GetSettlementWindowRequest
+	(*GetSettlementWindowResponse)(nil),       // 16: interbank.v1.GetSettlementWindowResponse
+	(*CloseSettlementWindowRequest)(nil),      // 17: interbank.v1.CloseSettlementWindowRequest
+	(*CloseSettlementWindowResponse)(nil),     // 18: interbank.v1.CloseSettlementWindowResponse
+	(*ReceiveCreditTransferRequest)(nil),      // 19: interbank.v1.ReceiveCreditTransferRequest
+	(*ReceiveCreditTransferResponse)(nil),     // 20: interbank.v1.ReceiveCreditTransferResponse
+	(*ReceiveCreditTransfersRequest)(nil),     // 21: interbank.v1.ReceiveCreditTransfersRequest
+	(*ReceiveCreditTransfersResponse)(nil),    // 22: interbank.v1.ReceiveCreditTransfersResponse
+	(*ReceiveCreditTransferResult)(nil),       // 23: interbank.v1.ReceiveCreditTransferResult
+	(*ReceivePaymentReturnRequest)(nil),       // 24: interbank.v1.ReceivePaymentReturnRequest
+	(*ReceivePaymentReturnResponse)(nil),      // 25: interbank.v1.ReceivePaymentReturnResponse
+	(*SubmitChequePresentmentRequest)(nil),    // 26: interbank.v1.SubmitChequePresentmentRequest
+	(*SubmitChequePresentmentResponse)(nil),   // 27: interbank.v1.SubmitChequePresentmentResponse
+	(*SubmitChequePresentmentsRequest)(nil),   // 28: interbank.v1.SubmitChequePresentmentsRequest
+	(*SubmitChequePresentmentsResponse)(nil),  // 29: interbank.v1.SubmitChequePresentmentsResponse
+	(*SubmitChequePresentmentResult)(nil),     // 30: interbank.v1.SubmitChequePresentmentResult
+	(*ReceiveChequePresentmentRequest)(nil),   // 31: interbank.v1.ReceiveChequePresentmentRequest
+	(*ReceiveChequePresentmentResponse)(nil),  // 32: interbank.v1.ReceiveChequePresentmentResponse
+	(*ReceiveChequePresentmentsRequest)(nil),  // 33: interbank.v1.ReceiveChequePresentmentsRequest
+	(*ReceiveChequePresentmentsResponse)(nil), // 34: interbank.v1.ReceiveChequePresentmentsResponse
+	(*ReceiveChequePresentmentResult)(nil),    // 35: interbank.v1.ReceiveChequePresentmentResult
+	(*Money)(nil),                             // 36: interbank.v1.Money
+	(*AccountRef)(nil),                        // 37: interbank.v1.AccountRef
+	(*timestamppb.Timestamp)(nil),             // 38: google.protobuf.Timestamp
+	(*EntryError)(nil),                        // 39: interbank.v1.EntryError
+	(*ChequePresentment)(nil),                 // 40: interbank.v1.ChequePresentment
 }
 var file_interbank_v1_settlement_proto_depIdxs = []int32{
-	26, // 0: interbank.v1.CreditTransfer.amount:type_name -> interbank.v1.Money
-	27, // 1: interbank.v1.CreditTransfer.debtor_account:type_name -> interbank.v1.AccountRef
-	27, // 2: interbank.v1.CreditTransfer.creditor_account:type_name -> interbank.v1.AccountRef
-	28, // 3: interbank.v1.CreditTransfer.created_at:type_name -> google.protobuf.Timestamp
-	26, // 4: interbank.v1.PaymentReturn.amount:type_name -> interbank.v1.Money
+	36, // 0: interbank.v1.CreditTransfer.amount:type_name -> interbank.v1.Money
+	37, // 1: interbank.v1.CreditTransfer.debtor_account:type_name -> interbank.v1.AccountRef
+	37, // 2: interbank.v1.CreditTransfer.creditor_account:type_name -> interbank.v1.AccountRef
+	38, // 3: interbank.v1.CreditTransfer.created_at:type_name -> google.protobuf.Timestamp
+	36, // 4: interbank.v1.PaymentReturn.amount:type_name -> interbank.v1.Money
 	2,  // 5: interbank.v1.SubmitCreditTransferRequest.transfer:type_name -> interbank.v1.CreditTransfer
 	0,  // 6: interbank.v1.SubmitCreditTransferResponse.status:type_name -> interbank.v1.TransferStatus
 	4,  // 7: interbank.v1.SubmitCreditTransfersRequest.entries:type_name -> interbank.v1.SubmitCreditTransferRequest
 	8,  // 8: interbank.v1.SubmitCreditTransfersResponse.results:type_name -> interbank.v1.SubmitCreditTransferResult
 	5,  // 9: interbank.v1.SubmitCreditTransferResult.report:type_name -> interbank.v1.SubmitCreditTransferResponse
-	29, // 10: interbank.v1.SubmitCreditTransferResult.error:type_name -> interbank.v1.EntryError
+	39, // 10: interbank.v1.SubmitCreditTransferResult.error:type_name -> interbank.v1.EntryError
 	3,  // 11: interbank.v1.SubmitPaymentReturnRequest.payment_return:type_name -> interbank.v1.PaymentReturn
 	0,  // 12: interbank.v1.SubmitPaymentReturnResponse.status:type_name -> interbank.v1.TransferStatus
 	0,  // 13: interbank.v1.GetTransferStatusResponse.status:type_name -> interbank.v1.TransferStatus
 	1,  // 14: interbank.v1.SettlementWindow.status:type_name -> interbank.v1.SettlementWindowStatus
-	28, // 15: interbank.v1.SettlementWindow.opened_at:type_name -> google.protobuf.Timestamp
-	28, // 16: interbank.v1.SettlementWindow.closed_at:type_name -> google.protobuf.Timestamp
+	38, // 15: interbank.v1.SettlementWindow.opened_at:type_name -> google.protobuf.Timestamp
+	38, // 16: interbank.v1.SettlementWindow.closed_at:type_name -> google.protobuf.Timestamp
 	13, // 17: interbank.v1.SettlementWindow.positions:type_name -> interbank.v1.NetPosition
-	28, // 18: interbank.v1.SettlementWindow.settled_at:type_name -> google.protobuf.Timestamp
+	38, // 18: interbank.v1.SettlementWindow.settled_at:type_name -> google.protobuf.Timestamp
 	14, // 19: interbank.v1.GetSettlementWindowResponse.window:type_name -> interbank.v1.SettlementWindow
 	14, // 20: interbank.v1.CloseSettlementWindowResponse.window:type_name -> interbank.v1.SettlementWindow
 	2,  // 21: interbank.v1.ReceiveCreditTransferRequest.transfer:type_name -> interbank.v1.CreditTransfer
@@ -1921,32 +2579,48 @@ var file_interbank_v1_settlement_proto_depIdxs = []int32{
 	19, // 23: interbank.v1.ReceiveCreditTransfersRequest.entries:type_name -> interbank.v1.ReceiveCreditTransferRequest
 	23, // 24: interbank.v1.ReceiveCreditTransfersResponse.results:type_name -> interbank.v1.ReceiveCreditTransferResult
 	20, // 25: interbank.v1.ReceiveCreditTransferResult.report:type_name -> interbank.v1.ReceiveCreditTransferResponse
-	29, // 26: interbank.v1.ReceiveCreditTransferResult.error:type_name -> interbank.v1.EntryError
+	39, // 26: interbank.v1.ReceiveCreditTransferResult.error:type_name -> interbank.v1.EntryError
 	3,  // 27: interbank.v1.ReceivePaymentReturnRequest.payment_return:type_name -> interbank.v1.PaymentReturn
 	0,  // 28: interbank.v1.ReceivePaymentReturnResponse.status:type_name -> interbank.v1.TransferStatus
-	4,  // 29: interbank.v1.SettlementService.SubmitCreditTransfer:input_type -> interbank.v1.SubmitCreditTransferRequest
-	6,  // 30: interbank.v1.SettlementService.SubmitCreditTransfers:input_type -> interbank.v1.SubmitCreditTransfersRequest
-	9,  // 31: interbank.v1.SettlementService.SubmitPaymentReturn:input_type -> interbank.v1.SubmitPaymentReturnRequest
-	11, // 32: interbank.v1.SettlementService.GetTransferStatus:input_type -> interbank.v1.GetTransferStatusRequest
-	15, // 33: interbank.v1.SettlementService.GetSettlementWindow:input_type -> interbank.v1.GetSettlementWindowRequest
-	17, // 34: interbank.v1.SettlementService.CloseSettlementWindow:input_type -> interbank.v1.CloseSettlementWindowRequest
-	19, // 35: interbank.v1.ClearingService.ReceiveCreditTransfer:input_type -> interbank.v1.ReceiveCreditTransferRequest
-	21, // 36: interbank.v1.ClearingService.ReceiveCreditTransfers:input_type -> interbank.v1.ReceiveCreditTransfersRequest
-	24, // 37: interbank.v1.ClearingService.ReceivePaymentReturn:input_type -> interbank.v1.ReceivePaymentReturnRequest
-	5,  // 38: interbank.v1.SettlementService.SubmitCreditTransfer:output_type -> interbank.v1.SubmitCreditTransferResponse
-	7,  // 39: interbank.v1.SettlementService.SubmitCreditTransfers:output_type -> interbank.v1.SubmitCreditTransfersResponse
-	10, // 40: interbank.v1.SettlementService.SubmitPaymentReturn:output_type -> interbank.v1.SubmitPaymentReturnResponse
-	12, // 41: interbank.v1.SettlementService.GetTransferStatus:output_type -> interbank.v1.GetTransferStatusResponse
-	16, // 42: interbank.v1.SettlementService.GetSettlementWindow:output_type -> interbank.v1.GetSettlementWindowResponse
-	18, // 43: interbank.v1.SettlementService.CloseSettlementWindow:output_type -> interbank.v1.CloseSettlementWindowResponse
-	20, // 44: interbank.v1.ClearingService.ReceiveCreditTransfer:output_type -> interbank.v1.ReceiveCreditTransferResponse
-	22, // 45: interbank.v1.ClearingService.ReceiveCreditTransfers:output_type -> interbank.v1.ReceiveCreditTransfersResponse
-	25, // 46: interbank.v1.ClearingService.ReceivePaymentReturn:output_type -> interbank.v1.ReceivePaymentReturnResponse
-	38, // [38:47] is the sub-list for method output_type
-	29, // [29:38] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	40, // 29: interbank.v1.SubmitChequePresentmentRequest.presentment:type_name -> interbank.v1.ChequePresentment
+	0,  // 30: interbank.v1.SubmitChequePresentmentResponse.status:type_name -> interbank.v1.TransferStatus
+	26, // 31: interbank.v1.SubmitChequePresentmentsRequest.entries:type_name -> interbank.v1.SubmitChequePresentmentRequest
+	30, // 32: interbank.v1.SubmitChequePresentmentsResponse.results:type_name -> interbank.v1.SubmitChequePresentmentResult
+	27, // 33: interbank.v1.SubmitChequePresentmentResult.report:type_name -> interbank.v1.SubmitChequePresentmentResponse
+	39, // 34: interbank.v1.SubmitChequePresentmentResult.error:type_name -> interbank.v1.EntryError
+	40, // 35: interbank.v1.ReceiveChequePresentmentRequest.presentment:type_name -> interbank.v1.ChequePresentment
+	0,  // 36: interbank.v1.ReceiveChequePresentmentResponse.status:type_name -> interbank.v1.TransferStatus
+	31, // 37: interbank.v1.ReceiveChequePresentmentsRequest.entries:type_name -> interbank.v1.ReceiveChequePresentmentRequest
+	35, // 38: interbank.v1.ReceiveChequePresentmentsResponse.results:type_name -> interbank.v1.ReceiveChequePresentmentResult
+	32, // 39: interbank.v1.ReceiveChequePresentmentResult.report:type_name -> interbank.v1.ReceiveChequePresentmentResponse
+	39, // 40: interbank.v1.ReceiveChequePresentmentResult.error:type_name -> interbank.v1.EntryError
+	4,  // 41: interbank.v1.SettlementService.SubmitCreditTransfer:input_type -> interbank.v1.SubmitCreditTransferRequest
+	6,  // 42: interbank.v1.SettlementService.SubmitCreditTransfers:input_type -> interbank.v1.SubmitCreditTransfersRequest
+	9,  // 43: interbank.v1.SettlementService.SubmitPaymentReturn:input_type -> interbank.v1.SubmitPaymentReturnRequest
+	11, // 44: interbank.v1.SettlementService.GetTransferStatus:input_type -> interbank.v1.GetTransferStatusRequest
+	15, // 45: interbank.v1.SettlementService.GetSettlementWindow:input_type -> interbank.v1.GetSettlementWindowRequest
+	17, // 46: interbank.v1.SettlementService.CloseSettlementWindow:input_type -> interbank.v1.CloseSettlementWindowRequest
+	28, // 47: interbank.v1.SettlementService.SubmitChequePresentments:input_type -> interbank.v1.SubmitChequePresentmentsRequest
+	19, // 48: interbank.v1.ClearingService.ReceiveCreditTransfer:input_type -> interbank.v1.ReceiveCreditTransferRequest
+	21, // 49: interbank.v1.ClearingService.ReceiveCreditTransfers:input_type -> interbank.v1.ReceiveCreditTransfersRequest
+	24, // 50: interbank.v1.ClearingService.ReceivePaymentReturn:input_type -> interbank.v1.ReceivePaymentReturnRequest
+	33, // 51: interbank.v1.ClearingService.ReceiveChequePresentments:input_type -> interbank.v1.ReceiveChequePresentmentsRequest
+	5,  // 52: interbank.v1.SettlementService.SubmitCreditTransfer:output_type -> interbank.v1.SubmitCreditTransferResponse
+	7,  // 53: interbank.v1.SettlementService.SubmitCreditTransfers:output_type -> interbank.v1.SubmitCreditTransfersResponse
+	10, // 54: interbank.v1.SettlementService.SubmitPaymentReturn:output_type -> interbank.v1.SubmitPaymentReturnResponse
+	12, // 55: interbank.v1.SettlementService.GetTransferStatus:output_type -> interbank.v1.GetTransferStatusResponse
+	16, // 56: interbank.v1.SettlementService.GetSettlementWindow:output_type -> interbank.v1.GetSettlementWindowResponse
+	18, // 57: interbank.v1.SettlementService.CloseSettlementWindow:output_type -> interbank.v1.CloseSettlementWindowResponse
+	29, // 58: interbank.v1.SettlementService.SubmitChequePresentments:output_type -> interbank.v1.SubmitChequePresentmentsResponse
+	20, // 59: interbank.v1.ClearingService.ReceiveCreditTransfer:output_type -> interbank.v1.ReceiveCreditTransferResponse
+	22, // 60: interbank.v1.ClearingService.ReceiveCreditTransfers:output_type -> interbank.v1.ReceiveCreditTransfersResponse
+	25, // 61: interbank.v1.ClearingService.ReceivePaymentReturn:output_type -> interbank.v1.ReceivePaymentReturnResponse
+	34, // 62: interbank.v1.ClearingService.ReceiveChequePresentments:output_type -> interbank.v1.ReceiveChequePresentmentsResponse
+	52, // [52:63] is the sub-list for method output_type
+	41, // [41:52] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_interbank_v1_settlement_proto_init() }
@@ -1955,6 +2629,7 @@ func file_interbank_v1_settlement_proto_init() {
 		return
 	}
 	file_interbank_v1_bounds_proto_init()
+	file_interbank_v1_cheque_proto_init()
 	file_interbank_v1_common_proto_init()
 	file_interbank_v1_settlement_proto_msgTypes[6].OneofWrappers = []any{
 		(*SubmitCreditTransferResult_Report)(nil),
@@ -1964,13 +2639,21 @@ func file_interbank_v1_settlement_proto_init() {
 		(*ReceiveCreditTransferResult_Report)(nil),
 		(*ReceiveCreditTransferResult_Error)(nil),
 	}
+	file_interbank_v1_settlement_proto_msgTypes[28].OneofWrappers = []any{
+		(*SubmitChequePresentmentResult_Report)(nil),
+		(*SubmitChequePresentmentResult_Error)(nil),
+	}
+	file_interbank_v1_settlement_proto_msgTypes[33].OneofWrappers = []any{
+		(*ReceiveChequePresentmentResult_Report)(nil),
+		(*ReceiveChequePresentmentResult_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_interbank_v1_settlement_proto_rawDesc), len(file_interbank_v1_settlement_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -19,12 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SettlementService_SubmitCreditTransfer_FullMethodName  = "/interbank.v1.SettlementService/SubmitCreditTransfer"
-	SettlementService_SubmitCreditTransfers_FullMethodName = "/interbank.v1.SettlementService/SubmitCreditTransfers"
-	SettlementService_SubmitPaymentReturn_FullMethodName   = "/interbank.v1.SettlementService/SubmitPaymentReturn"
-	SettlementService_GetTransferStatus_FullMethodName     = "/interbank.v1.SettlementService/GetTransferStatus"
-	SettlementService_GetSettlementWindow_FullMethodName   = "/interbank.v1.SettlementService/GetSettlementWindow"
-	SettlementService_CloseSettlementWindow_FullMethodName = "/interbank.v1.SettlementService/CloseSettlementWindow"
+	SettlementService_SubmitCreditTransfer_FullMethodName     = "/interbank.v1.SettlementService/SubmitCreditTransfer"
+	SettlementService_SubmitCreditTransfers_FullMethodName    = "/interbank.v1.SettlementService/SubmitCreditTransfers"
+	SettlementService_SubmitPaymentReturn_FullMethodName      = "/interbank.v1.SettlementService/SubmitPaymentReturn"
+	SettlementService_GetTransferStatus_FullMethodName        = "/interbank.v1.SettlementService/GetTransferStatus"
+	SettlementService_GetSettlementWindow_FullMethodName      = "/interbank.v1.SettlementService/GetSettlementWindow"
+	SettlementService_CloseSettlementWindow_FullMethodName    = "/interbank.v1.SettlementService/CloseSettlementWindow"
+	SettlementService_SubmitChequePresentments_FullMethodName = "/interbank.v1.SettlementService/SubmitChequePresentments"
 )
 
 // SettlementServiceClient is the client API for SettlementService service.
@@ -69,6 +70,27 @@ type SettlementServiceClient interface {
 	// accounts, in one atomic step. Net mode only: in gross mode it fails with
 	// FAILED_PRECONDITION, reason SETTLEMENT_MODE_GROSS.
 	CloseSettlementWindow(ctx context.Context, in *CloseSettlementWindowRequest, opts ...grpc.CallOption) (*CloseSettlementWindowResponse, error)
+	// SubmitChequePresentments is a cash letter: an acquirer presents up to 256
+	// deposited cheques, each to its drawee bank. Each presentment is recorded
+	// once per (drawee agent, presentment_id) and settled like a transfer from
+	// the drawee agent to the presenting agent: in gross mode the amount is
+	// earmarked between their reserves (INSUFFICIENT_RESERVE returns it at
+	// once), in net mode it joins the open window within the drawee's net
+	// debit cap (NET_DEBIT_CAP_EXCEEDED). It is then delivered to the drawee
+	// bank (ClearingService.ReceiveChequePresentments), whose answer decides
+	// it: ACCEPTED (paid; the reserves move) or REJECTED with a return reason
+	// (see ChequeReturnReason; the earmark is released). Without an answer the
+	// presentment stays PENDING and is delivered again until the drawee
+	// decides. Each entry is answered as a status report; a resubmitted entry
+	// gets its presentment's status now.
+	//
+	// Refused per entry, INVALID_ARGUMENT with nothing recorded: a
+	// presenting_agent that is not the caller (PRESENTING_AGENT_NOT_CALLER,
+	// PERMISSION_DENIED instead); an amount outside 1 to 10^15 minor units or
+	// in another currency (FIELD_INVALID); a drawee_agent that is the
+	// presenting_agent (SAME_AGENT: a bank pays cheques drawn on itself inside
+	// it). None or more than 256 entries: BATCH_SIZE_INVALID, FIELD_INVALID.
+	SubmitChequePresentments(ctx context.Context, in *SubmitChequePresentmentsRequest, opts ...grpc.CallOption) (*SubmitChequePresentmentsResponse, error)
 }
 
 type settlementServiceClient struct {
@@ -139,6 +161,16 @@ func (c *settlementServiceClient) CloseSettlementWindow(ctx context.Context, in 
 	return out, nil
 }
 
+func (c *settlementServiceClient) SubmitChequePresentments(ctx context.Context, in *SubmitChequePresentmentsRequest, opts ...grpc.CallOption) (*SubmitChequePresentmentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SubmitChequePresentmentsResponse)
+	err := c.cc.Invoke(ctx, SettlementService_SubmitChequePresentments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SettlementServiceServer is the server API for SettlementService service.
 // All implementations must embed UnimplementedSettlementServiceServer
 // for forward compatibility.
@@ -181,6 +213,27 @@ type SettlementServiceServer interface {
 	// accounts, in one atomic step. Net mode only: in gross mode it fails with
 	// FAILED_PRECONDITION, reason SETTLEMENT_MODE_GROSS.
 	CloseSettlementWindow(context.Context, *CloseSettlementWindowRequest) (*CloseSettlementWindowResponse, error)
+	// SubmitChequePresentments is a cash letter: an acquirer presents up to 256
+	// deposited cheques, each to its drawee bank. Each presentment is recorded
+	// once per (drawee agent, presentment_id) and settled like a transfer from
+	// the drawee agent to the presenting agent: in gross mode the amount is
+	// earmarked between their reserves (INSUFFICIENT_RESERVE returns it at
+	// once), in net mode it joins the open window within the drawee's net
+	// debit cap (NET_DEBIT_CAP_EXCEEDED). It is then delivered to the drawee
+	// bank (ClearingService.ReceiveChequePresentments), whose answer decides
+	// it: ACCEPTED (paid; the reserves move) or REJECTED with a return reason
+	// (see ChequeReturnReason; the earmark is released). Without an answer the
+	// presentment stays PENDING and is delivered again until the drawee
+	// decides. Each entry is answered as a status report; a resubmitted entry
+	// gets its presentment's status now.
+	//
+	// Refused per entry, INVALID_ARGUMENT with nothing recorded: a
+	// presenting_agent that is not the caller (PRESENTING_AGENT_NOT_CALLER,
+	// PERMISSION_DENIED instead); an amount outside 1 to 10^15 minor units or
+	// in another currency (FIELD_INVALID); a drawee_agent that is the
+	// presenting_agent (SAME_AGENT: a bank pays cheques drawn on itself inside
+	// it). None or more than 256 entries: BATCH_SIZE_INVALID, FIELD_INVALID.
+	SubmitChequePresentments(context.Context, *SubmitChequePresentmentsRequest) (*SubmitChequePresentmentsResponse, error)
 	mustEmbedUnimplementedSettlementServiceServer()
 }
 
@@ -208,6 +261,9 @@ func (UnimplementedSettlementServiceServer) GetSettlementWindow(context.Context,
 }
 func (UnimplementedSettlementServiceServer) CloseSettlementWindow(context.Context, *CloseSettlementWindowRequest) (*CloseSettlementWindowResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CloseSettlementWindow not implemented")
+}
+func (UnimplementedSettlementServiceServer) SubmitChequePresentments(context.Context, *SubmitChequePresentmentsRequest) (*SubmitChequePresentmentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitChequePresentments not implemented")
 }
 func (UnimplementedSettlementServiceServer) mustEmbedUnimplementedSettlementServiceServer() {}
 func (UnimplementedSettlementServiceServer) testEmbeddedByValue()                           {}
@@ -338,6 +394,24 @@ func _SettlementService_CloseSettlementWindow_Handler(srv interface{}, ctx conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SettlementService_SubmitChequePresentments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitChequePresentmentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SettlementServiceServer).SubmitChequePresentments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SettlementService_SubmitChequePresentments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SettlementServiceServer).SubmitChequePresentments(ctx, req.(*SubmitChequePresentmentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SettlementService_ServiceDesc is the grpc.ServiceDesc for SettlementService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -369,15 +443,20 @@ var SettlementService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "CloseSettlementWindow",
 			Handler:    _SettlementService_CloseSettlementWindow_Handler,
 		},
+		{
+			MethodName: "SubmitChequePresentments",
+			Handler:    _SettlementService_SubmitChequePresentments_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "interbank/v1/settlement.proto",
 }
 
 const (
-	ClearingService_ReceiveCreditTransfer_FullMethodName  = "/interbank.v1.ClearingService/ReceiveCreditTransfer"
-	ClearingService_ReceiveCreditTransfers_FullMethodName = "/interbank.v1.ClearingService/ReceiveCreditTransfers"
-	ClearingService_ReceivePaymentReturn_FullMethodName   = "/interbank.v1.ClearingService/ReceivePaymentReturn"
+	ClearingService_ReceiveCreditTransfer_FullMethodName     = "/interbank.v1.ClearingService/ReceiveCreditTransfer"
+	ClearingService_ReceiveCreditTransfers_FullMethodName    = "/interbank.v1.ClearingService/ReceiveCreditTransfers"
+	ClearingService_ReceivePaymentReturn_FullMethodName      = "/interbank.v1.ClearingService/ReceivePaymentReturn"
+	ClearingService_ReceiveChequePresentments_FullMethodName = "/interbank.v1.ClearingService/ReceiveChequePresentments"
 )
 
 // ClearingServiceClient is the client API for ClearingService service.
@@ -409,6 +488,19 @@ type ClearingServiceClient interface {
 	// running total past int64 is answered REJECTED with reason_code
 	// AMOUNT_OVERFLOW.
 	ReceivePaymentReturn(ctx context.Context, in *ReceivePaymentReturnRequest, opts ...grpc.CallOption) (*ReceivePaymentReturnResponse, error)
+	// ReceiveChequePresentments asks the drawee bank to pay up to 256 cheques
+	// presented through the settlement bank. Each is decided once per
+	// (presenting agent, presentment_id), in one transaction: paid (ACCEPTED:
+	// the drawer's account is debited and the payment recorded against the
+	// cheque's serial, so a cheque is paid at most once whoever presents it) or
+	// returned (REJECTED, reason_code one of ChequeReturnReason's texts:
+	// SIGNATURE_INVALID, ACCOUNT_CLOSED, ENDORSEMENT_INVALID, POST_DATED,
+	// STALE_DATED, DUPLICATE_PRESENTMENT, PAYMENT_STOPPED, INSUFFICIENT_FUNDS,
+	// checked in that order). A repeat gets the first answer. Refused per entry,
+	// INVALID_ARGUMENT before anything is written: a drawee_agent that is not
+	// this bank or is the presenting_agent (SAME_AGENT), an amount outside 1 to
+	// 10^15 minor units (FIELD_INVALID).
+	ReceiveChequePresentments(ctx context.Context, in *ReceiveChequePresentmentsRequest, opts ...grpc.CallOption) (*ReceiveChequePresentmentsResponse, error)
 }
 
 type clearingServiceClient struct {
@@ -449,6 +541,16 @@ func (c *clearingServiceClient) ReceivePaymentReturn(ctx context.Context, in *Re
 	return out, nil
 }
 
+func (c *clearingServiceClient) ReceiveChequePresentments(ctx context.Context, in *ReceiveChequePresentmentsRequest, opts ...grpc.CallOption) (*ReceiveChequePresentmentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReceiveChequePresentmentsResponse)
+	err := c.cc.Invoke(ctx, ClearingService_ReceiveChequePresentments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClearingServiceServer is the server API for ClearingService service.
 // All implementations must embed UnimplementedClearingServiceServer
 // for forward compatibility.
@@ -478,6 +580,19 @@ type ClearingServiceServer interface {
 	// running total past int64 is answered REJECTED with reason_code
 	// AMOUNT_OVERFLOW.
 	ReceivePaymentReturn(context.Context, *ReceivePaymentReturnRequest) (*ReceivePaymentReturnResponse, error)
+	// ReceiveChequePresentments asks the drawee bank to pay up to 256 cheques
+	// presented through the settlement bank. Each is decided once per
+	// (presenting agent, presentment_id), in one transaction: paid (ACCEPTED:
+	// the drawer's account is debited and the payment recorded against the
+	// cheque's serial, so a cheque is paid at most once whoever presents it) or
+	// returned (REJECTED, reason_code one of ChequeReturnReason's texts:
+	// SIGNATURE_INVALID, ACCOUNT_CLOSED, ENDORSEMENT_INVALID, POST_DATED,
+	// STALE_DATED, DUPLICATE_PRESENTMENT, PAYMENT_STOPPED, INSUFFICIENT_FUNDS,
+	// checked in that order). A repeat gets the first answer. Refused per entry,
+	// INVALID_ARGUMENT before anything is written: a drawee_agent that is not
+	// this bank or is the presenting_agent (SAME_AGENT), an amount outside 1 to
+	// 10^15 minor units (FIELD_INVALID).
+	ReceiveChequePresentments(context.Context, *ReceiveChequePresentmentsRequest) (*ReceiveChequePresentmentsResponse, error)
 	mustEmbedUnimplementedClearingServiceServer()
 }
 
@@ -496,6 +611,9 @@ func (UnimplementedClearingServiceServer) ReceiveCreditTransfers(context.Context
 }
 func (UnimplementedClearingServiceServer) ReceivePaymentReturn(context.Context, *ReceivePaymentReturnRequest) (*ReceivePaymentReturnResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReceivePaymentReturn not implemented")
+}
+func (UnimplementedClearingServiceServer) ReceiveChequePresentments(context.Context, *ReceiveChequePresentmentsRequest) (*ReceiveChequePresentmentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReceiveChequePresentments not implemented")
 }
 func (UnimplementedClearingServiceServer) mustEmbedUnimplementedClearingServiceServer() {}
 func (UnimplementedClearingServiceServer) testEmbeddedByValue()                         {}
@@ -572,6 +690,24 @@ func _ClearingService_ReceivePaymentReturn_Handler(srv interface{}, ctx context.
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClearingService_ReceiveChequePresentments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReceiveChequePresentmentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClearingServiceServer).ReceiveChequePresentments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClearingService_ReceiveChequePresentments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClearingServiceServer).ReceiveChequePresentments(ctx, req.(*ReceiveChequePresentmentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClearingService_ServiceDesc is the grpc.ServiceDesc for ClearingService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -590,6 +726,10 @@ var ClearingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReceivePaymentReturn",
 			Handler:    _ClearingService_ReceivePaymentReturn_Handler,
+		},
+		{
+			MethodName: "ReceiveChequePresentments",
+			Handler:    _ClearingService_ReceiveChequePresentments_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
