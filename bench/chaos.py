@@ -2,8 +2,9 @@
 
 Every node runs as its own process. A seeded load generator pays from many
 concurrent customers (frictionless purchases, challenged ones answered from
-the device inbox, and refunds of settled orders), retrying each step with the
-same request ids whenever its outcome is unknown. Meanwhile a seeded fault
+the device inbox, refunds of settled orders, cheques, and cheques stopped
+before they are submitted), retrying each step with the same request ids
+whenever its outcome is unknown. Meanwhile a seeded fault
 injector SIGKILLs and restarts a node, or SIGSTOPs and SIGCONTs one, every
 few seconds; the same seed gives the same fault schedule.
 
@@ -16,7 +17,8 @@ each holder) and every store is reconciled. The last line is one JSON object::
 
 - ``acknowledged``: payments whose capture the customer saw acknowledged;
 - ``lost`` / ``duplicated``: acknowledged payments (and refunds) missing from,
-  or present more than once in, the issuer's or the acquirer's ledger;
+  or present more than once in, the issuer's (drawee's) or the acquirer's
+  ledger; a stopped cheque found in either ledger counts as duplicated;
 - ``wrong_total``: how far total money is from the opening total;
 - ``negative``: holders' balances below zero (no account has an overdraft);
 - ``stuck_holds``: holds still pending past their expiry;
@@ -55,17 +57,21 @@ from interbank.v1 import (
     account_pb2_grpc,
     authorization_pb2,
     authorization_pb2_grpc,
+    cheque_pb2,
+    cheque_pb2_grpc,
     common_pb2,
     notification_pb2,
     order_pb2,
     order_pb2_grpc,
 )
 
+from customer.cheques import ChequeBook
 from customer.client import Customer, PlacedOrder
 from ops.audit import check_books, collect_books
 from ops.devnet import add_customers, write_dev_network
 from ops.launcher import LocalNetwork
 from ops.reconcile import reconcile
+from payment.clock import now
 from payment.config import NetworkConfig, load_network
 from payment.errors import OUTCOME_UNKNOWN_CODES, PaynetError, from_rpc_error
 from payment.logs import configure_logging
@@ -85,6 +91,8 @@ STEP_GIVE_UP_S = 120.0
 BUYERS = tuple(f"buyer{i:02d}" for i in range(14))
 """The load's customers, added to the dev network, each with money for the whole run."""
 OPENING_BALANCE_MINOR = 10_000_000
+CHEQUE_BOOK_SIZE = 1000
+"""Serials per customer's cheque book (one book per customer per run)."""
 PAID = frozenset(
     {S.ORDER_STATUS_CAPTURED, S.ORDER_STATUS_SETTLED, S.ORDER_STATUS_DELIVERY_CONFIRMED}
 )
@@ -231,6 +239,10 @@ class Load:
         self._back_office = secure_channel(
             network.node(self.merchant).address, TlsIdentity.load(pki, self.merchant)
         )
+        self._books: dict[str, asyncio.Task[ChequeBook]] = {}
+        # One date for every cheque of the run, so a retried step writes the same bytes.
+        self._today = now().date()
+        self._serials: Counter[str] = Counter()
 
     async def close(self) -> None:
         """Close every channel."""
@@ -255,7 +267,17 @@ class Load:
         rng = random.Random(f"payment:{self.seed}:{index}")
         name = rng.choice(sorted(self.customers))
         roll = rng.random()
-        kind = "challenged" if roll < 0.15 else "refunded" if roll < 0.30 else "frictionless"
+        kind = (
+            "challenged"
+            if roll < 0.15
+            else "refunded"
+            if roll < 0.30
+            else "cheque"
+            if roll < 0.42
+            else "cheque-stopped"
+            if roll < 0.45
+            else "frictionless"
+        )
         lines = (
             [("bike-003", 1)]
             if kind == "challenged"
@@ -268,6 +290,9 @@ class Load:
             placed = await self._create(customer, key, lines)
             outcome.order_id = placed.order.order_id
             outcome.amount_minor = placed.order.total.amount_minor
+            if kind.startswith("cheque"):
+                await self._pay_by_cheque(customer, key, placed.order, outcome)
+                return outcome
             order = await self._submit(customer, key, placed)
             if order.status == S.ORDER_STATUS_CHALLENGE_REQUIRED:
                 order = await self._challenge(customer, key, order)
@@ -304,6 +329,67 @@ class Load:
         reply = await retried(lambda: stub.SubmitPayment(request, timeout=self._call_timeout_s))
         order: order_pb2.Order = reply.order
         return order
+
+    async def _book(self, customer: Customer) -> ChequeBook:
+        """The customer's cheque book for the run, issued once (the same request_id)."""
+        name = customer.config.name
+        if name not in self._books:
+            self._books[name] = asyncio.ensure_future(self._issue_book(customer))
+        return await self._books[name]
+
+    async def _issue_book(self, customer: Customer) -> ChequeBook:
+        stub = cheque_pb2_grpc.ChequeServiceStub(customer.channel(customer.config.bank))
+        request = cheque_pb2.IssueChequeBookRequest(
+            request_id=f"chaos-{self.seed}-{customer.config.name}-book",
+            account_id=customer.config.account_id,
+            book_size=CHEQUE_BOOK_SIZE,
+        )
+        reply = await retried(lambda: stub.IssueChequeBook(request, timeout=self._call_timeout_s))
+        return ChequeBook.from_proto(reply.book)
+
+    async def _pay_by_cheque(
+        self, customer: Customer, key: str, order: order_pb2.Order, outcome: Outcome
+    ) -> None:
+        """Pay by cheque (stopping it first for cheque-stopped) and follow the order until
+        the drawee decided: acknowledged when it settles, refused with the return reason."""
+        book = await self._book(customer)
+        serial = book.first_serial + self._serials[customer.config.name]
+        self._serials[customer.config.name] += 1
+        signed = customer.write_cheque(order, book, serial=serial, date=self._today)
+        if outcome.kind == "cheque-stopped":
+            bank = cheque_pb2_grpc.ChequeServiceStub(customer.channel(customer.config.bank))
+            stop = cheque_pb2.StopChequeRequest(
+                request_id=f"{key}-stop", account_reference=book.account_reference, serial=serial
+            )
+            await retried(lambda: bank.StopCheque(stop, timeout=self._call_timeout_s))
+        stub = order_pb2_grpc.OrderServiceStub(customer.channel(self.merchant))
+        request = order_pb2.SubmitChequeRequest(
+            request_id=f"{key}-cheque",
+            order_id=order.order_id,
+            signed_cheque=signed,
+            signed_certificate=book.signed_certificate,
+        )
+        await retried(lambda: stub.SubmitCheque(request, timeout=self._call_timeout_s))
+        decided = await self._until_decided(customer, order.order_id)
+        if decided.status in SETTLED_OR_LATER:
+            outcome.acknowledged = True
+        else:
+            outcome.refused = decided.failure_reason or S.Name(decided.status)
+
+    async def _until_decided(self, customer: Customer, order_id: str) -> order_pb2.Order:
+        stub = order_pb2_grpc.OrderServiceStub(customer.channel(self.merchant))
+        request = order_pb2.GetOrderRequest(order_id=order_id)
+        deadline = time.monotonic() + STEP_GIVE_UP_S
+        while time.monotonic() < deadline:
+            reply = await retried(lambda: stub.GetOrder(request, timeout=self._call_timeout_s))
+            if (
+                reply.order.status in SETTLED_OR_LATER
+                or reply.order.status == S.ORDER_STATUS_FAILED
+            ):
+                decided: order_pb2.Order = reply.order
+                return decided
+            await asyncio.sleep(0.5)
+        raise TimeoutError
 
     async def _challenge(
         self, customer: Customer, key: str, order: order_pb2.Order
@@ -420,6 +506,18 @@ async def judge(network: NetworkConfig, outcomes: list[Outcome], opening_total: 
         notification_pb2.ACCOUNT_ENTRY_DIRECTION_DEBIT,
     )
     for outcome in outcomes:
+        if outcome.kind == "cheque-stopped" and outcome.order_id:
+            moved = [
+                line
+                for line in customer_lines[outcome.customer] + merchant_lines
+                if line.order_id == outcome.order_id
+            ]
+            if moved:
+                result.duplicated += 1
+                result.details.append(f"paid although stopped: {outcome.order_id}")
+            if outcome.refused not in ("PAYMENT_STOPPED", ""):
+                result.disagreements += 1
+                result.details.append(f"stopped cheque {outcome.order_id} ended {outcome.refused}")
         if not outcome.acknowledged:
             continue
         status = orders.get(outcome.order_id)
@@ -507,6 +605,7 @@ async def settle_down(network: NetworkConfig, outcomes: list[Outcome], timeout: 
     while time.monotonic() < deadline:
         books = await collect_books(network)
         in_flight = sum(b.member.unsettled_outgoing for b in books if b.HasField("member"))
+        in_flight += sum(b.member.cheques_in_clearing for b in books if b.HasField("member"))
         in_flight += sum(b.settlement.pending_transfers for b in books if b.HasField("settlement"))
         if in_flight == 0:
             orders = await _merchant_orders(network, [o for o in outcomes if o.acknowledged])
