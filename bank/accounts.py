@@ -38,6 +38,7 @@ class Accounts:
                 booked=money(account.booked, account.currency),
                 available=money(account.available, account.currency),
                 held=money(account.debits_pending, account.currency),
+                uncollected=money(account.credits_pending, account.currency),
             )
 
         return await self._store.read(query)

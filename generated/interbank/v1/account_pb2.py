@@ -28,7 +28,7 @@ from interbank.v1 import common_pb2 as interbank_dot_v1_dot_common__pb2
 from interbank.v1 import notification_pb2 as interbank_dot_v1_dot_notification__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ainterbank/v1/account.proto\x12\x0cinterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\x1a\x19interbank/v1/common.proto\x1a\x1finterbank/v1/notification.proto\"-\n\x11GetBalanceRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe8\xab\x19@\"\xaf\x01\n\x12GetBalanceResponse\x12)\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x18.interbank.v1.AccountRef\x12#\n\x06\x62ooked\x18\x02 \x01(\x0b\x32\x13.interbank.v1.Money\x12&\n\tavailable\x18\x03 \x01(\x0b\x32\x13.interbank.v1.Money\x12!\n\x04held\x18\x04 \x01(\x0b\x32\x13.interbank.v1.Money\"\x8c\x01\n\x14ListStatementRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe8\xab\x19@\x12-\n\tfrom_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07to_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x81\x02\n\x0eStatementEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12-\n\tbooked_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\tdirection\x18\x03 \x01(\x0e\x32#.interbank.v1.AccountEntryDirection\x12#\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x13.interbank.v1.Money\x12\x10\n\x08order_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12*\n\rbalance_after\x18\x07 \x01(\x0b\x32\x13.interbank.v1.Money\"\xcd\x01\n\x15ListStatementResponse\x12)\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x18.interbank.v1.AccountRef\x12,\n\x0fopening_balance\x18\x02 \x01(\x0b\x32\x13.interbank.v1.Money\x12,\n\x0f\x63losing_balance\x18\x03 \x01(\x0b\x32\x13.interbank.v1.Money\x12-\n\x07\x65ntries\x18\x04 \x03(\x0b\x32\x1c.interbank.v1.StatementEntry2\xbb\x01\n\x0e\x41\x63\x63ountService\x12O\n\nGetBalance\x12\x1f.interbank.v1.GetBalanceRequest\x1a .interbank.v1.GetBalanceResponse\x12X\n\rListStatement\x12\".interbank.v1.ListStatementRequest\x1a#.interbank.v1.ListStatementResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ainterbank/v1/account.proto\x12\x0cinterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\x1a\x19interbank/v1/common.proto\x1a\x1finterbank/v1/notification.proto\"-\n\x11GetBalanceRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe8\xab\x19@\"\xd9\x01\n\x12GetBalanceResponse\x12)\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x18.interbank.v1.AccountRef\x12#\n\x06\x62ooked\x18\x02 \x01(\x0b\x32\x13.interbank.v1.Money\x12&\n\tavailable\x18\x03 \x01(\x0b\x32\x13.interbank.v1.Money\x12!\n\x04held\x18\x04 \x01(\x0b\x32\x13.interbank.v1.Money\x12(\n\x0buncollected\x18\x05 \x01(\x0b\x32\x13.interbank.v1.Money\"\x8c\x01\n\x14ListStatementRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe8\xab\x19@\x12-\n\tfrom_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07to_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x81\x02\n\x0eStatementEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12-\n\tbooked_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\tdirection\x18\x03 \x01(\x0e\x32#.interbank.v1.AccountEntryDirection\x12#\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x13.interbank.v1.Money\x12\x10\n\x08order_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12*\n\rbalance_after\x18\x07 \x01(\x0b\x32\x13.interbank.v1.Money\"\xcd\x01\n\x15ListStatementResponse\x12)\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x18.interbank.v1.AccountRef\x12,\n\x0fopening_balance\x18\x02 \x01(\x0b\x32\x13.interbank.v1.Money\x12,\n\x0f\x63losing_balance\x18\x03 \x01(\x0b\x32\x13.interbank.v1.Money\x12-\n\x07\x65ntries\x18\x04 \x03(\x0b\x32\x1c.interbank.v1.StatementEntry2\xbb\x01\n\x0e\x41\x63\x63ountService\x12O\n\nGetBalance\x12\x1f.interbank.v1.GetBalanceRequest\x1a .interbank.v1.GetBalanceResponse\x12X\n\rListStatement\x12\".interbank.v1.ListStatementRequest\x1a#.interbank.v1.ListStatementResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,13 +42,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETBALANCEREQUEST']._serialized_start=164
   _globals['_GETBALANCEREQUEST']._serialized_end=209
   _globals['_GETBALANCERESPONSE']._serialized_start=212
-  _globals['_GETBALANCERESPONSE']._serialized_end=387
-  _globals['_LISTSTATEMENTREQUEST']._serialized_start=390
-  _globals['_LISTSTATEMENTREQUEST']._serialized_end=530
-  _globals['_STATEMENTENTRY']._serialized_start=533
-  _globals['_STATEMENTENTRY']._serialized_end=790
-  _globals['_LISTSTATEMENTRESPONSE']._serialized_start=793
-  _globals['_LISTSTATEMENTRESPONSE']._serialized_end=998
-  _globals['_ACCOUNTSERVICE']._serialized_start=1001
-  _globals['_ACCOUNTSERVICE']._serialized_end=1188
+  _globals['_GETBALANCERESPONSE']._serialized_end=429
+  _globals['_LISTSTATEMENTREQUEST']._serialized_start=432
+  _globals['_LISTSTATEMENTREQUEST']._serialized_end=572
+  _globals['_STATEMENTENTRY']._serialized_start=575
+  _globals['_STATEMENTENTRY']._serialized_end=832
+  _globals['_LISTSTATEMENTRESPONSE']._serialized_start=835
+  _globals['_LISTSTATEMENTRESPONSE']._serialized_end=1040
+  _globals['_ACCOUNTSERVICE']._serialized_start=1043
+  _globals['_ACCOUNTSERVICE']._serialized_end=1230
 # @@protoc_insertion_point(module_scope)

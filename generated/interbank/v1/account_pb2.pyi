@@ -55,6 +55,7 @@ class GetBalanceResponse(_message.Message):
     BOOKED_FIELD_NUMBER: _builtins.int
     AVAILABLE_FIELD_NUMBER: _builtins.int
     HELD_FIELD_NUMBER: _builtins.int
+    UNCOLLECTED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def account(self) -> _common_pb2.AccountRef:
         """The account."""
@@ -71,6 +72,12 @@ class GetBalanceResponse(_message.Message):
     def held(self) -> _common_pb2.Money:
         """Sum of pending holds."""
 
+    @_builtins.property
+    def uncollected(self) -> _common_pb2.Money:
+        """Provisional credits not yet booked: cheques deposited and still in
+        clearing. In neither booked nor available until the drawee bank pays.
+        """
+
     def __init__(
         self,
         *,
@@ -78,10 +85,11 @@ class GetBalanceResponse(_message.Message):
         booked: _common_pb2.Money | None = ...,
         available: _common_pb2.Money | None = ...,
         held: _common_pb2.Money | None = ...,
+        uncollected: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "available", b"available", "booked", b"booked", "held", b"held"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "available", b"available", "booked", b"booked", "held", b"held", "uncollected", b"uncollected"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "available", b"available", "booked", b"booked", "held", b"held"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "available", b"available", "booked", b"booked", "held", b"held", "uncollected", b"uncollected"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

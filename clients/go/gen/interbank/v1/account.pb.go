@@ -79,7 +79,10 @@ type GetBalanceResponse struct {
 	// Booked balance less holds, what can be spent now, camt.053 CLAV.
 	Available *Money `protobuf:"bytes,3,opt,name=available,proto3" json:"available,omitempty"`
 	// Sum of pending holds.
-	Held          *Money `protobuf:"bytes,4,opt,name=held,proto3" json:"held,omitempty"`
+	Held *Money `protobuf:"bytes,4,opt,name=held,proto3" json:"held,omitempty"`
+	// Provisional credits not yet booked: cheques deposited and still in
+	// clearing. In neither booked nor available until the drawee bank pays.
+	Uncollected   *Money `protobuf:"bytes,5,opt,name=uncollected,proto3" json:"uncollected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -138,6 +141,13 @@ func (x *GetBalanceResponse) GetAvailable() *Money {
 func (x *GetBalanceResponse) GetHeld() *Money {
 	if x != nil {
 		return x.Held
+	}
+	return nil
+}
+
+func (x *GetBalanceResponse) GetUncollected() *Money {
+	if x != nil {
+		return x.Uncollected
 	}
 	return nil
 }
@@ -387,12 +397,13 @@ const file_interbank_v1_account_proto_rawDesc = "" +
 	"\x1ainterbank/v1/account.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\x1a\x19interbank/v1/common.proto\x1a\x1finterbank/v1/notification.proto\"8\n" +
 	"\x11GetBalanceRequest\x12#\n" +
 	"\n" +
-	"account_id\x18\x01 \x01(\tB\x04\xe8\xab\x19@R\taccountId\"\xd1\x01\n" +
+	"account_id\x18\x01 \x01(\tB\x04\xe8\xab\x19@R\taccountId\"\x88\x02\n" +
 	"\x12GetBalanceResponse\x122\n" +
 	"\aaccount\x18\x01 \x01(\v2\x18.interbank.v1.AccountRefR\aaccount\x12+\n" +
 	"\x06booked\x18\x02 \x01(\v2\x13.interbank.v1.MoneyR\x06booked\x121\n" +
 	"\tavailable\x18\x03 \x01(\v2\x13.interbank.v1.MoneyR\tavailable\x12'\n" +
-	"\x04held\x18\x04 \x01(\v2\x13.interbank.v1.MoneyR\x04held\"\xa9\x01\n" +
+	"\x04held\x18\x04 \x01(\v2\x13.interbank.v1.MoneyR\x04held\x125\n" +
+	"\vuncollected\x18\x05 \x01(\v2\x13.interbank.v1.MoneyR\vuncollected\"\xa9\x01\n" +
 	"\x14ListStatementRequest\x12#\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tB\x04\xe8\xab\x19@R\taccountId\x127\n" +
@@ -446,25 +457,26 @@ var file_interbank_v1_account_proto_depIdxs = []int32{
 	6,  // 1: interbank.v1.GetBalanceResponse.booked:type_name -> interbank.v1.Money
 	6,  // 2: interbank.v1.GetBalanceResponse.available:type_name -> interbank.v1.Money
 	6,  // 3: interbank.v1.GetBalanceResponse.held:type_name -> interbank.v1.Money
-	7,  // 4: interbank.v1.ListStatementRequest.from_time:type_name -> google.protobuf.Timestamp
-	7,  // 5: interbank.v1.ListStatementRequest.to_time:type_name -> google.protobuf.Timestamp
-	7,  // 6: interbank.v1.StatementEntry.booked_at:type_name -> google.protobuf.Timestamp
-	8,  // 7: interbank.v1.StatementEntry.direction:type_name -> interbank.v1.AccountEntryDirection
-	6,  // 8: interbank.v1.StatementEntry.amount:type_name -> interbank.v1.Money
-	6,  // 9: interbank.v1.StatementEntry.balance_after:type_name -> interbank.v1.Money
-	5,  // 10: interbank.v1.ListStatementResponse.account:type_name -> interbank.v1.AccountRef
-	6,  // 11: interbank.v1.ListStatementResponse.opening_balance:type_name -> interbank.v1.Money
-	6,  // 12: interbank.v1.ListStatementResponse.closing_balance:type_name -> interbank.v1.Money
-	3,  // 13: interbank.v1.ListStatementResponse.entries:type_name -> interbank.v1.StatementEntry
-	0,  // 14: interbank.v1.AccountService.GetBalance:input_type -> interbank.v1.GetBalanceRequest
-	2,  // 15: interbank.v1.AccountService.ListStatement:input_type -> interbank.v1.ListStatementRequest
-	1,  // 16: interbank.v1.AccountService.GetBalance:output_type -> interbank.v1.GetBalanceResponse
-	4,  // 17: interbank.v1.AccountService.ListStatement:output_type -> interbank.v1.ListStatementResponse
-	16, // [16:18] is the sub-list for method output_type
-	14, // [14:16] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	6,  // 4: interbank.v1.GetBalanceResponse.uncollected:type_name -> interbank.v1.Money
+	7,  // 5: interbank.v1.ListStatementRequest.from_time:type_name -> google.protobuf.Timestamp
+	7,  // 6: interbank.v1.ListStatementRequest.to_time:type_name -> google.protobuf.Timestamp
+	7,  // 7: interbank.v1.StatementEntry.booked_at:type_name -> google.protobuf.Timestamp
+	8,  // 8: interbank.v1.StatementEntry.direction:type_name -> interbank.v1.AccountEntryDirection
+	6,  // 9: interbank.v1.StatementEntry.amount:type_name -> interbank.v1.Money
+	6,  // 10: interbank.v1.StatementEntry.balance_after:type_name -> interbank.v1.Money
+	5,  // 11: interbank.v1.ListStatementResponse.account:type_name -> interbank.v1.AccountRef
+	6,  // 12: interbank.v1.ListStatementResponse.opening_balance:type_name -> interbank.v1.Money
+	6,  // 13: interbank.v1.ListStatementResponse.closing_balance:type_name -> interbank.v1.Money
+	3,  // 14: interbank.v1.ListStatementResponse.entries:type_name -> interbank.v1.StatementEntry
+	0,  // 15: interbank.v1.AccountService.GetBalance:input_type -> interbank.v1.GetBalanceRequest
+	2,  // 16: interbank.v1.AccountService.ListStatement:input_type -> interbank.v1.ListStatementRequest
+	1,  // 17: interbank.v1.AccountService.GetBalance:output_type -> interbank.v1.GetBalanceResponse
+	4,  // 18: interbank.v1.AccountService.ListStatement:output_type -> interbank.v1.ListStatementResponse
+	17, // [17:19] is the sub-list for method output_type
+	15, // [15:17] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_interbank_v1_account_proto_init() }
