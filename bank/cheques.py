@@ -197,12 +197,14 @@ class ChequeDesk:
     ) -> pb.ReceiveChequePresentmentResponse:
         """Pay or return a presented cheque once; a repeat returns the first answer."""
         presentment = request.presentment
-        if not presentment.presentment_id or not presentment.presenting_agent:
-            raise errors.InvalidArgument(
-                "FIELD_INVALID",
-                "presentment_id and presenting_agent are required",
-                field="presentment.presentment_id",
-            )
+        for name, value in (
+            ("presentment_id", presentment.presentment_id),
+            ("presenting_agent", presentment.presenting_agent),
+        ):
+            if not value:
+                raise errors.InvalidArgument(
+                    "FIELD_INVALID", f"presentment.{name} is required", field=f"presentment.{name}"
+                )
         refuse_malformed(presentment)
         if presentment.drawee_agent != self._code:
             raise errors.InvalidArgument(
@@ -336,7 +338,14 @@ def _pay(
     on_us: bool,
 ) -> None:
     """Debit the drawer for the cheque, or raise ChequeRefused with the return reason."""
-    verified = read_verified(presentment.signed_cheque, presentment.signed_certificate, desk.keys)
+    try:
+        verified = read_verified(
+            presentment.signed_cheque, presentment.signed_certificate, desk.keys
+        )
+    except ChequeRefused as refused:
+        # A certificate under a key this bank never published is not one it issued: for
+        # the drawee that is SIGNATURE_INVALID (DRAWEE_KEY_UNKNOWN is the payee's reason).
+        raise ChequeRefused("SIGNATURE_INVALID", refused.message) from None
     written, certificate = verified.cheque, verified.certificate
     if certificate.bank_code != desk.bank_code:
         raise ChequeRefused("SIGNATURE_INVALID", "the cheque is not drawn on this bank")

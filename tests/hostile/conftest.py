@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from tests.support.parallel import publish
 
 from .harness import AUDITS, CASES, DEFECTS, Harness
-from .network import RunningNetwork, start_network
+from .network import HOSTILE_BUYERS, RunningNetwork, start_network
 from .world import World, build_world
 
 settings.register_profile(
@@ -44,10 +44,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def hostile_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
-    """The dev network, windows closed by command only (no background writes)."""
+    """The dev network and carol (alice's bank), windows closed by command only (no
+    background writes)."""
     # Hostile cases are sent by the hundred on purpose; the rate limits have tests of their own.
     running = start_network(
         tmp_path_factory.mktemp("hostile"),
+        buyers=HOSTILE_BUYERS,
         window_seconds=0,
         challenge_answers_per_minute=1_000_000,
         failed_authentications_per_minute=1_000_000,

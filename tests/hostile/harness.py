@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -176,6 +177,21 @@ class Harness:
         report = asyncio.run(audit_network(self.network, settle_seconds=10.0))
         failed = {c.name: c.detail for c in report.checks if not c.ok}
         assert report.ok, f"{where}: the audit fails afterwards: {failed}"
+
+    def settle(self, where: str, *, still_s: float = 1.0, timeout_s: float = 30.0) -> None:
+        """Wait until no store has changed for still_s (a case's background work, such as a
+        cash letter, is done), then assert the audit passes and no node logged a problem."""
+        deadline = time.monotonic() + timeout_s
+        last, since = self.stores.snapshot(), time.monotonic()
+        while time.monotonic() - since < still_s:
+            assert time.monotonic() < deadline, f"{where}: the stores kept changing"
+            time.sleep(0.1)
+            now = self.stores.snapshot()
+            if now != last:
+                last, since = now, time.monotonic()
+        self.assert_audit_passes(where)
+        problems = self.log_problems()
+        assert not problems, f"{where}: node logged {problems}"
 
     def close(self) -> None:
         """Close every channel and store connection."""

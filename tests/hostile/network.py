@@ -14,7 +14,18 @@ import sqlite3
 from payment.config import NetworkConfig
 from tests.support import RunningNetwork, start_network
 
-__all__ = ["RunningNetwork", "Snapshot", "Stores", "changed_tables", "start_network"]
+__all__ = [
+    "HOSTILE_BUYERS",
+    "RunningNetwork",
+    "Snapshot",
+    "Stores",
+    "changed_tables",
+    "start_network",
+]
+
+HOSTILE_BUYERS = ("carol",)
+"""Customers added to the dev network (carol banks at alfa): her cheque account, closed
+when the world is built, is CloseChequeAccount's target, so no hostile case closes alice's."""
 
 Snapshot = dict[tuple[str, str], tuple[int, str]]
 """(node, table) -> (row count, SHA-256 over the table's rows)."""

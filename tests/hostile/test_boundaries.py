@@ -11,8 +11,8 @@ that ask for the mark to go.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -33,43 +33,14 @@ from payment.batching import MAX_BATCH, from_entry_error
 from payment.money import MAX_AMOUNT_MINOR
 from payment.pki import Pki
 
+from .boundary import Boundary, Build
 from .catalog import Payer, RpcSpec, signed_instruction, specs
-from .harness import Allowance, Harness, Outcome, Tables
+from .cheque_boundaries import CHEQUE_BOUNDARIES
+from .cheques import ChequeKit
+from .harness import Allowance, Harness, Outcome
 from .network import RunningNetwork
 from .strategies import HUGE, INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN
 from .world import World
-
-Build = Callable[[World, Payer], Message | bytes]
-
-
-@dataclass(frozen=True)
-class Boundary:
-    """One boundary request and its exact answer."""
-
-    id: str
-    """The test id."""
-    rpc: str
-    """Service/Method."""
-    node: str
-    """The serving node (the spec gives the caller)."""
-    build: Build
-    """The request, from the world and alice's card and signing key."""
-    code: str
-    """The status code name, or OK."""
-    reason: str | None = None
-    """The ErrorInfo reason of a refusal."""
-    writes: Tables = frozenset()
-    """What the answer may change (documented writes of the flow)."""
-    defects: Tables = frozenset()
-    """What it may change because of a known defect (counted in the summary)."""
-    metadata: Mapping[str, str] = field(default_factory=dict)
-    """ErrorInfo metadata the refusal must carry."""
-    response: Callable[[bytes, World], None] | None = None
-    """Checks the response of a success."""
-    defect: str | None = None
-    """A known defect that makes the case fail today: a strict xfail."""
-    before: Build | None = None
-    """A request sent first, unchecked (the one a replay or a reused id refers to)."""
 
 
 def _batch_size_refusal(count: int) -> dict[str, Any]:
@@ -1778,6 +1749,7 @@ BOUNDARIES: list[Boundary] = [
             ("TRANSFER_STATUS_REJECTED", "CURRENCY_MISMATCH"),
         ),
     ),
+    *CHEQUE_BOUNDARIES,
 ]
 
 
@@ -1811,12 +1783,14 @@ def _param(boundary: Boundary) -> object:
 
 
 @pytest.fixture(scope="session")
-def payer(hostile_net: RunningNetwork) -> Payer:
-    """alice's card and signing key, for boundary cases that must get past the issuer's checks."""
+def payer(hostile_net: RunningNetwork, world: World) -> Payer:
+    """alice's card and signing key, for boundary cases that must get past the issuer's
+    checks, and the kit writing fresh cheques."""
     network = hostile_net.network
     return Payer(
         network.customer("alice").card_number,
         envelope.load_ed25519_private(Pki(network.pki_dir).signing_key("alice").read_bytes()),
+        ChequeKit(network, world),
     )
 
 
@@ -1830,10 +1804,13 @@ def test_boundary_request_gets_its_exact_answer(
     boundary: Boundary, harness: Harness, world: World, payer: Payer
 ) -> None:
     target = _spec(boundary).target
+    if boundary.caller is not None:
+        target = replace(target, caller=boundary.caller)
     if boundary.before is not None:
         first = harness.invoke(target, _serialized(boundary.before(world, payer)))
         assert first.code not in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL), first
     payload = _serialized(boundary.build(world, payer))
+    metadata = boundary.metadata(world) if callable(boundary.metadata) else boundary.metadata
 
     def exact(outcome: Outcome) -> Allowance:
         assert outcome.code.name == boundary.code, f"{boundary.id}: got {outcome}"
@@ -1843,8 +1820,19 @@ def test_boundary_request_gets_its_exact_answer(
                 boundary.response(outcome.response, world)
         else:
             assert outcome.reason == boundary.reason, f"{boundary.id}: got {outcome}"
-            for key, value in boundary.metadata.items():
+            for key, value in metadata.items():
                 assert outcome.metadata.get(key) == value, f"{boundary.id}: {outcome.metadata}"
         return Allowance(boundary.writes, boundary.defects)
 
     harness.check(target, payload, kind="boundary", judge=exact)
+    if boundary.settled is None:
+        return
+    settled = boundary.settled
+    harness.settle(f"{target.method} ({boundary.id}, settled)")
+
+    def repeat(outcome: Outcome) -> Allowance:
+        assert outcome.ok and outcome.response is not None, f"{boundary.id} again: {outcome}"
+        settled(outcome.response, world)
+        return Allowance(frozenset())
+
+    harness.check(target, payload, kind="boundary", judge=repeat)

@@ -17,7 +17,7 @@ import pytest
 
 from .catalog import RpcSpec, specs
 from .harness import Allowance, Harness, Outcome
-from .network import start_network
+from .network import HOSTILE_BUYERS, start_network
 
 LIMIT = 64 * 1024
 _PADDING_FIELD = 2**29 - 1  # the largest field number: no contract message uses it
@@ -47,7 +47,10 @@ def padded(payload: bytes, size: int) -> bytes:
 def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     """The dev network with a 64 KiB message limit."""
     running = start_network(
-        Path(tmp_path_factory.mktemp("small")), max_message_bytes=LIMIT, window_seconds=0
+        Path(tmp_path_factory.mktemp("small")),
+        buyers=HOSTILE_BUYERS,
+        max_message_bytes=LIMIT,
+        window_seconds=0,
     )
     opened = Harness(running)
     yield opened

@@ -1,4 +1,5 @@
-"""The table: one case per mutating RPC (every RPC whose request has a request_id).
+"""The table: one case per mutating RPC (every RPC whose request, or each entry of it, has
+a request_id).
 
 A case names who calls (a certificate whose role payment.authz allows) and which
 node serves the RPC, and prepares, in the running network, a valid request
@@ -33,7 +34,18 @@ SettlementService.CloseSettlementWindow   settlement  settlement  one window set
                                                                   no field but request_id)
 ClearingService.ReceiveCreditTransfer     settlement  beta        shop credited once (1-4)
 ClearingService.ReceivePaymentReturn      settlement  alfa        alice credited once (1-4)
+IssuerService.AuthorizeHolds              gateway     alfa        an entry: as AuthorizeHold
+SettlementService.SubmitCreditTransfers   alfa        settlement  an entry: as SubmitCredit-
+                                                                  Transfer
+ClearingService.ReceiveCreditTransfers    settlement  beta        an entry: as ReceiveCredit-
+                                                                  Transfer
+(the electronic cheque's RPCs)                                    see :mod:`.cheque_cases`
 ========================================  ==========  ==========  ===============================
+
+A batch RPC (its request a list of entries, each with its own request_id) is a
+mutating RPC too: each case sends one entry alone, and the entry's result is judged as
+a single RPC's answer (an entry and the single RPC with the same request_id are one
+request).
 
 Rule 1 replays after the first call; where another request can change the state
 the answer reports (a second refund, a window closing) it replays after that
@@ -50,16 +62,15 @@ consistent, but a network audit after this module would rightly fail.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import grpc
-from google.protobuf.message import Message
 from interbank.v1 import authorization_pb2 as authz
 from interbank.v1 import order_pb2
 from interbank.v1 import settlement_pb2 as pb
 
+from .case import Case, Prepared, Snapshot, delta
+from .cheque_cases import CHEQUE_CASES
 from .harness import (
     ALFA,
     ALICE,
@@ -72,58 +83,6 @@ from .harness import (
     money,
     new_request_id,
 )
-
-Snapshot = dict[str, Any]
-"""Named observations of the network; two snapshots compare equal when nothing changed."""
-
-
-@dataclass(repr=False)
-class Prepared:
-    """A valid request in a prepared network, how to observe it and what its effect is."""
-
-    request: Message
-    """The request, with the case's request_id."""
-    observe: Callable[[], Awaitable[Snapshot]]
-    """Everything the request (or a variant) could change, as its parties see it."""
-    effect: Callable[[Snapshot, Snapshot, Any], Awaitable[None]]
-    """Asserts that (before, after, response) show the effect exactly once."""
-    variants: Sequence[Message] = ()
-    """Same request_id, other content: each would have an effect if it ran (rule 2)."""
-    intervene: Callable[[], Awaitable[None]] | None = None
-    """Another request (new request_id) changing the same state, before a replay (rule 1)."""
-
-    def __repr__(self) -> str:
-        # Requests may hold a one-time code or a signed instruction: never shown.
-        return f"Prepared({type(self.request).__name__}, {len(self.variants)} variant(s))"
-
-
-Prepare = Callable[[Net, str, bool], Awaitable[Prepared]]
-"""(net, request_id, with_variants) -> Prepared."""
-
-
-@dataclass(frozen=True)
-class Case:
-    """How to exercise one mutating RPC."""
-
-    caller: str
-    """Whose certificate calls it."""
-    node: str
-    """The node that serves it."""
-    prepare: Prepare
-    """Builds the request and its preconditions."""
-    refusal: Refusal | None = None
-    """For a deprecated RPC: the refusal every call gets instead of rules 1-4."""
-    no_variant: str = ""
-    """Why rule 2 cannot be exercised, when it cannot."""
-
-
-def delta(before: Snapshot, after: Snapshot, key: str) -> tuple[int, ...] | int:
-    """after - before of an int or a tuple of ints observation."""
-    old, new = before[key], after[key]
-    if isinstance(old, int):
-        return int(new) - old
-    return tuple(n - o for n, o in zip(new, old, strict=True))
-
 
 # -- storefront (customer -> merchant) ----------------------------------------------------------
 
@@ -805,5 +764,14 @@ CASES: dict[str, Case] = {
     "/interbank.v1.ClearingService/ReceivePaymentReturn": Case(
         SETTLEMENT, ALFA, receive_payment_return
     ),
+    # Batch RPCs, one entry at a time: an entry is its single RPC's request.
+    "/interbank.v1.IssuerService/AuthorizeHolds": Case(GATEWAY, ALFA, authorize_hold),
+    "/interbank.v1.SettlementService/SubmitCreditTransfers": Case(
+        ALFA, SETTLEMENT, submit_credit_transfer
+    ),
+    "/interbank.v1.ClearingService/ReceiveCreditTransfers": Case(
+        SETTLEMENT, BETA, receive_credit_transfer
+    ),
+    **CHEQUE_CASES,
 }
 """Every mutating RPC of the contracts, by full method name."""

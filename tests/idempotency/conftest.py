@@ -2,7 +2,8 @@
 
 The dev network is copied with free ports, then tuned so that many payments in a
 few seconds stay frictionless and settle: no velocity challenge, windows closed
-by command only, a rich payer (alice) and a net debit cap that does not bind.
+by command only, a rich payer (alice) and a net debit cap that does not bind; and
+customers at alfa whose cheque accounts may be closed (:data:`CHEQUE_CLOSERS`).
 It is started by :mod:`tests.support.network`.
 """
 
@@ -14,12 +15,22 @@ from pathlib import Path
 
 import pytest
 
+from ops.devnet import add_customers
 from tests.support import RunningNetwork, make_pki, start_nodes, stop, write_network
 
-__all__ = ["PAYER_OPENING_MINOR", "RunningNetwork", "start_tuned_network", "write_tuned_network"]
+__all__ = [
+    "CHEQUE_CLOSERS",
+    "PAYER_OPENING_MINOR",
+    "RunningNetwork",
+    "start_tuned_network",
+    "write_tuned_network",
+]
 
 PAYER_OPENING_MINOR = 10_000_000
 """alice's opening balance (100 000.00 EUR): enough for every case's purchases and holds."""
+CHEQUE_CLOSERS = ("carol", "dave", "erin", "frank")
+"""Customers at alfa whose cheque accounts the CloseChequeAccount case closes, one per rule
+(a cheque account is closed once)."""
 
 
 def write_tuned_network(workdir: Path) -> Path:
@@ -42,6 +53,7 @@ def write_tuned_network(workdir: Path) -> Path:
     if count != 1:
         raise RuntimeError("the dev network has no customer alice with an opening balance")
     path.write_text(text, encoding="utf-8")
+    add_customers(path, CHEQUE_CLOSERS, 0, banks=("alfa",))
     return path
 
 

@@ -7,6 +7,15 @@ observations are what a participant can see for itself: balances and statements
 (AccountService), orders (OrderService), holds (IssuerService.GetHold), gateway
 records, transfer statuses, settlement windows and reserves (AuditService).
 
+A batch RPC (a request of ``entries``, each with its own request_id: AuthorizeHolds,
+SubmitCreditTransfers, SubmitChequePresentments, ...) is called with one entry: the
+entry is what a case sends, and its result is the outcome, as if the entry had its own
+RPC (:func:`entry_type`).
+
+Cheque books, stop-payment orders and closed cheque accounts are shown by no RPC that
+does not itself act on them: they are read from the bank's own store, read-only
+(:meth:`Net.bank_rows`).
+
 Nothing here prints or logs a secret: instrument numbers, one-time codes and
 keys stay inside request messages and are never put in an assertion message.
 """
@@ -17,6 +26,7 @@ import asyncio
 import importlib
 import os
 import pkgutil
+import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,7 +36,7 @@ from typing import Any
 
 import grpc
 import interbank.v1
-from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.descriptor import Descriptor, MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from interbank.v1 import (
@@ -42,10 +52,12 @@ from interbank.v1 import (
 from customer.client import Customer, PlacedOrder
 from customer.shop import purchase
 from payment import envelope
+from payment.batching import from_entry_error
 from payment.clock import now, timestamp
 from payment.errors import from_rpc_error
 from payment.pki import Pki
 from payment.tls import TlsIdentity, secure_channel
+from tests.support.cheques import Book, endorse, issue_book, write
 
 from .conftest import RunningNetwork
 
@@ -62,8 +74,10 @@ __all__ = [
     "Outcome",
     "Refusal",
     "contract_methods",
+    "entry_type",
     "money",
     "new_request_id",
+    "request_type",
     "with_request_id",
 ]
 
@@ -125,6 +139,21 @@ def contract_methods() -> dict[str, MethodDescriptor]:
             for method in service.methods:
                 methods[f"/{service.full_name}/{method.name}"] = method
     return methods
+
+
+def entry_type(method: str) -> Descriptor | None:
+    """The entry message of a batch RPC: its request has no request_id but a repeated
+    ``entries`` field whose message has one. None for any other RPC."""
+    request = contract_methods()[method].input_type
+    entries = request.fields_by_name.get("entries")
+    if "request_id" in request.fields_by_name or entries is None or entries.message_type is None:
+        return None
+    return entries.message_type if "request_id" in entries.message_type.fields_by_name else None
+
+
+def request_type(method: str) -> Descriptor:
+    """What a case sends to method: its request, or for a batch RPC one entry."""
+    return entry_type(method) or contract_methods()[method].input_type
 
 
 def money(amount_minor: int) -> common_pb2.Money:
@@ -204,19 +233,35 @@ class Net:
         *,
         channel: grpc.aio.Channel | None = None,
     ) -> Outcome:
-        """Call a full method name as caller; the response, or the refusal."""
-        response_class = GetMessageClass(contract_methods()[method].output_type)
+        """Call a full method name as caller; the response, or the refusal.
+
+        For a batch RPC, request is one entry: it is sent as the only entry, and its
+        result (report or entry error) is the outcome.
+        """
+        described = contract_methods()[method]
+        batched = entry_type(method) is not None
+        if batched:
+            batch: Any = GetMessageClass(described.input_type)()
+            batch.entries.add().CopyFrom(request)
+            request = batch
+        response_class = GetMessageClass(described.output_type)
         rpc = (channel or self.channel(caller, node)).unary_unary(
             method,
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=response_class.FromString,
         )
         try:
-            response: Message = await rpc(request, timeout=CALL_TIMEOUT_S)
+            response: Any = await rpc(request, timeout=CALL_TIMEOUT_S)
         except grpc.aio.AioRpcError as exc:
             error = from_rpc_error(exc)
             return Refusal(error.code, error.reason)
-        return response
+        if not batched:
+            return response  # type: ignore[no-any-return]
+        (result,) = response.results
+        if result.WhichOneof("outcome") == "error":
+            entry_error = from_entry_error(result.error)
+            return Refusal(entry_error.code, entry_error.reason)
+        return result.report  # type: ignore[no-any-return]
 
     async def ok(self, caller: str, node: str, method: str, request: Message) -> Any:
         """Call and require success (for preconditions); the response."""
@@ -253,6 +298,28 @@ class Net:
             for e in reply.entries
             if e.order_id in wanted
         ]
+
+    async def collected(self, holder: str) -> tuple[int, int, int]:
+        """(booked, available, uncollected) of a holder's account once no cheque it
+        deposited is in clearing (or after RESTING_TIMEOUT_S, as it is then)."""
+        bank, account_id = self._account_of(holder)
+        request = account_pb2.GetBalanceRequest(account_id=account_id)
+        deadline = asyncio.get_running_loop().time() + RESTING_TIMEOUT_S
+        while True:
+            reply = await self.ok(holder, bank, "/interbank.v1.AccountService/GetBalance", request)
+            uncollected = reply.uncollected.amount_minor
+            if not uncollected or asyncio.get_running_loop().time() > deadline:
+                return (reply.booked.amount_minor, reply.available.amount_minor, uncollected)
+            await asyncio.sleep(0.05)
+
+    def bank_rows(self, bank: str, query: str, *args: object) -> list[tuple[Any, ...]]:
+        """Rows of the bank's own store, read-only: what no RPC shows without acting on it."""
+        path = self.network.node(bank).store_path.resolve()
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            return [tuple(row) for row in conn.execute(query, args)]
+        finally:
+            conn.close()
 
     async def order(self, order_id: str, customer: str = ALICE) -> tuple[str, int]:
         """(status name, refunded minor units) of an order, once it has come to rest."""
@@ -515,6 +582,22 @@ class Net:
         )
         assert reply.settlement_state == authorization_pb2.SETTLEMENT_STATE_SETTLED
         return Capture(hold, reply.instruction_id)
+
+    # -- preconditions: cheques --------------------------------------------------------------
+
+    async def cheque_book(self, customer: str = ALICE, size: int = 5) -> Book:
+        """A new cheque book of the customer's, issued by its bank."""
+        return await issue_book(self.network, customer, size)
+
+    def cheque(self, book: Book, serial: int, amount_minor: int, reference: str) -> bytes:
+        """A cheque to the shop on the book, signed by its holder."""
+        return write(
+            self.network, book, serial, payee=SHOP, amount_minor=amount_minor, order_id=reference
+        )
+
+    def endorsed(self, signed_cheque: bytes) -> bytes:
+        """The shop's endorsement of a cheque to its bank (beta)."""
+        return endorse(self.network, signed_cheque, SHOP, self.code(BETA))
 
     # -- interbank messages -----------------------------------------------------------------
 

@@ -9,7 +9,10 @@
 4. a missing request_id is refused INVALID_ARGUMENT / REQUEST_ID_MISSING, with no write.
 
 A deprecated RPC (the case's ``refusal``) answers every one of those calls with its refusal
-and writes nothing. Each case is in :mod:`.cases`; the network is one per module.
+and writes nothing. An RPC whose repeat answers its subject as it is now (DepositCheque,
+SubmitCheque: the case's ``repeat``) must answer the same subject, in the same or a later
+state, and once the network has come to rest, the final one. Each case is in
+:mod:`.cases`; the network is one per module.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ import pytest
 from google.protobuf import text_format
 from google.protobuf.message import Message
 
-from .cases import CASES, Case, Prepared, Snapshot
+from .case import Case, Prepared, Snapshot
+from .cases import CASES
 from .conftest import RunningNetwork
-from .harness import Net, Outcome, Refusal, contract_methods, new_request_id, with_request_id
+from .harness import Net, Outcome, Refusal, new_request_id, request_type, with_request_id
 
 CONCURRENT_CALLS = 8
 KEY_REUSED = Refusal(grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
@@ -52,9 +56,20 @@ def changes(before: Snapshot, after: Snapshot) -> str:
     )
 
 
+def repeat_problem(case: Case, first: Outcome, again: Outcome, *, at_rest: bool) -> str | None:
+    """What is wrong with a repeat's answer given the first answer, or None."""
+    if isinstance(first, Message) and isinstance(again, Message):
+        problem = case.same_answer(first, again, at_rest=at_rest)
+    else:
+        problem = None if again == first else "not the first answer"
+    if problem is None:
+        return None
+    return f"{problem}: answered {describe(again)}, first {describe(first)}"
+
+
 async def first_call(net: Net, case: Case, method: str, prepared: Prepared) -> Outcome:
     """The first call of the prepared request: a success, or the deprecated RPC's refusal."""
-    outcome = await net.call(case.caller, case.node, method, prepared.request)
+    outcome = await net.call(case.who(prepared), case.node, method, prepared.request)
     expected = case.refusal or "a response"
     wanted = outcome == case.refusal if case.refusal else isinstance(outcome, Message)
     assert wanted, f"first call answered {describe(outcome)}, expected {expected}"
@@ -79,11 +94,12 @@ async def test_rule_1_a_replay_returns_the_stored_result_and_writes_nothing(
         if prepared.intervene is not None:
             await prepared.intervene()
             settled = await prepared.observe()
-        replay = await net.call(case.caller, case.node, method, prepared.request)
+        replay = await net.call(case.who(prepared), case.node, method, prepared.request)
         after = await prepared.observe()
     problems = []
-    if replay != first:
-        problems.append(f"the replay answered {describe(replay)}, first {describe(first)}")
+    wrong = repeat_problem(case, first, replay, at_rest=True)
+    if wrong is not None:
+        problems.append(f"the replay: {wrong}")
     if after != settled:
         problems.append(f"the replay wrote: {changes(settled, after)}")
     assert not problems, "; ".join(problems)
@@ -96,7 +112,7 @@ async def test_rule_2_the_same_request_id_with_other_content_is_refused_without_
     """Rule 2: each variant is IDEMPOTENCY_KEY_REUSED and changes nothing."""
     case = CASES[method]
     if case.no_variant:
-        fields = [f.name for f in contract_methods()[method].input_type.fields]
+        fields = [f.name for f in request_type(method).fields]
         assert fields == ["request_id"], f"{case.no_variant} no longer holds: {fields}"
         return
     async with Net(running) as net:
@@ -114,16 +130,17 @@ async def test_rule_2_the_same_request_id_with_other_content_is_refused_without_
         problems = []
         expected = case.refusal or KEY_REUSED
         for number, variant in enumerate(prepared.variants, 1):
-            outcome = await net.call(case.caller, case.node, method, variant)
+            outcome = await net.call(case.who(prepared), case.node, method, variant)
             after = await prepared.observe()
             if outcome != expected:
                 problems.append(f"variant {number} answered {describe(outcome)}")
             if after != settled:
                 problems.append(f"variant {number} wrote: {changes(settled, after)}")
             settled = after
-        replay = await net.call(case.caller, case.node, method, prepared.request)
-    if replay != first:
-        problems.append(f"the original then answered {describe(replay)}, first {describe(first)}")
+        replay = await net.call(case.who(prepared), case.node, method, prepared.request)
+    wrong = repeat_problem(case, first, replay, at_rest=True)
+    if wrong is not None:
+        problems.append(f"the original then: {wrong}")
     assert not problems, f"expected {describe(expected)} and no write; " + "; ".join(problems)
 
 
@@ -135,18 +152,24 @@ async def test_rule_3_concurrent_calls_with_one_request_id_have_one_effect_and_o
     case = CASES[method]
     async with Net(running) as net:
         prepared = await case.prepare(net, new_request_id(), False)
-        channels = [net.fresh_channel(case.caller, case.node) for _ in range(CONCURRENT_CALLS)]
+        caller = case.who(prepared)
+        channels = [net.fresh_channel(caller, case.node) for _ in range(CONCURRENT_CALLS)]
         await asyncio.gather(*(channel.channel_ready() for channel in channels))
         before = await prepared.observe()
         outcomes = await asyncio.gather(
             *(
-                net.call(case.caller, case.node, method, prepared.request, channel=channel)
+                net.call(caller, case.node, method, prepared.request, channel=channel)
                 for channel in channels
             )
         )
         after = await prepared.observe()
         answers = sorted({describe(o) for o in outcomes})
-        assert len(answers) == 1, f"{CONCURRENT_CALLS} calls got different answers: {answers}"
+        if case.repeat is None:
+            assert len(answers) == 1, f"{CONCURRENT_CALLS} calls got different answers: {answers}"
+        else:
+            # Each answers the subject as it was when that call read it.
+            wrong = [repeat_problem(case, outcomes[0], o, at_rest=False) for o in outcomes]
+            assert not any(wrong), f"{CONCURRENT_CALLS} calls: {[w for w in wrong if w]}"
         if case.refusal:
             assert outcomes[0] == case.refusal, describe(outcomes[0])
             assert after == before, f"refused calls wrote: {changes(before, after)}"
@@ -165,7 +188,7 @@ async def test_rule_4_a_missing_request_id_is_refused_without_a_write(
         prepared = await case.prepare(net, new_request_id(), False)
         before = await prepared.observe()
         outcome = await net.call(
-            case.caller, case.node, method, with_request_id(prepared.request, "")
+            case.who(prepared), case.node, method, with_request_id(prepared.request, "")
         )
         after = await prepared.observe()
     expected = case.refusal or ID_MISSING

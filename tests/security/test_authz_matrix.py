@@ -1,12 +1,15 @@
 """The authorization matrix, generated from the role -> RPC table: every RPC of
 every service each node serves, called over mTLS with a certificate of every
 role, is either let through or refused PERMISSION_DENIED / ROLE_NOT_ALLOWED;
-and a bank serves account data only to the account's holder."""
+a bank serves account data only to the account's holder; and its cheque desk
+acts only on the caller's own: a customer's cheque account, a merchant's deposits
+where it holds its account, a bank's own presentments."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
@@ -18,9 +21,13 @@ from interbank.v1 import (  # noqa: F401  (the unused ones register their descri
     account_pb2_grpc,
     audit_pb2,
     authorization_pb2,
+    cheque_pb2,
+    cheque_pb2_grpc,
+    common_pb2,
     notification_pb2,
     order_pb2,
     settlement_pb2,
+    settlement_pb2_grpc,
 )
 
 from payment.authz import RPC_ROLES, allowed_roles
@@ -29,6 +36,7 @@ from payment.errors import error_info
 from payment.pki import Pki
 from payment.tls import TlsIdentity, secure_channel
 from tests.e2e.conftest import RunningNetwork, start_network, stop
+from tests.support.cheques import endorse, issue_book, write
 
 # One certificate per role: who calls.
 CALLERS = {
@@ -111,10 +119,14 @@ async def _matrix(
     return outcomes
 
 
-def test_every_rpc_answers_every_role_as_the_table_says(net: RunningNetwork, report) -> None:
+def test_every_rpc_answers_every_role_as_the_table_says(
+    net: RunningNetwork, report: Callable[[str], None]
+) -> None:
     outcomes = asyncio.run(_matrix(net))
     called = {method for _node, method, _role in outcomes}
     assert called >= {m for m in RPC_ROLES if m.startswith("/interbank.")}, "an RPC is not served"
+    cheque_rpcs = {m for m in called if "Cheque" in m}
+    assert len(cheque_rpcs) == 7, sorted(cheque_rpcs)
     wrong = []
     for (node, method, role), (code, reason) in sorted(outcomes.items()):
         if role in allowed_roles(method):
@@ -177,3 +189,136 @@ def test_a_bank_serves_account_data_only_to_its_holder(net: RunningNetwork) -> N
             # Nobody reads an account by naming it: not another holder's, not one at another bank.
             assert outcome == "PERMISSION_DENIED/ACCOUNT_NOT_HELD_BY_CALLER", (holder, where, rpc)
     assert len(seen) == 3 * 2 * 3 * 2
+
+
+async def _cheque_desk_calls(net: RunningNetwork) -> dict[str, str]:
+    """Cheque RPCs naming what is not the caller's: OK or the refusal (code/reason)."""
+    network = net.network
+    pki = Pki(network.pki_dir)
+    book = await issue_book(network, "alice", 2)
+    cheque = write(network, book, book.first_serial, payee="shop", amount_minor=100, order_id="o")
+    seen: dict[str, str] = {}
+
+    async def call(name: str, caller: str, node: str, method: str, request: object) -> None:
+        tls = TlsIdentity.load(pki, caller)
+        async with secure_channel(network.node(node).address, tls) as channel:
+            rpc = getattr(
+                cheque_pb2_grpc.ChequeServiceStub(channel)
+                if method != "SubmitChequePresentments"
+                else settlement_pb2_grpc.SettlementServiceStub(channel),
+                method,
+            )
+            try:
+                reply = await rpc(request, timeout=5)
+            except grpc.aio.AioRpcError as exc:
+                info = error_info(exc)
+                seen[name] = f"{exc.code().name}/{info.reason if info else None}"
+                return
+            if method == "SubmitChequePresentments":
+                (result,) = reply.results
+                error = result.error
+                seen[name] = f"{grpc.StatusCode.PERMISSION_DENIED.name}/{error.reason}"
+                assert result.WhichOneof("outcome") == "error", result
+                assert error.code == grpc.StatusCode.PERMISSION_DENIED.value[0], error
+            else:
+                seen[name] = "OK"
+
+    def rid() -> str:
+        return str(uuid.uuid4())
+
+    alice_reference = book.account_reference
+    await call(
+        "bob issues a book on alice's account",
+        "bob",
+        "alfa",
+        "IssueChequeBook",
+        cheque_pb2.IssueChequeBookRequest(
+            request_id=rid(), account_id=network.customer("alice").account_id, book_size=1
+        ),
+    )
+    await call(
+        "alice issues a book at a bank not hers",
+        "alice",
+        "beta",
+        "IssueChequeBook",
+        cheque_pb2.IssueChequeBookRequest(
+            request_id=rid(), account_id=network.customer("alice").account_id, book_size=1
+        ),
+    )
+    await call(
+        "bob stops alice's cheque",
+        "bob",
+        "alfa",
+        "StopCheque",
+        cheque_pb2.StopChequeRequest(
+            request_id=rid(), account_reference=alice_reference, serial=book.first_serial
+        ),
+    )
+    await call(
+        "bob closes alice's cheque account",
+        "bob",
+        "alfa",
+        "CloseChequeAccount",
+        cheque_pb2.CloseChequeAccountRequest(request_id=rid(), account_reference=alice_reference),
+    )
+    await call(
+        "the shop deposits at a bank where it holds no account",
+        "shop",
+        "alfa",
+        "DepositCheque",
+        cheque_pb2.DepositChequeRequest(
+            request_id=rid(),
+            signed_cheque=cheque,
+            signed_certificate=book.signed_certificate,
+            signed_endorsement=endorse(network, cheque, "shop", "ALFAXX01"),
+        ),
+    )
+    await call(
+        "beta presents as alfa",
+        "beta",
+        "settlement",
+        "SubmitChequePresentments",
+        settlement_pb2.SubmitChequePresentmentsRequest(
+            entries=[
+                settlement_pb2.SubmitChequePresentmentRequest(
+                    request_id=rid(),
+                    presentment=cheque_pb2.ChequePresentment(
+                        presentment_id=rid(),
+                        presenting_agent="ALFAXX01",
+                        drawee_agent="BETAXX02",
+                        amount=common_pb2.Money(amount_minor=100, currency_code=network.currency),
+                        end_to_end_id="o",
+                        signed_cheque=cheque,
+                        signed_certificate=book.signed_certificate,
+                        signed_endorsement=endorse(network, cheque, "shop", "ALFAXX01"),
+                    ),
+                )
+            ]
+        ),
+    )
+    # alice's own desk still serves her: nothing above stopped or closed anything of hers.
+    await call(
+        "alice stops her cheque",
+        "alice",
+        "alfa",
+        "StopCheque",
+        cheque_pb2.StopChequeRequest(
+            request_id=rid(), account_reference=alice_reference, serial=book.first_serial
+        ),
+    )
+    return seen
+
+
+def test_a_cheque_desk_acts_only_on_the_callers_own(net: RunningNetwork) -> None:
+    seen = asyncio.run(_cheque_desk_calls(net))
+    assert seen == {
+        "bob issues a book on alice's account": "PERMISSION_DENIED/ACCOUNT_NOT_HELD_BY_CALLER",
+        "alice issues a book at a bank not hers": "PERMISSION_DENIED/ACCOUNT_NOT_HELD_BY_CALLER",
+        "bob stops alice's cheque": "NOT_FOUND/CHEQUE_NOT_FOUND",
+        "bob closes alice's cheque account": "NOT_FOUND/CHEQUE_NOT_FOUND",
+        "the shop deposits at a bank where it holds no account": (
+            "PERMISSION_DENIED/ACCOUNT_NOT_HELD_BY_CALLER"
+        ),
+        "beta presents as alfa": "PERMISSION_DENIED/PRESENTING_AGENT_NOT_CALLER",
+        "alice stops her cheque": "OK",
+    }
