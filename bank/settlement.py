@@ -301,8 +301,13 @@ class Settlement:
         """FIELD_INVALID for a missing id, a foreign currency or no receiving bank, then
         whatever :func:`refuse_malformed` refuses (amount range, SAME_AGENT, SELF_TRANSFER)."""
         entry = fields(message)
+        id_field = {
+            "transfer": "instruction_id",
+            "payment_return": "return_id",
+            "presentment": "presentment_id",
+        }[entry.path]
         problems = {
-            f"{entry.path}.id": not entry.message_id,
+            f"{entry.path}.{id_field}": not entry.message_id,
             f"{entry.path}.amount": entry.currency != self._network.currency,
             f"{entry.path}.receiving_agent": not entry.payee,
         }

@@ -33,7 +33,6 @@ __all__ = [
     "insert_cheque_payment",
     "load_cheque_payment",
     "paid_by_cheque",
-    "record_in_clearing",
     "waiting_deposits",
 ]
 
@@ -249,13 +248,6 @@ def waiting_deposits(conn: sqlite3.Connection, submitted_before: str) -> list[Ch
         (DEPOSITING, submitted_before),
     )
     return [_payment(row) for row in rows]
-
-
-def record_in_clearing(conn: sqlite3.Connection, order_id: str, deposit_id: str) -> None:
-    """The acquirer holds the order's cheque as deposit_id, if no answer was recorded yet."""
-    current = load_cheque_payment(conn, order_id)
-    if current is not None and current.state == DEPOSITING:
-        _record_state(conn, order_id, deposit_id, _IN_CLEARING, "")
 
 
 def drop_cheque_payment(conn: sqlite3.Connection, order_id: str) -> None:

@@ -32,7 +32,7 @@ import datetime as dt
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from interbank.v1 import cheque_pb2, order_pb2
@@ -47,7 +47,6 @@ from merchant.cheque_deposits import (
     insert_cheque_payment,
     load_cheque_payment,
     paid_by_cheque,
-    record_in_clearing,
     waiting_deposits,
 )
 from merchant.ordering import OrderBook, require_unpaid
@@ -66,7 +65,6 @@ __all__ = ["ChequeDesk", "ChequePayments", "deposit_request_id"]
 
 _log = get_logger("paynet.merchant")
 
-_ALREADY_DEPOSITED: Final = "CHEQUE_ALREADY_DEPOSITED"
 """The acquirer's refusal of a cheque it holds under another request_id (metadata deposit_id)."""
 
 
@@ -303,13 +301,10 @@ class ChequePayments:
                     "submit the same cheque again",
                     order_id=order_id,
                 ) from None
-            held = exc.metadata.get("deposit_id", "") if exc.reason == _ALREADY_DEPOSITED else ""
-            if held:
-                # Ours, deposited under this record's request (its answer lost longer than
-                # the acquirer replays it): in clearing, never reopened.
-                return await book.store.transaction(
-                    lambda conn: self._in_clearing(conn, payment, held)
-                )
+            # The acquirer answers a repeat of this record's deposit request with the
+            # deposit as it is now, however late: CHEQUE_ALREADY_DEPOSITED means the cheque
+            # was deposited under another request, not by this node (its operator, say),
+            # and is passed on like any refusal.
             reason = exc.reason
             await book.store.transaction(lambda conn: self._reopen(conn, payment, reason))
             _log.info("cheque.deposit_refused", order_id=order_id, reason=reason)
@@ -334,12 +329,6 @@ class ChequePayments:
                 outcome=applied.value,
             )
         return order
-
-    def _in_clearing(
-        self, conn: sqlite3.Connection, payment: ChequePayment, deposit_id: str
-    ) -> order_pb2.Order:
-        record_in_clearing(conn, payment.order_id, deposit_id)
-        return self._book.load(conn, payment.order_id).order
 
     def _reopen(self, conn: sqlite3.Connection, payment: ChequePayment, reason: str) -> None:
         """The acquirer refused the deposit: drop it and reopen the order with the reason."""

@@ -1488,7 +1488,6 @@ def _cheque_specs() -> list[RpcSpec]:
             },
             # The refused deposit's record is dropped and the order reopened with the reason.
             refusal_writes={"CHEQUE_ALREADY_DEPOSITED": _SHOP_CHEQUE_TABLES},
-            defect_success=_adopted_deposit,
         ),
     ]
 
@@ -1502,20 +1501,6 @@ _SHOP_CHEQUE_TABLES = frozenset(
         ("shop", "idempotency"),
     }
 )
-
-
-def _adopted_deposit(world: World, response: bytes) -> Tables:
-    """Known defect (merchant/cheques.py, ChequePayments._deposit): a cheque the acquirer
-    holds already, deposited by the shop under another request_id (the world's P, for
-    order H), is taken as the order's own deposit instead of refused
-    CHEQUE_ALREADY_DEPOSITED; the order then stays PAYMENT_PENDING although the cheque
-    was paid long before, and the same cheque again answers that order."""
-    order = order_pb2.SubmitChequeResponse.FromString(response).order
-    assert (order.order_id, order.status) == (
-        world.orders["H"],
-        order_pb2.ORDER_STATUS_PAYMENT_PENDING,
-    ), f"a hostile SubmitCheque succeeded: {order}"
-    return _SHOP_CHEQUE_TABLES
 
 
 def _accounts(world: World) -> st.SearchStrategy[str]:

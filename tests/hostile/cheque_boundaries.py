@@ -1201,12 +1201,6 @@ CHEQUE_BOUNDARIES: list[Boundary] = [
         "ALREADY_EXISTS",
         "CHEQUE_ALREADY_DEPOSITED",
         writes=_SHOP,
-        defect=(
-            "merchant/cheques.py ChequePayments._deposit takes any CHEQUE_ALREADY_DEPOSITED"
-            " as its own lost deposit: a cheque the shop deposited at its bank directly is"
-            " adopted, the order answered PAYMENT_PENDING and left so, the paid cheque's"
-            " notice long gone"
-        ),
     ),
     Boundary(
         "pays-the-order",

@@ -117,7 +117,9 @@ async def deposit(
     bank = network.node(config.bank)
     assert bank.bank_code is not None
     async with _channel(network, config.bank, merchant) as channel:
-        return await cheque_pb2_grpc.ChequeServiceStub(channel).DepositCheque(
+        response: cheque_pb2.DepositChequeResponse = await cheque_pb2_grpc.ChequeServiceStub(
+            channel
+        ).DepositCheque(
             cheque_pb2.DepositChequeRequest(
                 request_id=request_id or str(uuid.uuid4()),
                 signed_cheque=signed_cheque,
@@ -126,6 +128,7 @@ async def deposit(
                 or endorse(network, signed_cheque, merchant, bank.bank_code),
             )
         )
+    return response
 
 
 async def wait_decided(

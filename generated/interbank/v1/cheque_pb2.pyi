@@ -101,7 +101,8 @@ class ChequeReturnReason(_ChequeReturnReason, metaclass=_ChequeReturnReasonEnumT
       cheque or not to the presenting bank.
     The settlement bank may also return a presentment before the drawee sees
     it, with its own reasons (INSUFFICIENT_RESERVE, NET_DEBIT_CAP_EXCEEDED,
-    UNKNOWN_CREDITOR_AGENT).
+    UNKNOWN_CREDITOR_AGENT, UNKNOWN_DRAWEE_AGENT: the presenting or the drawee
+    bank is no member).
     """
 
 CHEQUE_RETURN_REASON_UNSPECIFIED: ChequeReturnReason.ValueType  # 0

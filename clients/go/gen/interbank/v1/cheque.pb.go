@@ -99,7 +99,8 @@ func (ChequeState) EnumDescriptor() ([]byte, []int) {
 //
 // The settlement bank may also return a presentment before the drawee sees
 // it, with its own reasons (INSUFFICIENT_RESERVE, NET_DEBIT_CAP_EXCEEDED,
-// UNKNOWN_CREDITOR_AGENT).
+// UNKNOWN_CREDITOR_AGENT, UNKNOWN_DRAWEE_AGENT: the presenting or the drawee
+// bank is no member).
 type ChequeReturnReason int32
 
 const (
