@@ -20,6 +20,8 @@ from interbank.v1 import (
     audit_pb2,
     audit_pb2_grpc,
     authorization_pb2,
+    cash_pb2,
+    cash_pb2_grpc,
     cheque_pb2,
     cheque_pb2_grpc,
     common_pb2,
@@ -36,9 +38,11 @@ from bank.audit import member_books, settlement_books
 from bank.challenges import Challenges
 from bank.cheques import ChequeDesk
 from bank.clearing import Clearing
+from bank.coin_collection import CoinAnswer, CoinCollection
 from bank.collection import Collection
 from bank.issuer import Issuer
 from bank.messages import SettlementMessage, StatusAnswer, fields
+from bank.mint import Mint
 from bank.opening import open_bank_books, open_settlement_books
 from bank.outgoing import OutgoingTransfers
 from bank.schema import BANK_SCHEMA, SETTLEMENT_SCHEMA
@@ -46,6 +50,7 @@ from bank.servicers import (
     AccountServicer,
     AcquirerServicer,
     AuditServicer,
+    CashServicer,
     ChallengeServicer,
     ChequeServicer,
     ClearingServicer,
@@ -117,6 +122,8 @@ class BankApp:
         self.clearing = Clearing(self.store, network, node)
         self.cheques = ChequeDesk(self.store, network, node)
         self.collection = Collection(self.store, network, self.cheques, self._present_letter)
+        self.mint = Mint(self.store, network, node)
+        self.coins = CoinCollection(self.store, network, self.mint, self._submit_coins)
         self.accounts = Accounts(self.store, node.bank_code)
         self._background = Background()
 
@@ -130,6 +137,7 @@ class BankApp:
             _service(settlement_pb2, "ClearingService"),
             _service(account_pb2, "AccountService"),
             _service(cheque_pb2, "ChequeService"),
+            _service(cash_pb2, "CashService"),
             _service(notification_pb2, "NotificationService"),
             _service(audit_pb2, "AuditService"),
         )
@@ -142,11 +150,12 @@ class BankApp:
             ChallengeServicer(self.challenges), server
         )
         settlement_pb2_grpc.add_ClearingServiceServicer_to_server(
-            ClearingServicer(self.clearing, self.cheques), server
+            ClearingServicer(self.clearing, self.cheques, self.mint), server
         )
         cheque_pb2_grpc.add_ChequeServiceServicer_to_server(
             ChequeServicer(self.store, self.cheques, self.collection), server
         )
+        cash_pb2_grpc.add_CashServiceServicer_to_server(CashServicer(self.mint, self.coins), server)
         account_pb2_grpc.add_AccountServiceServicer_to_server(
             AccountServicer(self.accounts), server
         )
@@ -178,6 +187,7 @@ class BankApp:
         self._background.every(SWEEP_INTERVAL_S, "hold-sweeper", self.issuer.sweep)
         self._background.every(RETRY_INTERVAL_S, "settlement-retry", self.outgoing.deliver_pending)
         self._background.every(RETRY_INTERVAL_S, "cash-letters", self.collection.present_pending)
+        self._background.every(RETRY_INTERVAL_S, "coin-deposits", self.coins.send_pending)
 
     async def close(self) -> None:
         """Stop background work, then close the channel and the store."""
@@ -199,6 +209,26 @@ class BankApp:
         answers = await _batch_answers(call, [entry.request_id for entry in entries])
         return answers + [None] * (len(entries) - len(answers))
 
+    async def _submit_coins(
+        self, request: settlement_pb2.SubmitCoinDepositRequest
+    ) -> CoinAnswer | None:
+        if not self._started:
+            return None
+        try:
+            report = await self._settlement().SubmitCoinDeposit(
+                request, timeout=self.network.timeouts.node_call_seconds
+            )
+        except grpc.aio.AioRpcError as exc:
+            answer = _failure_answer(errors.from_rpc_error(exc), request.deposit.deposit_id)
+            return None if answer is None else (answer[0], answer[1], None)
+        status, reason = _report_answer(report)
+        proof = (
+            report.double_spend_proof.SerializeToString()
+            if report.HasField("double_spend_proof")
+            else None
+        )
+        return status, reason, proof
+
     async def _submit(self, message: SettlementMessage) -> StatusAnswer | None:
         if not self._started:
             return None
@@ -210,7 +240,7 @@ class BankApp:
                 )
             )
         if not isinstance(message, settlement_pb2.PaymentReturn):
-            raise TypeError("cheque presentments go in cash letters (bank.collection)")
+            raise TypeError("presentments and coin deposits have their own calls")
         return await _status_answer(
             self._settlement().SubmitPaymentReturn(
                 settlement_pb2.SubmitPaymentReturnRequest(
@@ -309,6 +339,8 @@ class SettlementApp:
         if not self._started or bank is None or bank.role is not Role.BANK:
             return None
         request_id = fields(message).delivery_request_id
+        if isinstance(message, cash_pb2.CoinDeposit):
+            return await self._deliver_coins(bank.address, request_id, message)
         if isinstance(message, cheque_pb2.ChequePresentment):
             return await self._drawees.submit(
                 bank.address,
@@ -341,6 +373,24 @@ class SettlementApp:
             timeout=self.network.timeouts.node_call_seconds,
         )
         return await _batch_answers(call, [entry.request_id for entry in entries])
+
+    async def _deliver_coins(
+        self, address: str, request_id: str, deposit: cash_pb2.CoinDeposit
+    ) -> StatusAnswer | None:
+        try:
+            report = await self._clearing(address).ReceiveCoinDeposit(
+                settlement_pb2.ReceiveCoinDepositRequest(request_id=request_id, deposit=deposit),
+                timeout=self.network.timeouts.node_call_seconds,
+            )
+        except grpc.aio.AioRpcError as exc:
+            return _failure_answer(errors.from_rpc_error(exc), deposit.deposit_id)
+        if report.HasField("double_spend_proof"):
+            await self.settlement.keep_detail(
+                deposit.issuing_agent,
+                deposit.deposit_id,
+                report.double_spend_proof.SerializeToString(),
+            )
+        return _report_answer(report)
 
     async def _deliver_presentments(
         self, address: str, entries: list[settlement_pb2.ReceiveChequePresentmentRequest]

@@ -3,9 +3,10 @@
 The invariants an audit checks with them:
 
 - per ledger, ``debits_posted == credits_posted`` (double entry);
-- at a bank, ``holder_balance + suspense_balance == reserve_balance`` (every
-  holder's money is backed by the bank's reserve mirror, money in flight sits
-  in suspense);
+- at a bank, ``holder_balance + suspense_balance + outstanding_balance ==
+  reserve_balance`` (every holder's money is backed by the bank's reserve
+  mirror, money in flight sits in suspense, and the face value of its coins in
+  circulation in the e-cash outstanding liability);
 - at the settlement bank, the sum of the reserves equals ``central_issued``,
   the money issued at opening (constant across the network), and each bank's
   reserve there equals that bank's ``reserve_balance`` once nothing is in flight.
@@ -24,7 +25,7 @@ from pathlib import Path
 from interbank.v1 import audit_pb2
 
 from bank import ledger, windows
-from bank.opening import CENTRAL, RESERVE, SUSPENSE
+from bank.opening import CENTRAL, OUTSTANDING, RESERVE, SUSPENSE
 from payment.clock import to_iso
 from payment.storage import read_snapshot
 
@@ -58,14 +59,18 @@ class BankTotals:
     """The reserve mirror's balance, debit-normal (debits - credits)."""
     suspense_balance: int
     """Money debited from customers and not settled yet (credits - debits)."""
+    outstanding_balance: int = 0
+    """The e-cash outstanding liability: its coins in circulation (credits - debits)."""
 
     @property
     def balanced(self) -> bool:
-        """True if debits equal credits and holders plus suspense equal the reserve."""
+        """True if debits equal credits and holders, suspense and outstanding coins
+        equal the reserve."""
         return (
             self.debits_posted == self.credits_posted
             and self.debits_pending == self.credits_pending
-            and self.holder_balance + self.suspense_balance == self.reserve_balance
+            and self.holder_balance + self.suspense_balance + self.outstanding_balance
+            == self.reserve_balance
         )
 
 
@@ -101,6 +106,7 @@ def bank_totals(conn: sqlite3.Connection) -> BankTotals:
     totals = ledger.ledger_totals(conn)
     reserve = ledger.account(conn, RESERVE)
     suspense = ledger.account(conn, SUSPENSE)
+    outstanding = ledger.account(conn, OUTSTANDING)
     return BankTotals(
         debits_posted=totals.debits_posted,
         credits_posted=totals.credits_posted,
@@ -109,6 +115,7 @@ def bank_totals(conn: sqlite3.Connection) -> BankTotals:
         holder_balance=totals.booked_by_kind.get("holder", 0),
         reserve_balance=-reserve.booked if reserve else 0,
         suspense_balance=suspense.booked if suspense else 0,
+        outstanding_balance=outstanding.booked if outstanding else 0,
     )
 
 
@@ -167,8 +174,15 @@ def member_books(conn: sqlite3.Connection, now: dt.datetime) -> audit_pb2.Member
         " COUNT(CASE WHEN state = 'RETURNED' THEN 1 END) FROM cheque_deposits d"
         " WHERE d.deposit_id NOT IN (SELECT presentment_id FROM cheques_paid)"
     ).fetchone()
+    (issued,) = conn.execute("SELECT COALESCE(SUM(amount), 0) FROM withdrawals").fetchone()
+    (deposited,) = conn.execute(
+        "SELECT COALESCE(SUM(amount), 0) FROM coin_deposits_received WHERE status = 'ACCEPTED'"
+    ).fetchone()
     return audit_pb2.MemberBooks(
         sums=_sums(totals),
+        cash_outstanding_minor=totals.outstanding_balance,
+        cash_issued_minor=issued,
+        cash_deposited_minor=deposited,
         holder_balance_minor=totals.holder_balance,
         reserve_mirror_minor=totals.reserve_balance,
         suspense_minor=totals.suspense_balance,

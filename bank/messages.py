@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from interbank.v1 import cheque_pb2, common_pb2
+from interbank.v1 import cash_pb2, cheque_pb2, common_pb2
 from interbank.v1 import settlement_pb2 as pb
 
 from payment import errors, money
 
 __all__ = [
     "CHEQUE",
+    "COINS",
     "RETURN",
     "TRANSFER",
     "Deliver",
@@ -34,11 +35,17 @@ __all__ = [
     "refuse_malformed",
 ]
 
-TRANSFER, RETURN, CHEQUE = "transfer", "return", "cheque"
+TRANSFER, RETURN, CHEQUE, COINS = "transfer", "return", "cheque", "coins"
 """The kinds, as stored."""
 
-SettlementMessage = pb.CreditTransfer | pb.PaymentReturn | cheque_pb2.ChequePresentment
-"""What settles: a credit transfer, a payment return or a cheque presentment."""
+SettlementMessage = (
+    pb.CreditTransfer | pb.PaymentReturn | cheque_pb2.ChequePresentment | cash_pb2.CoinDeposit
+)
+"""What settles: a credit transfer, a payment return, a cheque presentment or a coin
+deposit."""
+
+_PULLED = frozenset({"cheque", "coins"})
+"""Kinds the bank paid sends, to the bank that pays (a debit, as it were)."""
 
 StatusAnswer = tuple[str, str]
 """A bank's answer about a message: (ACCEPTED, REJECTED or PENDING, reason code)."""
@@ -52,7 +59,7 @@ class MessageFields:
     """The settlement-relevant fields of either kind of message."""
 
     kind: str
-    """TRANSFER, RETURN or CHEQUE."""
+    """TRANSFER, RETURN, CHEQUE or COINS."""
     message_id: str
     """The instruction id of a transfer, the return id of a return, the presentment id."""
     payer: str
@@ -72,18 +79,23 @@ class MessageFields:
     @property
     def path(self) -> str:
         """The message's field in the requests that carry it."""
-        return {TRANSFER: "transfer", RETURN: "payment_return", CHEQUE: "presentment"}[self.kind]
+        return {
+            TRANSFER: "transfer",
+            RETURN: "payment_return",
+            CHEQUE: "presentment",
+            COINS: "deposit",
+        }[self.kind]
 
     @property
     def sender(self) -> str:
         """Code of the bank that sends the message to the settlement bank: the payer of a
         transfer or return, the payee (presenting agent) of a cheque presentment."""
-        return self.payee if self.kind == CHEQUE else self.payer
+        return self.payee if self.kind in _PULLED else self.payer
 
     @property
     def receiver(self) -> str:
         """Code of the bank the settlement bank delivers the message to."""
-        return self.payer if self.kind == CHEQUE else self.payee
+        return self.payer if self.kind in _PULLED else self.payee
 
     @property
     def delivery_request_id(self) -> str:
@@ -98,6 +110,17 @@ class MessageFields:
 
 def fields(message: SettlementMessage) -> MessageFields:
     """The fields of a transfer, a return or a presentment, under common names."""
+    if isinstance(message, cash_pb2.CoinDeposit):
+        return MessageFields(
+            COINS,
+            message.deposit_id,
+            message.issuing_agent,
+            message.presenting_agent,
+            message.amount.amount_minor,
+            message.amount.currency_code,
+            message.contract.order_id,
+            None,
+        )
     if isinstance(message, cheque_pb2.ChequePresentment):
         return MessageFields(
             CHEQUE,
@@ -138,6 +161,8 @@ def parse(kind: str, blob: bytes) -> SettlementMessage:
         return pb.CreditTransfer.FromString(blob)
     if kind == CHEQUE:
         return cheque_pb2.ChequePresentment.FromString(blob)
+    if kind == COINS:
+        return cash_pb2.CoinDeposit.FromString(blob)
     return pb.PaymentReturn.FromString(blob)
 
 
@@ -161,6 +186,7 @@ def refuse_malformed(message: SettlementMessage) -> None:
             TRANSFER: "creditor_agent",
             RETURN: "receiving_agent",
             CHEQUE: "drawee_agent",
+            COINS: "issuing_agent",
         }[sent.kind]
         raise errors.InvalidArgument(
             "SAME_AGENT",

@@ -22,6 +22,7 @@ from payment.pki import Pki
 __all__ = [
     "CENTRAL",
     "CLEARING",
+    "OUTSTANDING",
     "RESERVE",
     "SUSPENSE",
     "instrument_hash",
@@ -37,6 +38,9 @@ Ids starting with "@" cannot clash with a holder's account id from the network f
 """
 SUSPENSE = "@suspense"
 """Money debited from a customer and not yet settled to the acquirer."""
+OUTSTANDING = "@cash-outstanding"
+"""The bank's e-cash outstanding liability: the face value of its coins withdrawn and
+not yet deposited (credit-normal)."""
 CENTRAL = "@central"
 """The settlement bank's issuance account: the source of every reserve."""
 
@@ -64,6 +68,7 @@ def open_bank_books(
     currency = network.currency
     ledger.create_account(conn, RESERVE, "reserve", currency, now=now)
     ledger.create_account(conn, SUSPENSE, "suspense", currency, now=now)
+    ledger.create_account(conn, OUTSTANDING, "outstanding", currency, now=now)
     opened = 0
     pki = Pki(network.pki_dir)
     for customer in network.customers:

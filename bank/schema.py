@@ -205,6 +205,59 @@ CREATE TABLE IF NOT EXISTS cheque_deposits (
     decided_at TEXT
 );
 CREATE INDEX IF NOT EXISTS cheque_deposits_state ON cheque_deposits (state, created_at);
+-- The mint (bank.mint): each withdrawal under (customer, request_id) with its answer, and
+-- the SHA-256 of each blinded message; never a coin's key or signature.
+CREATE TABLE IF NOT EXISTS withdrawals (
+    customer_name TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    account_id TEXT NOT NULL REFERENCES accounts (account_id),
+    amount INTEGER NOT NULL,
+    blinded_digests BLOB NOT NULL,
+    response BLOB NOT NULL,
+    ledger_transfer_id TEXT NOT NULL REFERENCES transfers (transfer_id),
+    withdrawn_at TEXT NOT NULL,
+    PRIMARY KEY (customer_name, request_id)
+);
+-- Every coin of this bank deposited, by its public key: a coin is spent at most once.
+-- Written in the transaction that pays the liability out.
+CREATE TABLE IF NOT EXISTS spent_coins (
+    coin_public_key BLOB PRIMARY KEY,
+    denomination_key_id TEXT NOT NULL,
+    presenting_agent TEXT NOT NULL,
+    deposit_id TEXT NOT NULL,
+    contract BLOB NOT NULL,
+    coin_signature BLOB NOT NULL,
+    ledger_transfer_id TEXT NOT NULL REFERENCES transfers (transfer_id),
+    spent_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS coin_deposits_received (
+    presenting_agent TEXT NOT NULL,
+    deposit_id TEXT NOT NULL,
+    request_hash BLOB NOT NULL,
+    status TEXT NOT NULL,
+    reason_code TEXT NOT NULL DEFAULT '',
+    proof BLOB,
+    amount INTEGER NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (presenting_agent, deposit_id)
+);
+-- The acquirer's side (bank.coin_collection): coin deposits of its merchants.
+CREATE TABLE IF NOT EXISTS coin_deposits (
+    deposit_id TEXT PRIMARY KEY,
+    request_key TEXT NOT NULL UNIQUE,
+    account_id TEXT NOT NULL REFERENCES accounts (account_id),
+    order_id TEXT NOT NULL,
+    issuing_bank_code TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    message BLOB NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('PENDING', 'ACCEPTED', 'REJECTED')),
+    reason TEXT NOT NULL DEFAULT '',
+    proof BLOB,
+    ledger_transfer_id TEXT,
+    created_at TEXT NOT NULL,
+    decided_at TEXT
+);
+CREATE INDEX IF NOT EXISTS coin_deposits_state ON coin_deposits (state, created_at);
 """
 )
 
@@ -214,7 +267,7 @@ SETTLEMENT_SCHEMA = (
 CREATE TABLE IF NOT EXISTS settlement_transfers (
     debtor_agent TEXT NOT NULL,
     instruction_id TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('transfer', 'return', 'cheque')),
+    kind TEXT NOT NULL CHECK (kind IN ('transfer', 'return', 'cheque', 'coins')),
     original_instruction_id TEXT,
     request_hash BLOB NOT NULL,
     creditor_agent TEXT NOT NULL,
@@ -224,6 +277,7 @@ CREATE TABLE IF NOT EXISTS settlement_transfers (
     reason_code TEXT NOT NULL DEFAULT '',
     ledger_transfer_id TEXT,
     window_id TEXT REFERENCES settlement_windows (window_id),
+    detail BLOB,
     created_at TEXT NOT NULL,
     decided_at TEXT,
     PRIMARY KEY (debtor_agent, instruction_id)

@@ -22,6 +22,8 @@ from interbank.v1 import (
     account_pb2_grpc,
     audit_pb2,
     audit_pb2_grpc,
+    cash_pb2,
+    cash_pb2_grpc,
     cheque_pb2,
     cheque_pb2_grpc,
 )
@@ -35,8 +37,10 @@ from bank.acquirer import Acquirer
 from bank.challenges import Challenges
 from bank.cheques import ChequeDesk
 from bank.clearing import Clearing
+from bank.coin_collection import CoinCollection
 from bank.collection import Collection
 from bank.issuer import Issuer
+from bank.mint import Mint
 from bank.settlement import Settlement
 from payment import errors, otp
 from payment.batching import answer_each
@@ -48,6 +52,7 @@ __all__ = [
     "AccountServicer",
     "AcquirerServicer",
     "AuditServicer",
+    "CashServicer",
     "ChallengeServicer",
     "ChequeServicer",
     "ClearingServicer",
@@ -179,9 +184,10 @@ class ChallengeServicer(authz_grpc.ChallengeServiceServicer):
 class ClearingServicer(pb_grpc.ClearingServiceServicer):
     """ClearingService, called by the settlement bank."""
 
-    def __init__(self, clearing: Clearing, desk: ChequeDesk) -> None:
+    def __init__(self, clearing: Clearing, desk: ChequeDesk, mint: Mint | None = None) -> None:
         self._clearing = clearing
         self._desk = desk
+        self._mint = mint
 
     async def ReceiveCreditTransfer(
         self, request: pb.ReceiveCreditTransferRequest, context: grpc.aio.ServicerContext
@@ -218,6 +224,42 @@ class ClearingServicer(pb_grpc.ClearingServiceServicer):
             self._desk.receive,
         )
         return pb.ReceiveChequePresentmentsResponse(results=results)
+
+    async def ReceiveCoinDeposit(
+        self, request: pb.ReceiveCoinDepositRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReceiveCoinDepositResponse:
+        """Take (or refuse) one order's coins of this bank."""
+        if self._mint is None:
+            raise errors.Unimplemented("CASH_NOT_ISSUED", "this bank issues no coins")
+        return await self._mint.receive(request)
+
+
+class CashServicer(cash_pb2_grpc.CashServiceServicer):
+    """CashService: the mint's key set and withdrawals, and merchants' coin deposits."""
+
+    def __init__(self, mint: Mint, coins: CoinCollection) -> None:
+        self._mint = mint
+        self._coins = coins
+
+    async def GetDenominations(
+        self, request: cash_pb2.GetDenominationsRequest, context: grpc.aio.ServicerContext
+    ) -> cash_pb2.GetDenominationsResponse:
+        """The bank's signed denomination key set."""
+        return await self._mint.denominations()
+
+    async def Withdraw(
+        self, request: cash_pb2.WithdrawRequest, context: grpc.aio.ServicerContext
+    ) -> cash_pb2.WithdrawResponse:
+        """Blind-sign coins for the caller and debit its account (once per request_id)."""
+        who = caller()
+        return await self._mint.withdraw(request, who.uri, who.name)
+
+    async def DepositCoins(
+        self, request: cash_pb2.DepositCoinsRequest, context: grpc.aio.ServicerContext
+    ) -> cash_pb2.DepositCoinsResponse:
+        """Have the issuer take a merchant's coins; a repeat answers the deposit now."""
+        who = caller()
+        return await self._coins.deposit(request, who.uri, who.name)
 
 
 class ChequeServicer(cheque_pb2_grpc.ChequeServiceServicer):
@@ -349,6 +391,12 @@ class SettlementServicer(pb_grpc.SettlementServiceServicer):
             lambda entry: self._settlement.present(entry, caller_code),
         )
         return pb.SubmitChequePresentmentsResponse(results=results)
+
+    async def SubmitCoinDeposit(
+        self, request: pb.SubmitCoinDepositRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitCoinDepositResponse:
+        """Settle a coin deposit sent to the coins' issuer."""
+        return await self._settlement.submit_coins(request, self._caller_code())
 
     @idempotent(pb.CloseSettlementWindowResponse)
     async def CloseSettlementWindow(

@@ -35,6 +35,7 @@ from interbank.v1 import settlement_pb2 as pb
 from bank import ledger, windows
 from bank.messages import (
     CHEQUE,
+    COINS,
     RETURN,
     TRANSFER,
     Deliver,
@@ -161,6 +162,44 @@ class Settlement:
             reason_code=reason,
             window_id=window_id,
         )
+
+    async def submit_coins(
+        self,
+        request: pb.SubmitCoinDepositRequest,
+        caller_bank_code: str,
+        *,
+        now: dt.datetime | None = None,
+    ) -> pb.SubmitCoinDepositResponse:
+        """Settle a coin deposit sent by the caller's bank to the coins' issuer; a repeat
+        returns (or completes) the first, with the issuer's double-spend proof if any."""
+        deposit = request.deposit
+        if deposit.presenting_agent != caller_bank_code:
+            raise errors.PermissionDenied(
+                "PRESENTING_AGENT_NOT_CALLER",
+                "presenting_agent must be the calling bank's own code",
+            )
+        self._validate(deposit)
+        status, reason, window_id = await self._settle(
+            deposit,
+            now or clock_now(),
+            (f"SubmitCoinDeposit|{caller_bank_code}", request.request_id, request),
+        )
+        response = pb.SubmitCoinDepositResponse(
+            deposit_id=deposit.deposit_id,
+            status=pb.TransferStatus.Value(f"TRANSFER_STATUS_{status}"),
+            reason_code=reason,
+            window_id=window_id,
+        )
+        detail = await self._store.read(
+            lambda conn: conn.execute(
+                "SELECT detail FROM settlement_transfers WHERE debtor_agent = ?"
+                " AND instruction_id = ?",
+                (deposit.issuing_agent, deposit.deposit_id),
+            ).fetchone()
+        )
+        if detail is not None and detail[0]:
+            response.double_spend_proof.ParseFromString(detail[0])
+        return response
 
     async def status(
         self, instruction_id: str, caller_bank_code: str
@@ -305,6 +344,7 @@ class Settlement:
             "transfer": "instruction_id",
             "payment_return": "return_id",
             "presentment": "presentment_id",
+            "deposit": "deposit_id",
         }[entry.path]
         problems = {
             f"{entry.path}.{id_field}": not entry.message_id,
@@ -313,6 +353,8 @@ class Settlement:
         }
         if entry.kind == CHEQUE:
             problems[f"{entry.path}.drawee_agent"] = not entry.payer
+        if entry.kind == COINS:
+            problems[f"{entry.path}.issuing_agent"] = not entry.payer
         for field, bad in problems.items():
             if bad:
                 raise errors.InvalidArgument("FIELD_INVALID", f"{field} is invalid", field=field)
@@ -418,6 +460,8 @@ class Settlement:
             return "UNKNOWN_CREDITOR_AGENT"
         if entry.kind == CHEQUE and entry.payer not in self._members:
             return "UNKNOWN_DRAWEE_AGENT"
+        if entry.kind == COINS and entry.payer not in self._members:
+            return "UNKNOWN_ISSUING_AGENT"
         if entry.kind != RETURN:
             return None
         original = conn.execute(
@@ -479,3 +523,14 @@ class Settlement:
             (status, reason, to_iso(now), *key),
         )
         return status, reason
+
+    async def keep_detail(self, payer: str, message_id: str, detail: bytes) -> None:
+        """Keep what the deciding bank said beside its answer (a coin deposit's
+        double-spend proof), for the sender's resubmissions to read."""
+        await self._store.transaction(
+            lambda conn: conn.execute(
+                "UPDATE settlement_transfers SET detail = ? WHERE debtor_agent = ?"
+                " AND instruction_id = ?",
+                (detail, payer, message_id),
+            )
+        )

@@ -4,12 +4,15 @@ The settlement bank supervises the network, so the audit calls each bank's
 ``AuditService.GetBooks`` with the settlement bank's certificate. The checks:
 
 - ``ledgers_balanced``: in every bank's ledger, debits equal credits (posted and pending);
-- ``holders_backed``: at every bank, holders' money plus money in suspense equals the
-  bank's reserve mirror;
+- ``holders_backed``: at every bank, holders' money plus money in suspense plus its
+  e-cash outstanding liability equals the bank's reserve mirror;
 - ``positions_mirror``: every bank's reserve mirror equals its reserve at the
   settlement bank plus its accepted, not yet settled net position;
-- ``total_money``: holders' money across all banks (plus money in flight) equals the
-  opening total, which equals what the settlement bank issued and the sum of reserves;
+- ``total_money``: holders' money across all banks (plus money in flight and coins in
+  circulation) equals the opening total, which equals what the settlement bank issued
+  and the sum of reserves;
+- ``cash_outstanding``: at every bank, the outstanding liability equals the face value
+  of the coins withdrawn from it less those deposited back;
 - ``no_overdue_holds``: no hold is still pending past its expiry;
 - ``cheques_cleared``: what each bank paid out for cheques drawn on it, and collected
   for cheques it presented, equals what the settlement bank settled for it (cheques
@@ -111,10 +114,12 @@ def check_books(network: NetworkConfig, books: Sequence[audit_pb2.GetBooksRespon
         code: {
             "holders": m.holder_balance_minor,
             "suspense": m.suspense_minor,
+            "cash_outstanding": m.cash_outstanding_minor,
             "reserve_mirror": m.reserve_mirror_minor,
         }
         for code, m in members.items()
-        if m.holder_balance_minor + m.suspense_minor != m.reserve_mirror_minor
+        if m.holder_balance_minor + m.suspense_minor + m.cash_outstanding_minor
+        != m.reserve_mirror_minor
     }
     reserves = {r.bank_code: r for r in settlement.reserves}
     mirrors = {}
@@ -123,7 +128,19 @@ def check_books(network: NetworkConfig, books: Sequence[audit_pb2.GetBooksRespon
         expected = position.reserve_minor + position.unsettled_net_minor if position else 0
         if m.reserve_mirror_minor != expected:
             mirrors[code] = {"bank_mirror": m.reserve_mirror_minor, "settlement_side": expected}
-    holders = sum(m.holder_balance_minor + m.suspense_minor for m in members.values())
+    holders = sum(
+        m.holder_balance_minor + m.suspense_minor + m.cash_outstanding_minor
+        for m in members.values()
+    )
+    coins_off = {
+        code: {
+            "outstanding": m.cash_outstanding_minor,
+            "issued": m.cash_issued_minor,
+            "deposited": m.cash_deposited_minor,
+        }
+        for code, m in members.items()
+        if m.cash_outstanding_minor != m.cash_issued_minor - m.cash_deposited_minor
+    }
     reserve_total = sum(r.reserve_minor for r in settlement.reserves)
     overdue = {code: m.overdue_holds for code, m in members.items() if m.overdue_holds}
     settled = {c.bank_code: c for c in settlement.cheques}
@@ -149,6 +166,16 @@ def check_books(network: NetworkConfig, books: Sequence[audit_pb2.GetBooksRespon
             },
         ),
         AuditCheck("no_overdue_holds", not overdue, {"overdue": overdue}),
+        AuditCheck(
+            "cash_outstanding",
+            not coins_off,
+            {
+                "mismatched": coins_off,
+                "outstanding": sum(m.cash_outstanding_minor for m in members.values()),
+                "issued": sum(m.cash_issued_minor for m in members.values()),
+                "deposited": sum(m.cash_deposited_minor for m in members.values()),
+            },
+        ),
         AuditCheck(
             "cheques_cleared",
             not cheques_off,

@@ -31,6 +31,7 @@ RPC_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "/interbank.v1.OrderService/CompletePayment": _CUSTOMER,
     "/interbank.v1.OrderService/CancelOrder": _CUSTOMER,
     "/interbank.v1.OrderService/SubmitCheque": _CUSTOMER,
+    "/interbank.v1.OrderService/SubmitCoins": _CUSTOMER,
     # The merchant's back office: the merchant's own certificate (the servicer checks it is us).
     "/interbank.v1.BackOfficeService/RefundOrder": _MERCHANT,
     # Gateway, called by merchants.
@@ -58,16 +59,22 @@ RPC_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "/interbank.v1.SettlementService/GetSettlementWindow": _BANK | _SETTLEMENT,
     "/interbank.v1.SettlementService/CloseSettlementWindow": _SETTLEMENT,
     "/interbank.v1.SettlementService/SubmitChequePresentments": _BANK,
+    "/interbank.v1.SettlementService/SubmitCoinDeposit": _BANK,
     # A bank's receiving side, called by the settlement bank only.
     "/interbank.v1.ClearingService/ReceiveCreditTransfer": _SETTLEMENT,
     "/interbank.v1.ClearingService/ReceiveCreditTransfers": _SETTLEMENT,
     "/interbank.v1.ClearingService/ReceivePaymentReturn": _SETTLEMENT,
     "/interbank.v1.ClearingService/ReceiveChequePresentments": _SETTLEMENT,
+    "/interbank.v1.ClearingService/ReceiveCoinDeposit": _SETTLEMENT,
     # The cheque desk: drawers manage their cheque books, payees deposit at their bank.
     "/interbank.v1.ChequeService/IssueChequeBook": _CUSTOMER,
     "/interbank.v1.ChequeService/StopCheque": _CUSTOMER,
     "/interbank.v1.ChequeService/CloseChequeAccount": _CUSTOMER,
     "/interbank.v1.ChequeService/DepositCheque": _MERCHANT,
+    # The mint: its key set is public to the network; customers withdraw, merchants deposit.
+    "/interbank.v1.CashService/GetDenominations": _ALL,
+    "/interbank.v1.CashService/Withdraw": _CUSTOMER,
+    "/interbank.v1.CashService/DepositCoins": _MERCHANT,
     # Books for the network audit: the settlement bank supervises every bank.
     "/interbank.v1.AuditService/GetBooks": _SETTLEMENT,
     # Event streams: each subscriber gets only the events addressed to it.

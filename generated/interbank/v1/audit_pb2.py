@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18interbank/v1/audit.proto\x12\x0cinterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x11\n\x0fGetBooksRequest\"l\n\nLedgerSums\x12\x15\n\rdebits_posted\x18\x01 \x01(\x03\x12\x16\n\x0e\x63redits_posted\x18\x02 \x01(\x03\x12\x16\n\x0e\x64\x65\x62its_pending\x18\x03 \x01(\x03\x12\x17\n\x0f\x63redits_pending\x18\x04 \x01(\x03\"\xd6\x02\n\x0bMemberBooks\x12&\n\x04sums\x18\x01 \x01(\x0b\x32\x18.interbank.v1.LedgerSums\x12\x1c\n\x14holder_balance_minor\x18\x02 \x01(\x03\x12\x1c\n\x14reserve_mirror_minor\x18\x03 \x01(\x03\x12\x16\n\x0esuspense_minor\x18\x04 \x01(\x03\x12\x15\n\roverdue_holds\x18\x05 \x01(\x03\x12\x1a\n\x12unsettled_outgoing\x18\x06 \x01(\x03\x12\x1b\n\x13\x63heques_in_clearing\x18\x07 \x01(\x03\x12 \n\x18provisional_credit_minor\x18\x08 \x01(\x03\x12\x1e\n\x16\x63heques_paid_out_minor\x18\t \x01(\x03\x12\x1f\n\x17\x63heques_collected_minor\x18\n \x01(\x03\x12\x18\n\x10\x63heques_returned\x18\x0b \x01(\x03\"X\n\x0fReservePosition\x12\x11\n\tbank_code\x18\x01 \x01(\t\x12\x15\n\rreserve_minor\x18\x02 \x01(\x03\x12\x1b\n\x13unsettled_net_minor\x18\x03 \x01(\x03\"\xd2\x01\n\x0fSettlementBooks\x12&\n\x04sums\x18\x01 \x01(\x0b\x32\x18.interbank.v1.LedgerSums\x12/\n\x08reserves\x18\x02 \x03(\x0b\x32\x1d.interbank.v1.ReservePosition\x12\x1c\n\x14\x63\x65ntral_issued_minor\x18\x03 \x01(\x03\x12\x19\n\x11pending_transfers\x18\x04 \x01(\x03\x12-\n\x07\x63heques\x18\x05 \x03(\x0b\x32\x1c.interbank.v1.ChequeClearing\"T\n\x0e\x43hequeClearing\x12\x11\n\tbank_code\x18\x01 \x01(\t\x12\x16\n\x0epaid_out_minor\x18\x02 \x01(\x03\x12\x17\n\x0f\x63ollected_minor\x18\x03 \x01(\x03\"\xd2\x01\n\x10GetBooksResponse\x12\x11\n\tbank_code\x18\x01 \x01(\t\x12\x15\n\rcurrency_code\x18\x02 \x01(\t\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x06member\x18\x04 \x01(\x0b\x32\x19.interbank.v1.MemberBooksH\x00\x12\x33\n\nsettlement\x18\x05 \x01(\x0b\x32\x1d.interbank.v1.SettlementBooksH\x00\x42\x07\n\x05\x62ooks2Y\n\x0c\x41uditService\x12I\n\x08GetBooks\x12\x1d.interbank.v1.GetBooksRequest\x1a\x1e.interbank.v1.GetBooksResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18interbank/v1/audit.proto\x12\x0cinterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x11\n\x0fGetBooksRequest\"l\n\nLedgerSums\x12\x15\n\rdebits_posted\x18\x01 \x01(\x03\x12\x16\n\x0e\x63redits_posted\x18\x02 \x01(\x03\x12\x16\n\x0e\x64\x65\x62its_pending\x18\x03 \x01(\x03\x12\x17\n\x0f\x63redits_pending\x18\x04 \x01(\x03\"\xaf\x03\n\x0bMemberBooks\x12&\n\x04sums\x18\x01 \x01(\x0b\x32\x18.interbank.v1.LedgerSums\x12\x1c\n\x14holder_balance_minor\x18\x02 \x01(\x03\x12\x1c\n\x14reserve_mirror_minor\x18\x03 \x01(\x03\x12\x16\n\x0esuspense_minor\x18\x04 \x01(\x03\x12\x15\n\roverdue_holds\x18\x05 \x01(\x03\x12\x1a\n\x12unsettled_outgoing\x18\x06 \x01(\x03\x12\x1b\n\x13\x63heques_in_clearing\x18\x07 \x01(\x03\x12 \n\x18provisional_credit_minor\x18\x08 \x01(\x03\x12\x1e\n\x16\x63heques_paid_out_minor\x18\t \x01(\x03\x12\x1f\n\x17\x63heques_collected_minor\x18\n \x01(\x03\x12\x18\n\x10\x63heques_returned\x18\x0b \x01(\x03\x12\x1e\n\x16\x63\x61sh_outstanding_minor\x18\x0c \x01(\x03\x12\x19\n\x11\x63\x61sh_issued_minor\x18\r \x01(\x03\x12\x1c\n\x14\x63\x61sh_deposited_minor\x18\x0e \x01(\x03\"X\n\x0fReservePosition\x12\x11\n\tbank_code\x18\x01 \x01(\t\x12\x15\n\rreserve_minor\x18\x02 \x01(\x03\x12\x1b\n\x13unsettled_net_minor\x18\x03 \x01(\x03\"\xd2\x01\n\x0fSettlementBooks\x12&\n\x04sums\x18\x01 \x01(\x0b\x32\x18.interbank.v1.LedgerSums\x12/\n\x08reserves\x18\x02 \x03(\x0b\x32\x1d.interbank.v1.ReservePosition\x12\x1c\n\x14\x63\x65ntral_issued_minor\x18\x03 \x01(\x03\x12\x19\n\x11pending_transfers\x18\x04 \x01(\x03\x12-\n\x07\x63heques\x18\x05 \x03(\x0b\x32\x1c.interbank.v1.ChequeClearing\"T\n\x0e\x43hequeClearing\x12\x11\n\tbank_code\x18\x01 \x01(\t\x12\x16\n\x0epaid_out_minor\x18\x02 \x01(\x03\x12\x17\n\x0f\x63ollected_minor\x18\x03 \x01(\x03\"\xd2\x01\n\x10GetBooksResponse\x12\x11\n\tbank_code\x18\x01 \x01(\t\x12\x15\n\rcurrency_code\x18\x02 \x01(\t\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x06member\x18\x04 \x01(\x0b\x32\x19.interbank.v1.MemberBooksH\x00\x12\x33\n\nsettlement\x18\x05 \x01(\x0b\x32\x1d.interbank.v1.SettlementBooksH\x00\x42\x07\n\x05\x62ooks2Y\n\x0c\x41uditService\x12I\n\x08GetBooks\x12\x1d.interbank.v1.GetBooksRequest\x1a\x1e.interbank.v1.GetBooksResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,15 +37,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LEDGERSUMS']._serialized_start=94
   _globals['_LEDGERSUMS']._serialized_end=202
   _globals['_MEMBERBOOKS']._serialized_start=205
-  _globals['_MEMBERBOOKS']._serialized_end=547
-  _globals['_RESERVEPOSITION']._serialized_start=549
-  _globals['_RESERVEPOSITION']._serialized_end=637
-  _globals['_SETTLEMENTBOOKS']._serialized_start=640
-  _globals['_SETTLEMENTBOOKS']._serialized_end=850
-  _globals['_CHEQUECLEARING']._serialized_start=852
-  _globals['_CHEQUECLEARING']._serialized_end=936
-  _globals['_GETBOOKSRESPONSE']._serialized_start=939
-  _globals['_GETBOOKSRESPONSE']._serialized_end=1149
-  _globals['_AUDITSERVICE']._serialized_start=1151
-  _globals['_AUDITSERVICE']._serialized_end=1240
+  _globals['_MEMBERBOOKS']._serialized_end=636
+  _globals['_RESERVEPOSITION']._serialized_start=638
+  _globals['_RESERVEPOSITION']._serialized_end=726
+  _globals['_SETTLEMENTBOOKS']._serialized_start=729
+  _globals['_SETTLEMENTBOOKS']._serialized_end=939
+  _globals['_CHEQUECLEARING']._serialized_start=941
+  _globals['_CHEQUECLEARING']._serialized_end=1025
+  _globals['_GETBOOKSRESPONSE']._serialized_start=1028
+  _globals['_GETBOOKSRESPONSE']._serialized_end=1238
+  _globals['_AUDITSERVICE']._serialized_start=1240
+  _globals['_AUDITSERVICE']._serialized_end=1329
 # @@protoc_insertion_point(module_scope)

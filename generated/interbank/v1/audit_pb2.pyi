@@ -87,6 +87,9 @@ class MemberBooks(_message.Message):
     CHEQUES_PAID_OUT_MINOR_FIELD_NUMBER: _builtins.int
     CHEQUES_COLLECTED_MINOR_FIELD_NUMBER: _builtins.int
     CHEQUES_RETURNED_FIELD_NUMBER: _builtins.int
+    CASH_OUTSTANDING_MINOR_FIELD_NUMBER: _builtins.int
+    CASH_ISSUED_MINOR_FIELD_NUMBER: _builtins.int
+    CASH_DEPOSITED_MINOR_FIELD_NUMBER: _builtins.int
     holder_balance_minor: _builtins.int
     """Sum of every holder account's booked balance (customers and merchants)."""
     reserve_mirror_minor: _builtins.int
@@ -109,6 +112,15 @@ class MemberBooks(_message.Message):
     """Cheques deposited here, drawn on other banks and paid (the acquirer's side)."""
     cheques_returned: _builtins.int
     """Cheques deposited here and returned unpaid (the acquirer's side), by count."""
+    cash_outstanding_minor: _builtins.int
+    """The e-cash outstanding liability: the face value of this bank's coins
+    withdrawn and not yet deposited. Holders, suspense and this together
+    equal the reserve mirror.
+    """
+    cash_issued_minor: _builtins.int
+    """The face value of every coin withdrawn from this bank."""
+    cash_deposited_minor: _builtins.int
+    """The face value of every coin of this bank deposited (taken back)."""
     @_builtins.property
     def sums(self) -> Global___LedgerSums:
         """The ledger's sums."""
@@ -127,10 +139,13 @@ class MemberBooks(_message.Message):
         cheques_paid_out_minor: _builtins.int = ...,
         cheques_collected_minor: _builtins.int = ...,
         cheques_returned: _builtins.int = ...,
+        cash_outstanding_minor: _builtins.int = ...,
+        cash_issued_minor: _builtins.int = ...,
+        cash_deposited_minor: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sums", b"sums"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cheques_collected_minor", b"cheques_collected_minor", "cheques_in_clearing", b"cheques_in_clearing", "cheques_paid_out_minor", b"cheques_paid_out_minor", "cheques_returned", b"cheques_returned", "holder_balance_minor", b"holder_balance_minor", "overdue_holds", b"overdue_holds", "provisional_credit_minor", b"provisional_credit_minor", "reserve_mirror_minor", b"reserve_mirror_minor", "sums", b"sums", "suspense_minor", b"suspense_minor", "unsettled_outgoing", b"unsettled_outgoing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cash_deposited_minor", b"cash_deposited_minor", "cash_issued_minor", b"cash_issued_minor", "cash_outstanding_minor", b"cash_outstanding_minor", "cheques_collected_minor", b"cheques_collected_minor", "cheques_in_clearing", b"cheques_in_clearing", "cheques_paid_out_minor", b"cheques_paid_out_minor", "cheques_returned", b"cheques_returned", "holder_balance_minor", b"holder_balance_minor", "overdue_holds", b"overdue_holds", "provisional_credit_minor", b"provisional_credit_minor", "reserve_mirror_minor", b"reserve_mirror_minor", "sums", b"sums", "suspense_minor", b"suspense_minor", "unsettled_outgoing", b"unsettled_outgoing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,10 +24,11 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from interbank.v1 import bounds_pb2 as interbank_dot_v1_dot_bounds__pb2
+from interbank.v1 import cash_pb2 as interbank_dot_v1_dot_cash__pb2
 from interbank.v1 import common_pb2 as interbank_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18interbank/v1/order.proto\x12\x0cinterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\x1a\x19interbank/v1/common.proto\"M\n\x07Product\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\nunit_price\x18\x03 \x01(\x0b\x32\x13.interbank.v1.Money\"|\n\tOrderLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\'\n\nunit_price\x18\x03 \x01(\x0b\x32\x13.interbank.v1.Money\x12\'\n\nline_total\x18\x04 \x01(\x0b\x32\x13.interbank.v1.Money\"n\n\x0c\x43hallengeRef\x12\x14\n\x0c\x63hallenge_id\x18\x01 \x01(\t\x12\x18\n\x10issuer_bank_code\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x14\x44\x65liveryConfirmation\x12\x1a\n\x12tracking_reference\x18\x01 \x01(\t\x12\x30\n\x0c\x63onfirmed_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xde\x03\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x15\n\rmerchant_name\x18\x02 \x01(\t\x12\x15\n\rcustomer_name\x18\x03 \x01(\t\x12&\n\x05lines\x18\x04 \x03(\x0b\x32\x17.interbank.v1.OrderLine\x12\"\n\x05total\x18\x05 \x01(\x0b\x32\x13.interbank.v1.Money\x12)\n\x06status\x18\x06 \x01(\x0e\x32\x19.interbank.v1.OrderStatus\x12\x14\n\x0corder_digest\x18\x07 \x01(\x0c\x12-\n\tchallenge\x18\x08 \x01(\x0b\x32\x1a.interbank.v1.ChallengeRef\x12\x34\n\x08\x64\x65livery\x18\t \x01(\x0b\x32\".interbank.v1.DeliveryConfirmation\x12\x16\n\x0e\x66\x61ilure_reason\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x0erefunded_total\x18\r \x01(\x0b\x32\x13.interbank.v1.Money\"\x15\n\x13ListProductsRequest\"?\n\x14ListProductsResponse\x12\'\n\x08products\x18\x01 \x03(\x0b\x32\x15.interbank.v1.Product\"6\n\x0f\x43reateOrderLine\x12\x11\n\x03sku\x18\x01 \x01(\tB\x04\xe8\xab\x19@\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"c\n\x12\x43reateOrderRequest\x12\x19\n\nrequest_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12\x32\n\x05lines\x18\x02 \x03(\x0b\x32\x1d.interbank.v1.CreateOrderLineB\x04\xf0\xab\x19\x64\"m\n\x13\x43reateOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\x12\x1a\n\x12gateway_public_key\x18\x02 \x01(\x0c\x12\x16\n\x0egateway_key_id\x18\x03 \x01(\t\"*\n\x0fGetOrderRequest\x12\x17\n\x08order_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01\"6\n\x10GetOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\"x\n\x14SubmitPaymentRequest\x12\x19\n\nrequest_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12\x17\n\x08order_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12,\n\x07payment\x18\x03 \x01(\x0b\x32\x1b.interbank.v1.SealedPayment\";\n\x15SubmitPaymentResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\"\x8a\x01\n\x13SubmitChequeRequest\x12\x19\n\nrequest_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12\x17\n\x08order_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12\x1c\n\rsigned_cheque\x18\x03 \x01(\x0c\x42\x05\xe8\xab\x19\xbf\x04\x12!\n\x12signed_certificate\x18\x04 \x01(\x0c\x42\x05\xe8\xab\x19\xdd\x02\":\n\x14SubmitChequeResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\"L\n\x16\x43ompletePaymentRequest\x12\x19\n\nrequest_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12\x17\n\x08order_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01\"=\n\x17\x43ompletePaymentResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\"H\n\x12\x43\x61ncelOrderRequest\x12\x19\n\nrequest_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12\x17\n\x08order_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01\"9\n\x13\x43\x61ncelOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\"m\n\x12RefundOrderRequest\x12\x19\n\nrequest_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12\x17\n\x08order_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12#\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x13.interbank.v1.Money\"L\n\x13RefundOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\x12\x11\n\trefund_id\x18\x02 \x01(\t*\x92\x03\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_CREATED\x10\x01\x12 \n\x1cORDER_STATUS_PAYMENT_PENDING\x10\x02\x12#\n\x1fORDER_STATUS_CHALLENGE_REQUIRED\x10\x03\x12\x1b\n\x17ORDER_STATUS_AUTHORIZED\x10\x04\x12\x19\n\x15ORDER_STATUS_CAPTURED\x10\x05\x12\x18\n\x14ORDER_STATUS_SETTLED\x10\x06\x12#\n\x1fORDER_STATUS_DELIVERY_CONFIRMED\x10\x07\x12\x17\n\x13ORDER_STATUS_FAILED\x10\x08\x12\x19\n\x15ORDER_STATUS_CANCELED\x10\t\x12#\n\x1fORDER_STATUS_PARTIALLY_REFUNDED\x10\n\x12\x19\n\x15ORDER_STATUS_REFUNDED\x10\x0b\x12\x19\n\x15ORDER_STATUS_REVERSED\x10\x0c\x32\xe9\x04\n\x0cOrderService\x12U\n\x0cListProducts\x12!.interbank.v1.ListProductsRequest\x1a\".interbank.v1.ListProductsResponse\x12R\n\x0b\x43reateOrder\x12 .interbank.v1.CreateOrderRequest\x1a!.interbank.v1.CreateOrderResponse\x12I\n\x08GetOrder\x12\x1d.interbank.v1.GetOrderRequest\x1a\x1e.interbank.v1.GetOrderResponse\x12X\n\rSubmitPayment\x12\".interbank.v1.SubmitPaymentRequest\x1a#.interbank.v1.SubmitPaymentResponse\x12^\n\x0f\x43ompletePayment\x12$.interbank.v1.CompletePaymentRequest\x1a%.interbank.v1.CompletePaymentResponse\x12U\n\x0cSubmitCheque\x12!.interbank.v1.SubmitChequeRequest\x1a\".interbank.v1.SubmitChequeResponse\x12R\n\x0b\x43\x61ncelOrder\x12 .interbank.v1.CancelOrderRequest\x1a!.interbank.v1.CancelOrderResponse2g\n\x11\x42\x61\x63kOfficeService\x12R\n\x0bRefundOrder\x12 .interbank.v1.RefundOrderRequest\x1a!.interbank.v1.RefundOrderResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18interbank/v1/order.proto\x12\x0cinterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\x1a\x17interbank/v1/cash.proto\x1a\x19interbank/v1/common.proto\"M\n\x07Product\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\nunit_price\x18\x03 \x01(\x0b\x32\x13.interbank.v1.Money\"|\n\tOrderLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\'\n\nunit_price\x18\x03 \x01(\x0b\x32\x13.interbank.v1.Money\x12\'\n\nline_total\x18\x04 \x01(\x0b\x32\x13.interbank.v1.Money\"n\n\x0c\x43hallengeRef\x12\x14\n\x0c\x63hallenge_id\x18\x01 \x01(\t\x12\x18\n\x10issuer_bank_code\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x14\x44\x65liveryConfirmation\x12\x1a\n\x12tracking_reference\x18\x01 \x01(\t\x12\x30\n\x0c\x63onfirmed_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xde\x03\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x15\n\rmerchant_name\x18\x02 \x01(\t\x12\x15\n\rcustomer_name\x18\x03 \x01(\t\x12&\n\x05lines\x18\x04 \x03(\x0b\x32\x17.interbank.v1.OrderLine\x12\"\n\x05total\x18\x05 \x01(\x0b\x32\x13.interbank.v1.Money\x12)\n\x06status\x18\x06 \x01(\x0e\x32\x19.interbank.v1.OrderStatus\x12\x14\n\x0corder_digest\x18\x07 \x01(\x0c\x12-\n\tchallenge\x18\x08 \x01(\x0b\x32\x1a.interbank.v1.ChallengeRef\x12\x34\n\x08\x64\x65livery\x18\t \x01(\x0b\x32\".interbank.v1.DeliveryConfirmation\x12\x16\n\x0e\x66\x61ilure_reason\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x0erefunded_total\x18\r \x01(\x0b\x32\x13.interbank.v1.Money\"\x15\n\x13ListProductsRequest\"?\n\x14ListProductsResponse\x12\'\n\x08products\x18\x01 \x03(\x0b\x32\x15.interbank.v1.Product\"6\n\x0f\x43reateOrderLine\x12\x11\n\x03sku\x18\x01 \x01(\tB\x04\xe8\xab\x19@\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"c\n\x12\x43reateOrderRequest\x12\x19\n\nrequest_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12\x32\n\x05lines\x18\x02 \x03(\x0b\x32\x1d.interbank.v1.CreateOrderLineB\x04\xf0\xab\x19\x64\"m\n\x13\x43reateOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\x12\x1a\n\x12gateway_public_key\x18\x02 \x01(\x0c\x12\x16\n\x0egateway_key_id\x18\x03 \x01(\t\"*\n\x0fGetOrderRequest\x12\x17\n\x08order_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01\"6\n\x10GetOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\"x\n\x14SubmitPaymentRequest\x12\x19\n\nrequest_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12\x17\n\x08order_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12,\n\x07payment\x18\x03 \x01(\x0b\x32\x1b.interbank.v1.SealedPayment\";\n\x15SubmitPaymentResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\"\x8a\x01\n\x13SubmitChequeRequest\x12\x19\n\nrequest_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12\x17\n\x08order_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12\x1c\n\rsigned_cheque\x18\x03 \x01(\x0c\x42\x05\xe8\xab\x19\xbf\x04\x12!\n\x12signed_certificate\x18\x04 \x01(\x0c\x42\x05\xe8\xab\x19\xdd\x02\":\n\x14SubmitChequeResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\"q\n\x12SubmitCoinsRequest\x12\x19\n\nrequest_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12\x17\n\x08order_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12\'\n\x05\x63oins\x18\x03 \x03(\x0b\x32\x12.interbank.v1.CoinB\x04\xf0\xab\x19@\"9\n\x13SubmitCoinsResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\"L\n\x16\x43ompletePaymentRequest\x12\x19\n\nrequest_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12\x17\n\x08order_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01\"=\n\x17\x43ompletePaymentResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\"H\n\x12\x43\x61ncelOrderRequest\x12\x19\n\nrequest_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12\x17\n\x08order_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01\"9\n\x13\x43\x61ncelOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\"m\n\x12RefundOrderRequest\x12\x19\n\nrequest_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12\x17\n\x08order_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01\x12#\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x13.interbank.v1.Money\"L\n\x13RefundOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.interbank.v1.Order\x12\x11\n\trefund_id\x18\x02 \x01(\t*\x92\x03\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_CREATED\x10\x01\x12 \n\x1cORDER_STATUS_PAYMENT_PENDING\x10\x02\x12#\n\x1fORDER_STATUS_CHALLENGE_REQUIRED\x10\x03\x12\x1b\n\x17ORDER_STATUS_AUTHORIZED\x10\x04\x12\x19\n\x15ORDER_STATUS_CAPTURED\x10\x05\x12\x18\n\x14ORDER_STATUS_SETTLED\x10\x06\x12#\n\x1fORDER_STATUS_DELIVERY_CONFIRMED\x10\x07\x12\x17\n\x13ORDER_STATUS_FAILED\x10\x08\x12\x19\n\x15ORDER_STATUS_CANCELED\x10\t\x12#\n\x1fORDER_STATUS_PARTIALLY_REFUNDED\x10\n\x12\x19\n\x15ORDER_STATUS_REFUNDED\x10\x0b\x12\x19\n\x15ORDER_STATUS_REVERSED\x10\x0c\x32\xbd\x05\n\x0cOrderService\x12U\n\x0cListProducts\x12!.interbank.v1.ListProductsRequest\x1a\".interbank.v1.ListProductsResponse\x12R\n\x0b\x43reateOrder\x12 .interbank.v1.CreateOrderRequest\x1a!.interbank.v1.CreateOrderResponse\x12I\n\x08GetOrder\x12\x1d.interbank.v1.GetOrderRequest\x1a\x1e.interbank.v1.GetOrderResponse\x12X\n\rSubmitPayment\x12\".interbank.v1.SubmitPaymentRequest\x1a#.interbank.v1.SubmitPaymentResponse\x12^\n\x0f\x43ompletePayment\x12$.interbank.v1.CompletePaymentRequest\x1a%.interbank.v1.CompletePaymentResponse\x12U\n\x0cSubmitCheque\x12!.interbank.v1.SubmitChequeRequest\x1a\".interbank.v1.SubmitChequeResponse\x12R\n\x0bSubmitCoins\x12 .interbank.v1.SubmitCoinsRequest\x1a!.interbank.v1.SubmitCoinsResponse\x12R\n\x0b\x43\x61ncelOrder\x12 .interbank.v1.CancelOrderRequest\x1a!.interbank.v1.CancelOrderResponse2g\n\x11\x42\x61\x63kOfficeService\x12R\n\x0bRefundOrder\x12 .interbank.v1.RefundOrderRequest\x1a!.interbank.v1.RefundOrderResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,6 +55,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITCHEQUEREQUEST'].fields_by_name['signed_cheque']._serialized_options = b'\350\253\031\277\004'
   _globals['_SUBMITCHEQUEREQUEST'].fields_by_name['signed_certificate']._loaded_options = None
   _globals['_SUBMITCHEQUEREQUEST'].fields_by_name['signed_certificate']._serialized_options = b'\350\253\031\335\002'
+  _globals['_SUBMITCOINSREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_SUBMITCOINSREQUEST'].fields_by_name['request_id']._serialized_options = b'\350\253\031\200\001'
+  _globals['_SUBMITCOINSREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_SUBMITCOINSREQUEST'].fields_by_name['order_id']._serialized_options = b'\350\253\031\200\001'
+  _globals['_SUBMITCOINSREQUEST'].fields_by_name['coins']._loaded_options = None
+  _globals['_SUBMITCOINSREQUEST'].fields_by_name['coins']._serialized_options = b'\360\253\031@'
   _globals['_COMPLETEPAYMENTREQUEST'].fields_by_name['request_id']._loaded_options = None
   _globals['_COMPLETEPAYMENTREQUEST'].fields_by_name['request_id']._serialized_options = b'\350\253\031\200\001'
   _globals['_COMPLETEPAYMENTREQUEST'].fields_by_name['order_id']._loaded_options = None
@@ -66,54 +73,58 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REFUNDORDERREQUEST'].fields_by_name['request_id']._serialized_options = b'\350\253\031\200\001'
   _globals['_REFUNDORDERREQUEST'].fields_by_name['order_id']._loaded_options = None
   _globals['_REFUNDORDERREQUEST'].fields_by_name['order_id']._serialized_options = b'\350\253\031\200\001'
-  _globals['_ORDERSTATUS']._serialized_start=2333
-  _globals['_ORDERSTATUS']._serialized_end=2735
-  _globals['_PRODUCT']._serialized_start=129
-  _globals['_PRODUCT']._serialized_end=206
-  _globals['_ORDERLINE']._serialized_start=208
-  _globals['_ORDERLINE']._serialized_end=332
-  _globals['_CHALLENGEREF']._serialized_start=334
-  _globals['_CHALLENGEREF']._serialized_end=444
-  _globals['_DELIVERYCONFIRMATION']._serialized_start=446
-  _globals['_DELIVERYCONFIRMATION']._serialized_end=546
-  _globals['_ORDER']._serialized_start=549
-  _globals['_ORDER']._serialized_end=1027
-  _globals['_LISTPRODUCTSREQUEST']._serialized_start=1029
-  _globals['_LISTPRODUCTSREQUEST']._serialized_end=1050
-  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=1052
-  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=1115
-  _globals['_CREATEORDERLINE']._serialized_start=1117
-  _globals['_CREATEORDERLINE']._serialized_end=1171
-  _globals['_CREATEORDERREQUEST']._serialized_start=1173
-  _globals['_CREATEORDERREQUEST']._serialized_end=1272
-  _globals['_CREATEORDERRESPONSE']._serialized_start=1274
-  _globals['_CREATEORDERRESPONSE']._serialized_end=1383
-  _globals['_GETORDERREQUEST']._serialized_start=1385
-  _globals['_GETORDERREQUEST']._serialized_end=1427
-  _globals['_GETORDERRESPONSE']._serialized_start=1429
-  _globals['_GETORDERRESPONSE']._serialized_end=1483
-  _globals['_SUBMITPAYMENTREQUEST']._serialized_start=1485
-  _globals['_SUBMITPAYMENTREQUEST']._serialized_end=1605
-  _globals['_SUBMITPAYMENTRESPONSE']._serialized_start=1607
-  _globals['_SUBMITPAYMENTRESPONSE']._serialized_end=1666
-  _globals['_SUBMITCHEQUEREQUEST']._serialized_start=1669
-  _globals['_SUBMITCHEQUEREQUEST']._serialized_end=1807
-  _globals['_SUBMITCHEQUERESPONSE']._serialized_start=1809
-  _globals['_SUBMITCHEQUERESPONSE']._serialized_end=1867
-  _globals['_COMPLETEPAYMENTREQUEST']._serialized_start=1869
-  _globals['_COMPLETEPAYMENTREQUEST']._serialized_end=1945
-  _globals['_COMPLETEPAYMENTRESPONSE']._serialized_start=1947
-  _globals['_COMPLETEPAYMENTRESPONSE']._serialized_end=2008
-  _globals['_CANCELORDERREQUEST']._serialized_start=2010
-  _globals['_CANCELORDERREQUEST']._serialized_end=2082
-  _globals['_CANCELORDERRESPONSE']._serialized_start=2084
-  _globals['_CANCELORDERRESPONSE']._serialized_end=2141
-  _globals['_REFUNDORDERREQUEST']._serialized_start=2143
-  _globals['_REFUNDORDERREQUEST']._serialized_end=2252
-  _globals['_REFUNDORDERRESPONSE']._serialized_start=2254
-  _globals['_REFUNDORDERRESPONSE']._serialized_end=2330
-  _globals['_ORDERSERVICE']._serialized_start=2738
-  _globals['_ORDERSERVICE']._serialized_end=3355
-  _globals['_BACKOFFICESERVICE']._serialized_start=3357
-  _globals['_BACKOFFICESERVICE']._serialized_end=3460
+  _globals['_ORDERSTATUS']._serialized_start=2532
+  _globals['_ORDERSTATUS']._serialized_end=2934
+  _globals['_PRODUCT']._serialized_start=154
+  _globals['_PRODUCT']._serialized_end=231
+  _globals['_ORDERLINE']._serialized_start=233
+  _globals['_ORDERLINE']._serialized_end=357
+  _globals['_CHALLENGEREF']._serialized_start=359
+  _globals['_CHALLENGEREF']._serialized_end=469
+  _globals['_DELIVERYCONFIRMATION']._serialized_start=471
+  _globals['_DELIVERYCONFIRMATION']._serialized_end=571
+  _globals['_ORDER']._serialized_start=574
+  _globals['_ORDER']._serialized_end=1052
+  _globals['_LISTPRODUCTSREQUEST']._serialized_start=1054
+  _globals['_LISTPRODUCTSREQUEST']._serialized_end=1075
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=1077
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=1140
+  _globals['_CREATEORDERLINE']._serialized_start=1142
+  _globals['_CREATEORDERLINE']._serialized_end=1196
+  _globals['_CREATEORDERREQUEST']._serialized_start=1198
+  _globals['_CREATEORDERREQUEST']._serialized_end=1297
+  _globals['_CREATEORDERRESPONSE']._serialized_start=1299
+  _globals['_CREATEORDERRESPONSE']._serialized_end=1408
+  _globals['_GETORDERREQUEST']._serialized_start=1410
+  _globals['_GETORDERREQUEST']._serialized_end=1452
+  _globals['_GETORDERRESPONSE']._serialized_start=1454
+  _globals['_GETORDERRESPONSE']._serialized_end=1508
+  _globals['_SUBMITPAYMENTREQUEST']._serialized_start=1510
+  _globals['_SUBMITPAYMENTREQUEST']._serialized_end=1630
+  _globals['_SUBMITPAYMENTRESPONSE']._serialized_start=1632
+  _globals['_SUBMITPAYMENTRESPONSE']._serialized_end=1691
+  _globals['_SUBMITCHEQUEREQUEST']._serialized_start=1694
+  _globals['_SUBMITCHEQUEREQUEST']._serialized_end=1832
+  _globals['_SUBMITCHEQUERESPONSE']._serialized_start=1834
+  _globals['_SUBMITCHEQUERESPONSE']._serialized_end=1892
+  _globals['_SUBMITCOINSREQUEST']._serialized_start=1894
+  _globals['_SUBMITCOINSREQUEST']._serialized_end=2007
+  _globals['_SUBMITCOINSRESPONSE']._serialized_start=2009
+  _globals['_SUBMITCOINSRESPONSE']._serialized_end=2066
+  _globals['_COMPLETEPAYMENTREQUEST']._serialized_start=2068
+  _globals['_COMPLETEPAYMENTREQUEST']._serialized_end=2144
+  _globals['_COMPLETEPAYMENTRESPONSE']._serialized_start=2146
+  _globals['_COMPLETEPAYMENTRESPONSE']._serialized_end=2207
+  _globals['_CANCELORDERREQUEST']._serialized_start=2209
+  _globals['_CANCELORDERREQUEST']._serialized_end=2281
+  _globals['_CANCELORDERRESPONSE']._serialized_start=2283
+  _globals['_CANCELORDERRESPONSE']._serialized_end=2340
+  _globals['_REFUNDORDERREQUEST']._serialized_start=2342
+  _globals['_REFUNDORDERREQUEST']._serialized_end=2451
+  _globals['_REFUNDORDERRESPONSE']._serialized_start=2453
+  _globals['_REFUNDORDERRESPONSE']._serialized_end=2529
+  _globals['_ORDERSERVICE']._serialized_start=2937
+  _globals['_ORDERSERVICE']._serialized_end=3638
+  _globals['_BACKOFFICESERVICE']._serialized_start=3640
+  _globals['_BACKOFFICESERVICE']._serialized_end=3743
 # @@protoc_insertion_point(module_scope)

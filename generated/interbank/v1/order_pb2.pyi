@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from interbank.v1 import cash_pb2 as _cash_pb2
 from interbank.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -634,6 +635,68 @@ class SubmitChequeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitChequeResponse: _TypeAlias = SubmitChequeResponse  # noqa: Y015
+
+@_typing.final
+class SubmitCoinsRequest(_message.Message):
+    """SubmitCoinsRequest pays an order with coins."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    COINS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key chosen by the client.
+    At most 128 bytes.
+    """
+    order_id: _builtins.str
+    """The order being paid.
+    At most 128 bytes.
+    """
+    @_builtins.property
+    def coins(self) -> _containers.RepeatedCompositeFieldContainer[_cash_pb2.Coin]:
+        """The coins, each signing the order's contract.
+        At most 64 entries.
+        """
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        order_id: _builtins.str = ...,
+        coins: _abc.Iterable[_cash_pb2.Coin] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coins", b"coins", "order_id", b"order_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitCoinsRequest: _TypeAlias = SubmitCoinsRequest  # noqa: Y015
+
+@_typing.final
+class SubmitCoinsResponse(_message.Message):
+    """SubmitCoinsResponse is the order after the deposit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def order(self) -> Global___Order:
+        """The order: DELIVERY_CONFIRMED when the issuer took the coins."""
+
+    def __init__(
+        self,
+        *,
+        order: Global___Order | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitCoinsResponse: _TypeAlias = SubmitCoinsResponse  # noqa: Y015
 
 @_typing.final
 class CompletePaymentRequest(_message.Message):

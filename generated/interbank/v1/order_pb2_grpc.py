@@ -66,6 +66,11 @@ class OrderServiceStub:
                 request_serializer=interbank_dot_v1_dot_order__pb2.SubmitChequeRequest.SerializeToString,
                 response_deserializer=interbank_dot_v1_dot_order__pb2.SubmitChequeResponse.FromString,
                 _registered_method=True)
+        self.SubmitCoins = channel.unary_unary(
+                '/interbank.v1.OrderService/SubmitCoins',
+                request_serializer=interbank_dot_v1_dot_order__pb2.SubmitCoinsRequest.SerializeToString,
+                response_deserializer=interbank_dot_v1_dot_order__pb2.SubmitCoinsResponse.FromString,
+                _registered_method=True)
         self.CancelOrder = channel.unary_unary(
                 '/interbank.v1.OrderService/CancelOrder',
                 request_serializer=interbank_dot_v1_dot_order__pb2.CancelOrderRequest.SerializeToString,
@@ -152,6 +157,33 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitCoins(self, request, context):
+        """SubmitCoins pays an order with electronic coins (docs/cash.md): coins of
+        one issuing bank whose face values add up to the order's total exactly,
+        each signing the order's contract (order_id, order_digest, merchant). The
+        merchant checks every coin offline (the issuer's published denomination
+        key, the denomination signature, the coin's signature over this order's
+        contract) and deposits them at its bank (CashService.DepositCoins), which
+        has the issuing bank take them. Accepted, the order is SETTLED and the
+        merchant confirms delivery (DELIVERY_CONFIRMED in the answer); refused by
+        the issuer, the order stays CREATED and the refusal is passed on:
+        ALREADY_EXISTS, COIN_DOUBLE_SPENT (with the first spending as proof in
+        the answer's metadata coin_public_key), or FAILED_PRECONDITION,
+        DENOMINATION_EXPIRED. A repeat with the same request_id answers the order
+        as it is now.
+
+        Refusals, with the order unchanged: the order is not CREATED:
+        FAILED_PRECONDITION, ORDER_NOT_PAYABLE; INVALID_ARGUMENT: COIN_INVALID
+        (a signature fails or a denomination key is unknown; metadata
+        coin_index), AMOUNT_MISMATCH (the face values do not add up to the
+        total), FIELD_INVALID (no coins, more than 64, or of two banks). No answer
+        from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the same
+        coins again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CancelOrder(self, request, context):
         """CancelOrder cancels an order that has not been captured; a hold placed for
         it is voided.
@@ -192,6 +224,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.SubmitCheque,
                     request_deserializer=interbank_dot_v1_dot_order__pb2.SubmitChequeRequest.FromString,
                     response_serializer=interbank_dot_v1_dot_order__pb2.SubmitChequeResponse.SerializeToString,
+            ),
+            'SubmitCoins': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitCoins,
+                    request_deserializer=interbank_dot_v1_dot_order__pb2.SubmitCoinsRequest.FromString,
+                    response_serializer=interbank_dot_v1_dot_order__pb2.SubmitCoinsResponse.SerializeToString,
             ),
             'CancelOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelOrder,
@@ -363,6 +400,33 @@ class OrderService:
             '/interbank.v1.OrderService/SubmitCheque',
             interbank_dot_v1_dot_order__pb2.SubmitChequeRequest.SerializeToString,
             interbank_dot_v1_dot_order__pb2.SubmitChequeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitCoins(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interbank.v1.OrderService/SubmitCoins',
+            interbank_dot_v1_dot_order__pb2.SubmitCoinsRequest.SerializeToString,
+            interbank_dot_v1_dot_order__pb2.SubmitCoinsResponse.FromString,
             options,
             channel_credentials,
             insecure,

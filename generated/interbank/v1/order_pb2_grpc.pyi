@@ -83,6 +83,29 @@ class OrderServiceStub:
     answer from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the
     same cheque again; the order stays PAYMENT_PENDING meanwhile).
     """
+    SubmitCoins: _grpc.UnaryUnaryMultiCallable[_order_pb2.SubmitCoinsRequest, _order_pb2.SubmitCoinsResponse]
+    """SubmitCoins pays an order with electronic coins (docs/cash.md): coins of
+    one issuing bank whose face values add up to the order's total exactly,
+    each signing the order's contract (order_id, order_digest, merchant). The
+    merchant checks every coin offline (the issuer's published denomination
+    key, the denomination signature, the coin's signature over this order's
+    contract) and deposits them at its bank (CashService.DepositCoins), which
+    has the issuing bank take them. Accepted, the order is SETTLED and the
+    merchant confirms delivery (DELIVERY_CONFIRMED in the answer); refused by
+    the issuer, the order stays CREATED and the refusal is passed on:
+    ALREADY_EXISTS, COIN_DOUBLE_SPENT (with the first spending as proof in
+    the answer's metadata coin_public_key), or FAILED_PRECONDITION,
+    DENOMINATION_EXPIRED. A repeat with the same request_id answers the order
+    as it is now.
+
+    Refusals, with the order unchanged: the order is not CREATED:
+    FAILED_PRECONDITION, ORDER_NOT_PAYABLE; INVALID_ARGUMENT: COIN_INVALID
+    (a signature fails or a denomination key is unknown; metadata
+    coin_index), AMOUNT_MISMATCH (the face values do not add up to the
+    total), FIELD_INVALID (no coins, more than 64, or of two banks). No answer
+    from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the same
+    coins again).
+    """
     CancelOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.CancelOrderRequest, _order_pb2.CancelOrderResponse]
     """CancelOrder cancels an order that has not been captured; a hold placed for
     it is voided.
@@ -142,6 +165,29 @@ class OrderServiceAsyncStub(OrderServiceStub):
     The acquirer's refusal of the deposit is passed on with its reason. No
     answer from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the
     same cheque again; the order stays PAYMENT_PENDING meanwhile).
+    """
+    SubmitCoins: _aio.UnaryUnaryMultiCallable[_order_pb2.SubmitCoinsRequest, _order_pb2.SubmitCoinsResponse]  # type: ignore[assignment]
+    """SubmitCoins pays an order with electronic coins (docs/cash.md): coins of
+    one issuing bank whose face values add up to the order's total exactly,
+    each signing the order's contract (order_id, order_digest, merchant). The
+    merchant checks every coin offline (the issuer's published denomination
+    key, the denomination signature, the coin's signature over this order's
+    contract) and deposits them at its bank (CashService.DepositCoins), which
+    has the issuing bank take them. Accepted, the order is SETTLED and the
+    merchant confirms delivery (DELIVERY_CONFIRMED in the answer); refused by
+    the issuer, the order stays CREATED and the refusal is passed on:
+    ALREADY_EXISTS, COIN_DOUBLE_SPENT (with the first spending as proof in
+    the answer's metadata coin_public_key), or FAILED_PRECONDITION,
+    DENOMINATION_EXPIRED. A repeat with the same request_id answers the order
+    as it is now.
+
+    Refusals, with the order unchanged: the order is not CREATED:
+    FAILED_PRECONDITION, ORDER_NOT_PAYABLE; INVALID_ARGUMENT: COIN_INVALID
+    (a signature fails or a denomination key is unknown; metadata
+    coin_index), AMOUNT_MISMATCH (the face values do not add up to the
+    total), FIELD_INVALID (no coins, more than 64, or of two banks). No answer
+    from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the same
+    coins again).
     """
     CancelOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.CancelOrderRequest, _order_pb2.CancelOrderResponse]  # type: ignore[assignment]
     """CancelOrder cancels an order that has not been captured; a hold placed for
@@ -235,6 +281,35 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         The acquirer's refusal of the deposit is passed on with its reason. No
         answer from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the
         same cheque again; the order stays PAYMENT_PENDING meanwhile).
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitCoins(
+        self,
+        request: _order_pb2.SubmitCoinsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_pb2.SubmitCoinsResponse, _abc.Awaitable[_order_pb2.SubmitCoinsResponse]]:
+        """SubmitCoins pays an order with electronic coins (docs/cash.md): coins of
+        one issuing bank whose face values add up to the order's total exactly,
+        each signing the order's contract (order_id, order_digest, merchant). The
+        merchant checks every coin offline (the issuer's published denomination
+        key, the denomination signature, the coin's signature over this order's
+        contract) and deposits them at its bank (CashService.DepositCoins), which
+        has the issuing bank take them. Accepted, the order is SETTLED and the
+        merchant confirms delivery (DELIVERY_CONFIRMED in the answer); refused by
+        the issuer, the order stays CREATED and the refusal is passed on:
+        ALREADY_EXISTS, COIN_DOUBLE_SPENT (with the first spending as proof in
+        the answer's metadata coin_public_key), or FAILED_PRECONDITION,
+        DENOMINATION_EXPIRED. A repeat with the same request_id answers the order
+        as it is now.
+
+        Refusals, with the order unchanged: the order is not CREATED:
+        FAILED_PRECONDITION, ORDER_NOT_PAYABLE; INVALID_ARGUMENT: COIN_INVALID
+        (a signature fails or a denomination key is unknown; metadata
+        coin_index), AMOUNT_MISMATCH (the face values do not add up to the
+        total), FIELD_INVALID (no coins, more than 64, or of two banks). No answer
+        from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the same
+        coins again).
         """
 
     @_abc_1.abstractmethod

@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from interbank.v1 import cash_pb2 as _cash_pb2
 from interbank.v1 import cheque_pb2 as _cheque_pb2
 from interbank.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
@@ -1166,3 +1167,139 @@ class ReceiveChequePresentmentResult(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
 
 Global___ReceiveChequePresentmentResult: _TypeAlias = ReceiveChequePresentmentResult  # noqa: Y015
+
+@_typing.final
+class SubmitCoinDepositRequest(_message.Message):
+    """SubmitCoinDepositRequest sends one order's coins to their issuing bank."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DEPOSIT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key chosen by the presenting agent.
+    At most 128 bytes.
+    """
+    @_builtins.property
+    def deposit(self) -> _cash_pb2.CoinDeposit:
+        """The deposit; presenting_agent must be the caller's own bank code."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        deposit: _cash_pb2.CoinDeposit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deposit", b"deposit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deposit", b"deposit", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitCoinDepositRequest: _TypeAlias = SubmitCoinDepositRequest  # noqa: Y015
+
+@_typing.final
+class SubmitCoinDepositResponse(_message.Message):
+    """SubmitCoinDepositResponse is the deposit's status report."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPOSIT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    WINDOW_ID_FIELD_NUMBER: _builtins.int
+    DOUBLE_SPEND_PROOF_FIELD_NUMBER: _builtins.int
+    deposit_id: _builtins.str
+    """The deposit's id."""
+    status: Global___TransferStatus.ValueType
+    """PENDING (no answer from the issuer yet), ACCEPTED or REJECTED."""
+    reason_code: _builtins.str
+    """On rejection, the reason."""
+    window_id: _builtins.str
+    """The settlement window the payment belongs to (empty in gross mode)."""
+    @_builtins.property
+    def double_spend_proof(self) -> _cash_pb2.CoinSpendProof:
+        """With COIN_DOUBLE_SPENT, the issuer's proof."""
+
+    def __init__(
+        self,
+        *,
+        deposit_id: _builtins.str = ...,
+        status: Global___TransferStatus.ValueType = ...,
+        reason_code: _builtins.str = ...,
+        window_id: _builtins.str = ...,
+        double_spend_proof: _cash_pb2.CoinSpendProof | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["double_spend_proof", b"double_spend_proof"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deposit_id", b"deposit_id", "double_spend_proof", b"double_spend_proof", "reason_code", b"reason_code", "status", b"status", "window_id", b"window_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitCoinDepositResponse: _TypeAlias = SubmitCoinDepositResponse  # noqa: Y015
+
+@_typing.final
+class ReceiveCoinDepositRequest(_message.Message):
+    """ReceiveCoinDepositRequest delivers one coin deposit to its issuer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DEPOSIT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key chosen by the settlement bank.
+    At most 128 bytes.
+    """
+    @_builtins.property
+    def deposit(self) -> _cash_pb2.CoinDeposit:
+        """The deposit; issuing_agent is the receiving bank."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        deposit: _cash_pb2.CoinDeposit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deposit", b"deposit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deposit", b"deposit", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveCoinDepositRequest: _TypeAlias = ReceiveCoinDepositRequest  # noqa: Y015
+
+@_typing.final
+class ReceiveCoinDepositResponse(_message.Message):
+    """ReceiveCoinDepositResponse is the issuer's decision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPOSIT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    DOUBLE_SPEND_PROOF_FIELD_NUMBER: _builtins.int
+    deposit_id: _builtins.str
+    """The deposit's id."""
+    status: Global___TransferStatus.ValueType
+    """ACCEPTED or REJECTED."""
+    reason_code: _builtins.str
+    """On rejection, the reason."""
+    @_builtins.property
+    def double_spend_proof(self) -> _cash_pb2.CoinSpendProof:
+        """With COIN_DOUBLE_SPENT, the first spending of the coin found spent."""
+
+    def __init__(
+        self,
+        *,
+        deposit_id: _builtins.str = ...,
+        status: Global___TransferStatus.ValueType = ...,
+        reason_code: _builtins.str = ...,
+        double_spend_proof: _cash_pb2.CoinSpendProof | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["double_spend_proof", b"double_spend_proof"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deposit_id", b"deposit_id", "double_spend_proof", b"double_spend_proof", "reason_code", b"reason_code", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveCoinDepositResponse: _TypeAlias = ReceiveCoinDepositResponse  # noqa: Y015

@@ -71,6 +71,11 @@ class SettlementServiceStub:
                 request_serializer=interbank_dot_v1_dot_settlement__pb2.SubmitChequePresentmentsRequest.SerializeToString,
                 response_deserializer=interbank_dot_v1_dot_settlement__pb2.SubmitChequePresentmentsResponse.FromString,
                 _registered_method=True)
+        self.SubmitCoinDeposit = channel.unary_unary(
+                '/interbank.v1.SettlementService/SubmitCoinDeposit',
+                request_serializer=interbank_dot_v1_dot_settlement__pb2.SubmitCoinDepositRequest.SerializeToString,
+                response_deserializer=interbank_dot_v1_dot_settlement__pb2.SubmitCoinDepositResponse.FromString,
+                _registered_method=True)
 
 
 class SettlementServiceServicer:
@@ -169,6 +174,27 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitCoinDeposit(self, request, context):
+        """SubmitCoinDeposit sends one order's coins from the acquirer (the caller,
+        presenting_agent) to the bank that issued them, settled like a transfer
+        from the issuing bank to the acquirer, exactly as a cheque presentment:
+        recorded once per (issuing agent, deposit_id), earmarked (gross) or
+        within the issuer's cap (net), delivered to the issuer
+        (ClearingService.ReceiveCoinDeposit), decided by its answer: ACCEPTED
+        (the coins are spent; the reserves move) or REJECTED (COIN_DOUBLE_SPENT,
+        DENOMINATION_EXPIRED, COIN_INVALID). The answer carries the issuer's
+        double-spend proof. A resubmission answers the deposit's status now.
+
+        Refused INVALID_ARGUMENT with nothing recorded: an amount outside 1 to
+        10^15 minor units or in another currency (FIELD_INVALID); an
+        issuing_agent that is the presenting_agent (SAME_AGENT: a bank takes
+        its own coins inside it). PERMISSION_DENIED, PRESENTING_AGENT_NOT_CALLER
+        when presenting_agent is not the caller's code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SettlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -206,6 +232,11 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.SubmitChequePresentments,
                     request_deserializer=interbank_dot_v1_dot_settlement__pb2.SubmitChequePresentmentsRequest.FromString,
                     response_serializer=interbank_dot_v1_dot_settlement__pb2.SubmitChequePresentmentsResponse.SerializeToString,
+            ),
+            'SubmitCoinDeposit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitCoinDeposit,
+                    request_deserializer=interbank_dot_v1_dot_settlement__pb2.SubmitCoinDepositRequest.FromString,
+                    response_serializer=interbank_dot_v1_dot_settlement__pb2.SubmitCoinDepositResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -409,6 +440,33 @@ class SettlementService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def SubmitCoinDeposit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interbank.v1.SettlementService/SubmitCoinDeposit',
+            interbank_dot_v1_dot_settlement__pb2.SubmitCoinDepositRequest.SerializeToString,
+            interbank_dot_v1_dot_settlement__pb2.SubmitCoinDepositResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class ClearingServiceStub:
     """ClearingService is a member bank's receiving side, called by the settlement
@@ -440,6 +498,11 @@ class ClearingServiceStub:
                 '/interbank.v1.ClearingService/ReceiveChequePresentments',
                 request_serializer=interbank_dot_v1_dot_settlement__pb2.ReceiveChequePresentmentsRequest.SerializeToString,
                 response_deserializer=interbank_dot_v1_dot_settlement__pb2.ReceiveChequePresentmentsResponse.FromString,
+                _registered_method=True)
+        self.ReceiveCoinDeposit = channel.unary_unary(
+                '/interbank.v1.ClearingService/ReceiveCoinDeposit',
+                request_serializer=interbank_dot_v1_dot_settlement__pb2.ReceiveCoinDepositRequest.SerializeToString,
+                response_deserializer=interbank_dot_v1_dot_settlement__pb2.ReceiveCoinDepositResponse.FromString,
                 _registered_method=True)
 
 
@@ -503,6 +566,22 @@ class ClearingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReceiveCoinDeposit(self, request, context):
+        """ReceiveCoinDeposit asks the issuing bank to take one order's coins. It
+        checks each coin (a denomination key of its own within its deposit
+        period, the denomination signature, the coin's signature over the
+        contract) and, in one transaction, records every coin spent and debits
+        its outstanding liability, or refuses them all: REJECTED with reason
+        COIN_INVALID, DENOMINATION_EXPIRED or COIN_DOUBLE_SPENT (with the first
+        spending as proof). A repeat (same presenting agent and deposit_id) gets
+        the first answer. Refused INVALID_ARGUMENT before anything is written: an
+        issuing_agent that is not this bank or is the presenting_agent
+        (SAME_AGENT), an amount outside 1 to 10^15 minor units (FIELD_INVALID).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClearingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -525,6 +604,11 @@ def add_ClearingServiceServicer_to_server(servicer, server):
                     servicer.ReceiveChequePresentments,
                     request_deserializer=interbank_dot_v1_dot_settlement__pb2.ReceiveChequePresentmentsRequest.FromString,
                     response_serializer=interbank_dot_v1_dot_settlement__pb2.ReceiveChequePresentmentsResponse.SerializeToString,
+            ),
+            'ReceiveCoinDeposit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveCoinDeposit,
+                    request_deserializer=interbank_dot_v1_dot_settlement__pb2.ReceiveCoinDepositRequest.FromString,
+                    response_serializer=interbank_dot_v1_dot_settlement__pb2.ReceiveCoinDepositResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -637,6 +721,33 @@ class ClearingService:
             '/interbank.v1.ClearingService/ReceiveChequePresentments',
             interbank_dot_v1_dot_settlement__pb2.ReceiveChequePresentmentsRequest.SerializeToString,
             interbank_dot_v1_dot_settlement__pb2.ReceiveChequePresentmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReceiveCoinDeposit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interbank.v1.ClearingService/ReceiveCoinDeposit',
+            interbank_dot_v1_dot_settlement__pb2.ReceiveCoinDepositRequest.SerializeToString,
+            interbank_dot_v1_dot_settlement__pb2.ReceiveCoinDepositResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -96,6 +96,23 @@ class SettlementServiceStub:
     presenting_agent (SAME_AGENT: a bank pays cheques drawn on itself inside
     it). None or more than 256 entries: BATCH_SIZE_INVALID, FIELD_INVALID.
     """
+    SubmitCoinDeposit: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SubmitCoinDepositRequest, _settlement_pb2.SubmitCoinDepositResponse]
+    """SubmitCoinDeposit sends one order's coins from the acquirer (the caller,
+    presenting_agent) to the bank that issued them, settled like a transfer
+    from the issuing bank to the acquirer, exactly as a cheque presentment:
+    recorded once per (issuing agent, deposit_id), earmarked (gross) or
+    within the issuer's cap (net), delivered to the issuer
+    (ClearingService.ReceiveCoinDeposit), decided by its answer: ACCEPTED
+    (the coins are spent; the reserves move) or REJECTED (COIN_DOUBLE_SPENT,
+    DENOMINATION_EXPIRED, COIN_INVALID). The answer carries the issuer's
+    double-spend proof. A resubmission answers the deposit's status now.
+
+    Refused INVALID_ARGUMENT with nothing recorded: an amount outside 1 to
+    10^15 minor units or in another currency (FIELD_INVALID); an
+    issuing_agent that is the presenting_agent (SAME_AGENT: a bank takes
+    its own coins inside it). PERMISSION_DENIED, PRESENTING_AGENT_NOT_CALLER
+    when presenting_agent is not the caller's code.
+    """
 
 @_typing.type_check_only
 class SettlementServiceAsyncStub(SettlementServiceStub):
@@ -164,6 +181,23 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     in another currency (FIELD_INVALID); a drawee_agent that is the
     presenting_agent (SAME_AGENT: a bank pays cheques drawn on itself inside
     it). None or more than 256 entries: BATCH_SIZE_INVALID, FIELD_INVALID.
+    """
+    SubmitCoinDeposit: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SubmitCoinDepositRequest, _settlement_pb2.SubmitCoinDepositResponse]  # type: ignore[assignment]
+    """SubmitCoinDeposit sends one order's coins from the acquirer (the caller,
+    presenting_agent) to the bank that issued them, settled like a transfer
+    from the issuing bank to the acquirer, exactly as a cheque presentment:
+    recorded once per (issuing agent, deposit_id), earmarked (gross) or
+    within the issuer's cap (net), delivered to the issuer
+    (ClearingService.ReceiveCoinDeposit), decided by its answer: ACCEPTED
+    (the coins are spent; the reserves move) or REJECTED (COIN_DOUBLE_SPENT,
+    DENOMINATION_EXPIRED, COIN_INVALID). The answer carries the issuer's
+    double-spend proof. A resubmission answers the deposit's status now.
+
+    Refused INVALID_ARGUMENT with nothing recorded: an amount outside 1 to
+    10^15 minor units or in another currency (FIELD_INVALID); an
+    issuing_agent that is the presenting_agent (SAME_AGENT: a bank takes
+    its own coins inside it). PERMISSION_DENIED, PRESENTING_AGENT_NOT_CALLER
+    when presenting_agent is not the caller's code.
     """
 
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -274,6 +308,29 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         it). None or more than 256 entries: BATCH_SIZE_INVALID, FIELD_INVALID.
         """
 
+    @_abc_1.abstractmethod
+    def SubmitCoinDeposit(
+        self,
+        request: _settlement_pb2.SubmitCoinDepositRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.SubmitCoinDepositResponse, _abc.Awaitable[_settlement_pb2.SubmitCoinDepositResponse]]:
+        """SubmitCoinDeposit sends one order's coins from the acquirer (the caller,
+        presenting_agent) to the bank that issued them, settled like a transfer
+        from the issuing bank to the acquirer, exactly as a cheque presentment:
+        recorded once per (issuing agent, deposit_id), earmarked (gross) or
+        within the issuer's cap (net), delivered to the issuer
+        (ClearingService.ReceiveCoinDeposit), decided by its answer: ACCEPTED
+        (the coins are spent; the reserves move) or REJECTED (COIN_DOUBLE_SPENT,
+        DENOMINATION_EXPIRED, COIN_INVALID). The answer carries the issuer's
+        double-spend proof. A resubmission answers the deposit's status now.
+
+        Refused INVALID_ARGUMENT with nothing recorded: an amount outside 1 to
+        10^15 minor units or in another currency (FIELD_INVALID); an
+        issuing_agent that is the presenting_agent (SAME_AGENT: a bank takes
+        its own coins inside it). PERMISSION_DENIED, PRESENTING_AGENT_NOT_CALLER
+        when presenting_agent is not the caller's code.
+        """
+
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class ClearingServiceStub:
@@ -324,6 +381,18 @@ class ClearingServiceStub:
     this bank or is the presenting_agent (SAME_AGENT), an amount outside 1 to
     10^15 minor units (FIELD_INVALID).
     """
+    ReceiveCoinDeposit: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ReceiveCoinDepositRequest, _settlement_pb2.ReceiveCoinDepositResponse]
+    """ReceiveCoinDeposit asks the issuing bank to take one order's coins. It
+    checks each coin (a denomination key of its own within its deposit
+    period, the denomination signature, the coin's signature over the
+    contract) and, in one transaction, records every coin spent and debits
+    its outstanding liability, or refuses them all: REJECTED with reason
+    COIN_INVALID, DENOMINATION_EXPIRED or COIN_DOUBLE_SPENT (with the first
+    spending as proof). A repeat (same presenting agent and deposit_id) gets
+    the first answer. Refused INVALID_ARGUMENT before anything is written: an
+    issuing_agent that is not this bank or is the presenting_agent
+    (SAME_AGENT), an amount outside 1 to 10^15 minor units (FIELD_INVALID).
+    """
 
 @_typing.type_check_only
 class ClearingServiceAsyncStub(ClearingServiceStub):
@@ -370,6 +439,18 @@ class ClearingServiceAsyncStub(ClearingServiceStub):
     INVALID_ARGUMENT before anything is written: a drawee_agent that is not
     this bank or is the presenting_agent (SAME_AGENT), an amount outside 1 to
     10^15 minor units (FIELD_INVALID).
+    """
+    ReceiveCoinDeposit: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ReceiveCoinDepositRequest, _settlement_pb2.ReceiveCoinDepositResponse]  # type: ignore[assignment]
+    """ReceiveCoinDeposit asks the issuing bank to take one order's coins. It
+    checks each coin (a denomination key of its own within its deposit
+    period, the denomination signature, the coin's signature over the
+    contract) and, in one transaction, records every coin spent and debits
+    its outstanding liability, or refuses them all: REJECTED with reason
+    COIN_INVALID, DENOMINATION_EXPIRED or COIN_DOUBLE_SPENT (with the first
+    spending as proof). A repeat (same presenting agent and deposit_id) gets
+    the first answer. Refused INVALID_ARGUMENT before anything is written: an
+    issuing_agent that is not this bank or is the presenting_agent
+    (SAME_AGENT), an amount outside 1 to 10^15 minor units (FIELD_INVALID).
     """
 
 class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -438,6 +519,24 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
         INVALID_ARGUMENT before anything is written: a drawee_agent that is not
         this bank or is the presenting_agent (SAME_AGENT), an amount outside 1 to
         10^15 minor units (FIELD_INVALID).
+        """
+
+    @_abc_1.abstractmethod
+    def ReceiveCoinDeposit(
+        self,
+        request: _settlement_pb2.ReceiveCoinDepositRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.ReceiveCoinDepositResponse, _abc.Awaitable[_settlement_pb2.ReceiveCoinDepositResponse]]:
+        """ReceiveCoinDeposit asks the issuing bank to take one order's coins. It
+        checks each coin (a denomination key of its own within its deposit
+        period, the denomination signature, the coin's signature over the
+        contract) and, in one transaction, records every coin spent and debits
+        its outstanding liability, or refuses them all: REJECTED with reason
+        COIN_INVALID, DENOMINATION_EXPIRED or COIN_DOUBLE_SPENT (with the first
+        spending as proof). A repeat (same presenting agent and deposit_id) gets
+        the first answer. Refused INVALID_ARGUMENT before anything is written: an
+        issuing_agent that is not this bank or is the presenting_agent
+        (SAME_AGENT), an amount outside 1 to 10^15 minor units (FIELD_INVALID).
         """
 
 def add_ClearingServiceServicer_to_server(servicer: ClearingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
