@@ -72,10 +72,11 @@ clients-test: tools ## TypeScript, Go and Java clients: envelope checks, then bo
 run: venv ## a fresh network in a temporary directory, two purchases end to end
 	$(VENV)/bin/paynet demo
 
-bench: venv ## payments/s, p50/p99, CPU per payment at concurrency 1, 16, 64 beside bare echo baselines; histograms in build/bench; netting time; notification fan-out
+bench: venv ## payments/s, p50/p99, CPU per payment at concurrency 1, 16, 64 beside bare echo baselines; histograms in build/bench; netting time; notification fan-out; e-cash withdrawals/s and deposits/s
 	$(PY) -m bench.bench
 	$(PY) -m bench.netbench
 	GRPC_VERBOSITY=ERROR $(PY) -m bench.fanoutbench  # gRPC reads it as it loads: not a GOAWAY line per closing stream
+	$(PY) -m bench.cashbench
 
 CHAOS_SEED ?= 1
 chaos: venv ## 2,000 payments while nodes are killed and paused; checks no money lost or duplicated
