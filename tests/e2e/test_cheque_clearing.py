@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -26,6 +28,7 @@ from interbank.v1 import (
 
 from ops.audit import audit_network
 from ops.launcher import wait_until_serving
+from payment import cheque
 from payment.clock import TIME_TRAVEL_ENV
 from payment.errors import error_info
 from payment.pki import Pki
@@ -361,3 +364,39 @@ def test_a_cheque_older_than_the_stale_period_is_returned_stale_dated(
         network, book, book.first_serial, payee="shop", amount_minor=400, order_id="o-11", date=old
     )
     _returned(net, book, signed, "STALE_DATED")
+
+
+def test_a_rotated_cheque_key_signs_new_books_and_old_books_still_clear(
+    net: RunningNetwork,
+) -> None:
+    """paynet pki rotate-cheque-key on a running network: the bank signs the next book
+    with the new key, without a restart, and a cheque of a book under the old key pays."""
+    network = net.network
+    old_book = asyncio.run(issue_book(network, "alice"))
+    old_key = cheque.read_certificate(old_book.signed_certificate).document.bank_key_id
+    rotated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ops.cli",
+            "pki",
+            "rotate-cheque-key",
+            "alfa",
+            "--network",
+            str(net.path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    new_book = asyncio.run(issue_book(network, "alice"))
+    new_key = cheque.read_certificate(new_book.signed_certificate).document.bank_key_id
+    assert new_key != old_key and new_key in rotated.stdout
+    assert new_key.startswith("ALFAXX01-")
+    for book, order_id in ((old_book, "o-12"), (new_book, "o-13")):
+        signed = write(
+            network, book, book.first_serial, payee="shop", amount_minor=60, order_id=order_id
+        )
+        assert _clear(net, book, signed).state == STATE.CHEQUE_STATE_PAID
