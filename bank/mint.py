@@ -225,6 +225,21 @@ class Mint:
                 field="coins",
                 limit=str(cash.MAX_COINS),
             )
+        scope = f"Withdraw|{caller_name}"
+
+        def recorded(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute(
+                "SELECT response FROM withdrawals WHERE customer_name = ? AND request_id = ?",
+                (caller_name, request.request_id),
+            ).fetchone()
+            return bytes(row[0]) if row else None
+
+        # A repeat is answered from the record before any check of keys or periods: a
+        # withdrawal that debited the account is never refused afterwards.
+        kept = await self._store.read(recorded)
+        if kept is not None:
+            await self._store.claimed_transaction(scope, request.request_id, request, recorded)
+            return cash_pb2.WithdrawResponse.FromString(kept)
         moment = clock_now()
         stamp = int(moment.timestamp())
         await asyncio.to_thread(self._ensure, moment)
@@ -319,9 +334,7 @@ class Mint:
             )
             return response
 
-        return await self._store.claimed_transaction(
-            f"Withdraw|{caller_name}", request.request_id, request, step
-        )
+        return await self._store.claimed_transaction(scope, request.request_id, request, step)
 
     # -- deposits delivered by the settlement bank ---------------------------------------
 

@@ -1,6 +1,8 @@
 """The customer's client: browse, order, seal, sign, pay, answer challenges,
-follow order updates, check balances; and pay by electronic cheque (cheque
-books from its bank, cheques written offline, stop-payment orders).
+follow order updates, check balances; pay by electronic cheque (cheque
+books from its bank, cheques written offline, stop-payment orders); and pay
+with electronic cash (coins withdrawn blind from its bank, kept in a
+:class:`customer.wallet.CoinWallet`, spent on an order's contract).
 
 It talks to the merchant's storefront and to its own bank over TLS with the
 customer's client certificate. The payment instruction is sealed to the
@@ -27,6 +29,8 @@ from interbank.v1 import (
     account_pb2_grpc,
     authorization_pb2,
     authorization_pb2_grpc,
+    cash_pb2,
+    cash_pb2_grpc,
     cheque_pb2,
     cheque_pb2_grpc,
     common_pb2,
@@ -37,11 +41,22 @@ from interbank.v1 import (
 )
 
 from customer.cheques import ChequeBook, ChequeWallet, check_book, write_cheque
+from customer.coins import (
+    KeySet,
+    PendingWithdrawal,
+    WalletCoin,
+    blind_withdrawal,
+    check_key_set,
+    choose_denominations,
+    finish_withdrawal,
+    sign_coins,
+)
+from customer.wallet import CoinWallet
 from payment import envelope
 from payment.cheque_trust import ChequeKeys
 from payment.clock import now
 from payment.config import CustomerConfig, NetworkConfig
-from payment.errors import from_rpc_error
+from payment.errors import PaynetError, from_rpc_error, outcome_unknown
 from payment.notifications import follow
 from payment.pki import Pki
 from payment.tls import TlsIdentity, secure_channel
@@ -82,10 +97,16 @@ class Customer:
     """One customer's view of the network; use as an async context manager."""
 
     def __init__(
-        self, network: NetworkConfig, name: str, *, cheque_wallet: Path | None = None
+        self,
+        network: NetworkConfig,
+        name: str,
+        *,
+        cheque_wallet: Path | None = None,
+        wallet: Path | None = None,
     ) -> None:
         """The customer called name in network. Its cheque books are kept in memory,
-        and also in the file cheque_wallet when given (see :class:`ChequeWallet`)."""
+        and also in the file cheque_wallet when given (see :class:`ChequeWallet`);
+        its coins likewise, in the file wallet when given (see :class:`CoinWallet`)."""
         self.network = network
         self.config: CustomerConfig = network.customer(name)
         pki = Pki(network.pki_dir)
@@ -98,6 +119,8 @@ class Customer:
         self._inbox_changed = asyncio.Condition()
         self.cheques = ChequeWallet(cheque_wallet)
         """The customer's cheque books and the next unwritten serial of each."""
+        self.wallet = CoinWallet(wallet)
+        """The customer's coins and its withdrawals waiting for an answer."""
 
     async def __aenter__(self) -> Customer:
         return self
@@ -426,3 +449,130 @@ class Customer:
         reply = await self._call(self._cheque_desk().CloseChequeAccount, request)
         assert isinstance(reply, cheque_pb2.CloseChequeAccountResponse)
         return reply
+
+    # -- electronic cash --------------------------------------------------------------------
+
+    def _cash_desk(self) -> cash_pb2_grpc.CashServiceStub:
+        return cash_pb2_grpc.CashServiceStub(self.channel(self._bank.name))
+
+    async def denominations(self) -> KeySet:
+        """The customer's bank's key set, checked (:func:`customer.coins.check_key_set`:
+        signed by a key the bank publishes, the parsed keys exactly what it signed)."""
+        reply = await self._call(
+            self._cash_desk().GetDenominations, cash_pb2.GetDenominationsRequest()
+        )
+        assert isinstance(reply, cash_pb2.GetDenominationsResponse)
+        return check_key_set(reply, self._bank.bank_code or "", ChequeKeys(self.network))
+
+    async def prepare_withdrawal(
+        self, amount_minor: int, request_id: str | None = None
+    ) -> PendingWithdrawal:
+        """Blinded coins adding up to amount_minor (largest denominations first), kept in
+        :attr:`wallet` before anything is sent; :meth:`withdraw_coins` sends them."""
+        return self._prepare(amount_minor, request_id, await self.denominations())
+
+    def _prepare(
+        self, amount_minor: int, request_id: str | None, key_set: KeySet
+    ) -> PendingWithdrawal:
+        keys = choose_denominations(amount_minor, self.network.currency, key_set, now())
+        pending = blind_withdrawal(keys, key_set.bank_code, self.config.account_id, request_id)
+        self.wallet.begin_withdrawal(pending)
+        return pending
+
+    async def withdraw_coins(
+        self, amount_minor: int | None = None, request_id: str | None = None
+    ) -> list[WalletCoin]:
+        """Withdraw coins worth amount_minor exactly from the customer's account; the
+        coins, kept in :attr:`wallet` before they are returned.
+
+        A request_id that names a withdrawal still waiting in the wallet (its answer
+        was lost, or the client stopped) sends that withdrawal again as it was: the
+        bank answers the same blind signatures and debits once. One already answered
+        returns its coins. A refusal (PaynetError) of a withdrawal never sent before,
+        or one that leaves nothing debited whatever came before (INSUFFICIENT_FUNDS),
+        forgets it; any other failure keeps it for a retry.
+        """
+        if request_id is not None and (done := self.wallet.withdrawn(request_id)):
+            return done
+        waiting = {p.request_id: p for p in self.wallet.pending()}
+        pending = waiting.get(request_id or "")
+        fresh = pending is None
+        key_set = await self.denominations()
+        if pending is None:
+            if amount_minor is None:
+                raise ValueError("no withdrawal is waiting under that request_id: give an amount")
+            pending = self._prepare(amount_minor, request_id, key_set)
+        elif amount_minor is not None and amount_minor != pending.amount_minor:
+            raise ValueError(
+                f"withdrawal {pending.request_id!r} asks for {pending.amount_minor}, "
+                f"not {amount_minor}"
+            )
+        try:
+            reply = await self._call(self._cash_desk().Withdraw, pending.request())
+        except PaynetError as exc:
+            definitive = exc.reason in _NOTHING_DEBITED or (fresh and not outcome_unknown(exc))
+            if definitive:
+                self.wallet.drop_withdrawal(pending.request_id)
+            raise
+        assert isinstance(reply, cash_pb2.WithdrawResponse)
+        # Unblinding verifies each signature with the published key: a bank that signed
+        # with another key (to tag the customer's coins) is caught here, and the
+        # withdrawal stays in the wallet as evidence of what was paid for.
+        coins = finish_withdrawal(pending, reply, key_set)
+        self.wallet.complete_withdrawal(pending.request_id, coins)
+        return coins
+
+    async def submit_coins(
+        self,
+        merchant: str,
+        order_id: str,
+        coins: Sequence[cash_pb2.Coin],
+        request_id: str | None = None,
+    ) -> order_pb2.Order:
+        """Hand signed coins for an order to the merchant (SubmitCoins), as they are:
+        the wallet is neither asked nor told (:meth:`pay_with_coins` is the wallet's way).
+        The order as the merchant answers it."""
+        request = order_pb2.SubmitCoinsRequest(
+            request_id=request_id or str(uuid.uuid4()), order_id=order_id, coins=coins
+        )
+        reply = await self._call(self._store(merchant).SubmitCoins, request)
+        assert isinstance(reply, order_pb2.SubmitCoinsResponse)
+        return reply.order
+
+    async def pay_with_coins(
+        self,
+        merchant: str,
+        order: order_pb2.Order,
+        request_id: str | None = None,
+        coins: Sequence[WalletCoin] | None = None,
+    ) -> order_pb2.Order:
+        """Pay order with coins of :attr:`wallet`: the given ones, else those already shown
+        for this order (a retry), else an exact set of unspent ones (ValueError when the
+        wallet has none: withdraw the order's total first). The coins are marked spent
+        for this order in the wallet before they are sent, each signs the order's
+        contract, and the merchant gets them (SubmitCoins). A retry sends the same
+        request (request_id and signatures); a refusal is raised (PaynetError) and the
+        coins stay spent: they were shown, and are shown to no one else."""
+        total = order.total
+        if coins is None:
+            coins = self.wallet.spent_for(order.order_id) or self.wallet.select(
+                total.amount_minor, total.currency_code, now()
+            )
+        if not coins:
+            raise ValueError(
+                f"the wallet has no unspent coins adding up to {total.amount_minor} "
+                f"{total.currency_code} exactly: withdraw that amount first"
+            )
+        if sum(c.value_minor for c in coins) != total.amount_minor:
+            raise ValueError("the coins do not add up to the order's total")
+        shown = [c.spent.request_id for c in coins if c.spent is not None]
+        request_id = request_id or (shown[0] if shown else str(uuid.uuid4()))
+        marked = self.wallet.mark_spent(coins, order.order_id, merchant, request_id)
+        return await self.submit_coins(
+            merchant, order.order_id, sign_coins(marked, order), request_id
+        )
+
+
+_NOTHING_DEBITED = frozenset({"INSUFFICIENT_FUNDS", "ACCOUNT_NOT_HELD_BY_CALLER"})
+"""Withdraw refusals the bank decides after looking up the request_id: whatever an
+earlier attempt did, this one left nothing to finish."""

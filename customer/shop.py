@@ -5,7 +5,9 @@ directly (the merchant forwarding, the issuer authorizing, settlement) are
 printed as the merchant's order-update stream reports them. :func:`purchase`
 pays by card or bank account; :func:`purchase_by_cheque` pays with an
 electronic cheque written offline (docs/cheque.md), which the merchant
-endorses and deposits and the banks clear.
+endorses and deposits and the banks clear; :func:`purchase_with_coins` pays
+with electronic cash (docs/cash.md), withdrawn first when the wallet has no
+coins that add up to the total.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from interbank.v1 import account_pb2, account_pb2_grpc, notification_pb2_grpc, o
 
 from customer.cheques import ChequeBook
 from customer.client import Customer, PlacedOrder
+from customer.coins import WalletCoin
+from customer.wallet import default_wallet_path
+from payment.clock import now
 from payment.config import NetworkConfig, Role
 from payment.errors import PaynetError
 from payment.notifications import follow
@@ -28,10 +33,12 @@ from payment.tls import TlsIdentity, secure_channel
 
 __all__ = [
     "ChequePurchaseResult",
+    "CoinPurchaseResult",
     "PurchaseResult",
     "all_balances",
     "purchase",
     "purchase_by_cheque",
+    "purchase_with_coins",
     "shop",
 ]
 
@@ -84,6 +91,25 @@ _CHEQUE_STEPS: dict[int, tuple[str, str, str]] = {
     S.ORDER_STATUS_FAILED: ("x returned", "drawee -> acquirer -> merchant", "cheque returned"),
 }
 _CHEQUE_PATH = (S.ORDER_STATUS_PAYMENT_PENDING, S.ORDER_STATUS_SETTLED)
+
+# Coins: the merchant checks them offline and deposits them at its bank; the issuing
+# bank takes them (each at most once) and the merchant is credited at once.
+_COIN_STEPS: dict[int, tuple[str, str, str]] = {
+    S.ORDER_STATUS_PAYMENT_PENDING: (
+        "3 check coins, deposit",
+        "merchant -> acquirer",
+        "coins checked offline (issuer's key set, bank and coin signatures, total); "
+        "deposited at the merchant's bank",
+    ),
+    S.ORDER_STATUS_SETTLED: (
+        "6 issuer takes the coins",
+        "acquirer -> settlement -> issuer",
+        "each coin checked and recorded spent once by the issuing bank; merchant "
+        "credited, order settled",
+    ),
+    S.ORDER_STATUS_FAILED: ("x refused", "issuer -> acquirer -> merchant", "coins refused"),
+}
+_COIN_PATH = (S.ORDER_STATUS_PAYMENT_PENDING, S.ORDER_STATUS_SETTLED)
 
 
 def money(minor: int, currency: str) -> str:
@@ -250,6 +276,94 @@ async def purchase_by_cheque(
     return ChequePurchaseResult(order, book, serial, stop_payment)
 
 
+@dataclass(frozen=True)
+class CoinPurchaseResult:
+    """How one purchase paid with coins ended."""
+
+    order: order_pb2.Order
+    """The order's final state: DELIVERY_CONFIRMED when the issuer took the coins."""
+    coins: tuple[WalletCoin, ...]
+    """The coins that paid it (secret: they hold the coins' private keys)."""
+    withdrawn_minor: int
+    """What was withdrawn for it (0 when the wallet already held an exact set)."""
+
+
+async def purchase_with_coins(
+    customer: Customer,
+    merchant: str,
+    lines: Sequence[tuple[str, int]],
+    *,
+    say: Say | None = None,
+    timeout: float = 30.0,
+) -> CoinPurchaseResult:
+    """Buy lines at merchant with coins from the customer's wallet; waits until
+    delivered (or failed).
+
+    Coins are spent whole: when the wallet has no unspent coins that add up to the
+    total exactly, the customer withdraws exactly the total first. A refusal of the
+    coins (PaynetError: COIN_DOUBLE_SPENT, COIN_INVALID, ...) is raised.
+    """
+    say = say or printer()
+    currency = customer.network.currency
+    placed = await _browse(customer, merchant, lines, say)
+    order = placed.order
+    total = order.total.amount_minor
+    coins = customer.wallet.select(total, order.total.currency_code, now())
+    withdrawn = 0
+    if coins is None:
+        coins = await customer.withdraw_coins(total)
+        withdrawn = total
+        say(
+            "2 withdraw coins",
+            "customer -> own bank",
+            f"key set checked (bank signature, encoding); {len(coins)} coins "
+            f"({', '.join(money(c.value_minor, currency) for c in coins)}) blinded, "
+            f"signed by {coins[0].bank_code}, unblinded and verified; "
+            f"{money(total, currency)} debited",
+        )
+    else:
+        say(
+            "2 wallet",
+            "customer",
+            f"{len(coins)} unspent coins add up to {money(total, currency)} exactly",
+        )
+    say(
+        "2 sign coins",
+        "customer",
+        f"each coin signs the contract (order, digest, {order.merchant_name}, its value) "
+        "with its own key; marked spent in the wallet before it is shown",
+    )
+    watcher = asyncio.create_task(
+        narrate_order_updates(
+            customer, merchant, order.order_id, say, steps=_COIN_STEPS, path=_COIN_PATH
+        )
+    )
+    try:
+        say("2 choose, seal, send", "customer -> merchant", f"SubmitCoins: {len(coins)} coins")
+        await customer.pay_with_coins(merchant, order, coins=coins)
+        order = await customer.wait_for_order(
+            merchant,
+            order.order_id,
+            S.ORDER_STATUS_DELIVERY_CONFIRMED,
+            timeout,
+            or_else=(S.ORDER_STATUS_FAILED,),
+        )
+        await asyncio.sleep(0)  # let the watcher print the last updates first
+        if order.status == S.ORDER_STATUS_DELIVERY_CONFIRMED:
+            say(
+                "8 confirm delivery",
+                "merchant -> customer",
+                f"payment success; delivery confirmed, "
+                f"tracking {order.delivery.tracking_reference}",
+            )
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    await _say_balance(customer, say)
+    return CoinPurchaseResult(order, tuple(coins), withdrawn)
+
+
 async def _browse(
     customer: Customer, merchant: str, lines: Sequence[tuple[str, int]], say: Say
 ) -> PlacedOrder:
@@ -367,13 +481,18 @@ async def shop(
 ) -> int:
     """``paynet shop``: one purchase against a running network; the exit code.
 
-    instrument is ``card``, ``account`` or ``cheque`` (a cheque from a new book).
+    instrument is ``card``, ``account``, ``cheque`` (a cheque from a new book) or
+    ``coins`` (from the customer's wallet file, :func:`customer.wallet.default_wallet_path`,
+    withdrawn first if it holds no exact set).
     """
     merchant = merchant or network.merchants[0].name
+    wallet = default_wallet_path(network, customer_name)
     try:
-        async with Customer(network, customer_name) as customer:
+        async with Customer(network, customer_name, wallet=wallet) as customer:
             if instrument == "cheque":
                 order = (await purchase_by_cheque(customer, merchant, parse_lines(buy))).order
+            elif instrument == "coins":
+                order = (await purchase_with_coins(customer, merchant, parse_lines(buy))).order
             else:
                 lines = parse_lines(buy)
                 order = (await purchase(customer, merchant, lines, instrument=instrument)).order

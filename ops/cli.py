@@ -7,7 +7,8 @@
     paynet serve ROLE  --network FILE --name NAME
     paynet up          --network FILE
     paynet health      --network FILE
-    paynet shop        --network FILE --customer NAME --buy SKU[:QTY] ...
+    paynet shop        --network FILE --customer NAME --buy SKU[:QTY] ... [--instrument KIND]
+    paynet wallet      --network FILE --customer NAME [--file PATH]
     paynet client-profile --network FILE --customer NAME [--merchant NAME]
     paynet demo        a fresh network in a temporary directory, purchases, refund, audit
     paynet settlement close|window --network FILE [--window ID]
@@ -224,6 +225,30 @@ def _cmd_shop(args: argparse.Namespace) -> int:
     return asyncio.run(shop(network, args.customer, args.merchant, args.buy, args.instrument))
 
 
+def _cmd_wallet(args: argparse.Namespace) -> int:
+    from customer.wallet import CoinWallet, default_wallet_path, render_wallet
+    from payment.clock import now
+
+    network = _network(args.network)
+    try:
+        network.customer(args.customer)
+    except KeyError:
+        print(f"paynet wallet: no customer {args.customer!r} in {args.network}", file=sys.stderr)
+        return EXIT_USAGE
+    path = Path(args.file) if args.file else default_wallet_path(network, args.customer)
+    if not path.exists():
+        print(f"paynet wallet: {args.customer} has no wallet at {path} yet", file=sys.stderr)
+        return 1
+    try:
+        wallet = CoinWallet(path)
+    except ValueError as exc:
+        print(f"paynet wallet: {exc}", file=sys.stderr)
+        return 1
+    print(f"wallet of {args.customer}: {path}")
+    print(render_wallet(wallet, now()))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ops.demo import run_demo
 
@@ -371,11 +396,30 @@ def build_parser() -> argparse.ArgumentParser:
     shop.add_argument("--buy", nargs="+", required=True, metavar="SKU[:QTY]", help="what to buy")
     shop.add_argument(
         "--instrument",
-        choices=["card", "account", "cheque"],
+        choices=["card", "account", "cheque", "coins"],
         default="card",
-        help="pay by card, by bank account, or by electronic cheque",
+        help="pay by card, by bank account, by electronic cheque, or with electronic cash "
+        "(coins from the customer's wallet; the order's total withdrawn first if no "
+        "unspent coins add up to it)",
     )
     shop.set_defaults(func=_cmd_shop)
+
+    wallet = sub.add_parser(
+        "wallet",
+        help="show a customer's e-cash wallet",
+        description="Show a customer's e-cash wallet file: its coins by issuing bank and "
+        "denomination (how many unspent, how many spent), the unspent total, the number "
+        "of spent coins and of withdrawals still waiting for the bank's answer. It reads "
+        "the file only (no node is asked) and never shows a coin's key.",
+    )
+    wallet.add_argument("--network", required=True, help="the network file (TOML)")
+    wallet.add_argument("--customer", required=True, help="the customer's name")
+    wallet.add_argument(
+        "--file",
+        help="the wallet file (default: wallet.json in the customer's folder of the PKI "
+        "directory, where paynet shop --instrument coins keeps it)",
+    )
+    wallet.set_defaults(func=_cmd_wallet)
 
     profile = sub.add_parser(
         "client-profile",

@@ -4,14 +4,19 @@ Makes a dev PKI, starts every node as its own process, runs a frictionless
 purchase and a challenged one (answered from the device inbox), then two
 purchases by electronic cheque: one paid across banks, and one whose cheque
 the customer stops before handing it over, which the drawee returns
-PAYMENT_STOPPED. It refunds part of the first purchase, closes the settlement
-window (the dev network settles net), audits every bank's books over mTLS and
-reconciles every store. It prints each step as it happens, stops the network
-cleanly, and prints as its last line one JSON object with the payments, the
-cheques, the refund, the window, the audit, balances before and after, and
-total money. Exit 0 only if both account/card orders and the paid cheque's
-order were delivered, the stopped cheque's order failed PAYMENT_STOPPED, the
-refund went through, the audit and reconciliation pass and money is unchanged.
+PAYMENT_STOPPED. Then alice pays an order with electronic cash: she withdraws
+exactly its total in coins from alfa (blind-signed) and pays with them; the
+same coins, re-signed over a second order behind her wallet's back, are
+refused COIN_DOUBLE_SPENT. It refunds part of the first purchase, closes the
+settlement window (the dev network settles net), audits every bank's books
+over mTLS and reconciles every store. It prints each step as it happens,
+stops the network cleanly, and prints as its last line one JSON object with
+the payments, the cheques, the cash payment, the refund, the window, the
+audit, balances before and after, and total money (after: holders plus the
+coins still outstanding). Exit 0 only if both account/card orders, the paid
+cheque's order and the coin order were delivered, the stopped cheque's order
+failed PAYMENT_STOPPED, the spent coins were refused, the refund went
+through, the audit and reconciliation pass and money is unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 from interbank.v1 import order_pb2
 
 from customer.client import Customer
+from customer.coins import sign_coins
 from customer.shop import (
     ChequePurchaseResult,
     Say,
@@ -35,7 +41,9 @@ from customer.shop import (
     printer,
     purchase,
     purchase_by_cheque,
+    purchase_with_coins,
 )
+from customer.wallet import default_wallet_path
 from ops.audit import audit_network
 from ops.devnet import write_dev_network
 from ops.launcher import LocalNetwork, NodeDied
@@ -68,6 +76,7 @@ async def run_demo(*, keep: bool = False) -> int:
     net = LocalNetwork(network, path, log_dir=workdir / "logs")
     payments: list[dict[str, Any]] = []
     cheques: list[dict[str, Any]] = []
+    coins: dict[str, Any] = {}
     summary: dict[str, Any] = {}
     ok = False
     try:
@@ -103,6 +112,7 @@ async def run_demo(*, keep: bool = False) -> int:
                 }
             )
         cheques = await _cheque_purchases(network, merchant, say)
+        coins = await _cash_purchase(network, merchant, say)
         first = payments[0]
         refund = await refund_order(
             network, merchant, first["order_id"], first["amount"] // 2, request_id="demo-refund"
@@ -139,6 +149,7 @@ async def run_demo(*, keep: bool = False) -> int:
             "operator -> every store",
             f"{reconciled.transactions} transactions, {len(reconciled.mismatches)} mismatches",
         )
+        coins["outstanding"] = report.to_json()["checks"]["cash_outstanding"]["outstanding"]
         after = await all_balances(network)
         for account, minor in after.items():
             say(
@@ -149,6 +160,7 @@ async def run_demo(*, keep: bool = False) -> int:
         summary = {
             "payments": payments,
             "cheques": cheques,
+            "cash": coins,
             "refund": {
                 "refund_id": refund.refund_id,
                 "order_id": refund.order.order_id,
@@ -161,7 +173,7 @@ async def run_demo(*, keep: bool = False) -> int:
             "balances_before": before,
             "balances_after": after,
             "total_money_before": sum(before.values()),
-            "total_money_after": sum(after.values()),
+            "total_money_after": sum(after.values()) + coins["outstanding"],
         }
         ok = (
             len(payments) == 2
@@ -172,11 +184,18 @@ async def run_demo(*, keep: bool = False) -> int:
             and any(p["challenged"] for p in payments)
             and [(c["status"], c["failure_reason"]) for c in cheques]
             == [("DELIVERY_CONFIRMED", ""), ("FAILED", "PAYMENT_STOPPED")]
+            and coins["status"] == "DELIVERY_CONFIRMED"
+            and coins["double_spend"] == "COIN_DOUBLE_SPENT"
             and summary["total_money_before"] == summary["total_money_after"]
         )
     except (PaynetError, NodeDied, TimeoutError, ValueError) as exc:
         print(f"paynet run: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        summary = summary or {"payments": payments, "cheques": cheques, "error": str(exc)}
+        summary = summary or {
+            "payments": payments,
+            "cheques": cheques,
+            "cash": coins,
+            "error": str(exc),
+        }
     finally:
         codes = await net.stop()
         say(
@@ -205,6 +224,44 @@ async def _cheque_purchases(
             alice, merchant, [("book-001", 1)], book=paid.book, stop_payment=True, say=say
         )
     return [_cheque_json(paid), _cheque_json(stopped)]
+
+
+async def _cash_purchase(network: NetworkConfig, merchant: str, say: Say) -> dict[str, Any]:
+    """alice pays a book with coins withdrawn for it from alfa (deposited by the shop at
+    beta, taken by alfa through the settlement bank); then the same coins, re-signed
+    over a second order as a cheating wallet would, are refused COIN_DOUBLE_SPENT."""
+    print(f"--- alice buys at {merchant} with electronic cash ---", flush=True)
+    async with Customer(network, "alice", wallet=default_wallet_path(network, "alice")) as alice:
+        paid = await purchase_with_coins(alice, merchant, [("book-001", 1)], say=say)
+        print(
+            f"--- alice shows the same coins to {merchant} again, for another order ---", flush=True
+        )
+        second = (await alice.create_order(merchant, [("book-001", 1)])).order
+        # Past the wallet's spent flag: copies of the spent coins signing the new contract.
+        copies = sign_coins(paid.coins, second)
+        double_spend = "ACCEPTED"
+        try:
+            await alice.submit_coins(merchant, second.order_id, copies)
+        except PaynetError as exc:
+            double_spend = exc.reason
+            say(
+                "x double spend",
+                f"{merchant} -> acquirer -> issuer",
+                f"order {second.order_id[:8]}: refused {exc.code.name} {exc.reason}; the "
+                "issuer answered with the coin's first spending as proof; nothing moved",
+            )
+        unspent = sum(c.value_minor for c in alice.wallet.unspent())
+    return {
+        "withdrawn": paid.withdrawn_minor,
+        "coins": len(paid.coins),
+        "order_id": paid.order.order_id,
+        "status": S.Name(paid.order.status).removeprefix("ORDER_STATUS_"),
+        "amount": paid.order.total.amount_minor,
+        "double_spend": double_spend,
+        "double_spend_order_id": second.order_id,
+        "outstanding": None,
+        "wallet_unspent": unspent,
+    }
 
 
 def _cheque_json(result: ChequePurchaseResult) -> dict[str, Any]:

@@ -118,12 +118,24 @@ def test_make_run_demo_ends_with_the_json_summary_and_exit_0() -> None:
         ("FAILED", "PAYMENT_STOPPED", True),
     ]
     assert summary["cheques"][0]["amount"] == cheque
-    assert summary["balances_after"]["shop-sales"] == 2 * 4500 + 3250 + 72000 - refunded + cheque
+    # alice pays a 45.00 book with coins withdrawn for it (20 + 20 + 5); the same coins
+    # shown again for a second order are refused; no coin is left outstanding.
+    coins = 4500
+    cash = summary["cash"]
+    assert (cash["status"], cash["double_spend"]) == ("DELIVERY_CONFIRMED", "COIN_DOUBLE_SPENT")
+    assert (cash["withdrawn"], cash["amount"], cash["coins"]) == (coins, coins, 3)
+    assert (cash["outstanding"], cash["wallet_unspent"]) == (0, 0)
+    assert summary["audit"]["checks"]["cash_outstanding"]["deposited"] == coins
+    assert (
+        summary["balances_after"]["shop-sales"]
+        == 2 * 4500 + 3250 + 72000 - refunded + cheque + coins
+    )
     window = summary["settlement_window"]
     assert window["status"] == "SETTLED"
-    # alice (alfa) paid shop (beta) 12 250 and got 6 125 back, then paid a 3 250 cheque;
-    # bob's payment stayed at beta.
-    net = refunded + cheque
+    # alice (alfa) paid shop (beta) 12 250 and got 6 125 back, then paid a 3 250 cheque
+    # and 45.00 in coins that alfa took back through the settlement bank; bob's payment
+    # stayed at beta.
+    net = refunded + cheque + coins
     assert window["positions"] == {"ALFAXX01": -net, "BETAXX02": net}
     assert summary["audit"]["ok"] is True
     assert summary["reconcile"]["ok"] is True
@@ -140,5 +152,7 @@ def test_make_run_demo_ends_with_the_json_summary_and_exit_0() -> None:
         "[10 refund",
         "[11 audit",
         "[12 reconcile",
+        "[2 withdraw coins",
+        "[x double spend",
     ):
         assert any(line.startswith(step) for line in lines), step
