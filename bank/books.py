@@ -19,6 +19,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from interbank.v1 import cash_pb2
 from interbank.v1 import settlement_pb2 as pb
 
 from bank.messages import TRANSFER, fields, parse
@@ -28,6 +29,8 @@ from payment.storage import request_hash
 __all__ = [
     "ChequeDepositRecord",
     "ChequePaidRecord",
+    "CoinDepositRecord",
+    "CoinReceivedRecord",
     "HoldRecord",
     "IncomingReturnRecord",
     "IncomingTransferRecord",
@@ -37,6 +40,8 @@ __all__ = [
     "accepted_credit_transfers",
     "cheque_deposit_records",
     "cheque_paid_records",
+    "coin_deposit_records",
+    "coin_received_records",
     "hold_records",
     "incoming_return_records",
     "incoming_transfer_records",
@@ -129,15 +134,15 @@ class IncomingReturnRecord:
 
 @dataclass(frozen=True)
 class SettlementRecord:
-    """A transfer, return or cheque presentment the settlement bank received."""
+    """A transfer, return, cheque presentment or coin deposit the settlement bank received."""
 
     debtor_agent: str
     """The paying bank's code (the returning bank's for a return, the drawee's for a
-    cheque)."""
+    cheque, the issuer's for coins)."""
     instruction_id: str
-    """The transfer's instruction id, the return's id, or the presentment's id."""
+    """The transfer's instruction id, the return's id, the presentment's or deposit's id."""
     kind: str
-    """``transfer``, ``return`` or ``cheque``."""
+    """``transfer``, ``return``, ``cheque`` or ``coins``."""
     original_instruction_id: str
     """The transfer a return gives back; "" for a transfer."""
     end_to_end_id: str
@@ -247,6 +252,70 @@ def cheque_paid_records(conn: sqlite3.Connection) -> list[ChequePaidRecord]:
     ]
 
 
+@dataclass(frozen=True)
+class CoinDepositRecord:
+    """A merchant's coin deposit at this bank (the acquirer's side)."""
+
+    deposit_id: str
+    """The acquirer's id of the deposit, also the id the issuer takes it under."""
+    issuing_bank_code: str
+    """The bank that issued the coins."""
+    order_id: str
+    """The order the coins pay (the contract's order_id)."""
+    amount: int
+    """The coins' face values together."""
+    state: str
+    """PENDING, ACCEPTED or REJECTED."""
+    account_id: str
+    """The merchant's account, credited when ACCEPTED."""
+
+
+@dataclass(frozen=True)
+class CoinReceivedRecord:
+    """A coin deposit presented to this bank as the coins' issuer."""
+
+    presenting_agent: str
+    """The acquirer that presented it (this bank for its own merchants' deposits)."""
+    deposit_id: str
+    """The acquirer's deposit id."""
+    order_id: str
+    """The order the coins paid, from the contract kept with the spent coins; "" for a
+    deposit refused (no coin was spent)."""
+    amount: int
+    """The coins' face values together."""
+    status: str
+    """ACCEPTED or REJECTED."""
+
+
+def coin_deposit_records(conn: sqlite3.Connection) -> list[CoinDepositRecord]:
+    """Every coin deposit the bank's merchants made at it."""
+    return [
+        CoinDepositRecord(*row)
+        for row in conn.execute(
+            "SELECT deposit_id, issuing_bank_code, order_id, amount, state, account_id"
+            " FROM coin_deposits ORDER BY created_at"
+        )
+    ]
+
+
+def coin_received_records(conn: sqlite3.Connection) -> list[CoinReceivedRecord]:
+    """Every deposit of its coins the bank took or refused."""
+    contracts: dict[tuple[str, str], bytes] = {}
+    for presenting, deposit_id, contract in conn.execute(
+        "SELECT presenting_agent, deposit_id, contract FROM spent_coins"
+    ):
+        contracts.setdefault((presenting, deposit_id), contract)
+    records = []
+    for presenting, deposit_id, amount, status in conn.execute(
+        "SELECT presenting_agent, deposit_id, amount, status FROM coin_deposits_received"
+        " ORDER BY received_at"
+    ):
+        contract = contracts.get((presenting, deposit_id))
+        order_id = cash_pb2.CoinContract.FromString(contract).order_id if contract else ""
+        records.append(CoinReceivedRecord(presenting, deposit_id, order_id, amount, status))
+    return records
+
+
 def incoming_return_records(conn: sqlite3.Connection) -> list[IncomingReturnRecord]:
     """Every payment return the bank received."""
     return [
@@ -259,7 +328,8 @@ def incoming_return_records(conn: sqlite3.Connection) -> list[IncomingReturnReco
 
 
 def settlement_records(conn: sqlite3.Connection) -> list[SettlementRecord]:
-    """Every transfer and return the settlement bank received."""
+    """Every transfer, return, cheque presentment and coin deposit the settlement bank
+    received."""
     records = []
     for payer, ident, kind, original, amount, status, blob in conn.execute(
         "SELECT debtor_agent, instruction_id, kind, COALESCE(original_instruction_id, ''),"

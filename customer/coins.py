@@ -23,9 +23,8 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from interbank.v1 import cash_pb2, order_pb2
 
 from payment import blind_rsa, cash
@@ -77,48 +76,12 @@ def check_key_set(
 ) -> KeySet:
     """The key set of a GetDenominations answer from the bank with bank_code, once it
     is signed by a signing key that bank publishes and its parsed denominations encode
-    to exactly the signed bytes. ValueError naming what is wrong otherwise: coins
-    withdrawn against such a set could be worthless."""
-    if reply.bank_code != bank_code:
-        raise ValueError(
-            f"the key set names bank {reply.bank_code!r}, not {bank_code!r}: do not withdraw"
-        )
-    bank_key = keys.bank_key(bank_code, reply.bank_key_id)
-    if bank_key is None:
-        raise ValueError(
-            f"bank {bank_code!r} publishes no signing key {reply.bank_key_id!r}: "
-            "the key set cannot be checked"
-        )
+    to exactly the signed bytes (:func:`payment.cash.read_key_set`). ValueError naming
+    what is wrong otherwise: coins withdrawn against such a set could be worthless."""
     try:
-        cash.verify_key_set(bank_key, reply.key_set, reply.signature)
-    except CashError:
-        raise ValueError(f"the key set is not signed by bank {bank_code!r}") from None
-    parsed = []
-    for index, denomination in enumerate(reply.denominations):
-        try:
-            public = serialization.load_der_public_key(denomination.public_key)
-        except (ValueError, UnsupportedAlgorithm):
-            raise ValueError(f"denominations[{index}].public_key is not a DER key") from None
-        if not isinstance(public, rsa.RSAPublicKey):
-            raise ValueError(f"denominations[{index}].public_key is not an RSA key")
-        if cash.denomination_key_id(public) != denomination.denomination_key_id:
-            raise ValueError(f"denominations[{index}] has an id that is not its key's")
-        parsed.append(
-            DenominationKey(
-                key_id=denomination.denomination_key_id,
-                value_minor=denomination.value.amount_minor,
-                currency=denomination.value.currency_code,
-                public_key=public,
-                withdraw_until=denomination.withdraw_until.seconds,
-                deposit_until=denomination.deposit_until.seconds,
-            )
-        )
-    try:
-        encoded = cash.key_set_encoding(bank_code, parsed)
-    except (CashError, UnicodeEncodeError, ValueError):
-        encoded = b""
-    if encoded != reply.key_set:
-        raise ValueError("the parsed denominations are not the key set the bank signed")
+        parsed = cash.read_key_set(reply, bank_code, keys)
+    except CashError as exc:
+        raise ValueError(f"the key set of bank {bank_code!r} fails its check: {exc}") from None
     return KeySet(bank_code, tuple(parsed))
 
 

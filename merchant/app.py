@@ -1,7 +1,9 @@
 """The merchant node: catalog, store, peers, servicers and the settlement listener.
 
 It takes cheques with its endorsement key, ``<merchant>/signing.key`` in the
-network's PKI (made by ``paynet pki init``), read once here.
+network's PKI (made by ``paynet pki init``), read once here, and coins of every
+bank of the network, checked against the key sets the banks sign with their
+published keys.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from collections.abc import Sequence
 import grpc
 from interbank.v1 import notification_pb2, notification_pb2_grpc, order_pb2, order_pb2_grpc
 
-from merchant import cheque_deposits, orders, settlement_listener
+from merchant import cheque_deposits, coin_deposits, orders, settlement_listener
 from merchant.catalog import Catalog
 from merchant.cheques import ChequeDesk
+from merchant.coins import CashDesk
 from merchant.payments import GatewayKeyInfo, Storefront
 from merchant.peers import MerchantPeers
 from merchant.servicer import BackOfficeServicer, OrderServicer
@@ -31,7 +34,7 @@ from payment.tls import Channels, NodeIdentity
 
 __all__ = ["SCHEMA", "MerchantApp", "create_app", "load_gateway_key"]
 
-SCHEMA = orders.SCHEMA + cheque_deposits.SCHEMA + settlement_listener.SCHEMA
+SCHEMA = orders.SCHEMA + cheque_deposits.SCHEMA + coin_deposits.SCHEMA + settlement_listener.SCHEMA
 
 RESOLVE_INTERVAL_S = 30.0
 """How often the merchant looks for payments whose answer was lost (see merchant.resolver)."""
@@ -63,14 +66,25 @@ class MerchantApp:
             retention_s=network.limits.idempotency_retention_seconds,
         )
         acquirer = network.node(merchant.bank)
-        self._peers = MerchantPeers(network.the(Role.GATEWAY), acquirer, Channels(identity))
+        self._peers = MerchantPeers(
+            network.the(Role.GATEWAY),
+            acquirer,
+            Channels(identity),
+            banks=network.nodes_with_role(Role.BANK),
+        )
         pki = Pki(network.pki_dir)
+        published = ChequeKeys(network)
         cheque_desk = ChequeDesk(
-            keys=ChequeKeys(network),
+            keys=published,
             endorsement_key=load_ed25519_private(pki.signing_key(node.name).read_bytes()),
             acquirer_bank_code=acquirer.bank_code or "",
             acquirer=self._peers.acquirer_cheques,
             stale_days=network.limits.cheque_stale_days,
+        )
+        cash_desk = CashDesk(
+            keys=published,
+            issuer=self._peers.bank_cash,
+            acquirer=self._peers.acquirer_cash,
         )
         self.storefront = Storefront(
             self.store,
@@ -81,6 +95,7 @@ class MerchantApp:
             self._peers.gateway,
             call_timeout_s=network.timeouts.node_call_seconds,
             cheque_desk=cheque_desk,
+            cash_desk=cash_desk,
         )
         self.listener = SettlementListener(
             self.store,

@@ -8,7 +8,7 @@ programming error (:class:`IllegalTransition`), never a caller's mistake.
 The store keeps the order and, for its payment, only the gateway's transaction
 id and an opaque reference to the sealed instruction (its SHA-256): never the
 sealed bytes, never instrument data. A cheque taken for an order is kept beside
-it by :mod:`merchant.cheque_deposits`.
+it by :mod:`merchant.cheque_deposits`, coins by :mod:`merchant.coin_deposits`.
 """
 
 from __future__ import annotations
@@ -65,9 +65,10 @@ REVERSED: Final = order_pb2.ORDER_STATUS_REVERSED
 
 TRANSITIONS: Final[Mapping[OrderStatus, frozenset[OrderStatus]]] = {
     CREATED: frozenset({PAYMENT_PENDING, CANCELED}),
-    # Back to CREATED when the authorization (or a cheque's deposit) is refused, so the
-    # customer may pay again. Straight to SETTLED, or FAILED, when the drawee bank pays or
-    # returns a deposited cheque (merchant.cheques): a cheque has no hold and no capture.
+    # Back to CREATED when the authorization (or a cheque's or coins' deposit) is refused, so
+    # the customer may pay again. Straight to SETTLED, or FAILED, when the drawee bank pays or
+    # returns a deposited cheque (merchant.cheques), or the issuer takes the coins
+    # (merchant.coins): a cheque or a coin has no hold and no capture.
     PAYMENT_PENDING: frozenset({CREATED, CHALLENGE_REQUIRED, AUTHORIZED, FAILED, SETTLED}),
     # Straight to CAPTURED: after a challenge the merchant captures the authorized hold.
     CHALLENGE_REQUIRED: frozenset({AUTHORIZED, CAPTURED, FAILED, CANCELED}),

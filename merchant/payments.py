@@ -5,6 +5,7 @@
 - :mod:`merchant.ordering` -- create, show and cancel orders (and what every part shares);
 - :mod:`merchant.paying` -- the account/card instrument's payment: submit and complete;
 - :mod:`merchant.cheques` -- the electronic cheque's payment: check, endorse, deposit;
+- :mod:`merchant.coins` -- electronic cash's payment: check the coins offline, deposit them;
 - :mod:`merchant.resolver` -- payments whose answer was lost (PAYMENT_PENDING);
 - :mod:`merchant.refunds` -- refunds of settled orders, asked by the back office.
 
@@ -12,19 +13,21 @@ Instruments plug in beside :class:`merchant.paying.AccountPayments`: an electron
 cheque or electronic cash acceptance is a module of its own, composed here as
 ``account`` is, with its own way in (its own RPC or request field): the merchant
 cannot tell instruments apart by the sealed payment, which it never opens. The
-electronic cheque's is :class:`merchant.cheques.ChequePayments` (SubmitCheque).
+electronic cheque's is :class:`merchant.cheques.ChequePayments` (SubmitCheque),
+electronic cash's :class:`merchant.coins.CoinPayments` (SubmitCoins).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from interbank.v1 import common_pb2, order_pb2
+from interbank.v1 import cash_pb2, common_pb2, order_pb2
 
 from merchant.catalog import Catalog
 from merchant.cheques import ChequeDesk, ChequePayments
+from merchant.coins import CashDesk, CoinPayments
 from merchant.ordering import GatewayKeyInfo, OrderBook, Ordering
 from merchant.orders import OrderRecord
 from merchant.paying import (
@@ -65,8 +68,10 @@ class Storefront:
         *,
         call_timeout_s: float = TimeoutsConfig.node_call_seconds,
         cheque_desk: ChequeDesk | None = None,
+        cash_desk: CashDesk | None = None,
     ) -> None:
-        """cheque_desk: what taking cheques needs; None for a storefront that takes none."""
+        """cheque_desk, cash_desk: what taking cheques, coins needs; None for a storefront
+        that takes none."""
         self.catalog = catalog
         self.gateway_key = gateway_key
         book = OrderBook(store, trust_domain, merchant_name, gateway, call_timeout_s)
@@ -79,6 +84,8 @@ class Storefront:
         """The account/card instrument's payments."""
         self.cheques = ChequePayments(book, cheque_desk)
         """The electronic cheque's payments."""
+        self.coins = CoinPayments(book, cash_desk)
+        """Electronic cash's payments."""
         self.refunds = Refunds(book)
         """Refunds of settled orders."""
 
@@ -125,23 +132,36 @@ class Storefront:
             customer_name, request_id, order_id, signed_cheque, signed_certificate
         )
 
+    async def submit_coins(
+        self,
+        customer_name: str,
+        request_id: str,
+        order_id: str,
+        coins: Sequence[cash_pb2.Coin],
+    ) -> order_pb2.Order:
+        """Pay an order with electronic coins: check them offline, deposit them
+        (merchant.coins)."""
+        return await self.coins.submit_coins(customer_name, request_id, order_id, coins)
+
     async def resolve_pending(
         self, *, not_received_after_s: float, older_than_s: float = RESOLVE_AFTER_S
     ) -> int:
         """Settle payments whose answer was lost; how many orders moved or had their cheque
-        deposit answered (see merchant.resolver, merchant.cheques)."""
+        or coin deposit answered (see merchant.resolver, merchant.cheques, merchant.coins)."""
         moved = await self.pending.resolve_pending(
             not_received_after_s=not_received_after_s, older_than_s=older_than_s
         )
-        return moved + await self.cheques.resume_deposits(older_than_s=older_than_s)
+        moved += await self.cheques.resume_deposits(older_than_s=older_than_s)
+        return moved + await self.coins.resume_deposits(older_than_s=older_than_s)
 
     async def refund_order(
         self, order_id: str, amount: common_pb2.Money | None, request_id: str
     ) -> order_pb2.RefundOrderResponse:
         """Refund (part of) a settled order through the gateway and the acquirer.
 
-        An order paid by cheque is refused (REFUND_NOT_SUPPORTED): the gateway has no
-        payment of it to refund.
+        An order paid by cheque or with coins is refused (REFUND_NOT_SUPPORTED): the
+        gateway has no payment of it to refund.
         """
         await self.cheques.refuse_refund(order_id)
+        await self.coins.refuse_refund(order_id)
         return await self.refunds.refund_order(order_id, amount, request_id)

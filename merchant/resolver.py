@@ -6,8 +6,8 @@ the same sealed payment again. The merchant's background job
 (:meth:`PendingPayments.resolve_pending`) and a refused resubmission
 (:mod:`merchant.paying`) settle it by the gateway's record of the payment
 (GetPaymentTransaction, with the transaction id derived from the request).
-An order paid by cheque is not the gateway's: :mod:`merchant.cheques` finishes
-its deposit, and the acquirer's notice settles it.
+An order paid by cheque or with coins is not the gateway's: :mod:`merchant.cheques`
+and :mod:`merchant.coins` finish their deposits.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Final
 
 from interbank.v1 import authorization_pb2
 
-from merchant import cheque_deposits, orders
+from merchant import cheque_deposits, coin_deposits, orders
 from merchant.ordering import OrderBook
 from merchant.orders import OrderRecord
 from merchant.paying import Captures, authorize_request_id
@@ -73,6 +73,7 @@ class PendingPayments:
                 record
                 for record in orders.orders_in(conn, orders.PAYMENT_PENDING)
                 if not cheque_deposits.paid_by_cheque(conn, record.order.order_id)
+                and not coin_deposits.paid_by_coins(conn, record.order.order_id)
             ]
         )
         moved = 0

@@ -131,6 +131,34 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         )
         return order_pb2.SubmitChequeResponse(order=order)
 
+    async def SubmitCoins(
+        self, request: order_pb2.SubmitCoinsRequest, context: grpc.aio.ServicerContext
+    ) -> order_pb2.SubmitCoinsResponse:
+        """Pay one of the caller's orders with electronic coins (merchant.coins).
+
+        Served once per request_id; a repeat answers the order as it is now, sending
+        its deposit again while the issuer has not decided it.
+        """
+        customer = caller().name
+        served: list[bool] = []
+
+        async def submit() -> order_pb2.SubmitCoinsResponse:
+            served.append(True)
+            order = await self._storefront.submit_coins(
+                customer, request.request_id, request.order_id, request.coins
+            )
+            return order_pb2.SubmitCoinsResponse(order=order)
+
+        answered = await served_once(
+            self._store, "SubmitCoins", request, order_pb2.SubmitCoinsResponse, submit
+        )
+        if served:
+            return answered
+        order = await self._storefront.coins.answer_again(
+            customer, request.request_id, answered.order.order_id
+        )
+        return order_pb2.SubmitCoinsResponse(order=order)
+
     @idempotent(order_pb2.CompletePaymentResponse)
     async def CompletePayment(
         self, request: order_pb2.CompletePaymentRequest, context: grpc.aio.ServicerContext

@@ -26,7 +26,7 @@ from typing import Final
 
 from interbank.v1 import cheque_pb2, common_pb2, notification_pb2, notification_pb2_grpc
 
-from merchant import cheque_deposits, orders
+from merchant import cheque_deposits, coin_deposits, orders
 from merchant.cheque_deposits import DepositApplied
 from payment.clock import now_iso
 from payment.logs import get_logger
@@ -199,7 +199,12 @@ class SettlementListener:
         ):
             return Outcome.IGNORED, entry.order_id, ""
         record = orders.load_order(conn, entry.order_id)
-        if record is None or cheque_deposits.paid_by_cheque(conn, entry.order_id):
+        if (
+            record is None
+            or cheque_deposits.paid_by_cheque(conn, entry.order_id)
+            or coin_deposits.paid_by_coins(conn, entry.order_id)
+        ):
+            # A cheque's notice, or the deposit's own answer, decides those orders.
             return Outcome.IGNORED, entry.order_id, ""
         status = record.order.status
         if (

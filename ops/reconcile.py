@@ -7,7 +7,9 @@ return at the acquirer, the settlement bank and the issuer. A payment between
 two holders of one bank has no record at the settlement bank: it is booked
 inside that bank. An order paid by cheque leaves instead the acquirer's
 deposit, the drawee's record of the paid serial (under the deposit's id) and,
-between two banks, the settlement bank's presentment. Reconciliation
+between two banks, the settlement bank's presentment; an order paid with coins
+the acquirer's coin deposit, the issuer's record of the deposit it took (under
+the deposit's id) and, between two banks, the settlement bank's. Reconciliation
 reads every node's SQLite store read-only, one snapshot per store (see
 ``ops.reconcile_books``), and checks each of those records against the
 merchant's order (the spine), never against its neighbour in the chain: one
@@ -83,6 +85,9 @@ def reconcile(network: NetworkConfig) -> ReconcileReport:
     for order in books.orders:
         if order.by_cheque:
             found.extend(_check_cheque(network, books, order, claimed))
+            continue
+        if order.by_coins:
+            found.extend(_check_coins(network, books, order, claimed))
             continue
         payment = _link(network, books, order)
         claimed.update(r for r in (payment.gateway, payment.hold) if r)
@@ -203,6 +208,9 @@ _TABLES: Final = {
     "deposit": "cheque_deposits",
     "cheque paid": "cheques_paid",
     "cheque settled": "settlement_transfers",
+    "coin deposit": "coin_deposits",
+    "coins taken": "coin_deposits_received",
+    "coins settled": "settlement_transfers",
 }
 """Each kind of leg or return by the table that keeps it, to name it in the report."""
 
@@ -428,14 +436,88 @@ def _check_cheque(
         yield from _check(order, presented, rules.settlement, where)
 
 
+_COINS_TAKEN: Final = _must("ACCEPTED")
+_COINS_NOT_TAKEN: Final = _never("ACCEPTED")
+
+
+def _check_coins(
+    network: NetworkConfig, books: Books, order: Order, claimed: set[Record]
+) -> Iterator[Mismatch]:
+    """An order paid with coins against the acquirer's deposit, the issuer's record of the
+    deposit it took and, between two banks, the settlement bank's, all under the deposit's
+    id: each ACCEPTED for the order's total once it is paid, none ACCEPTED before."""
+    merchant = network.merchant(order.merchant)
+    acquirer = bank_code(network.node(merchant.bank))
+    if order.status in _PAID_OUT:
+        rule = _COINS_TAKEN
+    elif order.status == order_pb2.ORDER_STATUS_PAYMENT_PENDING:
+        rule = _Rule()  # the issuer may have decided already: the answer is on its way
+    else:
+        rule = _COINS_NOT_TAKEN
+    deposit = next(
+        (
+            r
+            for r in books.tables["coin deposit"].where("order_id", order.order_id)
+            if r.holder == acquirer and (r.ident == order.deposit_id or not order.deposit_id)
+        ),
+        None,
+    )
+    deposit_id = order.deposit_id or (deposit.ident if deposit else "")
+    if acquirer in books.read:
+        where = _where(network, "acquirer", acquirer, "coin_deposits")
+        yield from _check(order, deposit, rule, f"{where} {deposit_id or '-'}")
+        if deposit is not None:
+            claimed.add(deposit)
+            if deposit.account_id != merchant.account_id:
+                yield _mismatch(
+                    order, deposit, "ACCOUNT_DIFFERS", merchant.account_id, deposit.account_id
+                )
+    issuer = deposit.payer if deposit else ""
+    if issuer in books.read:
+        taken = next(
+            (
+                r
+                for r in books.tables["coins taken"].where("ident", deposit_id)
+                if r.holder == issuer and r.link == acquirer
+            ),
+            None,
+        )
+        if taken is not None:
+            claimed.add(taken)
+        where = f"{_where(network, 'issuer', issuer, 'coin_deposits_received')} {deposit_id}"
+        if taken is None and rule.required:
+            yield Mismatch(order.order_id, where, "MISSING", rule.describe(), "-")
+        elif taken is not None and rule.breaks(taken.status):
+            yield _mismatch(order, taken, "STATUS_DIFFERS", rule.describe(), taken.status)
+        elif taken is not None and taken.status == "ACCEPTED":
+            if taken.order_id != order.order_id:
+                yield _mismatch(order, taken, "ORDER_DIFFERS", order.order_id, taken.order_id)
+            if taken.amount != order.total:
+                yield _mismatch(order, taken, "AMOUNT_DIFFERS", order.total, taken.amount)
+    settlement = bank_code(network.the(Role.SETTLEMENT))
+    if issuer and issuer != acquirer and settlement in books.read:
+        settled = books.tables["coins settled"].get(settlement, issuer, deposit_id)
+        if settled is not None:
+            claimed.add(settled)
+        yield from _check(order, settled, rule, f"settlement settlement_transfers {deposit_id}")
+
+
 def _unclaimed(network: NetworkConfig, books: Books, claimed: set[Record]) -> Iterator[Mismatch]:
     """Captures and credits no order accounted for: a second payment of an order, or orphans."""
     known = {order.order_id for order in books.orders}
     # With a merchant's store missing, its orders are unknown: nothing is provably an orphan.
     all_orders_read = all(m.name in books.read for m in network.merchants)
-    moved = {"hold": "CAPTURED", "deposit": "PAID", "cheque settled": "ACCEPTED"}
+    moved = {
+        "hold": "CAPTURED",
+        "deposit": "PAID",
+        "cheque settled": "ACCEPTED",
+        "coin deposit": "ACCEPTED",
+        "coins taken": "ACCEPTED",
+        "coins settled": "ACCEPTED",
+    }
     kinds = ("hold", "outgoing", "settlement", "incoming", "deposit", "cheque paid")
-    for kind in (*kinds, "cheque settled"):
+    coins = ("coin deposit", "coins taken", "coins settled")
+    for kind in (*kinds, "cheque settled", *coins):
         for record in books.tables[kind].records:
             if record in claimed or record.status != moved.get(kind, record.status):
                 continue

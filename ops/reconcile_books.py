@@ -2,11 +2,12 @@
 
 Each node's SQLite store is opened read-only, in one read transaction, so all
 of its tables come from the same snapshot, and read through its service's own
-functions (:mod:`merchant.orders`, :mod:`gateway.store`, :mod:`bank.books`).
+functions (:mod:`merchant.orders`, :mod:`merchant.cheque_deposits`,
+:mod:`merchant.coin_deposits`, :mod:`gateway.store`, :mod:`bank.books`).
 What reconciliation compares is taken out of each: the merchants' orders as
-``Order``, and every gateway transaction, hold, credit transfer and payment
-return as a ``Record`` in one shape, kept by kind in a ``Table`` indexed the
-way orders look them up.
+``Order``, and every gateway transaction, hold, credit transfer, payment
+return, cheque and coin deposit as a ``Record`` in one shape, kept by kind in
+a ``Table`` indexed the way orders look them up.
 
 A store that does not exist is noted as a ``MissingStore``, not raised: the
 rest of the network can still be reconciled. Stores are read one after
@@ -25,7 +26,7 @@ from interbank.v1 import authorization_pb2, order_pb2
 
 from bank import books as bank_books
 from gateway import store
-from merchant import cheque_deposits, orders
+from merchant import cheque_deposits, coin_deposits, orders
 from payment.config import NetworkConfig, NodeConfig, Role
 from payment.storage import read_snapshot
 
@@ -64,9 +65,13 @@ class Order:
     refunded: int
     """The amount refunded so far, in minor units."""
     deposit_id: str = ""
-    """For an order paid by cheque, the acquirer's deposit id ("" until it answered)."""
+    """For an order paid by cheque or with coins, the acquirer's deposit id ("" until it
+    answered)."""
     by_cheque: bool = False
     """True if the merchant took a cheque for the order."""
+    by_coins: bool = False
+    """True if the merchant took coins for the order (a payment the issuer has not
+    refused)."""
 
 
 @dataclass(frozen=True)
@@ -181,9 +186,16 @@ def bank_code(node: NodeConfig) -> str:
 
 def _read_orders(conn: sqlite3.Connection, node: NodeConfig, books: Books) -> None:
     cheques = {c.order_id: c for c in cheque_deposits.all_cheque_payments(conn)}
+    coins = {
+        c.order_id: c
+        for c in coin_deposits.all_coin_payments(conn)
+        if c.state != coin_deposits.REJECTED
+    }
     for record in orders.all_orders(conn):
         order = record.order
         cheque = cheques.get(order.order_id)
+        paid = coins.get(order.order_id)
+        deposit = cheque or paid
         books.orders.append(
             Order(
                 node.name,
@@ -192,8 +204,9 @@ def _read_orders(conn: sqlite3.Connection, node: NodeConfig, books: Books) -> No
                 record.transaction_id,
                 order.total.amount_minor,
                 order.refunded_total.amount_minor,
-                cheque.deposit_id if cheque else "",
+                deposit.deposit_id if deposit else "",
                 cheque is not None,
+                paid is not None,
             )
         )
 
@@ -303,6 +316,32 @@ def _read_bank(conn: sqlite3.Connection, node: NodeConfig, books: Books) -> None
                 link=paid.presenting_agent,
             )
         )
+    for coins in bank_books.coin_deposit_records(conn):
+        books.tables["coin deposit"].add(
+            Record(
+                f"acquirer {node.name} coin_deposits",
+                code,
+                coins.issuing_bank_code,
+                coins.deposit_id,
+                coins.order_id,
+                coins.amount,
+                coins.state,
+                account_id=coins.account_id,
+            )
+        )
+    for taken in bank_books.coin_received_records(conn):
+        books.tables["coins taken"].add(
+            Record(
+                f"issuer {node.name} coin_deposits_received",
+                code,
+                code,
+                taken.deposit_id,
+                taken.order_id,
+                taken.amount,
+                taken.status,
+                link=taken.presenting_agent,
+            )
+        )
     for back in bank_books.incoming_return_records(conn):
         books.tables["return in"].add(
             Record(
@@ -320,7 +359,12 @@ def _read_bank(conn: sqlite3.Connection, node: NodeConfig, books: Books) -> None
 
 
 def _read_settlement(conn: sqlite3.Connection, node: NodeConfig, books: Books) -> None:
-    kinds = {"transfer": "settlement", "return": "return settled", "cheque": "cheque settled"}
+    kinds = {
+        "transfer": "settlement",
+        "return": "return settled",
+        "cheque": "cheque settled",
+        "coins": "coins settled",
+    }
     for entry in bank_books.settlement_records(conn):
         books.tables[kinds[entry.kind]].add(
             Record(

@@ -22,12 +22,18 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from payment import blind_rsa
+
+if TYPE_CHECKING:
+    from interbank.v1 import cash_pb2
+
+    from payment.cheque_trust import ChequeKeys
 
 __all__ = [
     "COIN_TAG",
@@ -40,6 +46,7 @@ __all__ = [
     "contract_message",
     "denomination_key_id",
     "key_set_encoding",
+    "read_key_set",
     "sign_contract",
     "verify_coin",
 ]
@@ -197,3 +204,43 @@ def verify_key_set(key: ed25519.Ed25519PublicKey, encoding: bytes, signature: by
         key.verify(signature, KEY_SET_CONTEXT + encoding)
     except InvalidSignature:
         raise CashError("key_set", "signature does not verify") from None
+
+
+def read_key_set(
+    reply: cash_pb2.GetDenominationsResponse, bank_code: str, trust: ChequeKeys
+) -> list[DenominationKey]:
+    """The denomination keys of a bank's GetDenominations answer; CashError unless the
+    bank's published signing key signed key_set and the keys re-encode to exactly it."""
+    if reply.bank_code != bank_code:
+        raise CashError("bank_code", f"is not {bank_code}")
+    bank_key = trust.bank_key(bank_code, reply.bank_key_id)
+    if bank_key is None:
+        raise CashError("bank_key_id", "names no published signing key of the bank")
+    verify_key_set(bank_key, reply.key_set, reply.signature)
+    keys = []
+    for denomination in reply.denominations:
+        try:
+            public = serialization.load_der_public_key(denomination.public_key)
+        except (ValueError, UnsupportedAlgorithm):
+            raise CashError("denominations.public_key", "is not a DER public key") from None
+        if not isinstance(public, rsa.RSAPublicKey):
+            raise CashError("denominations.public_key", "is not an RSA key")
+        if denomination_key_id(public) != denomination.denomination_key_id:
+            raise CashError("denominations.denomination_key_id", "is not its key's id")
+        keys.append(
+            DenominationKey(
+                denomination.denomination_key_id,
+                denomination.value.amount_minor,
+                denomination.value.currency_code,
+                public,
+                denomination.withdraw_until.seconds,
+                denomination.deposit_until.seconds,
+            )
+        )
+    try:
+        encoded = key_set_encoding(bank_code, keys)
+    except ValueError:
+        encoded = b""
+    if encoded != reply.key_set:
+        raise CashError("denominations", "do not encode to the signed key set")
+    return keys

@@ -92,19 +92,24 @@ class OrderServiceStub:
     contract) and deposits them at its bank (CashService.DepositCoins), which
     has the issuing bank take them. Accepted, the order is SETTLED and the
     merchant confirms delivery (DELIVERY_CONFIRMED in the answer); refused by
-    the issuer, the order stays CREATED and the refusal is passed on:
-    ALREADY_EXISTS, COIN_DOUBLE_SPENT (with the first spending as proof in
-    the answer's metadata coin_public_key), or FAILED_PRECONDITION,
-    DENOMINATION_EXPIRED. A repeat with the same request_id answers the order
+    the issuer, the order is CREATED again and the refusal is passed on:
+    ALREADY_EXISTS, COIN_DOUBLE_SPENT (metadata coin_public_key, hex, of the
+    coin found spent, and spent_order_id, the order it paid first: the
+    issuer's proof), or FAILED_PRECONDITION, DENOMINATION_EXPIRED. A repeat with the same request_id answers the order
     as it is now.
 
     Refusals, with the order unchanged: the order is not CREATED:
     FAILED_PRECONDITION, ORDER_NOT_PAYABLE; INVALID_ARGUMENT: COIN_INVALID
     (a signature fails or a denomination key is unknown; metadata
     coin_index), AMOUNT_MISMATCH (the face values do not add up to the
-    total), FIELD_INVALID (no coins, more than 64, or of two banks). No answer
-    from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the same
-    coins again).
+    total), FIELD_INVALID (no coins, more than 64, or of two banks);
+    FAILED_PRECONDITION, DENOMINATION_EXPIRED (a coin's key is past its
+    deposit period; metadata coin_index); the issuer's key set cannot be had:
+    UNAVAILABLE, KEY_SET_UNAVAILABLE, or fails its signature check:
+    FAILED_PRECONDITION, KEY_SET_INVALID; ALREADY_EXISTS,
+    IDEMPOTENCY_KEY_REUSED for the same request_id with other coins. No
+    answer from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the
+    same coins again).
     """
     CancelOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.CancelOrderRequest, _order_pb2.CancelOrderResponse]
     """CancelOrder cancels an order that has not been captured; a hold placed for
@@ -175,19 +180,24 @@ class OrderServiceAsyncStub(OrderServiceStub):
     contract) and deposits them at its bank (CashService.DepositCoins), which
     has the issuing bank take them. Accepted, the order is SETTLED and the
     merchant confirms delivery (DELIVERY_CONFIRMED in the answer); refused by
-    the issuer, the order stays CREATED and the refusal is passed on:
-    ALREADY_EXISTS, COIN_DOUBLE_SPENT (with the first spending as proof in
-    the answer's metadata coin_public_key), or FAILED_PRECONDITION,
-    DENOMINATION_EXPIRED. A repeat with the same request_id answers the order
+    the issuer, the order is CREATED again and the refusal is passed on:
+    ALREADY_EXISTS, COIN_DOUBLE_SPENT (metadata coin_public_key, hex, of the
+    coin found spent, and spent_order_id, the order it paid first: the
+    issuer's proof), or FAILED_PRECONDITION, DENOMINATION_EXPIRED. A repeat with the same request_id answers the order
     as it is now.
 
     Refusals, with the order unchanged: the order is not CREATED:
     FAILED_PRECONDITION, ORDER_NOT_PAYABLE; INVALID_ARGUMENT: COIN_INVALID
     (a signature fails or a denomination key is unknown; metadata
     coin_index), AMOUNT_MISMATCH (the face values do not add up to the
-    total), FIELD_INVALID (no coins, more than 64, or of two banks). No answer
-    from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the same
-    coins again).
+    total), FIELD_INVALID (no coins, more than 64, or of two banks);
+    FAILED_PRECONDITION, DENOMINATION_EXPIRED (a coin's key is past its
+    deposit period; metadata coin_index); the issuer's key set cannot be had:
+    UNAVAILABLE, KEY_SET_UNAVAILABLE, or fails its signature check:
+    FAILED_PRECONDITION, KEY_SET_INVALID; ALREADY_EXISTS,
+    IDEMPOTENCY_KEY_REUSED for the same request_id with other coins. No
+    answer from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the
+    same coins again).
     """
     CancelOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.CancelOrderRequest, _order_pb2.CancelOrderResponse]  # type: ignore[assignment]
     """CancelOrder cancels an order that has not been captured; a hold placed for
@@ -297,19 +307,24 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         contract) and deposits them at its bank (CashService.DepositCoins), which
         has the issuing bank take them. Accepted, the order is SETTLED and the
         merchant confirms delivery (DELIVERY_CONFIRMED in the answer); refused by
-        the issuer, the order stays CREATED and the refusal is passed on:
-        ALREADY_EXISTS, COIN_DOUBLE_SPENT (with the first spending as proof in
-        the answer's metadata coin_public_key), or FAILED_PRECONDITION,
-        DENOMINATION_EXPIRED. A repeat with the same request_id answers the order
+        the issuer, the order is CREATED again and the refusal is passed on:
+        ALREADY_EXISTS, COIN_DOUBLE_SPENT (metadata coin_public_key, hex, of the
+        coin found spent, and spent_order_id, the order it paid first: the
+        issuer's proof), or FAILED_PRECONDITION, DENOMINATION_EXPIRED. A repeat with the same request_id answers the order
         as it is now.
 
         Refusals, with the order unchanged: the order is not CREATED:
         FAILED_PRECONDITION, ORDER_NOT_PAYABLE; INVALID_ARGUMENT: COIN_INVALID
         (a signature fails or a denomination key is unknown; metadata
         coin_index), AMOUNT_MISMATCH (the face values do not add up to the
-        total), FIELD_INVALID (no coins, more than 64, or of two banks). No answer
-        from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the same
-        coins again).
+        total), FIELD_INVALID (no coins, more than 64, or of two banks);
+        FAILED_PRECONDITION, DENOMINATION_EXPIRED (a coin's key is past its
+        deposit period; metadata coin_index); the issuer's key set cannot be had:
+        UNAVAILABLE, KEY_SET_UNAVAILABLE, or fails its signature check:
+        FAILED_PRECONDITION, KEY_SET_INVALID; ALREADY_EXISTS,
+        IDEMPOTENCY_KEY_REUSED for the same request_id with other coins. No
+        answer from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the
+        same coins again).
         """
 
     @_abc_1.abstractmethod
@@ -336,8 +351,8 @@ class BackOfficeServiceStub:
     RefundOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.RefundOrderRequest, _order_pb2.RefundOrderResponse]
     """RefundOrder returns all or part of a settled order's payment to the
     customer: the gateway asks the acquirer to send a payment return.
-    An order paid by cheque: FAILED_PRECONDITION, REFUND_NOT_SUPPORTED
-    (refunds of cheque payments are not supported yet).
+    An order paid by cheque or with coins: FAILED_PRECONDITION,
+    REFUND_NOT_SUPPORTED (refunds of those payments are not supported yet).
     """
 
 @_typing.type_check_only
@@ -350,8 +365,8 @@ class BackOfficeServiceAsyncStub(BackOfficeServiceStub):
     RefundOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.RefundOrderRequest, _order_pb2.RefundOrderResponse]  # type: ignore[assignment]
     """RefundOrder returns all or part of a settled order's payment to the
     customer: the gateway asks the acquirer to send a payment return.
-    An order paid by cheque: FAILED_PRECONDITION, REFUND_NOT_SUPPORTED
-    (refunds of cheque payments are not supported yet).
+    An order paid by cheque or with coins: FAILED_PRECONDITION,
+    REFUND_NOT_SUPPORTED (refunds of those payments are not supported yet).
     """
 
 class BackOfficeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -367,8 +382,8 @@ class BackOfficeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_order_pb2.RefundOrderResponse, _abc.Awaitable[_order_pb2.RefundOrderResponse]]:
         """RefundOrder returns all or part of a settled order's payment to the
         customer: the gateway asks the acquirer to send a payment return.
-        An order paid by cheque: FAILED_PRECONDITION, REFUND_NOT_SUPPORTED
-        (refunds of cheque payments are not supported yet).
+        An order paid by cheque or with coins: FAILED_PRECONDITION,
+        REFUND_NOT_SUPPORTED (refunds of those payments are not supported yet).
         """
 
 def add_BackOfficeServiceServicer_to_server(servicer: BackOfficeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -158,8 +158,16 @@ type MemberBooks struct {
 	ChequesCollectedMinor int64 `protobuf:"varint,10,opt,name=cheques_collected_minor,json=chequesCollectedMinor,proto3" json:"cheques_collected_minor,omitempty"`
 	// Cheques deposited here and returned unpaid (the acquirer's side), by count.
 	ChequesReturned int64 `protobuf:"varint,11,opt,name=cheques_returned,json=chequesReturned,proto3" json:"cheques_returned,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The e-cash outstanding liability: the face value of this bank's coins
+	// withdrawn and not yet deposited. Holders, suspense and this together
+	// equal the reserve mirror.
+	CashOutstandingMinor int64 `protobuf:"varint,12,opt,name=cash_outstanding_minor,json=cashOutstandingMinor,proto3" json:"cash_outstanding_minor,omitempty"`
+	// The face value of every coin withdrawn from this bank.
+	CashIssuedMinor int64 `protobuf:"varint,13,opt,name=cash_issued_minor,json=cashIssuedMinor,proto3" json:"cash_issued_minor,omitempty"`
+	// The face value of every coin of this bank deposited (taken back).
+	CashDepositedMinor int64 `protobuf:"varint,14,opt,name=cash_deposited_minor,json=cashDepositedMinor,proto3" json:"cash_deposited_minor,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *MemberBooks) Reset() {
@@ -265,6 +273,27 @@ func (x *MemberBooks) GetChequesCollectedMinor() int64 {
 func (x *MemberBooks) GetChequesReturned() int64 {
 	if x != nil {
 		return x.ChequesReturned
+	}
+	return 0
+}
+
+func (x *MemberBooks) GetCashOutstandingMinor() int64 {
+	if x != nil {
+		return x.CashOutstandingMinor
+	}
+	return 0
+}
+
+func (x *MemberBooks) GetCashIssuedMinor() int64 {
+	if x != nil {
+		return x.CashIssuedMinor
+	}
+	return 0
+}
+
+func (x *MemberBooks) GetCashDepositedMinor() int64 {
+	if x != nil {
+		return x.CashDepositedMinor
 	}
 	return 0
 }
@@ -607,7 +636,7 @@ const file_interbank_v1_audit_proto_rawDesc = "" +
 	"\rdebits_posted\x18\x01 \x01(\x03R\fdebitsPosted\x12%\n" +
 	"\x0ecredits_posted\x18\x02 \x01(\x03R\rcreditsPosted\x12%\n" +
 	"\x0edebits_pending\x18\x03 \x01(\x03R\rdebitsPending\x12'\n" +
-	"\x0fcredits_pending\x18\x04 \x01(\x03R\x0ecreditsPending\"\x9c\x04\n" +
+	"\x0fcredits_pending\x18\x04 \x01(\x03R\x0ecreditsPending\"\xb0\x05\n" +
 	"\vMemberBooks\x12,\n" +
 	"\x04sums\x18\x01 \x01(\v2\x18.interbank.v1.LedgerSumsR\x04sums\x120\n" +
 	"\x14holder_balance_minor\x18\x02 \x01(\x03R\x12holderBalanceMinor\x120\n" +
@@ -620,7 +649,10 @@ const file_interbank_v1_audit_proto_rawDesc = "" +
 	"\x16cheques_paid_out_minor\x18\t \x01(\x03R\x13chequesPaidOutMinor\x126\n" +
 	"\x17cheques_collected_minor\x18\n" +
 	" \x01(\x03R\x15chequesCollectedMinor\x12)\n" +
-	"\x10cheques_returned\x18\v \x01(\x03R\x0fchequesReturned\"\x83\x01\n" +
+	"\x10cheques_returned\x18\v \x01(\x03R\x0fchequesReturned\x124\n" +
+	"\x16cash_outstanding_minor\x18\f \x01(\x03R\x14cashOutstandingMinor\x12*\n" +
+	"\x11cash_issued_minor\x18\r \x01(\x03R\x0fcashIssuedMinor\x120\n" +
+	"\x14cash_deposited_minor\x18\x0e \x01(\x03R\x12cashDepositedMinor\"\x83\x01\n" +
 	"\x0fReservePosition\x12\x1b\n" +
 	"\tbank_code\x18\x01 \x01(\tR\bbankCode\x12#\n" +
 	"\rreserve_minor\x18\x02 \x01(\x03R\freserveMinor\x12.\n" +

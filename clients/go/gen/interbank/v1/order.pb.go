@@ -1131,6 +1131,119 @@ func (x *SubmitChequeResponse) GetOrder() *Order {
 	return nil
 }
 
+// SubmitCoinsRequest pays an order with coins.
+type SubmitCoinsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key chosen by the client.
+	// At most 128 bytes.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The order being paid.
+	// At most 128 bytes.
+	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The coins, each signing the order's contract.
+	// At most 64 entries.
+	Coins         []*Coin `protobuf:"bytes,3,rep,name=coins,proto3" json:"coins,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitCoinsRequest) Reset() {
+	*x = SubmitCoinsRequest{}
+	mi := &file_interbank_v1_order_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitCoinsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitCoinsRequest) ProtoMessage() {}
+
+func (x *SubmitCoinsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_order_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitCoinsRequest.ProtoReflect.Descriptor instead.
+func (*SubmitCoinsRequest) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_order_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SubmitCoinsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SubmitCoinsRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *SubmitCoinsRequest) GetCoins() []*Coin {
+	if x != nil {
+		return x.Coins
+	}
+	return nil
+}
+
+// SubmitCoinsResponse is the order after the deposit.
+type SubmitCoinsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order: DELIVERY_CONFIRMED when the issuer took the coins.
+	Order         *Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitCoinsResponse) Reset() {
+	*x = SubmitCoinsResponse{}
+	mi := &file_interbank_v1_order_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitCoinsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitCoinsResponse) ProtoMessage() {}
+
+func (x *SubmitCoinsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_order_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitCoinsResponse.ProtoReflect.Descriptor instead.
+func (*SubmitCoinsResponse) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_order_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SubmitCoinsResponse) GetOrder() *Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
 // CompletePaymentRequest captures an order's authorized payment.
 type CompletePaymentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1146,7 +1259,7 @@ type CompletePaymentRequest struct {
 
 func (x *CompletePaymentRequest) Reset() {
 	*x = CompletePaymentRequest{}
-	mi := &file_interbank_v1_order_proto_msgTypes[16]
+	mi := &file_interbank_v1_order_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1271,7 @@ func (x *CompletePaymentRequest) String() string {
 func (*CompletePaymentRequest) ProtoMessage() {}
 
 func (x *CompletePaymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_order_proto_msgTypes[16]
+	mi := &file_interbank_v1_order_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1284,7 @@ func (x *CompletePaymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompletePaymentRequest.ProtoReflect.Descriptor instead.
 func (*CompletePaymentRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_order_proto_rawDescGZIP(), []int{16}
+	return file_interbank_v1_order_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CompletePaymentRequest) GetRequestId() string {
@@ -1199,7 +1312,7 @@ type CompletePaymentResponse struct {
 
 func (x *CompletePaymentResponse) Reset() {
 	*x = CompletePaymentResponse{}
-	mi := &file_interbank_v1_order_proto_msgTypes[17]
+	mi := &file_interbank_v1_order_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1324,7 @@ func (x *CompletePaymentResponse) String() string {
 func (*CompletePaymentResponse) ProtoMessage() {}
 
 func (x *CompletePaymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_order_proto_msgTypes[17]
+	mi := &file_interbank_v1_order_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1337,7 @@ func (x *CompletePaymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompletePaymentResponse.ProtoReflect.Descriptor instead.
 func (*CompletePaymentResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_order_proto_rawDescGZIP(), []int{17}
+	return file_interbank_v1_order_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CompletePaymentResponse) GetOrder() *Order {
@@ -1249,7 +1362,7 @@ type CancelOrderRequest struct {
 
 func (x *CancelOrderRequest) Reset() {
 	*x = CancelOrderRequest{}
-	mi := &file_interbank_v1_order_proto_msgTypes[18]
+	mi := &file_interbank_v1_order_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1374,7 @@ func (x *CancelOrderRequest) String() string {
 func (*CancelOrderRequest) ProtoMessage() {}
 
 func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_order_proto_msgTypes[18]
+	mi := &file_interbank_v1_order_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1387,7 @@ func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderRequest.ProtoReflect.Descriptor instead.
 func (*CancelOrderRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_order_proto_rawDescGZIP(), []int{18}
+	return file_interbank_v1_order_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CancelOrderRequest) GetRequestId() string {
@@ -1302,7 +1415,7 @@ type CancelOrderResponse struct {
 
 func (x *CancelOrderResponse) Reset() {
 	*x = CancelOrderResponse{}
-	mi := &file_interbank_v1_order_proto_msgTypes[19]
+	mi := &file_interbank_v1_order_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1427,7 @@ func (x *CancelOrderResponse) String() string {
 func (*CancelOrderResponse) ProtoMessage() {}
 
 func (x *CancelOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_order_proto_msgTypes[19]
+	mi := &file_interbank_v1_order_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1440,7 @@ func (x *CancelOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderResponse.ProtoReflect.Descriptor instead.
 func (*CancelOrderResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_order_proto_rawDescGZIP(), []int{19}
+	return file_interbank_v1_order_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CancelOrderResponse) GetOrder() *Order {
@@ -1354,7 +1467,7 @@ type RefundOrderRequest struct {
 
 func (x *RefundOrderRequest) Reset() {
 	*x = RefundOrderRequest{}
-	mi := &file_interbank_v1_order_proto_msgTypes[20]
+	mi := &file_interbank_v1_order_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1479,7 @@ func (x *RefundOrderRequest) String() string {
 func (*RefundOrderRequest) ProtoMessage() {}
 
 func (x *RefundOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_order_proto_msgTypes[20]
+	mi := &file_interbank_v1_order_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1492,7 @@ func (x *RefundOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefundOrderRequest.ProtoReflect.Descriptor instead.
 func (*RefundOrderRequest) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_order_proto_rawDescGZIP(), []int{20}
+	return file_interbank_v1_order_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RefundOrderRequest) GetRequestId() string {
@@ -1416,7 +1529,7 @@ type RefundOrderResponse struct {
 
 func (x *RefundOrderResponse) Reset() {
 	*x = RefundOrderResponse{}
-	mi := &file_interbank_v1_order_proto_msgTypes[21]
+	mi := &file_interbank_v1_order_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1428,7 +1541,7 @@ func (x *RefundOrderResponse) String() string {
 func (*RefundOrderResponse) ProtoMessage() {}
 
 func (x *RefundOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_interbank_v1_order_proto_msgTypes[21]
+	mi := &file_interbank_v1_order_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1441,7 +1554,7 @@ func (x *RefundOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefundOrderResponse.ProtoReflect.Descriptor instead.
 func (*RefundOrderResponse) Descriptor() ([]byte, []int) {
-	return file_interbank_v1_order_proto_rawDescGZIP(), []int{21}
+	return file_interbank_v1_order_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RefundOrderResponse) GetOrder() *Order {
@@ -1462,7 +1575,7 @@ var File_interbank_v1_order_proto protoreflect.FileDescriptor
 
 const file_interbank_v1_order_proto_rawDesc = "" +
 	"\n" +
-	"\x18interbank/v1/order.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\x1a\x19interbank/v1/common.proto\"c\n" +
+	"\x18interbank/v1/order.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\x1a\x17interbank/v1/cash.proto\x1a\x19interbank/v1/common.proto\"c\n" +
 	"\aProduct\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x122\n" +
@@ -1532,6 +1645,13 @@ const file_interbank_v1_order_proto_rawDesc = "" +
 	"\rsigned_cheque\x18\x03 \x01(\fB\x05\xe8\xab\x19\xbf\x04R\fsignedCheque\x124\n" +
 	"\x12signed_certificate\x18\x04 \x01(\fB\x05\xe8\xab\x19\xdd\x02R\x11signedCertificate\"A\n" +
 	"\x14SubmitChequeResponse\x12)\n" +
+	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\"\x8c\x01\n" +
+	"\x12SubmitCoinsRequest\x12$\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x12 \n" +
+	"\border_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\aorderId\x12.\n" +
+	"\x05coins\x18\x03 \x03(\v2\x12.interbank.v1.CoinB\x04\xf0\xab\x19@R\x05coins\"@\n" +
+	"\x13SubmitCoinsResponse\x12)\n" +
 	"\x05order\x18\x01 \x01(\v2\x13.interbank.v1.OrderR\x05order\"`\n" +
 	"\x16CompletePaymentRequest\x12$\n" +
 	"\n" +
@@ -1567,7 +1687,7 @@ const file_interbank_v1_order_proto_rawDesc = "" +
 	"\x1fORDER_STATUS_PARTIALLY_REFUNDED\x10\n" +
 	"\x12\x19\n" +
 	"\x15ORDER_STATUS_REFUNDED\x10\v\x12\x19\n" +
-	"\x15ORDER_STATUS_REVERSED\x10\f2\xe9\x04\n" +
+	"\x15ORDER_STATUS_REVERSED\x10\f2\xbd\x05\n" +
 	"\fOrderService\x12U\n" +
 	"\fListProducts\x12!.interbank.v1.ListProductsRequest\x1a\".interbank.v1.ListProductsResponse\x12R\n" +
 	"\vCreateOrder\x12 .interbank.v1.CreateOrderRequest\x1a!.interbank.v1.CreateOrderResponse\x12I\n" +
@@ -1575,6 +1695,7 @@ const file_interbank_v1_order_proto_rawDesc = "" +
 	"\rSubmitPayment\x12\".interbank.v1.SubmitPaymentRequest\x1a#.interbank.v1.SubmitPaymentResponse\x12^\n" +
 	"\x0fCompletePayment\x12$.interbank.v1.CompletePaymentRequest\x1a%.interbank.v1.CompletePaymentResponse\x12U\n" +
 	"\fSubmitCheque\x12!.interbank.v1.SubmitChequeRequest\x1a\".interbank.v1.SubmitChequeResponse\x12R\n" +
+	"\vSubmitCoins\x12 .interbank.v1.SubmitCoinsRequest\x1a!.interbank.v1.SubmitCoinsResponse\x12R\n" +
 	"\vCancelOrder\x12 .interbank.v1.CancelOrderRequest\x1a!.interbank.v1.CancelOrderResponse2g\n" +
 	"\x11BackOfficeService\x12R\n" +
 	"\vRefundOrder\x12 .interbank.v1.RefundOrderRequest\x1a!.interbank.v1.RefundOrderResponseB\xb1\x01\n" +
@@ -1594,7 +1715,7 @@ func file_interbank_v1_order_proto_rawDescGZIP() []byte {
 }
 
 var file_interbank_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_interbank_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_interbank_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_interbank_v1_order_proto_goTypes = []any{
 	(OrderStatus)(0),                // 0: interbank.v1.OrderStatus
 	(*Product)(nil),                 // 1: interbank.v1.Product
@@ -1613,62 +1734,69 @@ var file_interbank_v1_order_proto_goTypes = []any{
 	(*SubmitPaymentResponse)(nil),   // 14: interbank.v1.SubmitPaymentResponse
 	(*SubmitChequeRequest)(nil),     // 15: interbank.v1.SubmitChequeRequest
 	(*SubmitChequeResponse)(nil),    // 16: interbank.v1.SubmitChequeResponse
-	(*CompletePaymentRequest)(nil),  // 17: interbank.v1.CompletePaymentRequest
-	(*CompletePaymentResponse)(nil), // 18: interbank.v1.CompletePaymentResponse
-	(*CancelOrderRequest)(nil),      // 19: interbank.v1.CancelOrderRequest
-	(*CancelOrderResponse)(nil),     // 20: interbank.v1.CancelOrderResponse
-	(*RefundOrderRequest)(nil),      // 21: interbank.v1.RefundOrderRequest
-	(*RefundOrderResponse)(nil),     // 22: interbank.v1.RefundOrderResponse
-	(*Money)(nil),                   // 23: interbank.v1.Money
-	(*timestamppb.Timestamp)(nil),   // 24: google.protobuf.Timestamp
-	(*SealedPayment)(nil),           // 25: interbank.v1.SealedPayment
+	(*SubmitCoinsRequest)(nil),      // 17: interbank.v1.SubmitCoinsRequest
+	(*SubmitCoinsResponse)(nil),     // 18: interbank.v1.SubmitCoinsResponse
+	(*CompletePaymentRequest)(nil),  // 19: interbank.v1.CompletePaymentRequest
+	(*CompletePaymentResponse)(nil), // 20: interbank.v1.CompletePaymentResponse
+	(*CancelOrderRequest)(nil),      // 21: interbank.v1.CancelOrderRequest
+	(*CancelOrderResponse)(nil),     // 22: interbank.v1.CancelOrderResponse
+	(*RefundOrderRequest)(nil),      // 23: interbank.v1.RefundOrderRequest
+	(*RefundOrderResponse)(nil),     // 24: interbank.v1.RefundOrderResponse
+	(*Money)(nil),                   // 25: interbank.v1.Money
+	(*timestamppb.Timestamp)(nil),   // 26: google.protobuf.Timestamp
+	(*SealedPayment)(nil),           // 27: interbank.v1.SealedPayment
+	(*Coin)(nil),                    // 28: interbank.v1.Coin
 }
 var file_interbank_v1_order_proto_depIdxs = []int32{
-	23, // 0: interbank.v1.Product.unit_price:type_name -> interbank.v1.Money
-	23, // 1: interbank.v1.OrderLine.unit_price:type_name -> interbank.v1.Money
-	23, // 2: interbank.v1.OrderLine.line_total:type_name -> interbank.v1.Money
-	24, // 3: interbank.v1.ChallengeRef.expires_at:type_name -> google.protobuf.Timestamp
-	24, // 4: interbank.v1.DeliveryConfirmation.confirmed_at:type_name -> google.protobuf.Timestamp
+	25, // 0: interbank.v1.Product.unit_price:type_name -> interbank.v1.Money
+	25, // 1: interbank.v1.OrderLine.unit_price:type_name -> interbank.v1.Money
+	25, // 2: interbank.v1.OrderLine.line_total:type_name -> interbank.v1.Money
+	26, // 3: interbank.v1.ChallengeRef.expires_at:type_name -> google.protobuf.Timestamp
+	26, // 4: interbank.v1.DeliveryConfirmation.confirmed_at:type_name -> google.protobuf.Timestamp
 	2,  // 5: interbank.v1.Order.lines:type_name -> interbank.v1.OrderLine
-	23, // 6: interbank.v1.Order.total:type_name -> interbank.v1.Money
+	25, // 6: interbank.v1.Order.total:type_name -> interbank.v1.Money
 	0,  // 7: interbank.v1.Order.status:type_name -> interbank.v1.OrderStatus
 	3,  // 8: interbank.v1.Order.challenge:type_name -> interbank.v1.ChallengeRef
 	4,  // 9: interbank.v1.Order.delivery:type_name -> interbank.v1.DeliveryConfirmation
-	24, // 10: interbank.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	24, // 11: interbank.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
-	23, // 12: interbank.v1.Order.refunded_total:type_name -> interbank.v1.Money
+	26, // 10: interbank.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	26, // 11: interbank.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	25, // 12: interbank.v1.Order.refunded_total:type_name -> interbank.v1.Money
 	1,  // 13: interbank.v1.ListProductsResponse.products:type_name -> interbank.v1.Product
 	8,  // 14: interbank.v1.CreateOrderRequest.lines:type_name -> interbank.v1.CreateOrderLine
 	5,  // 15: interbank.v1.CreateOrderResponse.order:type_name -> interbank.v1.Order
 	5,  // 16: interbank.v1.GetOrderResponse.order:type_name -> interbank.v1.Order
-	25, // 17: interbank.v1.SubmitPaymentRequest.payment:type_name -> interbank.v1.SealedPayment
+	27, // 17: interbank.v1.SubmitPaymentRequest.payment:type_name -> interbank.v1.SealedPayment
 	5,  // 18: interbank.v1.SubmitPaymentResponse.order:type_name -> interbank.v1.Order
 	5,  // 19: interbank.v1.SubmitChequeResponse.order:type_name -> interbank.v1.Order
-	5,  // 20: interbank.v1.CompletePaymentResponse.order:type_name -> interbank.v1.Order
-	5,  // 21: interbank.v1.CancelOrderResponse.order:type_name -> interbank.v1.Order
-	23, // 22: interbank.v1.RefundOrderRequest.amount:type_name -> interbank.v1.Money
-	5,  // 23: interbank.v1.RefundOrderResponse.order:type_name -> interbank.v1.Order
-	6,  // 24: interbank.v1.OrderService.ListProducts:input_type -> interbank.v1.ListProductsRequest
-	9,  // 25: interbank.v1.OrderService.CreateOrder:input_type -> interbank.v1.CreateOrderRequest
-	11, // 26: interbank.v1.OrderService.GetOrder:input_type -> interbank.v1.GetOrderRequest
-	13, // 27: interbank.v1.OrderService.SubmitPayment:input_type -> interbank.v1.SubmitPaymentRequest
-	17, // 28: interbank.v1.OrderService.CompletePayment:input_type -> interbank.v1.CompletePaymentRequest
-	15, // 29: interbank.v1.OrderService.SubmitCheque:input_type -> interbank.v1.SubmitChequeRequest
-	19, // 30: interbank.v1.OrderService.CancelOrder:input_type -> interbank.v1.CancelOrderRequest
-	21, // 31: interbank.v1.BackOfficeService.RefundOrder:input_type -> interbank.v1.RefundOrderRequest
-	7,  // 32: interbank.v1.OrderService.ListProducts:output_type -> interbank.v1.ListProductsResponse
-	10, // 33: interbank.v1.OrderService.CreateOrder:output_type -> interbank.v1.CreateOrderResponse
-	12, // 34: interbank.v1.OrderService.GetOrder:output_type -> interbank.v1.GetOrderResponse
-	14, // 35: interbank.v1.OrderService.SubmitPayment:output_type -> interbank.v1.SubmitPaymentResponse
-	18, // 36: interbank.v1.OrderService.CompletePayment:output_type -> interbank.v1.CompletePaymentResponse
-	16, // 37: interbank.v1.OrderService.SubmitCheque:output_type -> interbank.v1.SubmitChequeResponse
-	20, // 38: interbank.v1.OrderService.CancelOrder:output_type -> interbank.v1.CancelOrderResponse
-	22, // 39: interbank.v1.BackOfficeService.RefundOrder:output_type -> interbank.v1.RefundOrderResponse
-	32, // [32:40] is the sub-list for method output_type
-	24, // [24:32] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	28, // 20: interbank.v1.SubmitCoinsRequest.coins:type_name -> interbank.v1.Coin
+	5,  // 21: interbank.v1.SubmitCoinsResponse.order:type_name -> interbank.v1.Order
+	5,  // 22: interbank.v1.CompletePaymentResponse.order:type_name -> interbank.v1.Order
+	5,  // 23: interbank.v1.CancelOrderResponse.order:type_name -> interbank.v1.Order
+	25, // 24: interbank.v1.RefundOrderRequest.amount:type_name -> interbank.v1.Money
+	5,  // 25: interbank.v1.RefundOrderResponse.order:type_name -> interbank.v1.Order
+	6,  // 26: interbank.v1.OrderService.ListProducts:input_type -> interbank.v1.ListProductsRequest
+	9,  // 27: interbank.v1.OrderService.CreateOrder:input_type -> interbank.v1.CreateOrderRequest
+	11, // 28: interbank.v1.OrderService.GetOrder:input_type -> interbank.v1.GetOrderRequest
+	13, // 29: interbank.v1.OrderService.SubmitPayment:input_type -> interbank.v1.SubmitPaymentRequest
+	19, // 30: interbank.v1.OrderService.CompletePayment:input_type -> interbank.v1.CompletePaymentRequest
+	15, // 31: interbank.v1.OrderService.SubmitCheque:input_type -> interbank.v1.SubmitChequeRequest
+	17, // 32: interbank.v1.OrderService.SubmitCoins:input_type -> interbank.v1.SubmitCoinsRequest
+	21, // 33: interbank.v1.OrderService.CancelOrder:input_type -> interbank.v1.CancelOrderRequest
+	23, // 34: interbank.v1.BackOfficeService.RefundOrder:input_type -> interbank.v1.RefundOrderRequest
+	7,  // 35: interbank.v1.OrderService.ListProducts:output_type -> interbank.v1.ListProductsResponse
+	10, // 36: interbank.v1.OrderService.CreateOrder:output_type -> interbank.v1.CreateOrderResponse
+	12, // 37: interbank.v1.OrderService.GetOrder:output_type -> interbank.v1.GetOrderResponse
+	14, // 38: interbank.v1.OrderService.SubmitPayment:output_type -> interbank.v1.SubmitPaymentResponse
+	20, // 39: interbank.v1.OrderService.CompletePayment:output_type -> interbank.v1.CompletePaymentResponse
+	16, // 40: interbank.v1.OrderService.SubmitCheque:output_type -> interbank.v1.SubmitChequeResponse
+	18, // 41: interbank.v1.OrderService.SubmitCoins:output_type -> interbank.v1.SubmitCoinsResponse
+	22, // 42: interbank.v1.OrderService.CancelOrder:output_type -> interbank.v1.CancelOrderResponse
+	24, // 43: interbank.v1.BackOfficeService.RefundOrder:output_type -> interbank.v1.RefundOrderResponse
+	35, // [35:44] is the sub-list for method output_type
+	26, // [26:35] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_interbank_v1_order_proto_init() }
@@ -1677,6 +1805,7 @@ func file_interbank_v1_order_proto_init() {
 		return
 	}
 	file_interbank_v1_bounds_proto_init()
+	file_interbank_v1_cash_proto_init()
 	file_interbank_v1_common_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1684,7 +1813,7 @@ func file_interbank_v1_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_interbank_v1_order_proto_rawDesc), len(file_interbank_v1_order_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -25,6 +25,7 @@ const (
 	OrderService_SubmitPayment_FullMethodName   = "/interbank.v1.OrderService/SubmitPayment"
 	OrderService_CompletePayment_FullMethodName = "/interbank.v1.OrderService/CompletePayment"
 	OrderService_SubmitCheque_FullMethodName    = "/interbank.v1.OrderService/SubmitCheque"
+	OrderService_SubmitCoins_FullMethodName     = "/interbank.v1.OrderService/SubmitCoins"
 	OrderService_CancelOrder_FullMethodName     = "/interbank.v1.OrderService/CancelOrder"
 )
 
@@ -79,6 +80,33 @@ type OrderServiceClient interface {
 	// answer from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the
 	// same cheque again; the order stays PAYMENT_PENDING meanwhile).
 	SubmitCheque(ctx context.Context, in *SubmitChequeRequest, opts ...grpc.CallOption) (*SubmitChequeResponse, error)
+	// SubmitCoins pays an order with electronic coins (docs/cash.md): coins of
+	// one issuing bank whose face values add up to the order's total exactly,
+	// each signing the order's contract (order_id, order_digest, merchant). The
+	// merchant checks every coin offline (the issuer's published denomination
+	// key, the denomination signature, the coin's signature over this order's
+	// contract) and deposits them at its bank (CashService.DepositCoins), which
+	// has the issuing bank take them. Accepted, the order is SETTLED and the
+	// merchant confirms delivery (DELIVERY_CONFIRMED in the answer); refused by
+	// the issuer, the order is CREATED again and the refusal is passed on:
+	// ALREADY_EXISTS, COIN_DOUBLE_SPENT (metadata coin_public_key, hex, of the
+	// coin found spent, and spent_order_id, the order it paid first: the
+	// issuer's proof), or FAILED_PRECONDITION, DENOMINATION_EXPIRED. A repeat with the same request_id answers the order
+	// as it is now.
+	//
+	// Refusals, with the order unchanged: the order is not CREATED:
+	// FAILED_PRECONDITION, ORDER_NOT_PAYABLE; INVALID_ARGUMENT: COIN_INVALID
+	// (a signature fails or a denomination key is unknown; metadata
+	// coin_index), AMOUNT_MISMATCH (the face values do not add up to the
+	// total), FIELD_INVALID (no coins, more than 64, or of two banks);
+	// FAILED_PRECONDITION, DENOMINATION_EXPIRED (a coin's key is past its
+	// deposit period; metadata coin_index); the issuer's key set cannot be had:
+	// UNAVAILABLE, KEY_SET_UNAVAILABLE, or fails its signature check:
+	// FAILED_PRECONDITION, KEY_SET_INVALID; ALREADY_EXISTS,
+	// IDEMPOTENCY_KEY_REUSED for the same request_id with other coins. No
+	// answer from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the
+	// same coins again).
+	SubmitCoins(ctx context.Context, in *SubmitCoinsRequest, opts ...grpc.CallOption) (*SubmitCoinsResponse, error)
 	// CancelOrder cancels an order that has not been captured; a hold placed for
 	// it is voided.
 	CancelOrder(ctx context.Context, in *CancelOrderRequest, opts ...grpc.CallOption) (*CancelOrderResponse, error)
@@ -152,6 +180,16 @@ func (c *orderServiceClient) SubmitCheque(ctx context.Context, in *SubmitChequeR
 	return out, nil
 }
 
+func (c *orderServiceClient) SubmitCoins(ctx context.Context, in *SubmitCoinsRequest, opts ...grpc.CallOption) (*SubmitCoinsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SubmitCoinsResponse)
+	err := c.cc.Invoke(ctx, OrderService_SubmitCoins_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *orderServiceClient) CancelOrder(ctx context.Context, in *CancelOrderRequest, opts ...grpc.CallOption) (*CancelOrderResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CancelOrderResponse)
@@ -213,6 +251,33 @@ type OrderServiceServer interface {
 	// answer from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the
 	// same cheque again; the order stays PAYMENT_PENDING meanwhile).
 	SubmitCheque(context.Context, *SubmitChequeRequest) (*SubmitChequeResponse, error)
+	// SubmitCoins pays an order with electronic coins (docs/cash.md): coins of
+	// one issuing bank whose face values add up to the order's total exactly,
+	// each signing the order's contract (order_id, order_digest, merchant). The
+	// merchant checks every coin offline (the issuer's published denomination
+	// key, the denomination signature, the coin's signature over this order's
+	// contract) and deposits them at its bank (CashService.DepositCoins), which
+	// has the issuing bank take them. Accepted, the order is SETTLED and the
+	// merchant confirms delivery (DELIVERY_CONFIRMED in the answer); refused by
+	// the issuer, the order is CREATED again and the refusal is passed on:
+	// ALREADY_EXISTS, COIN_DOUBLE_SPENT (metadata coin_public_key, hex, of the
+	// coin found spent, and spent_order_id, the order it paid first: the
+	// issuer's proof), or FAILED_PRECONDITION, DENOMINATION_EXPIRED. A repeat with the same request_id answers the order
+	// as it is now.
+	//
+	// Refusals, with the order unchanged: the order is not CREATED:
+	// FAILED_PRECONDITION, ORDER_NOT_PAYABLE; INVALID_ARGUMENT: COIN_INVALID
+	// (a signature fails or a denomination key is unknown; metadata
+	// coin_index), AMOUNT_MISMATCH (the face values do not add up to the
+	// total), FIELD_INVALID (no coins, more than 64, or of two banks);
+	// FAILED_PRECONDITION, DENOMINATION_EXPIRED (a coin's key is past its
+	// deposit period; metadata coin_index); the issuer's key set cannot be had:
+	// UNAVAILABLE, KEY_SET_UNAVAILABLE, or fails its signature check:
+	// FAILED_PRECONDITION, KEY_SET_INVALID; ALREADY_EXISTS,
+	// IDEMPOTENCY_KEY_REUSED for the same request_id with other coins. No
+	// answer from the acquirer: UNAVAILABLE, PAYMENT_OUTCOME_UNKNOWN (submit the
+	// same coins again).
+	SubmitCoins(context.Context, *SubmitCoinsRequest) (*SubmitCoinsResponse, error)
 	// CancelOrder cancels an order that has not been captured; a hold placed for
 	// it is voided.
 	CancelOrder(context.Context, *CancelOrderRequest) (*CancelOrderResponse, error)
@@ -243,6 +308,9 @@ func (UnimplementedOrderServiceServer) CompletePayment(context.Context, *Complet
 }
 func (UnimplementedOrderServiceServer) SubmitCheque(context.Context, *SubmitChequeRequest) (*SubmitChequeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitCheque not implemented")
+}
+func (UnimplementedOrderServiceServer) SubmitCoins(context.Context, *SubmitCoinsRequest) (*SubmitCoinsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitCoins not implemented")
 }
 func (UnimplementedOrderServiceServer) CancelOrder(context.Context, *CancelOrderRequest) (*CancelOrderResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelOrder not implemented")
@@ -376,6 +444,24 @@ func _OrderService_SubmitCheque_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OrderService_SubmitCoins_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitCoinsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).SubmitCoins(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_SubmitCoins_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).SubmitCoins(ctx, req.(*SubmitCoinsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _OrderService_CancelOrder_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CancelOrderRequest)
 	if err := dec(in); err != nil {
@@ -426,6 +512,10 @@ var OrderService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _OrderService_SubmitCheque_Handler,
 		},
 		{
+			MethodName: "SubmitCoins",
+			Handler:    _OrderService_SubmitCoins_Handler,
+		},
+		{
 			MethodName: "CancelOrder",
 			Handler:    _OrderService_CancelOrder_Handler,
 		},
@@ -447,8 +537,8 @@ const (
 type BackOfficeServiceClient interface {
 	// RefundOrder returns all or part of a settled order's payment to the
 	// customer: the gateway asks the acquirer to send a payment return.
-	// An order paid by cheque: FAILED_PRECONDITION, REFUND_NOT_SUPPORTED
-	// (refunds of cheque payments are not supported yet).
+	// An order paid by cheque or with coins: FAILED_PRECONDITION,
+	// REFUND_NOT_SUPPORTED (refunds of those payments are not supported yet).
 	RefundOrder(ctx context.Context, in *RefundOrderRequest, opts ...grpc.CallOption) (*RefundOrderResponse, error)
 }
 
@@ -479,8 +569,8 @@ func (c *backOfficeServiceClient) RefundOrder(ctx context.Context, in *RefundOrd
 type BackOfficeServiceServer interface {
 	// RefundOrder returns all or part of a settled order's payment to the
 	// customer: the gateway asks the acquirer to send a payment return.
-	// An order paid by cheque: FAILED_PRECONDITION, REFUND_NOT_SUPPORTED
-	// (refunds of cheque payments are not supported yet).
+	// An order paid by cheque or with coins: FAILED_PRECONDITION,
+	// REFUND_NOT_SUPPORTED (refunds of those payments are not supported yet).
 	RefundOrder(context.Context, *RefundOrderRequest) (*RefundOrderResponse, error)
 	mustEmbedUnimplementedBackOfficeServiceServer()
 }

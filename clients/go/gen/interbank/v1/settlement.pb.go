@@ -2322,11 +2322,278 @@ func (*ReceiveChequePresentmentResult_Report) isReceiveChequePresentmentResult_O
 
 func (*ReceiveChequePresentmentResult_Error) isReceiveChequePresentmentResult_Outcome() {}
 
+// SubmitCoinDepositRequest sends one order's coins to their issuing bank.
+type SubmitCoinDepositRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key chosen by the presenting agent.
+	// At most 128 bytes.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The deposit; presenting_agent must be the caller's own bank code.
+	Deposit       *CoinDeposit `protobuf:"bytes,2,opt,name=deposit,proto3" json:"deposit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitCoinDepositRequest) Reset() {
+	*x = SubmitCoinDepositRequest{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitCoinDepositRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitCoinDepositRequest) ProtoMessage() {}
+
+func (x *SubmitCoinDepositRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitCoinDepositRequest.ProtoReflect.Descriptor instead.
+func (*SubmitCoinDepositRequest) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *SubmitCoinDepositRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SubmitCoinDepositRequest) GetDeposit() *CoinDeposit {
+	if x != nil {
+		return x.Deposit
+	}
+	return nil
+}
+
+// SubmitCoinDepositResponse is the deposit's status report.
+type SubmitCoinDepositResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deposit's id.
+	DepositId string `protobuf:"bytes,1,opt,name=deposit_id,json=depositId,proto3" json:"deposit_id,omitempty"`
+	// PENDING (no answer from the issuer yet), ACCEPTED or REJECTED.
+	Status TransferStatus `protobuf:"varint,2,opt,name=status,proto3,enum=interbank.v1.TransferStatus" json:"status,omitempty"`
+	// On rejection, the reason.
+	ReasonCode string `protobuf:"bytes,3,opt,name=reason_code,json=reasonCode,proto3" json:"reason_code,omitempty"`
+	// The settlement window the payment belongs to (empty in gross mode).
+	WindowId string `protobuf:"bytes,4,opt,name=window_id,json=windowId,proto3" json:"window_id,omitempty"`
+	// With COIN_DOUBLE_SPENT, the issuer's proof.
+	DoubleSpendProof *CoinSpendProof `protobuf:"bytes,5,opt,name=double_spend_proof,json=doubleSpendProof,proto3" json:"double_spend_proof,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *SubmitCoinDepositResponse) Reset() {
+	*x = SubmitCoinDepositResponse{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitCoinDepositResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitCoinDepositResponse) ProtoMessage() {}
+
+func (x *SubmitCoinDepositResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitCoinDepositResponse.ProtoReflect.Descriptor instead.
+func (*SubmitCoinDepositResponse) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SubmitCoinDepositResponse) GetDepositId() string {
+	if x != nil {
+		return x.DepositId
+	}
+	return ""
+}
+
+func (x *SubmitCoinDepositResponse) GetStatus() TransferStatus {
+	if x != nil {
+		return x.Status
+	}
+	return TransferStatus_TRANSFER_STATUS_UNSPECIFIED
+}
+
+func (x *SubmitCoinDepositResponse) GetReasonCode() string {
+	if x != nil {
+		return x.ReasonCode
+	}
+	return ""
+}
+
+func (x *SubmitCoinDepositResponse) GetWindowId() string {
+	if x != nil {
+		return x.WindowId
+	}
+	return ""
+}
+
+func (x *SubmitCoinDepositResponse) GetDoubleSpendProof() *CoinSpendProof {
+	if x != nil {
+		return x.DoubleSpendProof
+	}
+	return nil
+}
+
+// ReceiveCoinDepositRequest delivers one coin deposit to its issuer.
+type ReceiveCoinDepositRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key chosen by the settlement bank.
+	// At most 128 bytes.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The deposit; issuing_agent is the receiving bank.
+	Deposit       *CoinDeposit `protobuf:"bytes,2,opt,name=deposit,proto3" json:"deposit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveCoinDepositRequest) Reset() {
+	*x = ReceiveCoinDepositRequest{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveCoinDepositRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveCoinDepositRequest) ProtoMessage() {}
+
+func (x *ReceiveCoinDepositRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveCoinDepositRequest.ProtoReflect.Descriptor instead.
+func (*ReceiveCoinDepositRequest) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ReceiveCoinDepositRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ReceiveCoinDepositRequest) GetDeposit() *CoinDeposit {
+	if x != nil {
+		return x.Deposit
+	}
+	return nil
+}
+
+// ReceiveCoinDepositResponse is the issuer's decision.
+type ReceiveCoinDepositResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deposit's id.
+	DepositId string `protobuf:"bytes,1,opt,name=deposit_id,json=depositId,proto3" json:"deposit_id,omitempty"`
+	// ACCEPTED or REJECTED.
+	Status TransferStatus `protobuf:"varint,2,opt,name=status,proto3,enum=interbank.v1.TransferStatus" json:"status,omitempty"`
+	// On rejection, the reason.
+	ReasonCode string `protobuf:"bytes,3,opt,name=reason_code,json=reasonCode,proto3" json:"reason_code,omitempty"`
+	// With COIN_DOUBLE_SPENT, the first spending of the coin found spent.
+	DoubleSpendProof *CoinSpendProof `protobuf:"bytes,4,opt,name=double_spend_proof,json=doubleSpendProof,proto3" json:"double_spend_proof,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ReceiveCoinDepositResponse) Reset() {
+	*x = ReceiveCoinDepositResponse{}
+	mi := &file_interbank_v1_settlement_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveCoinDepositResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveCoinDepositResponse) ProtoMessage() {}
+
+func (x *ReceiveCoinDepositResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_interbank_v1_settlement_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveCoinDepositResponse.ProtoReflect.Descriptor instead.
+func (*ReceiveCoinDepositResponse) Descriptor() ([]byte, []int) {
+	return file_interbank_v1_settlement_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ReceiveCoinDepositResponse) GetDepositId() string {
+	if x != nil {
+		return x.DepositId
+	}
+	return ""
+}
+
+func (x *ReceiveCoinDepositResponse) GetStatus() TransferStatus {
+	if x != nil {
+		return x.Status
+	}
+	return TransferStatus_TRANSFER_STATUS_UNSPECIFIED
+}
+
+func (x *ReceiveCoinDepositResponse) GetReasonCode() string {
+	if x != nil {
+		return x.ReasonCode
+	}
+	return ""
+}
+
+func (x *ReceiveCoinDepositResponse) GetDoubleSpendProof() *CoinSpendProof {
+	if x != nil {
+		return x.DoubleSpendProof
+	}
+	return nil
+}
+
 var File_interbank_v1_settlement_proto protoreflect.FileDescriptor
 
 const file_interbank_v1_settlement_proto_rawDesc = "" +
 	"\n" +
-	"\x1dinterbank/v1/settlement.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\x1a\x19interbank/v1/cheque.proto\x1a\x19interbank/v1/common.proto\"\xbe\x04\n" +
+	"\x1dinterbank/v1/settlement.proto\x12\finterbank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19interbank/v1/bounds.proto\x1a\x17interbank/v1/cash.proto\x1a\x19interbank/v1/cheque.proto\x1a\x19interbank/v1/common.proto\"\xbe\x04\n" +
 	"\x0eCreditTransfer\x12,\n" +
 	"\x0einstruction_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\rinstructionId\x12(\n" +
 	"\rend_to_end_id\x18\x02 \x01(\tB\x05\xe8\xab\x19\x80\x01R\n" +
@@ -2469,7 +2736,30 @@ const file_interbank_v1_settlement_proto_rawDesc = "" +
 	"\x1eReceiveChequePresentmentResult\x12H\n" +
 	"\x06report\x18\x01 \x01(\v2..interbank.v1.ReceiveChequePresentmentResponseH\x00R\x06report\x120\n" +
 	"\x05error\x18\x02 \x01(\v2\x18.interbank.v1.EntryErrorH\x00R\x05errorB\t\n" +
-	"\aoutcome*\x8a\x01\n" +
+	"\aoutcome\"u\n" +
+	"\x18SubmitCoinDepositRequest\x12$\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x123\n" +
+	"\adeposit\x18\x02 \x01(\v2\x19.interbank.v1.CoinDepositR\adeposit\"\xfa\x01\n" +
+	"\x19SubmitCoinDepositResponse\x12\x1d\n" +
+	"\n" +
+	"deposit_id\x18\x01 \x01(\tR\tdepositId\x124\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x1c.interbank.v1.TransferStatusR\x06status\x12\x1f\n" +
+	"\vreason_code\x18\x03 \x01(\tR\n" +
+	"reasonCode\x12\x1b\n" +
+	"\twindow_id\x18\x04 \x01(\tR\bwindowId\x12J\n" +
+	"\x12double_spend_proof\x18\x05 \x01(\v2\x1c.interbank.v1.CoinSpendProofR\x10doubleSpendProof\"v\n" +
+	"\x19ReceiveCoinDepositRequest\x12$\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tB\x05\xe8\xab\x19\x80\x01R\trequestId\x123\n" +
+	"\adeposit\x18\x02 \x01(\v2\x19.interbank.v1.CoinDepositR\adeposit\"\xde\x01\n" +
+	"\x1aReceiveCoinDepositResponse\x12\x1d\n" +
+	"\n" +
+	"deposit_id\x18\x01 \x01(\tR\tdepositId\x124\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x1c.interbank.v1.TransferStatusR\x06status\x12\x1f\n" +
+	"\vreason_code\x18\x03 \x01(\tR\n" +
+	"reasonCode\x12J\n" +
+	"\x12double_spend_proof\x18\x04 \x01(\v2\x1c.interbank.v1.CoinSpendProofR\x10doubleSpendProof*\x8a\x01\n" +
 	"\x0eTransferStatus\x12\x1f\n" +
 	"\x1bTRANSFER_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17TRANSFER_STATUS_PENDING\x10\x01\x12\x1c\n" +
@@ -2479,7 +2769,7 @@ const file_interbank_v1_settlement_proto_rawDesc = "" +
 	"$SETTLEMENT_WINDOW_STATUS_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dSETTLEMENT_WINDOW_STATUS_OPEN\x10\x01\x12#\n" +
 	"\x1fSETTLEMENT_WINDOW_STATUS_CLOSED\x10\x02\x12$\n" +
-	" SETTLEMENT_WINDOW_STATUS_SETTLED\x10\x032\x9f\x06\n" +
+	" SETTLEMENT_WINDOW_STATUS_SETTLED\x10\x032\x85\a\n" +
 	"\x11SettlementService\x12m\n" +
 	"\x14SubmitCreditTransfer\x12).interbank.v1.SubmitCreditTransferRequest\x1a*.interbank.v1.SubmitCreditTransferResponse\x12p\n" +
 	"\x15SubmitCreditTransfers\x12*.interbank.v1.SubmitCreditTransfersRequest\x1a+.interbank.v1.SubmitCreditTransfersResponse\x12j\n" +
@@ -2487,12 +2777,14 @@ const file_interbank_v1_settlement_proto_rawDesc = "" +
 	"\x11GetTransferStatus\x12&.interbank.v1.GetTransferStatusRequest\x1a'.interbank.v1.GetTransferStatusResponse\x12j\n" +
 	"\x13GetSettlementWindow\x12(.interbank.v1.GetSettlementWindowRequest\x1a).interbank.v1.GetSettlementWindowResponse\x12p\n" +
 	"\x15CloseSettlementWindow\x12*.interbank.v1.CloseSettlementWindowRequest\x1a+.interbank.v1.CloseSettlementWindowResponse\x12y\n" +
-	"\x18SubmitChequePresentments\x12-.interbank.v1.SubmitChequePresentmentsRequest\x1a..interbank.v1.SubmitChequePresentmentsResponse2\xe5\x03\n" +
+	"\x18SubmitChequePresentments\x12-.interbank.v1.SubmitChequePresentmentsRequest\x1a..interbank.v1.SubmitChequePresentmentsResponse\x12d\n" +
+	"\x11SubmitCoinDeposit\x12&.interbank.v1.SubmitCoinDepositRequest\x1a'.interbank.v1.SubmitCoinDepositResponse2\xce\x04\n" +
 	"\x0fClearingService\x12p\n" +
 	"\x15ReceiveCreditTransfer\x12*.interbank.v1.ReceiveCreditTransferRequest\x1a+.interbank.v1.ReceiveCreditTransferResponse\x12s\n" +
 	"\x16ReceiveCreditTransfers\x12+.interbank.v1.ReceiveCreditTransfersRequest\x1a,.interbank.v1.ReceiveCreditTransfersResponse\x12m\n" +
 	"\x14ReceivePaymentReturn\x12).interbank.v1.ReceivePaymentReturnRequest\x1a*.interbank.v1.ReceivePaymentReturnResponse\x12|\n" +
-	"\x19ReceiveChequePresentments\x12..interbank.v1.ReceiveChequePresentmentsRequest\x1a/.interbank.v1.ReceiveChequePresentmentsResponseB\xb6\x01\n" +
+	"\x19ReceiveChequePresentments\x12..interbank.v1.ReceiveChequePresentmentsRequest\x1a/.interbank.v1.ReceiveChequePresentmentsResponse\x12g\n" +
+	"\x12ReceiveCoinDeposit\x12'.interbank.v1.ReceiveCoinDepositRequest\x1a(.interbank.v1.ReceiveCoinDepositResponseB\xb6\x01\n" +
 	"\x10com.interbank.v1B\x0fSettlementProtoP\x01Z@github.com/paynet/paynet/clients/go/gen/interbank/v1;interbankv1\xa2\x02\x03IXX\xaa\x02\fInterbank.V1\xca\x02\fInterbank\\V1\xe2\x02\x18Interbank\\V1\\GPBMetadata\xea\x02\rInterbank::V1b\x06proto3"
 
 var (
@@ -2508,7 +2800,7 @@ func file_interbank_v1_settlement_proto_rawDescGZIP() []byte {
 }
 
 var file_interbank_v1_settlement_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_interbank_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_interbank_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_interbank_v1_settlement_proto_goTypes = []any{
 	(TransferStatus)(0),                       // 0: interbank.v1.TransferStatus
 	(SettlementWindowStatus)(0),               // 1: interbank.v1.SettlementWindowStatus
@@ -2546,32 +2838,38 @@ var file_interbank_v1_settlement_proto_goTypes = []any{
 	(*ReceiveChequePresentmentsRequest)(nil),  // 33: interbank.v1.ReceiveChequePresentmentsRequest
 	(*ReceiveChequePresentmentsResponse)(nil), // 34: interbank.v1.ReceiveChequePresentmentsResponse
 	(*ReceiveChequePresentmentResult)(nil),    // 35: interbank.v1.ReceiveChequePresentmentResult
-	(*Money)(nil),                             // 36: interbank.v1.Money
-	(*AccountRef)(nil),                        // 37: interbank.v1.AccountRef
-	(*timestamppb.Timestamp)(nil),             // 38: google.protobuf.Timestamp
-	(*EntryError)(nil),                        // 39: interbank.v1.EntryError
-	(*ChequePresentment)(nil),                 // 40: interbank.v1.ChequePresentment
+	(*SubmitCoinDepositRequest)(nil),          // 36: interbank.v1.SubmitCoinDepositRequest
+	(*SubmitCoinDepositResponse)(nil),         // 37: interbank.v1.SubmitCoinDepositResponse
+	(*ReceiveCoinDepositRequest)(nil),         // 38: interbank.v1.ReceiveCoinDepositRequest
+	(*ReceiveCoinDepositResponse)(nil),        // 39: interbank.v1.ReceiveCoinDepositResponse
+	(*Money)(nil),                             // 40: interbank.v1.Money
+	(*AccountRef)(nil),                        // 41: interbank.v1.AccountRef
+	(*timestamppb.Timestamp)(nil),             // 42: google.protobuf.Timestamp
+	(*EntryError)(nil),                        // 43: interbank.v1.EntryError
+	(*ChequePresentment)(nil),                 // 44: interbank.v1.ChequePresentment
+	(*CoinDeposit)(nil),                       // 45: interbank.v1.CoinDeposit
+	(*CoinSpendProof)(nil),                    // 46: interbank.v1.CoinSpendProof
 }
 var file_interbank_v1_settlement_proto_depIdxs = []int32{
-	36, // 0: interbank.v1.CreditTransfer.amount:type_name -> interbank.v1.Money
-	37, // 1: interbank.v1.CreditTransfer.debtor_account:type_name -> interbank.v1.AccountRef
-	37, // 2: interbank.v1.CreditTransfer.creditor_account:type_name -> interbank.v1.AccountRef
-	38, // 3: interbank.v1.CreditTransfer.created_at:type_name -> google.protobuf.Timestamp
-	36, // 4: interbank.v1.PaymentReturn.amount:type_name -> interbank.v1.Money
+	40, // 0: interbank.v1.CreditTransfer.amount:type_name -> interbank.v1.Money
+	41, // 1: interbank.v1.CreditTransfer.debtor_account:type_name -> interbank.v1.AccountRef
+	41, // 2: interbank.v1.CreditTransfer.creditor_account:type_name -> interbank.v1.AccountRef
+	42, // 3: interbank.v1.CreditTransfer.created_at:type_name -> google.protobuf.Timestamp
+	40, // 4: interbank.v1.PaymentReturn.amount:type_name -> interbank.v1.Money
 	2,  // 5: interbank.v1.SubmitCreditTransferRequest.transfer:type_name -> interbank.v1.CreditTransfer
 	0,  // 6: interbank.v1.SubmitCreditTransferResponse.status:type_name -> interbank.v1.TransferStatus
 	4,  // 7: interbank.v1.SubmitCreditTransfersRequest.entries:type_name -> interbank.v1.SubmitCreditTransferRequest
 	8,  // 8: interbank.v1.SubmitCreditTransfersResponse.results:type_name -> interbank.v1.SubmitCreditTransferResult
 	5,  // 9: interbank.v1.SubmitCreditTransferResult.report:type_name -> interbank.v1.SubmitCreditTransferResponse
-	39, // 10: interbank.v1.SubmitCreditTransferResult.error:type_name -> interbank.v1.EntryError
+	43, // 10: interbank.v1.SubmitCreditTransferResult.error:type_name -> interbank.v1.EntryError
 	3,  // 11: interbank.v1.SubmitPaymentReturnRequest.payment_return:type_name -> interbank.v1.PaymentReturn
 	0,  // 12: interbank.v1.SubmitPaymentReturnResponse.status:type_name -> interbank.v1.TransferStatus
 	0,  // 13: interbank.v1.GetTransferStatusResponse.status:type_name -> interbank.v1.TransferStatus
 	1,  // 14: interbank.v1.SettlementWindow.status:type_name -> interbank.v1.SettlementWindowStatus
-	38, // 15: interbank.v1.SettlementWindow.opened_at:type_name -> google.protobuf.Timestamp
-	38, // 16: interbank.v1.SettlementWindow.closed_at:type_name -> google.protobuf.Timestamp
+	42, // 15: interbank.v1.SettlementWindow.opened_at:type_name -> google.protobuf.Timestamp
+	42, // 16: interbank.v1.SettlementWindow.closed_at:type_name -> google.protobuf.Timestamp
 	13, // 17: interbank.v1.SettlementWindow.positions:type_name -> interbank.v1.NetPosition
-	38, // 18: interbank.v1.SettlementWindow.settled_at:type_name -> google.protobuf.Timestamp
+	42, // 18: interbank.v1.SettlementWindow.settled_at:type_name -> google.protobuf.Timestamp
 	14, // 19: interbank.v1.GetSettlementWindowResponse.window:type_name -> interbank.v1.SettlementWindow
 	14, // 20: interbank.v1.CloseSettlementWindowResponse.window:type_name -> interbank.v1.SettlementWindow
 	2,  // 21: interbank.v1.ReceiveCreditTransferRequest.transfer:type_name -> interbank.v1.CreditTransfer
@@ -2579,48 +2877,58 @@ var file_interbank_v1_settlement_proto_depIdxs = []int32{
 	19, // 23: interbank.v1.ReceiveCreditTransfersRequest.entries:type_name -> interbank.v1.ReceiveCreditTransferRequest
 	23, // 24: interbank.v1.ReceiveCreditTransfersResponse.results:type_name -> interbank.v1.ReceiveCreditTransferResult
 	20, // 25: interbank.v1.ReceiveCreditTransferResult.report:type_name -> interbank.v1.ReceiveCreditTransferResponse
-	39, // 26: interbank.v1.ReceiveCreditTransferResult.error:type_name -> interbank.v1.EntryError
+	43, // 26: interbank.v1.ReceiveCreditTransferResult.error:type_name -> interbank.v1.EntryError
 	3,  // 27: interbank.v1.ReceivePaymentReturnRequest.payment_return:type_name -> interbank.v1.PaymentReturn
 	0,  // 28: interbank.v1.ReceivePaymentReturnResponse.status:type_name -> interbank.v1.TransferStatus
-	40, // 29: interbank.v1.SubmitChequePresentmentRequest.presentment:type_name -> interbank.v1.ChequePresentment
+	44, // 29: interbank.v1.SubmitChequePresentmentRequest.presentment:type_name -> interbank.v1.ChequePresentment
 	0,  // 30: interbank.v1.SubmitChequePresentmentResponse.status:type_name -> interbank.v1.TransferStatus
 	26, // 31: interbank.v1.SubmitChequePresentmentsRequest.entries:type_name -> interbank.v1.SubmitChequePresentmentRequest
 	30, // 32: interbank.v1.SubmitChequePresentmentsResponse.results:type_name -> interbank.v1.SubmitChequePresentmentResult
 	27, // 33: interbank.v1.SubmitChequePresentmentResult.report:type_name -> interbank.v1.SubmitChequePresentmentResponse
-	39, // 34: interbank.v1.SubmitChequePresentmentResult.error:type_name -> interbank.v1.EntryError
-	40, // 35: interbank.v1.ReceiveChequePresentmentRequest.presentment:type_name -> interbank.v1.ChequePresentment
+	43, // 34: interbank.v1.SubmitChequePresentmentResult.error:type_name -> interbank.v1.EntryError
+	44, // 35: interbank.v1.ReceiveChequePresentmentRequest.presentment:type_name -> interbank.v1.ChequePresentment
 	0,  // 36: interbank.v1.ReceiveChequePresentmentResponse.status:type_name -> interbank.v1.TransferStatus
 	31, // 37: interbank.v1.ReceiveChequePresentmentsRequest.entries:type_name -> interbank.v1.ReceiveChequePresentmentRequest
 	35, // 38: interbank.v1.ReceiveChequePresentmentsResponse.results:type_name -> interbank.v1.ReceiveChequePresentmentResult
 	32, // 39: interbank.v1.ReceiveChequePresentmentResult.report:type_name -> interbank.v1.ReceiveChequePresentmentResponse
-	39, // 40: interbank.v1.ReceiveChequePresentmentResult.error:type_name -> interbank.v1.EntryError
-	4,  // 41: interbank.v1.SettlementService.SubmitCreditTransfer:input_type -> interbank.v1.SubmitCreditTransferRequest
-	6,  // 42: interbank.v1.SettlementService.SubmitCreditTransfers:input_type -> interbank.v1.SubmitCreditTransfersRequest
-	9,  // 43: interbank.v1.SettlementService.SubmitPaymentReturn:input_type -> interbank.v1.SubmitPaymentReturnRequest
-	11, // 44: interbank.v1.SettlementService.GetTransferStatus:input_type -> interbank.v1.GetTransferStatusRequest
-	15, // 45: interbank.v1.SettlementService.GetSettlementWindow:input_type -> interbank.v1.GetSettlementWindowRequest
-	17, // 46: interbank.v1.SettlementService.CloseSettlementWindow:input_type -> interbank.v1.CloseSettlementWindowRequest
-	28, // 47: interbank.v1.SettlementService.SubmitChequePresentments:input_type -> interbank.v1.SubmitChequePresentmentsRequest
-	19, // 48: interbank.v1.ClearingService.ReceiveCreditTransfer:input_type -> interbank.v1.ReceiveCreditTransferRequest
-	21, // 49: interbank.v1.ClearingService.ReceiveCreditTransfers:input_type -> interbank.v1.ReceiveCreditTransfersRequest
-	24, // 50: interbank.v1.ClearingService.ReceivePaymentReturn:input_type -> interbank.v1.ReceivePaymentReturnRequest
-	33, // 51: interbank.v1.ClearingService.ReceiveChequePresentments:input_type -> interbank.v1.ReceiveChequePresentmentsRequest
-	5,  // 52: interbank.v1.SettlementService.SubmitCreditTransfer:output_type -> interbank.v1.SubmitCreditTransferResponse
-	7,  // 53: interbank.v1.SettlementService.SubmitCreditTransfers:output_type -> interbank.v1.SubmitCreditTransfersResponse
-	10, // 54: interbank.v1.SettlementService.SubmitPaymentReturn:output_type -> interbank.v1.SubmitPaymentReturnResponse
-	12, // 55: interbank.v1.SettlementService.GetTransferStatus:output_type -> interbank.v1.GetTransferStatusResponse
-	16, // 56: interbank.v1.SettlementService.GetSettlementWindow:output_type -> interbank.v1.GetSettlementWindowResponse
-	18, // 57: interbank.v1.SettlementService.CloseSettlementWindow:output_type -> interbank.v1.CloseSettlementWindowResponse
-	29, // 58: interbank.v1.SettlementService.SubmitChequePresentments:output_type -> interbank.v1.SubmitChequePresentmentsResponse
-	20, // 59: interbank.v1.ClearingService.ReceiveCreditTransfer:output_type -> interbank.v1.ReceiveCreditTransferResponse
-	22, // 60: interbank.v1.ClearingService.ReceiveCreditTransfers:output_type -> interbank.v1.ReceiveCreditTransfersResponse
-	25, // 61: interbank.v1.ClearingService.ReceivePaymentReturn:output_type -> interbank.v1.ReceivePaymentReturnResponse
-	34, // 62: interbank.v1.ClearingService.ReceiveChequePresentments:output_type -> interbank.v1.ReceiveChequePresentmentsResponse
-	52, // [52:63] is the sub-list for method output_type
-	41, // [41:52] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	43, // 40: interbank.v1.ReceiveChequePresentmentResult.error:type_name -> interbank.v1.EntryError
+	45, // 41: interbank.v1.SubmitCoinDepositRequest.deposit:type_name -> interbank.v1.CoinDeposit
+	0,  // 42: interbank.v1.SubmitCoinDepositResponse.status:type_name -> interbank.v1.TransferStatus
+	46, // 43: interbank.v1.SubmitCoinDepositResponse.double_spend_proof:type_name -> interbank.v1.CoinSpendProof
+	45, // 44: interbank.v1.ReceiveCoinDepositRequest.deposit:type_name -> interbank.v1.CoinDeposit
+	0,  // 45: interbank.v1.ReceiveCoinDepositResponse.status:type_name -> interbank.v1.TransferStatus
+	46, // 46: interbank.v1.ReceiveCoinDepositResponse.double_spend_proof:type_name -> interbank.v1.CoinSpendProof
+	4,  // 47: interbank.v1.SettlementService.SubmitCreditTransfer:input_type -> interbank.v1.SubmitCreditTransferRequest
+	6,  // 48: interbank.v1.SettlementService.SubmitCreditTransfers:input_type -> interbank.v1.SubmitCreditTransfersRequest
+	9,  // 49: interbank.v1.SettlementService.SubmitPaymentReturn:input_type -> interbank.v1.SubmitPaymentReturnRequest
+	11, // 50: interbank.v1.SettlementService.GetTransferStatus:input_type -> interbank.v1.GetTransferStatusRequest
+	15, // 51: interbank.v1.SettlementService.GetSettlementWindow:input_type -> interbank.v1.GetSettlementWindowRequest
+	17, // 52: interbank.v1.SettlementService.CloseSettlementWindow:input_type -> interbank.v1.CloseSettlementWindowRequest
+	28, // 53: interbank.v1.SettlementService.SubmitChequePresentments:input_type -> interbank.v1.SubmitChequePresentmentsRequest
+	36, // 54: interbank.v1.SettlementService.SubmitCoinDeposit:input_type -> interbank.v1.SubmitCoinDepositRequest
+	19, // 55: interbank.v1.ClearingService.ReceiveCreditTransfer:input_type -> interbank.v1.ReceiveCreditTransferRequest
+	21, // 56: interbank.v1.ClearingService.ReceiveCreditTransfers:input_type -> interbank.v1.ReceiveCreditTransfersRequest
+	24, // 57: interbank.v1.ClearingService.ReceivePaymentReturn:input_type -> interbank.v1.ReceivePaymentReturnRequest
+	33, // 58: interbank.v1.ClearingService.ReceiveChequePresentments:input_type -> interbank.v1.ReceiveChequePresentmentsRequest
+	38, // 59: interbank.v1.ClearingService.ReceiveCoinDeposit:input_type -> interbank.v1.ReceiveCoinDepositRequest
+	5,  // 60: interbank.v1.SettlementService.SubmitCreditTransfer:output_type -> interbank.v1.SubmitCreditTransferResponse
+	7,  // 61: interbank.v1.SettlementService.SubmitCreditTransfers:output_type -> interbank.v1.SubmitCreditTransfersResponse
+	10, // 62: interbank.v1.SettlementService.SubmitPaymentReturn:output_type -> interbank.v1.SubmitPaymentReturnResponse
+	12, // 63: interbank.v1.SettlementService.GetTransferStatus:output_type -> interbank.v1.GetTransferStatusResponse
+	16, // 64: interbank.v1.SettlementService.GetSettlementWindow:output_type -> interbank.v1.GetSettlementWindowResponse
+	18, // 65: interbank.v1.SettlementService.CloseSettlementWindow:output_type -> interbank.v1.CloseSettlementWindowResponse
+	29, // 66: interbank.v1.SettlementService.SubmitChequePresentments:output_type -> interbank.v1.SubmitChequePresentmentsResponse
+	37, // 67: interbank.v1.SettlementService.SubmitCoinDeposit:output_type -> interbank.v1.SubmitCoinDepositResponse
+	20, // 68: interbank.v1.ClearingService.ReceiveCreditTransfer:output_type -> interbank.v1.ReceiveCreditTransferResponse
+	22, // 69: interbank.v1.ClearingService.ReceiveCreditTransfers:output_type -> interbank.v1.ReceiveCreditTransfersResponse
+	25, // 70: interbank.v1.ClearingService.ReceivePaymentReturn:output_type -> interbank.v1.ReceivePaymentReturnResponse
+	34, // 71: interbank.v1.ClearingService.ReceiveChequePresentments:output_type -> interbank.v1.ReceiveChequePresentmentsResponse
+	39, // 72: interbank.v1.ClearingService.ReceiveCoinDeposit:output_type -> interbank.v1.ReceiveCoinDepositResponse
+	60, // [60:73] is the sub-list for method output_type
+	47, // [47:60] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_interbank_v1_settlement_proto_init() }
@@ -2629,6 +2937,7 @@ func file_interbank_v1_settlement_proto_init() {
 		return
 	}
 	file_interbank_v1_bounds_proto_init()
+	file_interbank_v1_cash_proto_init()
 	file_interbank_v1_cheque_proto_init()
 	file_interbank_v1_common_proto_init()
 	file_interbank_v1_settlement_proto_msgTypes[6].OneofWrappers = []any{
@@ -2653,7 +2962,7 @@ func file_interbank_v1_settlement_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_interbank_v1_settlement_proto_rawDesc), len(file_interbank_v1_settlement_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   34,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -26,6 +26,7 @@ const (
 	SettlementService_GetSettlementWindow_FullMethodName      = "/interbank.v1.SettlementService/GetSettlementWindow"
 	SettlementService_CloseSettlementWindow_FullMethodName    = "/interbank.v1.SettlementService/CloseSettlementWindow"
 	SettlementService_SubmitChequePresentments_FullMethodName = "/interbank.v1.SettlementService/SubmitChequePresentments"
+	SettlementService_SubmitCoinDeposit_FullMethodName        = "/interbank.v1.SettlementService/SubmitCoinDeposit"
 )
 
 // SettlementServiceClient is the client API for SettlementService service.
@@ -91,6 +92,22 @@ type SettlementServiceClient interface {
 	// presenting_agent (SAME_AGENT: a bank pays cheques drawn on itself inside
 	// it). None or more than 256 entries: BATCH_SIZE_INVALID, FIELD_INVALID.
 	SubmitChequePresentments(ctx context.Context, in *SubmitChequePresentmentsRequest, opts ...grpc.CallOption) (*SubmitChequePresentmentsResponse, error)
+	// SubmitCoinDeposit sends one order's coins from the acquirer (the caller,
+	// presenting_agent) to the bank that issued them, settled like a transfer
+	// from the issuing bank to the acquirer, exactly as a cheque presentment:
+	// recorded once per (issuing agent, deposit_id), earmarked (gross) or
+	// within the issuer's cap (net), delivered to the issuer
+	// (ClearingService.ReceiveCoinDeposit), decided by its answer: ACCEPTED
+	// (the coins are spent; the reserves move) or REJECTED (COIN_DOUBLE_SPENT,
+	// DENOMINATION_EXPIRED, COIN_INVALID). The answer carries the issuer's
+	// double-spend proof. A resubmission answers the deposit's status now.
+	//
+	// Refused INVALID_ARGUMENT with nothing recorded: an amount outside 1 to
+	// 10^15 minor units or in another currency (FIELD_INVALID); an
+	// issuing_agent that is the presenting_agent (SAME_AGENT: a bank takes
+	// its own coins inside it). PERMISSION_DENIED, PRESENTING_AGENT_NOT_CALLER
+	// when presenting_agent is not the caller's code.
+	SubmitCoinDeposit(ctx context.Context, in *SubmitCoinDepositRequest, opts ...grpc.CallOption) (*SubmitCoinDepositResponse, error)
 }
 
 type settlementServiceClient struct {
@@ -171,6 +188,16 @@ func (c *settlementServiceClient) SubmitChequePresentments(ctx context.Context, 
 	return out, nil
 }
 
+func (c *settlementServiceClient) SubmitCoinDeposit(ctx context.Context, in *SubmitCoinDepositRequest, opts ...grpc.CallOption) (*SubmitCoinDepositResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SubmitCoinDepositResponse)
+	err := c.cc.Invoke(ctx, SettlementService_SubmitCoinDeposit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SettlementServiceServer is the server API for SettlementService service.
 // All implementations must embed UnimplementedSettlementServiceServer
 // for forward compatibility.
@@ -234,6 +261,22 @@ type SettlementServiceServer interface {
 	// presenting_agent (SAME_AGENT: a bank pays cheques drawn on itself inside
 	// it). None or more than 256 entries: BATCH_SIZE_INVALID, FIELD_INVALID.
 	SubmitChequePresentments(context.Context, *SubmitChequePresentmentsRequest) (*SubmitChequePresentmentsResponse, error)
+	// SubmitCoinDeposit sends one order's coins from the acquirer (the caller,
+	// presenting_agent) to the bank that issued them, settled like a transfer
+	// from the issuing bank to the acquirer, exactly as a cheque presentment:
+	// recorded once per (issuing agent, deposit_id), earmarked (gross) or
+	// within the issuer's cap (net), delivered to the issuer
+	// (ClearingService.ReceiveCoinDeposit), decided by its answer: ACCEPTED
+	// (the coins are spent; the reserves move) or REJECTED (COIN_DOUBLE_SPENT,
+	// DENOMINATION_EXPIRED, COIN_INVALID). The answer carries the issuer's
+	// double-spend proof. A resubmission answers the deposit's status now.
+	//
+	// Refused INVALID_ARGUMENT with nothing recorded: an amount outside 1 to
+	// 10^15 minor units or in another currency (FIELD_INVALID); an
+	// issuing_agent that is the presenting_agent (SAME_AGENT: a bank takes
+	// its own coins inside it). PERMISSION_DENIED, PRESENTING_AGENT_NOT_CALLER
+	// when presenting_agent is not the caller's code.
+	SubmitCoinDeposit(context.Context, *SubmitCoinDepositRequest) (*SubmitCoinDepositResponse, error)
 	mustEmbedUnimplementedSettlementServiceServer()
 }
 
@@ -264,6 +307,9 @@ func (UnimplementedSettlementServiceServer) CloseSettlementWindow(context.Contex
 }
 func (UnimplementedSettlementServiceServer) SubmitChequePresentments(context.Context, *SubmitChequePresentmentsRequest) (*SubmitChequePresentmentsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitChequePresentments not implemented")
+}
+func (UnimplementedSettlementServiceServer) SubmitCoinDeposit(context.Context, *SubmitCoinDepositRequest) (*SubmitCoinDepositResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitCoinDeposit not implemented")
 }
 func (UnimplementedSettlementServiceServer) mustEmbedUnimplementedSettlementServiceServer() {}
 func (UnimplementedSettlementServiceServer) testEmbeddedByValue()                           {}
@@ -412,6 +458,24 @@ func _SettlementService_SubmitChequePresentments_Handler(srv interface{}, ctx co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SettlementService_SubmitCoinDeposit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitCoinDepositRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SettlementServiceServer).SubmitCoinDeposit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SettlementService_SubmitCoinDeposit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SettlementServiceServer).SubmitCoinDeposit(ctx, req.(*SubmitCoinDepositRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SettlementService_ServiceDesc is the grpc.ServiceDesc for SettlementService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -447,6 +511,10 @@ var SettlementService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "SubmitChequePresentments",
 			Handler:    _SettlementService_SubmitChequePresentments_Handler,
 		},
+		{
+			MethodName: "SubmitCoinDeposit",
+			Handler:    _SettlementService_SubmitCoinDeposit_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "interbank/v1/settlement.proto",
@@ -457,6 +525,7 @@ const (
 	ClearingService_ReceiveCreditTransfers_FullMethodName    = "/interbank.v1.ClearingService/ReceiveCreditTransfers"
 	ClearingService_ReceivePaymentReturn_FullMethodName      = "/interbank.v1.ClearingService/ReceivePaymentReturn"
 	ClearingService_ReceiveChequePresentments_FullMethodName = "/interbank.v1.ClearingService/ReceiveChequePresentments"
+	ClearingService_ReceiveCoinDeposit_FullMethodName        = "/interbank.v1.ClearingService/ReceiveCoinDeposit"
 )
 
 // ClearingServiceClient is the client API for ClearingService service.
@@ -501,6 +570,17 @@ type ClearingServiceClient interface {
 	// this bank or is the presenting_agent (SAME_AGENT), an amount outside 1 to
 	// 10^15 minor units (FIELD_INVALID).
 	ReceiveChequePresentments(ctx context.Context, in *ReceiveChequePresentmentsRequest, opts ...grpc.CallOption) (*ReceiveChequePresentmentsResponse, error)
+	// ReceiveCoinDeposit asks the issuing bank to take one order's coins. It
+	// checks each coin (a denomination key of its own within its deposit
+	// period, the denomination signature, the coin's signature over the
+	// contract) and, in one transaction, records every coin spent and debits
+	// its outstanding liability, or refuses them all: REJECTED with reason
+	// COIN_INVALID, DENOMINATION_EXPIRED or COIN_DOUBLE_SPENT (with the first
+	// spending as proof). A repeat (same presenting agent and deposit_id) gets
+	// the first answer. Refused INVALID_ARGUMENT before anything is written: an
+	// issuing_agent that is not this bank or is the presenting_agent
+	// (SAME_AGENT), an amount outside 1 to 10^15 minor units (FIELD_INVALID).
+	ReceiveCoinDeposit(ctx context.Context, in *ReceiveCoinDepositRequest, opts ...grpc.CallOption) (*ReceiveCoinDepositResponse, error)
 }
 
 type clearingServiceClient struct {
@@ -551,6 +631,16 @@ func (c *clearingServiceClient) ReceiveChequePresentments(ctx context.Context, i
 	return out, nil
 }
 
+func (c *clearingServiceClient) ReceiveCoinDeposit(ctx context.Context, in *ReceiveCoinDepositRequest, opts ...grpc.CallOption) (*ReceiveCoinDepositResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReceiveCoinDepositResponse)
+	err := c.cc.Invoke(ctx, ClearingService_ReceiveCoinDeposit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClearingServiceServer is the server API for ClearingService service.
 // All implementations must embed UnimplementedClearingServiceServer
 // for forward compatibility.
@@ -593,6 +683,17 @@ type ClearingServiceServer interface {
 	// this bank or is the presenting_agent (SAME_AGENT), an amount outside 1 to
 	// 10^15 minor units (FIELD_INVALID).
 	ReceiveChequePresentments(context.Context, *ReceiveChequePresentmentsRequest) (*ReceiveChequePresentmentsResponse, error)
+	// ReceiveCoinDeposit asks the issuing bank to take one order's coins. It
+	// checks each coin (a denomination key of its own within its deposit
+	// period, the denomination signature, the coin's signature over the
+	// contract) and, in one transaction, records every coin spent and debits
+	// its outstanding liability, or refuses them all: REJECTED with reason
+	// COIN_INVALID, DENOMINATION_EXPIRED or COIN_DOUBLE_SPENT (with the first
+	// spending as proof). A repeat (same presenting agent and deposit_id) gets
+	// the first answer. Refused INVALID_ARGUMENT before anything is written: an
+	// issuing_agent that is not this bank or is the presenting_agent
+	// (SAME_AGENT), an amount outside 1 to 10^15 minor units (FIELD_INVALID).
+	ReceiveCoinDeposit(context.Context, *ReceiveCoinDepositRequest) (*ReceiveCoinDepositResponse, error)
 	mustEmbedUnimplementedClearingServiceServer()
 }
 
@@ -614,6 +715,9 @@ func (UnimplementedClearingServiceServer) ReceivePaymentReturn(context.Context, 
 }
 func (UnimplementedClearingServiceServer) ReceiveChequePresentments(context.Context, *ReceiveChequePresentmentsRequest) (*ReceiveChequePresentmentsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReceiveChequePresentments not implemented")
+}
+func (UnimplementedClearingServiceServer) ReceiveCoinDeposit(context.Context, *ReceiveCoinDepositRequest) (*ReceiveCoinDepositResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReceiveCoinDeposit not implemented")
 }
 func (UnimplementedClearingServiceServer) mustEmbedUnimplementedClearingServiceServer() {}
 func (UnimplementedClearingServiceServer) testEmbeddedByValue()                         {}
@@ -708,6 +812,24 @@ func _ClearingService_ReceiveChequePresentments_Handler(srv interface{}, ctx con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClearingService_ReceiveCoinDeposit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReceiveCoinDepositRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClearingServiceServer).ReceiveCoinDeposit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClearingService_ReceiveCoinDeposit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClearingServiceServer).ReceiveCoinDeposit(ctx, req.(*ReceiveCoinDepositRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClearingService_ServiceDesc is the grpc.ServiceDesc for ClearingService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -730,6 +852,10 @@ var ClearingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReceiveChequePresentments",
 			Handler:    _ClearingService_ReceiveChequePresentments_Handler,
+		},
+		{
+			MethodName: "ReceiveCoinDeposit",
+			Handler:    _ClearingService_ReceiveCoinDeposit_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
