@@ -2,8 +2,9 @@
 
 Every node runs as its own process. A seeded load generator pays from many
 concurrent customers (frictionless purchases, challenged ones answered from
-the device inbox, refunds of settled orders, cheques, and cheques stopped
-before they are submitted), retrying each step with the same request ids
+the device inbox, refunds of settled orders, cheques, cheques stopped before
+they are submitted, payments with coins withdrawn for them, and attempts to
+spend those coins a second time), retrying each step with the same request ids
 whenever its outcome is unknown. Meanwhile a seeded fault
 injector SIGKILLs and restarts a node, or SIGSTOPs and SIGCONTs one, every
 few seconds; the same seed gives the same fault schedule.
@@ -19,7 +20,10 @@ each holder) and every store is reconciled. The last line is one JSON object::
 - ``lost`` / ``duplicated``: acknowledged payments (and refunds) missing from,
   or present more than once in, the issuer's (drawee's) or the acquirer's
   ledger; a stopped cheque found in either ledger counts as duplicated;
-- ``wrong_total``: how far total money is from the opening total;
+- ``wrong_total``: how far total money (holders' and coins outstanding) is from
+  the opening total;
+- ``double_spends``: second spendings of paid coins tried, and how many were
+  refused COIN_DOUBLE_SPENT (all must be; one accepted counts as duplicated);
 - ``negative``: holders' balances below zero (no account has an overdraft);
 - ``stuck_holds``: holds still pending past their expiry;
 - ``disagreements``: reconciliation mismatches between merchant, gateway,
@@ -52,11 +56,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from interbank.v1 import (
     account_pb2,
     account_pb2_grpc,
     authorization_pb2,
     authorization_pb2_grpc,
+    cash_pb2,
+    cash_pb2_grpc,
     cheque_pb2,
     cheque_pb2_grpc,
     common_pb2,
@@ -71,6 +79,7 @@ from ops.audit import check_books, collect_books
 from ops.devnet import add_customers, write_dev_network
 from ops.launcher import LocalNetwork
 from ops.reconcile import reconcile
+from payment import blind_rsa, cash
 from payment.clock import now
 from payment.config import NetworkConfig, load_network
 from payment.errors import OUTCOME_UNKNOWN_CODES, PaynetError, from_rpc_error
@@ -204,6 +213,12 @@ class Outcome:
     """Why the generator gave up on an unknown outcome."""
     refunds_minor: list[int] = field(default_factory=list)
     """Refunds the merchant saw acknowledged."""
+    withdrawn_minor: int = 0
+    """Coins withdrawn for the payment (coins only)."""
+    double_spend: str = ""
+    """A second spending of the paid coins: "" if none was tried, else its answer."""
+    second_order_id: str = ""
+    """The order a double spend was (wrongly) accepted for."""
 
 
 async def retried(step: Callable[[], Awaitable[T]], give_up_s: float = STEP_GIVE_UP_S) -> T:
@@ -240,6 +255,7 @@ class Load:
             network.node(self.merchant).address, TlsIdentity.load(pki, self.merchant)
         )
         self._books: dict[str, asyncio.Task[ChequeBook]] = {}
+        self._key_sets: dict[str, asyncio.Future[list[cash.DenominationKey]]] = {}
         # One date for every cheque of the run, so a retried step writes the same bytes.
         self._today = now().date()
         self._serials: Counter[str] = Counter()
@@ -276,6 +292,8 @@ class Load:
             if roll < 0.42
             else "cheque-stopped"
             if roll < 0.45
+            else "coins"
+            if roll < 0.50
             else "frictionless"
         )
         lines = (
@@ -292,6 +310,9 @@ class Load:
             outcome.amount_minor = placed.order.total.amount_minor
             if kind.startswith("cheque"):
                 await self._pay_by_cheque(customer, key, placed.order, outcome)
+                return outcome
+            if kind == "coins":
+                await self._pay_with_coins(customer, key, placed.order, outcome, rng)
                 return outcome
             order = await self._submit(customer, key, placed)
             if order.status == S.ORDER_STATUS_CHALLENGE_REQUIRED:
@@ -375,6 +396,129 @@ class Load:
             outcome.acknowledged = True
         else:
             outcome.refused = decided.failure_reason or S.Name(decided.status)
+
+    async def _key_set(self, customer: Customer) -> list[cash.DenominationKey]:
+        bank = customer.config.bank
+        if bank not in self._key_sets:
+            self._key_sets[bank] = asyncio.ensure_future(self._fetch_keys(customer))
+        return await self._key_sets[bank]
+
+    async def _fetch_keys(self, customer: Customer) -> list[cash.DenominationKey]:
+        stub = cash_pb2_grpc.CashServiceStub(customer.channel(customer.config.bank))
+        reply = await retried(
+            lambda: stub.GetDenominations(
+                cash_pb2.GetDenominationsRequest(), timeout=self._call_timeout_s
+            )
+        )
+        keys = []
+        for d in reply.denominations:
+            public = serialization.load_der_public_key(d.public_key)
+            assert isinstance(public, rsa.RSAPublicKey)
+            keys.append(
+                cash.DenominationKey(
+                    d.denomination_key_id,
+                    d.value.amount_minor,
+                    d.value.currency_code,
+                    public,
+                    d.withdraw_until.seconds,
+                    d.deposit_until.seconds,
+                )
+            )
+        return keys
+
+    async def _pay_with_coins(
+        self,
+        customer: Customer,
+        key: str,
+        order: order_pb2.Order,
+        outcome: Outcome,
+        rng: random.Random,
+    ) -> None:
+        """Withdraw the order's total in coins, pay with them, and (one time in two) try
+        to spend the same coins on a second order: it must be refused COIN_DOUBLE_SPENT."""
+        keys = await self._key_set(customer)
+        bank_code = self.network.node(customer.config.bank).bank_code or ""
+        now_s = int(time.time())
+        open_keys = sorted(
+            (k for k in keys if k.withdraw_until > now_s), key=lambda k: -k.value_minor
+        )
+        values: list[cash.DenominationKey] = []
+        left = order.total.amount_minor
+        for denomination in open_keys:
+            while left >= denomination.value_minor:
+                values.append(denomination)
+                left -= denomination.value_minor
+        pending = []
+        for denomination in values:
+            coin_key = ed25519.Ed25519PrivateKey.generate()
+            public = coin_key.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+            )
+            prepared = blind_rsa.prepare(cash.coin_message(bank_code, denomination.key_id, public))
+            blinded, inv = blind_rsa.blind(denomination.public_key, prepared)
+            pending.append((denomination, coin_key, public, prepared, blinded, inv))
+        bank = cash_pb2_grpc.CashServiceStub(customer.channel(customer.config.bank))
+        withdrawal = cash_pb2.WithdrawRequest(
+            request_id=f"{key}-withdraw",
+            account_id=customer.config.account_id,
+            coins=[
+                cash_pb2.BlindedCoin(denomination_key_id=d.key_id, blinded_message=b)
+                for d, _, _, _, b, _ in pending
+            ],
+        )
+        reply = await retried(lambda: bank.Withdraw(withdrawal, timeout=self._call_timeout_s))
+        coins = []
+        for (denomination, coin_key, public, prepared, _, inv), blind_sig in zip(
+            pending, reply.blind_signatures, strict=True
+        ):
+            signature = blind_rsa.finalize(denomination.public_key, prepared, blind_sig, inv)
+            coins.append((denomination, coin_key, public, prepared[:32], signature))
+        outcome.withdrawn_minor = sum(d.value_minor for d, *_ in coins)
+
+        def spent_on(target: order_pb2.Order) -> list[cash_pb2.Coin]:
+            return [
+                cash_pb2.Coin(
+                    bank_code=bank_code,
+                    denomination_key_id=d.key_id,
+                    coin_public_key=public,
+                    message_prefix=prefix,
+                    denomination_signature=signature,
+                    coin_signature=cash.sign_contract(
+                        coin_key,
+                        target.order_id,
+                        target.order_digest,
+                        target.merchant_name,
+                        d.value_minor,
+                        d.currency,
+                    ),
+                )
+                for d, coin_key, public, prefix, signature in coins
+            ]
+
+        stub = order_pb2_grpc.OrderServiceStub(customer.channel(self.merchant))
+        request = order_pb2.SubmitCoinsRequest(
+            request_id=f"{key}-coins", order_id=order.order_id, coins=spent_on(order)
+        )
+        await retried(lambda: stub.SubmitCoins(request, timeout=self._call_timeout_s))
+        decided = await self._until_decided(customer, order.order_id)
+        if decided.status not in SETTLED_OR_LATER:
+            outcome.refused = decided.failure_reason or S.Name(decided.status)
+            return
+        outcome.acknowledged = True
+        if rng.random() < 1 / 2:
+            outcome.double_spend = "TRIED"
+            lines = [(order.lines[0].sku, order.lines[0].quantity)]
+            second = (await self._create(customer, f"{key}-again", lines)).order
+            again = order_pb2.SubmitCoinsRequest(
+                request_id=f"{key}-coins-again", order_id=second.order_id, coins=spent_on(second)
+            )
+            try:
+                await retried(lambda: stub.SubmitCoins(again, timeout=self._call_timeout_s))
+            except PaynetError as exc:
+                outcome.double_spend = exc.reason
+            else:
+                outcome.double_spend = "ACCEPTED"
+                outcome.second_order_id = second.order_id
 
     async def _until_decided(self, customer: Customer, order_id: str) -> order_pb2.Order:
         stub = order_pb2_grpc.OrderServiceStub(customer.channel(self.merchant))
@@ -487,7 +631,11 @@ async def judge(network: NetworkConfig, outcomes: list[Outcome], opening_total: 
         if not check.ok:
             result.details.append(f"audit {check.name}: {check.detail}")
     result.stuck_holds = sum(b.member.overdue_holds for b in books if b.HasField("member"))
-    holders_total = sum(b.member.holder_balance_minor for b in books if b.HasField("member"))
+    holders_total = sum(
+        b.member.holder_balance_minor + b.member.cash_outstanding_minor
+        for b in books
+        if b.HasField("member")
+    )
     result.wrong_total = abs(holders_total - opening_total)
 
     merchant = network.merchants[0]
@@ -537,7 +685,19 @@ async def judge(network: NetworkConfig, outcomes: list[Outcome], opening_total: 
             for line in merchant_lines
             if line.order_id == outcome.order_id and line.direction == debit
         ]
-        expected = {"issuer": (len(paid), 1), "acquirer": (len(received), 0 if reversed_ else 1)}
+        if outcome.double_spend == "ACCEPTED":
+            result.duplicated += 1
+            result.details.append(f"coins spent twice: {outcome.order_id}")
+        elif outcome.double_spend and outcome.double_spend != "COIN_DOUBLE_SPENT":
+            result.disagreements += 1
+            result.details.append(f"double spend of {outcome.order_id}: {outcome.double_spend}")
+        # Coins are paid for at withdrawal, a line with no order: the issuer's side of a
+        # coin payment is the withdrawal, the order's money reaches the merchant once.
+        wanted_debits = 0 if outcome.kind == "coins" else 1
+        expected = {
+            "issuer": (len(paid), wanted_debits),
+            "acquirer": (len(received), 0 if reversed_ else 1),
+        }
         expected["refunds"] = (len(refunded), len(outcome.refunds_minor))
         for ledger, (found, wanted) in expected.items():
             if found < wanted:
@@ -692,6 +852,10 @@ async def run_chaos(
         "refused": dict(Counter(o.refused for o in outcomes if o.refused)),
         "unresolved": dict(Counter(o.unresolved for o in outcomes if o.unresolved)),
         "refunds": sum(len(o.refunds_minor) for o in outcomes),
+        "double_spends": {
+            "tried": sum(1 for o in outcomes if o.double_spend),
+            "refused": sum(1 for o in outcomes if o.double_spend == "COIN_DOUBLE_SPENT"),
+        },
         "load_seconds": round(load_seconds, 1),
         "exit_codes": codes,
     }

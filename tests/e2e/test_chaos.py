@@ -72,6 +72,9 @@ def test_chaos_short_form_loses_and_duplicates_nothing_and_leaks_no_secret(
     assert summary["refused"] == {"PAYMENT_STOPPED": stopped}
     assert summary["acknowledged"] == 300 - stopped
     assert summary["refunds"] > 0
+    # Coin payments, and second spendings of their coins: every one refused.
+    assert summary["kinds"]["coins"] > 0
+    assert summary["double_spends"]["tried"] == summary["double_spends"]["refused"] > 0
 
     # Every log line and every store, after kills mid-write, holds no key, instrument
     # number or one-time code outside the device inbox.
