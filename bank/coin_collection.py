@@ -29,7 +29,7 @@ from bank.opening import RESERVE, SUSPENSE
 from payment import cash, errors
 from payment.clock import now as clock_now
 from payment.clock import to_iso
-from payment.config import NetworkConfig
+from payment.config import NetworkConfig, Role
 from payment.logs import get_logger
 from payment.money import require_amount
 from payment.storage import Store
@@ -95,7 +95,8 @@ class CoinCollection:
                 "FIELD_INVALID", "the coins of one deposit come from one bank", field="coins"
             )
         (issuer,) = issuers
-        if self._network.bank_by_code(issuer) is None:
+        bank = self._network.bank_by_code(issuer)
+        if bank is None or bank.role is not Role.BANK:  # the settlement bank issues no coins
             raise errors.InvalidArgument(
                 "FIELD_INVALID", "the coins' bank is no member of this network", field="coins"
             )

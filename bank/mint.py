@@ -341,12 +341,11 @@ class Mint:
     async def receive(self, request: pb.ReceiveCoinDepositRequest) -> pb.ReceiveCoinDepositResponse:
         """Take a coin deposit presented through the settlement bank, once."""
         deposit = request.deposit
-        if not deposit.deposit_id or not deposit.presenting_agent:
-            raise errors.InvalidArgument(
-                "FIELD_INVALID",
-                "deposit_id and presenting_agent are required",
-                field="deposit.deposit_id",
-            )
+        for name in ("deposit_id", "presenting_agent"):
+            if not getattr(deposit, name):
+                raise errors.InvalidArgument(
+                    "FIELD_INVALID", f"deposit.{name} is required", field=f"deposit.{name}"
+                )
         refuse_malformed(deposit)
         if deposit.issuing_agent != self._code:
             raise errors.InvalidArgument(
@@ -449,8 +448,8 @@ def _refusal(
             )
         except CashError:
             return "COIN_INVALID", None
-        if coin.coin_public_key in seen:
-            return "COIN_INVALID", None
+        if coin.coin_public_key in seen or key.currency != deposit.amount.currency_code:
+            return "COIN_INVALID", None  # a coin twice, or a sum in another currency
         seen.add(coin.coin_public_key)
         total += key.value_minor
     if not deposit.coins or total != deposit.amount.amount_minor:

@@ -29,13 +29,13 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from interbank.v1 import cash_pb2, cash_pb2_grpc, common_pb2
+import grpc
+from interbank.v1 import cash_pb2, cash_pb2_grpc, common_pb2, order_pb2
 
 from bench.bench import PaymentLoad, _bounded, write_bench_network
+from customer.coins import KeySet, blind_withdrawal, check_key_set, finish_withdrawal, sign_coins
 from ops.launcher import LocalNetwork
-from payment import blind_rsa, cash
+from payment.cheque_trust import ChequeKeys
 from payment.config import NetworkConfig, load_network
 from payment.logs import configure_logging
 from payment.pki import Pki, init_pki
@@ -65,7 +65,7 @@ class CashLoad:
         self._shop = secure_channel(
             network.node(merchant.bank).address, TlsIdentity.load(pki, merchant.name)
         )
-        self._keys: dict[str, cash.DenominationKey] = {}
+        self._key_sets: dict[str, KeySet] = {}
         self.coins: list[tuple[str, cash_pb2.Coin]] = []
         """Each withdrawn coin with the order it signed."""
         self.failed = 0
@@ -75,73 +75,43 @@ class CashLoad:
         for channel in [*self._channels.values(), self._shop]:
             await channel.close()
 
-    async def _key(self, buyer: str) -> cash.DenominationKey:
+    async def _key_set(self, buyer: str) -> KeySet:
         bank = self._network.customer(buyer).bank
-        if bank not in self._keys:
+        if bank not in self._key_sets:
             reply = await cash_pb2_grpc.CashServiceStub(self._channels[buyer]).GetDenominations(
                 cash_pb2.GetDenominationsRequest()
             )
-            d = next(d for d in reply.denominations if d.value.amount_minor == COIN_MINOR)
-            public = serialization.load_der_public_key(d.public_key)
-            assert isinstance(public, rsa.RSAPublicKey)
-            self._keys[bank] = cash.DenominationKey(
-                d.denomination_key_id,
-                COIN_MINOR,
-                d.value.currency_code,
-                public,
-                d.withdraw_until.seconds,
-                d.deposit_until.seconds,
-            )
-        return self._keys[bank]
+            code = self._network.node(bank).bank_code or ""
+            self._key_sets[bank] = check_key_set(reply, code, ChequeKeys(self._network))
+        return self._key_sets[bank]
 
     async def withdraw(self, n: int, concurrency: int) -> float:
-        """n one-coin withdrawals; their rate per second. The coins are kept, spent."""
+        """n one-coin withdrawals, the wallet's steps included (customer.coins); their rate
+        per second. The coins are kept, each signed over an order of its own."""
         for buyer in self._buyers:
-            await self._key(buyer)  # keys made before the clock starts
+            await self._key_set(buyer)  # keys made before the clock starts
 
         async def one(i: int, worker: int) -> None:
             buyer = self._buyers[worker]
             config = self._network.customer(buyer)
-            key = await self._key(buyer)
-            bank_code = self._network.node(config.bank).bank_code or ""
-            coin_key = ed25519.Ed25519PrivateKey.generate()
-            public = coin_key.public_key().public_bytes(
-                serialization.Encoding.Raw, serialization.PublicFormat.Raw
-            )
-            prepared = blind_rsa.prepare(cash.coin_message(bank_code, key.key_id, public))
-            blinded, inv = blind_rsa.blind(key.public_key, prepared)
+            key_set = await self._key_set(buyer)
+            coin = next(k for k in key_set.keys if k.value_minor == COIN_MINOR)
+            pending = blind_withdrawal([coin], key_set.bank_code, config.account_id)
             try:
                 reply = await cash_pb2_grpc.CashServiceStub(self._channels[buyer]).Withdraw(
-                    cash_pb2.WithdrawRequest(
-                        request_id=str(uuid.uuid4()),
-                        account_id=config.account_id,
-                        coins=[
-                            cash_pb2.BlindedCoin(
-                                denomination_key_id=key.key_id, blinded_message=blinded
-                            )
-                        ],
-                    )
+                    pending.request()
                 )
-            except Exception:
+            except grpc.aio.AioRpcError:  # counted, the run goes on
                 self.failed += 1
                 return
-            signature = blind_rsa.finalize(key.public_key, prepared, reply.blind_signatures[0], inv)
             order_id = f"cash-bench-{i}"
-            digest = hashlib.sha256(order_id.encode()).digest()
+            order = order_pb2.Order(
+                order_id=order_id,
+                merchant_name=self._merchant,
+                order_digest=hashlib.sha256(order_id.encode()).digest(),
+            )
             self.coins.append(
-                (
-                    order_id,
-                    cash_pb2.Coin(
-                        bank_code=bank_code,
-                        denomination_key_id=key.key_id,
-                        coin_public_key=public,
-                        message_prefix=prepared[: blind_rsa.MSG_PREFIX_BYTES],
-                        denomination_signature=signature,
-                        coin_signature=cash.sign_contract(
-                            coin_key, order_id, digest, self._merchant, COIN_MINOR, key.currency
-                        ),
-                    ),
-                )
+                (order_id, sign_coins(finish_withdrawal(pending, reply, key_set), order)[0])
             )
 
         started = time.perf_counter()

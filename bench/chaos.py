@@ -56,8 +56,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from interbank.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -75,11 +73,19 @@ from interbank.v1 import (
 
 from customer.cheques import ChequeBook
 from customer.client import Customer, PlacedOrder
+from customer.coins import (
+    KeySet,
+    blind_withdrawal,
+    check_key_set,
+    choose_denominations,
+    finish_withdrawal,
+    sign_coins,
+)
 from ops.audit import check_books, collect_books
 from ops.devnet import add_customers, write_dev_network
 from ops.launcher import LocalNetwork
 from ops.reconcile import reconcile
-from payment import blind_rsa, cash
+from payment.cheque_trust import ChequeKeys
 from payment.clock import now
 from payment.config import NetworkConfig, load_network
 from payment.errors import OUTCOME_UNKNOWN_CODES, PaynetError, from_rpc_error
@@ -255,7 +261,7 @@ class Load:
             network.node(self.merchant).address, TlsIdentity.load(pki, self.merchant)
         )
         self._books: dict[str, asyncio.Task[ChequeBook]] = {}
-        self._key_sets: dict[str, asyncio.Future[list[cash.DenominationKey]]] = {}
+        self._key_sets: dict[str, asyncio.Future[KeySet]] = {}
         # One date for every cheque of the run, so a retried step writes the same bytes.
         self._today = now().date()
         self._serials: Counter[str] = Counter()
@@ -397,34 +403,21 @@ class Load:
         else:
             outcome.refused = decided.failure_reason or S.Name(decided.status)
 
-    async def _key_set(self, customer: Customer) -> list[cash.DenominationKey]:
+    async def _key_set(self, customer: Customer) -> KeySet:
         bank = customer.config.bank
         if bank not in self._key_sets:
             self._key_sets[bank] = asyncio.ensure_future(self._fetch_keys(customer))
         return await self._key_sets[bank]
 
-    async def _fetch_keys(self, customer: Customer) -> list[cash.DenominationKey]:
+    async def _fetch_keys(self, customer: Customer) -> KeySet:
         stub = cash_pb2_grpc.CashServiceStub(customer.channel(customer.config.bank))
         reply = await retried(
             lambda: stub.GetDenominations(
                 cash_pb2.GetDenominationsRequest(), timeout=self._call_timeout_s
             )
         )
-        keys = []
-        for d in reply.denominations:
-            public = serialization.load_der_public_key(d.public_key)
-            assert isinstance(public, rsa.RSAPublicKey)
-            keys.append(
-                cash.DenominationKey(
-                    d.denomination_key_id,
-                    d.value.amount_minor,
-                    d.value.currency_code,
-                    public,
-                    d.withdraw_until.seconds,
-                    d.deposit_until.seconds,
-                )
-            )
-        return keys
+        bank_code = self.network.node(customer.config.bank).bank_code or ""
+        return check_key_set(reply, bank_code, ChequeKeys(self.network))
 
     async def _pay_with_coins(
         self,
@@ -435,69 +428,23 @@ class Load:
         rng: random.Random,
     ) -> None:
         """Withdraw the order's total in coins, pay with them, and (one time in two) try
-        to spend the same coins on a second order: it must be refused COIN_DOUBLE_SPENT."""
-        keys = await self._key_set(customer)
-        bank_code = self.network.node(customer.config.bank).bank_code or ""
-        now_s = int(time.time())
-        open_keys = sorted(
-            (k for k in keys if k.withdraw_until > now_s), key=lambda k: -k.value_minor
+        to spend the same coins on a second order: it must be refused COIN_DOUBLE_SPENT.
+        The wallet's own steps (customer.coins), without its file: the run keeps them."""
+        key_set = await self._key_set(customer)
+        total = order.total
+        chosen = choose_denominations(total.amount_minor, total.currency_code, key_set, now())
+        pending = blind_withdrawal(
+            chosen, key_set.bank_code, customer.config.account_id, f"{key}-withdraw"
         )
-        values: list[cash.DenominationKey] = []
-        left = order.total.amount_minor
-        for denomination in open_keys:
-            while left >= denomination.value_minor:
-                values.append(denomination)
-                left -= denomination.value_minor
-        pending = []
-        for denomination in values:
-            coin_key = ed25519.Ed25519PrivateKey.generate()
-            public = coin_key.public_key().public_bytes(
-                serialization.Encoding.Raw, serialization.PublicFormat.Raw
-            )
-            prepared = blind_rsa.prepare(cash.coin_message(bank_code, denomination.key_id, public))
-            blinded, inv = blind_rsa.blind(denomination.public_key, prepared)
-            pending.append((denomination, coin_key, public, prepared, blinded, inv))
         bank = cash_pb2_grpc.CashServiceStub(customer.channel(customer.config.bank))
-        withdrawal = cash_pb2.WithdrawRequest(
-            request_id=f"{key}-withdraw",
-            account_id=customer.config.account_id,
-            coins=[
-                cash_pb2.BlindedCoin(denomination_key_id=d.key_id, blinded_message=b)
-                for d, _, _, _, b, _ in pending
-            ],
-        )
+        withdrawal = pending.request()
         reply = await retried(lambda: bank.Withdraw(withdrawal, timeout=self._call_timeout_s))
-        coins = []
-        for (denomination, coin_key, public, prepared, _, inv), blind_sig in zip(
-            pending, reply.blind_signatures, strict=True
-        ):
-            signature = blind_rsa.finalize(denomination.public_key, prepared, blind_sig, inv)
-            coins.append((denomination, coin_key, public, prepared[:32], signature))
-        outcome.withdrawn_minor = sum(d.value_minor for d, *_ in coins)
-
-        def spent_on(target: order_pb2.Order) -> list[cash_pb2.Coin]:
-            return [
-                cash_pb2.Coin(
-                    bank_code=bank_code,
-                    denomination_key_id=d.key_id,
-                    coin_public_key=public,
-                    message_prefix=prefix,
-                    denomination_signature=signature,
-                    coin_signature=cash.sign_contract(
-                        coin_key,
-                        target.order_id,
-                        target.order_digest,
-                        target.merchant_name,
-                        d.value_minor,
-                        d.currency,
-                    ),
-                )
-                for d, coin_key, public, prefix, signature in coins
-            ]
+        coins = finish_withdrawal(pending, reply, key_set)
+        outcome.withdrawn_minor = pending.amount_minor
 
         stub = order_pb2_grpc.OrderServiceStub(customer.channel(self.merchant))
         request = order_pb2.SubmitCoinsRequest(
-            request_id=f"{key}-coins", order_id=order.order_id, coins=spent_on(order)
+            request_id=f"{key}-coins", order_id=order.order_id, coins=sign_coins(coins, order)
         )
         await retried(lambda: stub.SubmitCoins(request, timeout=self._call_timeout_s))
         decided = await self._until_decided(customer, order.order_id)
@@ -510,15 +457,43 @@ class Load:
             lines = [(order.lines[0].sku, order.lines[0].quantity)]
             second = (await self._create(customer, f"{key}-again", lines)).order
             again = order_pb2.SubmitCoinsRequest(
-                request_id=f"{key}-coins-again", order_id=second.order_id, coins=spent_on(second)
+                request_id=f"{key}-coins-again",
+                order_id=second.order_id,
+                coins=sign_coins(coins, second),
             )
             try:
-                await retried(lambda: stub.SubmitCoins(again, timeout=self._call_timeout_s))
+                answered = await retried(
+                    lambda: stub.SubmitCoins(again, timeout=self._call_timeout_s)
+                )
             except PaynetError as exc:
                 outcome.double_spend = exc.reason
             else:
-                outcome.double_spend = "ACCEPTED"
-                outcome.second_order_id = second.order_id
+                # A retry of a refused attempt is answered with the order as it is now:
+                # open again (CREATED) if the coins were refused. Paid means they were not.
+                final = answered.order
+                if final.status not in SETTLED_OR_LATER:
+                    final = await self._until_open_or_paid(customer, second.order_id)
+                if final.status in SETTLED_OR_LATER:
+                    outcome.double_spend = "ACCEPTED"
+                    outcome.second_order_id = second.order_id
+                else:
+                    outcome.double_spend = "COIN_DOUBLE_SPENT"
+
+    async def _until_open_or_paid(self, customer: Customer, order_id: str) -> order_pb2.Order:
+        """The order once it is CREATED again (its coins refused) or paid."""
+        stub = order_pb2_grpc.OrderServiceStub(customer.channel(self.merchant))
+        request = order_pb2.GetOrderRequest(order_id=order_id)
+        deadline = time.monotonic() + STEP_GIVE_UP_S
+        while time.monotonic() < deadline:
+            reply = await retried(lambda: stub.GetOrder(request, timeout=self._call_timeout_s))
+            if (
+                reply.order.status in SETTLED_OR_LATER
+                or reply.order.status == S.ORDER_STATUS_CREATED
+            ):
+                found: order_pb2.Order = reply.order
+                return found
+            await asyncio.sleep(0.5)
+        raise TimeoutError
 
     async def _until_decided(self, customer: Customer, order_id: str) -> order_pb2.Order:
         stub = order_pb2_grpc.OrderServiceStub(customer.channel(self.merchant))

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from interbank.v1 import (
     account_pb2,
     audit_pb2,
+    cash_pb2,
     cheque_pb2,
     common_pb2,
     notification_pb2,
@@ -46,6 +47,7 @@ from .strategies import (
 from .world import World
 
 if TYPE_CHECKING:
+    from .cash import CoinKit
     from .cheques import ChequeKit
 
 __all__ = [
@@ -62,6 +64,7 @@ PROTO_MODULES = (
     account_pb2,
     audit_pb2,
     authz,
+    cash_pb2,
     cheque_pb2,
     common_pb2,
     notification_pb2,
@@ -224,24 +227,32 @@ def signed_instruction(
 
 
 class Payer:
-    """A customer's card number and signing key, and a kit writing fresh cheques. Secret:
-    repr shows none of them."""
+    """A customer's card number and signing key, a kit writing fresh cheques and one
+    withdrawing fresh coins. Secret: repr shows none of them."""
 
     def __init__(
         self,
         card_number: str,
         signing_key: ed25519.Ed25519PrivateKey,
         cheques: ChequeKit | None = None,
+        coins: CoinKit | None = None,
     ) -> None:
         self.card_number = card_number
         self.signing_key = signing_key
         self._cheques = cheques
+        self._coins = coins
 
     @property
     def cheques(self) -> ChequeKit:
         """The kit writing fresh cheques with the participants' keys."""
         assert self._cheques is not None, "this payer was made without a cheque kit"
         return self._cheques
+
+    @property
+    def coins(self) -> CoinKit:
+        """The kit withdrawing fresh coins and spending them."""
+        assert self._coins is not None, "this payer was made without a coin kit"
+        return self._coins
 
     def __repr__(self) -> str:
         return "Payer(<redacted>)"
@@ -413,6 +424,8 @@ def _batch_of(
 
 def specs() -> list[RpcSpec]:
     """One spec per RPC and serving node; a batch RPC's is derived from its single one's."""
+    from .cash_catalog import cash_specs  # built on this module's helpers
+
     singles = _single_specs()
     by_method = {spec.method: spec for spec in singles}
     s = settlement_pb2
@@ -437,6 +450,7 @@ def specs() -> list[RpcSpec]:
             s.ReceiveCreditTransfersResponse,
         ),
         *_cheque_specs(),
+        *cash_specs(),
     ]
 
 

@@ -34,6 +34,8 @@ from payment.money import MAX_AMOUNT_MINOR
 from payment.pki import Pki
 
 from .boundary import Boundary, Build
+from .cash import CoinKit
+from .cash_boundaries import CASH_BOUNDARIES
 from .catalog import Payer, RpcSpec, signed_instruction, specs
 from .cheque_boundaries import CHEQUE_BOUNDARIES
 from .cheques import ChequeKit
@@ -1750,6 +1752,7 @@ BOUNDARIES: list[Boundary] = [
         ),
     ),
     *CHEQUE_BOUNDARIES,
+    *CASH_BOUNDARIES,
 ]
 
 
@@ -1785,12 +1788,13 @@ def _param(boundary: Boundary) -> object:
 @pytest.fixture(scope="session")
 def payer(hostile_net: RunningNetwork, world: World) -> Payer:
     """alice's card and signing key, for boundary cases that must get past the issuer's
-    checks, and the kit writing fresh cheques."""
+    checks, the kit writing fresh cheques and the one withdrawing fresh coins."""
     network = hostile_net.network
     return Payer(
         network.customer("alice").card_number,
         envelope.load_ed25519_private(Pki(network.pki_dir).signing_key("alice").read_bytes()),
         ChequeKit(network, world),
+        CoinKit(network),
     )
 
 

@@ -11,7 +11,8 @@ each request's descriptor and send every member of a class to every RPC:
   documented answer, never ``INTERNAL``.
 - **cursor**: a sequence cursor at the int64 maximum is answered at once.
 - **self-transfer**: a request whose debtor and creditor (agents or accounts),
-  or a cheque's drawee and presenting agents, are the same never succeeds.
+  a cheque's drawee and presenting agents, or a coin deposit's issuing and presenting
+  agents, are the same never succeeds.
 - **chain**: the caller's certificate, issued through an extra CA, is refused
   ``UNAUTHENTICATED`` / ``ISSUER_NOT_NETWORK_CA``.
 
@@ -54,9 +55,11 @@ _PAIRS = (
     ("original_debtor_agent", "receiving_agent"),
     ("debtor_account", "creditor_account"),
     ("drawee_agent", "presenting_agent"),
+    ("issuing_agent", "presenting_agent"),
 )
 """Fields naming the two sides of a money movement: the same on both sides is a self-transfer
-(a cheque presentment pays the presenting agent from the drawee agent)."""
+(a cheque presentment pays the presenting agent from the drawee agent, a coin deposit from
+the issuing agent)."""
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,14 @@ code runs, nothing written). Each node keeps serving.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+
+from tests.support.cash import denominations
 
 from .catalog import RpcSpec, specs
 from .harness import Allowance, Harness, Outcome
@@ -52,6 +55,8 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         max_message_bytes=LIMIT,
         window_seconds=0,
     )
+    # alfa makes its denomination keys when first asked (seconds): not within a case.
+    asyncio.run(denominations(running.network, "alfa", "alfa"))
     opened = Harness(running)
     yield opened
     opened.close()

@@ -13,12 +13,20 @@ the lookups:
 - H: alice's order (CREATED) that the world's cheques name, deposited by the shop
   at its bank directly, so no cheque can pay it;
 - J: alice's order (CREATED) left for the boundary case that pays it by cheque;
+- K: alice's order (CREATED) whose contract the world's coins X signed, deposited by the
+  shop at its bank directly, so the coins a generated request can name cannot pay it;
+- M: alice's order (CREATED) left for the boundary case that pays it with coins;
 - cheque books: alice's at alfa, bob's at beta, carol's at alfa (her cheque account
   closed); three cheques to the shop, each deposited at beta: P (alice's, cleared
   through the settlement bank and PAID), S (alice's, stopped, RETURNED
   PAYMENT_STOPPED) and U (bob's, drawn on beta itself, PAID at deposit). Every
   cheque a generated request can name has been deposited, so none of them can
   move money again; boundary cases write fresh ones from the spare serials;
+- electronic cash (:mod:`tests.hostile.cash`): the banks' key sets, a withdrawal of
+  carol's, and three coin deposits of the shop's at beta, all decided: X (alice's coins
+  for K, taken by alfa through the settlement bank), Z (X's coins again: COIN_DOUBLE_SPENT)
+  and Y (bob's coins, taken by beta itself). Every coin a generated request can name is
+  spent; boundary cases withdraw fresh ones;
 - a settled settlement window (closed by command) and the next one open.
 
 Ids are then read from the stores. Nothing in a World is secret: hypothesis
@@ -53,6 +61,7 @@ from payment.pki import Pki
 from payment.tls import TlsIdentity, secure_channel
 from tests.support.cheques import Book, deposit, endorse, issue_book, wait_decided, write
 
+from .cash import WorldCash, build_cash
 from .network import RunningNetwork, Stores
 
 __all__ = ["ChequeBook", "World", "WorldCheque", "build_world"]
@@ -158,7 +167,7 @@ class World:
     settlement_code: str
     """The settlement bank's code: a bank code that is no member's."""
     orders: dict[str, str]
-    """Order ids by letter (A, B, C, D, E, G, H, J)."""
+    """Order ids by letter (A, B, C, D, E, G, H, J, K, M)."""
     total_a: int
     """Order A's total, the most any refund or return of it may be."""
     transactions: dict[str, str]
@@ -185,6 +194,10 @@ class World:
     """Order H's total."""
     j_total: int
     """Order J's total."""
+    m_total: int
+    """Order M's total."""
+    m_digest: bytes
+    """Order M's digest."""
     alice_book: ChequeBook
     """alice's cheque book at alfa: P, S, the stop target, then spare serials."""
     bob_book: ChequeBook
@@ -199,6 +212,8 @@ class World:
     """U: bob's cheque on beta, PAID at deposit."""
     stop_target: int
     """A serial of alice's book that no cheque was written on: stopping it succeeds."""
+    cash: WorldCash
+    """The key sets, W, and the coin deposits X, Z and Y."""
 
     @property
     def cheques(self) -> tuple[WorldCheque, ...]:
@@ -266,8 +281,15 @@ async def build_world(running: RunningNetwork) -> World:
         placed_g = await bob.create_order("shop", [("lamp-002", 1)])
         placed_h = await alice.create_order("shop", [("book-001", 1)])
         placed_j = await alice.create_order("shop", [("lamp-002", 1)])
+        placed_k = await alice.create_order("shop", [("book-001", 1)])
+        placed_m = await alice.create_order("shop", [("lamp-002", 1)])
 
     books, cheques, stop_target = await _cheques(running, placed_h.order)
+    beta_store = sqlite3.connect(f"{_store(running, 'beta').resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        cash = await build_cash(network, placed_k.order, beta_store)
+    finally:
+        beta_store.close()
     settlement = network.the(Role.SETTLEMENT)
     async with secure_channel(settlement.address, TlsIdentity.load(pki, settlement.name)) as ch:
         closed = await settlement_pb2_grpc.SettlementServiceStub(ch).CloseSettlementWindow(
@@ -284,6 +306,8 @@ async def build_world(running: RunningNetwork) -> World:
         "G": placed_g.order.order_id,
         "H": placed_h.order.order_id,
         "J": placed_j.order.order_id,
+        "K": placed_k.order.order_id,
+        "M": placed_m.order.order_id,
     }
     gateway_db = _store(running, "gateway")
     alfa_db = _store(running, "alfa")
@@ -329,6 +353,8 @@ async def build_world(running: RunningNetwork) -> World:
         d_wrong_code=d_wrong_code,
         h_total=placed_h.order.total.amount_minor,
         j_total=placed_j.order.total.amount_minor,
+        m_total=placed_m.order.total.amount_minor,
+        m_digest=placed_m.order.order_digest,
         alice_book=books["alice"],
         bob_book=books["bob"],
         carol_book=books["carol"],
@@ -336,6 +362,7 @@ async def build_world(running: RunningNetwork) -> World:
         stopped_cheque=_kept(running, cheques["S"]),
         on_us_cheque=_kept(running, cheques["U"]),
         stop_target=stop_target,
+        cash=cash,
     )
 
 

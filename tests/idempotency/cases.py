@@ -40,6 +40,7 @@ SettlementService.SubmitCreditTransfers   alfa        settlement  an entry: as S
 ClearingService.ReceiveCreditTransfers    settlement  beta        an entry: as ReceiveCredit-
                                                                   Transfer
 (the electronic cheque's RPCs)                                    see :mod:`.cheque_cases`
+(electronic cash's RPCs)                                          see :mod:`.cash_cases`
 ========================================  ==========  ==========  ===============================
 
 A batch RPC (its request a list of entries, each with its own request_id) is a
@@ -70,6 +71,7 @@ from interbank.v1 import order_pb2
 from interbank.v1 import settlement_pb2 as pb
 
 from .case import Case, Prepared, Snapshot, delta
+from .cash_cases import CASH_CASES
 from .cheque_cases import CHEQUE_CASES
 from .harness import (
     ALFA,
@@ -773,5 +775,6 @@ CASES: dict[str, Case] = {
         SETTLEMENT, BETA, receive_credit_transfer
     ),
     **CHEQUE_CASES,
+    **CASH_CASES,
 }
 """Every mutating RPC of the contracts, by full method name."""

@@ -10,9 +10,9 @@
 
 A deprecated RPC (the case's ``refusal``) answers every one of those calls with its refusal
 and writes nothing. An RPC whose repeat answers its subject as it is now (DepositCheque,
-SubmitCheque: the case's ``repeat``) must answer the same subject, in the same or a later
-state, and once the network has come to rest, the final one. Each case is in
-:mod:`.cases`; the network is one per module.
+SubmitCheque, DepositCoins, SubmitCoins: the case's ``repeat``) must answer the same
+subject, in the same or a later state, and once the network has come to rest, the final
+one. Each case is in :mod:`.cases`; the network is one per module.
 """
 
 from __future__ import annotations

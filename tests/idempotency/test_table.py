@@ -73,6 +73,7 @@ def test_every_case_calls_with_a_role_allowed_to_call_and_a_node_serving_the_rpc
             "ChallengeService",
             "ClearingService",
             "ChequeService",
+            "CashService",
         },
         "gateway": {"GatewayService"},
         "merchant": {"OrderService", "BackOfficeService"},

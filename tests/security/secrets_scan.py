@@ -2,8 +2,9 @@
 
 Shared by the purchase scan (``test_secrets.py``) and the chaos run's
 (``tests/e2e/test_chaos.py``): private keys of the PKI (PEM body, raw bytes,
-hex), every customer's instrument numbers, and every one-time code as it would
-appear if logged or serialized. One-time codes may live in one place only: the
+hex; among them the banks' RSA denomination keys, ``<bank>/mint/*.key``), every
+customer's instrument numbers, and every one-time code as it would appear if
+logged or serialized. One-time codes may live in one place only: the
 device inbox, the issuer's ``outbox`` table.
 """
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 from interbank.v1 import notification_pb2
 
 from payment.config import NetworkConfig, Role
@@ -55,7 +56,10 @@ class Scan:
 
 
 def key_material(pki_dir: Path) -> dict[str, list[bytes]]:
-    """Every private key of the PKI, as the forms it could leak in: PEM body, raw, hex."""
+    """Every private key of the PKI, as the forms it could leak in: PEM body, raw, hex.
+
+    For an RSA key the raw form is its private exponent, and the PEM piece is taken
+    from a line in the middle (the start is the same for every key of a size)."""
     found = {}
     for path in sorted(pki_dir.rglob("*")):
         if not path.is_file() or not path.name.endswith(("key.pem", ".key")):
@@ -63,6 +67,16 @@ def key_material(pki_dir: Path) -> dict[str, list[bytes]]:
         pem = path.read_bytes()
         body = b"".join(line for line in pem.splitlines() if not line.startswith(b"-----"))
         key = serialization.load_pem_private_key(pem, password=None)
+        if isinstance(key, rsa.RSAPrivateKey):
+            d = key.private_numbers().d
+            raw = d.to_bytes((d.bit_length() + 7) // 8, "big")
+            lines = [line for line in pem.splitlines() if not line.startswith(b"-----")]
+            found[str(path.relative_to(pki_dir))] = [
+                lines[len(lines) // 2][:40],
+                raw,
+                raw.hex().encode(),
+            ]
+            continue
         if isinstance(key, ec.EllipticCurvePrivateKey):
             raw = key.private_numbers().private_value.to_bytes(32, "big")
         else:

@@ -1,9 +1,12 @@
 """The authorization matrix, generated from the role -> RPC table: every RPC of
 every service each node serves, called over mTLS with a certificate of every
 role, is either let through or refused PERMISSION_DENIED / ROLE_NOT_ALLOWED;
-a bank serves account data only to the account's holder; and its cheque desk
+a bank serves account data only to the account's holder; its cheque desk
 acts only on the caller's own: a customer's cheque account, a merchant's deposits
-where it holds its account, a bank's own presentments."""
+where it holds its account, a bank's own presentments; and so does its mint: a
+customer withdraws from its own account, a merchant deposits its own contracts where
+it holds its account, a bank presents its own coin deposits, a customer pays its own
+orders with coins."""
 
 from __future__ import annotations
 
@@ -21,21 +24,26 @@ from interbank.v1 import (  # noqa: F401  (the unused ones register their descri
     account_pb2_grpc,
     audit_pb2,
     authorization_pb2,
+    cash_pb2,
+    cash_pb2_grpc,
     cheque_pb2,
     cheque_pb2_grpc,
     common_pb2,
     notification_pb2,
     order_pb2,
+    order_pb2_grpc,
     settlement_pb2,
     settlement_pb2_grpc,
 )
 
+from customer.client import Customer
 from payment.authz import RPC_ROLES, allowed_roles
 from payment.config import Role
 from payment.errors import error_info
 from payment.pki import Pki
 from payment.tls import TlsIdentity, secure_channel
 from tests.e2e.conftest import RunningNetwork, start_network, stop
+from tests.support.cash import denominations, prepare_withdrawal, spend, withdraw
 from tests.support.cheques import endorse, issue_book, write
 
 # One certificate per role: who calls.
@@ -53,6 +61,10 @@ BROKEN = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNI
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNetwork]:
     running = start_network(tmp_path_factory.mktemp("authz"), window_seconds=0)
+    # Each bank makes its denomination keys when first asked (seconds): before the
+    # matrix, whose calls have short deadlines.
+    for bank in ("alfa", "beta"):
+        asyncio.run(denominations(running.network, bank, bank))
     yield running
     codes = stop(running.procs)
     assert all(code == 0 for code in codes.values()), codes
@@ -127,6 +139,8 @@ def test_every_rpc_answers_every_role_as_the_table_says(
     assert called >= {m for m in RPC_ROLES if m.startswith("/interbank.")}, "an RPC is not served"
     cheque_rpcs = {m for m in called if "Cheque" in m}
     assert len(cheque_rpcs) == 7, sorted(cheque_rpcs)
+    cash_rpcs = {m for m in called if "Coin" in m or "CashService" in m}
+    assert len(cash_rpcs) == 6, sorted(cash_rpcs)
     wrong = []
     for (node, method, role), (code, reason) in sorted(outcomes.items()):
         if role in allowed_roles(method):
@@ -321,4 +335,108 @@ def test_a_cheque_desk_acts_only_on_the_callers_own(net: RunningNetwork) -> None
         ),
         "beta presents as alfa": "PERMISSION_DENIED/PRESENTING_AGENT_NOT_CALLER",
         "alice stops her cheque": "OK",
+    }
+
+
+async def _mint_calls(net: RunningNetwork) -> dict[str, str]:
+    """Cash RPCs naming what is not the caller's: OK or the refusal (code/reason)."""
+    network = net.network
+    pki = Pki(network.pki_dir)
+    alice_account = network.customer("alice").account_id
+    seen: dict[str, str] = {}
+
+    async def call(name: str, caller: str, node: str, method: str, request: object) -> None:
+        tls = TlsIdentity.load(pki, caller)
+        async with secure_channel(network.node(node).address, tls) as channel:
+            stubs = {
+                "SubmitCoinDeposit": settlement_pb2_grpc.SettlementServiceStub,
+                "SubmitCoins": order_pb2_grpc.OrderServiceStub,
+            }
+            stub = stubs.get(method, cash_pb2_grpc.CashServiceStub)(channel)
+            try:
+                await getattr(stub, method)(request, timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                info = error_info(exc)
+                seen[name] = f"{exc.code().name}/{info.reason if info else None}"
+                return
+            seen[name] = "OK"
+
+    alices = await prepare_withdrawal(network, "alice", [5])
+    await call("bob withdraws from alice's account", "bob", "alfa", "Withdraw", alices.request)
+    betas = await prepare_withdrawal(network, "bob", [5])
+    at_beta = cash_pb2.WithdrawRequest()
+    at_beta.CopyFrom(betas.request)
+    at_beta.account_id = alice_account
+    await call("alice withdraws at a bank not hers", "alice", "beta", "Withdraw", at_beta)
+    coins, _ = await withdraw(network, "alice", [10])
+    contract = cash_pb2.CoinContract(order_id="o", order_digest=bytes(32), merchant_name="shop")
+    spent = spend(coins, "o", bytes(32), "shop")
+    amount = common_pb2.Money(amount_minor=10, currency_code=network.currency)
+    await call(
+        "the shop deposits at a bank where it holds no account",
+        "shop",
+        "alfa",
+        "DepositCoins",
+        cash_pb2.DepositCoinsRequest(
+            request_id=str(uuid.uuid4()), contract=contract, coins=spent, amount=amount
+        ),
+    )
+    other = cash_pb2.CoinContract(order_id="o", order_digest=bytes(32), merchant_name="other")
+    await call(
+        "the shop deposits another merchant's contract",
+        "shop",
+        "beta",
+        "DepositCoins",
+        cash_pb2.DepositCoinsRequest(
+            request_id=str(uuid.uuid4()),
+            contract=other,
+            coins=spend(coins, "o", bytes(32), "other"),
+            amount=amount,
+        ),
+    )
+    await call(
+        "beta presents coins as alfa",
+        "beta",
+        "settlement",
+        "SubmitCoinDeposit",
+        settlement_pb2.SubmitCoinDepositRequest(
+            request_id=str(uuid.uuid4()),
+            deposit=cash_pb2.CoinDeposit(
+                deposit_id=str(uuid.uuid4()),
+                presenting_agent="ALFAXX01",
+                issuing_agent="BETAXX02",
+                amount=amount,
+                contract=contract,
+                coins=spent,
+            ),
+        ),
+    )
+    async with Customer(network, "alice") as alice:
+        placed = await alice.create_order("shop", [("book-001", 1)])
+    await call(
+        "bob pays alice's order with coins",
+        "bob",
+        "shop",
+        "SubmitCoins",
+        order_pb2.SubmitCoinsRequest(
+            request_id=str(uuid.uuid4()), order_id=placed.order.order_id, coins=spent
+        ),
+    )
+    # alice's own withdrawal goes through: nothing above took anything of hers.
+    await call("alice withdraws from her account", "alice", "alfa", "Withdraw", alices.request)
+    return seen
+
+
+def test_a_mint_acts_only_on_the_callers_own(net: RunningNetwork) -> None:
+    seen = asyncio.run(_mint_calls(net))
+    assert seen == {
+        "bob withdraws from alice's account": "PERMISSION_DENIED/ACCOUNT_NOT_HELD_BY_CALLER",
+        "alice withdraws at a bank not hers": "PERMISSION_DENIED/ACCOUNT_NOT_HELD_BY_CALLER",
+        "the shop deposits at a bank where it holds no account": (
+            "PERMISSION_DENIED/ACCOUNT_NOT_HELD_BY_CALLER"
+        ),
+        "the shop deposits another merchant's contract": "INVALID_ARGUMENT/FIELD_INVALID",
+        "beta presents coins as alfa": "PERMISSION_DENIED/PRESENTING_AGENT_NOT_CALLER",
+        "bob pays alice's order with coins": "NOT_FOUND/ORDER_NOT_FOUND",
+        "alice withdraws from her account": "OK",
     }

@@ -408,7 +408,10 @@ class DepositCoinsResponse(_message.Message):
     state: Global___CoinDepositState.ValueType
     """Where it stands."""
     reason: _builtins.str
-    """When REJECTED, why: COIN_DOUBLE_SPENT or DENOMINATION_EXPIRED."""
+    """When REJECTED, why: COIN_INVALID, DENOMINATION_EXPIRED,
+    COIN_DOUBLE_SPENT, or the settlement bank's INSUFFICIENT_RESERVE or
+    NET_DEBIT_CAP_EXCEEDED.
+    """
     @_builtins.property
     def double_spend_proof(self) -> Global___CoinSpendProof:
         """With COIN_DOUBLE_SPENT: the first spending of the first coin found spent,

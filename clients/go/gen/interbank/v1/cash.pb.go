@@ -711,7 +711,9 @@ type DepositCoinsResponse struct {
 	DepositId string `protobuf:"bytes,1,opt,name=deposit_id,json=depositId,proto3" json:"deposit_id,omitempty"`
 	// Where it stands.
 	State CoinDepositState `protobuf:"varint,2,opt,name=state,proto3,enum=interbank.v1.CoinDepositState" json:"state,omitempty"`
-	// When REJECTED, why: COIN_DOUBLE_SPENT or DENOMINATION_EXPIRED.
+	// When REJECTED, why: COIN_INVALID, DENOMINATION_EXPIRED,
+	// COIN_DOUBLE_SPENT, or the settlement bank's INSUFFICIENT_RESERVE or
+	// NET_DEBIT_CAP_EXCEEDED.
 	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	// With COIN_DOUBLE_SPENT: the first spending of the first coin found spent,
 	// as the issuing bank recorded it (the contract and the coin's signature

@@ -69,12 +69,17 @@ type CashServiceClient interface {
 	// merchant's account is credited at once. A repeat with the same request_id
 	// answers the deposit as it is now.
 	//
-	// Refusals, with nothing recorded: a coin whose signatures fail:
-	// INVALID_ARGUMENT, COIN_INVALID (metadata coin_index); coins of more than
-	// one issuing bank: INVALID_ARGUMENT, FIELD_INVALID (field "coins").
-	// Answered REJECTED in the deposit (the money stays with the issuer): a coin
-	// already spent: reason COIN_DOUBLE_SPENT with double_spend_proof; a
-	// denomination past its deposit period: DENOMINATION_EXPIRED.
+	// Refusals, with nothing recorded, INVALID_ARGUMENT, FIELD_INVALID: the
+	// contract names another merchant (field "contract.merchant_name"); no
+	// coins, more than 64, or coins of more than one bank or of no member bank
+	// (field "coins"); an amount outside 1 to 10^15 minor units or in another
+	// currency (field "amount"). The coins themselves are the issuer's to
+	// judge: the deposit is recorded and answered REJECTED (the money stays
+	// with the issuer) with reason COIN_INVALID (a signature fails, a key is
+	// not the issuer's, a coin appears twice, or the amount is not the sum of
+	// the face values), DENOMINATION_EXPIRED, or COIN_DOUBLE_SPENT with
+	// double_spend_proof; or, before the issuer sees it, with the settlement
+	// bank's INSUFFICIENT_RESERVE or NET_DEBIT_CAP_EXCEEDED.
 	DepositCoins(ctx context.Context, in *DepositCoinsRequest, opts ...grpc.CallOption) (*DepositCoinsResponse, error)
 }
 
@@ -161,12 +166,17 @@ type CashServiceServer interface {
 	// merchant's account is credited at once. A repeat with the same request_id
 	// answers the deposit as it is now.
 	//
-	// Refusals, with nothing recorded: a coin whose signatures fail:
-	// INVALID_ARGUMENT, COIN_INVALID (metadata coin_index); coins of more than
-	// one issuing bank: INVALID_ARGUMENT, FIELD_INVALID (field "coins").
-	// Answered REJECTED in the deposit (the money stays with the issuer): a coin
-	// already spent: reason COIN_DOUBLE_SPENT with double_spend_proof; a
-	// denomination past its deposit period: DENOMINATION_EXPIRED.
+	// Refusals, with nothing recorded, INVALID_ARGUMENT, FIELD_INVALID: the
+	// contract names another merchant (field "contract.merchant_name"); no
+	// coins, more than 64, or coins of more than one bank or of no member bank
+	// (field "coins"); an amount outside 1 to 10^15 minor units or in another
+	// currency (field "amount"). The coins themselves are the issuer's to
+	// judge: the deposit is recorded and answered REJECTED (the money stays
+	// with the issuer) with reason COIN_INVALID (a signature fails, a key is
+	// not the issuer's, a coin appears twice, or the amount is not the sum of
+	// the face values), DENOMINATION_EXPIRED, or COIN_DOUBLE_SPENT with
+	// double_spend_proof; or, before the issuer sees it, with the settlement
+	// bank's INSUFFICIENT_RESERVE or NET_DEBIT_CAP_EXCEEDED.
 	DepositCoins(context.Context, *DepositCoinsRequest) (*DepositCoinsResponse, error)
 	mustEmbedUnimplementedCashServiceServer()
 }
