@@ -191,7 +191,7 @@ def test_denominations_that_are_not_what_the_bank_signed_are_refused(
         check_key_set(reply, "ALFAXX01", ChequeKeys(offline))
     reply = signed_key_set(offline, [denomination])
     reply.denominations[0].denomination_key_id = "f" * 32
-    with pytest.raises(ValueError, match="denomination_key_id is not its key.s id"):
+    with pytest.raises(ValueError, match=r"denomination_key_id is not its key's id"):
         check_key_set(reply, "ALFAXX01", ChequeKeys(offline))
     reply = signed_key_set(offline, [denomination])
     del reply.denominations[:]
