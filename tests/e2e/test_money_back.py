@@ -198,6 +198,7 @@ async def test_a_window_settles_net_audit_passes_and_the_exports_match_the_ledge
         "positions_mirror",
         "total_money",
         "no_overdue_holds",
+        "cash_outstanding",
         "cheques_cleared",
     }
 
