@@ -10,20 +10,32 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from collections.abc import Iterator
 
 import grpc
 import pytest
-from interbank.v1 import account_pb2, account_pb2_grpc, cash_pb2
+from interbank.v1 import (
+    account_pb2,
+    account_pb2_grpc,
+    cash_pb2,
+    settlement_pb2,
+    settlement_pb2_grpc,
+)
 
+from bank.mint import DENOMINATIONS_MINOR
 from ops.audit import audit_network
+from ops.launcher import wait_until_serving
+from payment import cash
+from payment.clock import TIME_TRAVEL_ENV
 from payment.errors import error_info
 from payment.pki import Pki
 from payment.storage import read_snapshot
 from payment.tls import TlsIdentity, secure_channel
-from tests.e2e.conftest import RunningNetwork, start_network, stop
+from tests.e2e.conftest import RunningNetwork, launch_node, start_network, stop
 from tests.support.cash import (
     WalletCoin,
+    denominations,
     deposit,
     finish,
     prepare_withdrawal,
@@ -209,3 +221,99 @@ def test_the_bank_stores_nothing_at_withdrawal_that_a_deposited_coin_shows(
     assert all(c.public_key in spent for c in coins)  # the bank did see them at deposit
     leaks = [value.hex()[:16] for value in shown for blob in kept if value in blob]
     assert leaks == []
+
+
+def test_keys_rotate_and_coins_of_an_expired_denomination_are_refused(
+    net: RunningNetwork,
+) -> None:
+    """Four years on (the issuing bank's clock set ahead): every denomination has a new
+    key open for withdrawal, the old keys are out of the key set, and a coin withdrawn
+    under an old key, past its three-year deposit period, is refused DENOMINATION_EXPIRED;
+    the customer's money stays in the outstanding liability, the shop gets nothing."""
+    network = net.network
+    alfa = network.node("alfa")
+    coins, _ = asyncio.run(withdraw(network, "alice", [50]))
+    old = {k.key_id for k in asyncio.run(denominations(network, "alfa", "alice"))}
+
+    def restart(offset_days: int) -> None:
+        proc = net.procs["alfa"]
+        proc.terminate()
+        assert proc.wait(15) == 0
+        env = {TIME_TRAVEL_ENV: str(offset_days * 86400)} if offset_days else {}
+        net.procs["alfa"] = launch_node(net.path, alfa, net.workdir, env=env)
+        asyncio.run(wait_until_serving(network, 30, net.dead))
+
+    restart(4 * 365)
+    try:
+        later = asyncio.run(denominations(network, "alfa", "alice"))
+        assert {k.value_minor for k in later} == set(DENOMINATIONS_MINOR)
+        assert not old & {k.key_id for k in later}
+        shop = _booked(net, "shop")
+        answer = _pay(net, coins, "o-expired")
+        assert (answer.state, answer.reason) == (
+            STATE.COIN_DEPOSIT_STATE_REJECTED,
+            "DENOMINATION_EXPIRED",
+        )
+        assert _booked(net, "shop") == shop
+    finally:
+        restart(0)
+
+
+def test_one_coin_spent_at_two_merchants_of_two_banks_at_once_is_taken_once(
+    net: RunningNetwork,
+) -> None:
+    """bob's coin (issued by beta) pays the shop, deposited at beta, and at the same time
+    another merchant's order, deposited by alfa through the settlement bank: beta takes
+    it exactly once. (Last in the module: alfa's deposit is outside alfa's own books.)"""
+    network = net.network
+    coins, _ = asyncio.run(withdraw(network, "bob", [200]))
+    theirs = cash_pb2.CoinContract(order_id="elsewhere", order_digest=DIGEST, merchant_name="kiosk")
+    coin = coins[0]
+    at_alfa = cash_pb2.CoinDeposit(
+        deposit_id=str(uuid.uuid4()),
+        presenting_agent="ALFAXX01",
+        issuing_agent="BETAXX02",
+        amount={"amount_minor": 200, "currency_code": network.currency},
+        contract=theirs,
+        coins=[
+            cash_pb2.Coin(
+                bank_code=coin.bank_code,
+                denomination_key_id=coin.key_id,
+                coin_public_key=coin.public_key,
+                message_prefix=coin.message_prefix,
+                denomination_signature=coin.signature,
+                coin_signature=cash.sign_contract(
+                    coin.private_key, "elsewhere", DIGEST, "kiosk", 200, coin.currency
+                ),
+            )
+        ],
+    )
+
+    async def present_as_alfa() -> settlement_pb2.SubmitCoinDepositResponse:
+        identity = TlsIdentity.load(Pki(network.pki_dir), "alfa")
+        async with secure_channel(network.node("settlement").address, identity) as channel:
+            reply: settlement_pb2.SubmitCoinDepositResponse = (
+                await settlement_pb2_grpc.SettlementServiceStub(channel).SubmitCoinDeposit(
+                    settlement_pb2.SubmitCoinDepositRequest(
+                        request_id=at_alfa.deposit_id, deposit=at_alfa
+                    )
+                )
+            )
+        return reply
+
+    async def both() -> tuple[
+        cash_pb2.DepositCoinsResponse, settlement_pb2.SubmitCoinDepositResponse
+    ]:
+        spent = spend(coins, "here", DIGEST, "shop")
+        return await asyncio.gather(
+            deposit(network, "shop", spent, _contract("here"), 200), present_as_alfa()
+        )
+
+    at_beta, elsewhere = asyncio.run(both())
+    taken = [
+        at_beta.state == STATE.COIN_DEPOSIT_STATE_ACCEPTED,
+        elsewhere.status == settlement_pb2.TRANSFER_STATUS_ACCEPTED,
+    ]
+    assert taken.count(True) == 1, (at_beta, elsewhere)
+    refused = elsewhere.reason_code if taken[0] else at_beta.reason
+    assert refused == "COIN_DOUBLE_SPENT"
