@@ -35,10 +35,8 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -57,7 +55,7 @@ from payment.clock import now as clock_now
 from payment.clock import timestamp, to_iso
 from payment.config import NetworkConfig, NodeConfig
 from payment.logs import get_logger
-from payment.pki import Pki
+from payment.pki import Pki, replace_file
 from payment.storage import Store, request_hash
 
 __all__ = [
@@ -163,7 +161,7 @@ class Mint:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        _write_file(self._folder / f"{key_id}.key", pem, 0o600)
+        replace_file(self._folder / f"{key_id}.key", pem, 0o600)
         meta = {
             "value_minor": value,
             "currency": self._network.currency,
@@ -171,7 +169,7 @@ class Mint:
             "deposit_until": stamp + DEPOSIT_DAYS * 86400,
         }
         # The metadata last: a key is in the set once its private half is in place.
-        _write_file(self._folder / f"{key_id}.json", json.dumps(meta).encode(), 0o644)
+        replace_file(self._folder / f"{key_id}.json", json.dumps(meta).encode(), 0o644)
 
     def key(self, key_id: str) -> DenominationKey | None:
         """A denomination key of this bank (any period), or None."""
@@ -502,21 +500,3 @@ def _spend(
             for coin in deposit.coins
         ],
     )
-
-
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    import os
-
-    tmp = path.with_name(f".{path.name}.new")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def coin_values(keys: Sequence[DenominationKey]) -> list[int]:
-    """The distinct face values of a key set, ascending."""
-    return sorted({k.value_minor for k in keys})

@@ -44,6 +44,7 @@ __all__ = [
     "init_pki",
     "issue_certificate",
     "make_ca",
+    "replace_file",
     "revoke",
     "revoke_serial",
     "rotate",
@@ -271,7 +272,7 @@ def revoke_serial(pki: Pki, serial: int) -> int:
     current = x509.load_pem_x509_crl(pki.crl.read_bytes())
     serials = {entry.serial_number for entry in current} | {serial}
     crl = _crl(ca_key, ca_cert, revoked=tuple(sorted(serials)))
-    _replace(pki.crl, crl.public_bytes(serialization.Encoding.PEM))
+    replace_file(pki.crl, crl.public_bytes(serialization.Encoding.PEM))
     return serial
 
 
@@ -293,7 +294,7 @@ def rotate(network: NetworkConfig, pki: Pki, name: str) -> tuple[int, int]:
     old = x509.load_pem_x509_certificate(pki.cert(name).read_bytes()).serial_number
     ca_key, ca_cert = _load_ca(pki)
     key, cert = issue_certificate(ca_key, ca_cert, network.trust_domain, role, name, hosts=hosts)
-    _replace(
+    replace_file(
         pki.key(name),
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -302,7 +303,7 @@ def rotate(network: NetworkConfig, pki: Pki, name: str) -> tuple[int, int]:
         ),
         mode=0o600,
     )
-    _replace(pki.cert(name), cert.public_bytes(serialization.Encoding.PEM))
+    replace_file(pki.cert(name), cert.public_bytes(serialization.Encoding.PEM))
     return old, cert.serial_number
 
 
@@ -319,7 +320,7 @@ def rotate_cheque_key(pki: Pki, bank: str, bank_code: str) -> str:
     numbers = [int(p.stem.rsplit("-", 1)[1]) for p in folder.glob(f"{bank_code}-*.pub")]
     key_id = f"{bank_code}-{max(numbers, default=0) + 1:04d}"
     key = ed25519.Ed25519PrivateKey.generate()
-    _replace(
+    replace_file(
         folder / f"{key_id}.key",
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -329,7 +330,7 @@ def rotate_cheque_key(pki: Pki, bank: str, bank_code: str) -> str:
         mode=0o600,
     )
     # The public half last: once it is published, its private key is in place.
-    _replace(folder / f"{key_id}.pub", _raw_public_hex(key.public_key()))
+    replace_file(folder / f"{key_id}.pub", _raw_public_hex(key.public_key()))
     return key_id
 
 
@@ -339,7 +340,7 @@ def _write_signing_key(pki: Pki, holder: str) -> None:
     _write(pki.signing_public_key(holder), _raw_public_hex(signing.public_key()))
 
 
-def _replace(path: Path, data: bytes, mode: int = 0o644) -> None:
+def replace_file(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write data to a new file beside path, then rename it over path in one step."""
     tmp = path.with_name(f".{path.name}.new")
     tmp.unlink(missing_ok=True)
