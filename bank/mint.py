@@ -35,8 +35,10 @@ import hashlib
 import json
 import sqlite3
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -63,6 +65,7 @@ __all__ = [
     "DEPOSIT_DAYS",
     "WITHDRAW_DAYS",
     "Mint",
+    "make_keys",
     "take_coins",
 ]
 
@@ -145,31 +148,9 @@ class Mint:
             ]
             if not missing:
                 return
-            self._folder.mkdir(parents=True, exist_ok=True)
-            # OpenSSL makes the keys without the GIL: two at a time on two cores.
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                made = list(pool.map(lambda _: blind_rsa.generate_signing_key(), missing))
-            for value, private in zip(missing, made, strict=True):
-                self._write(value, private, stamp)
+            make_keys(self._folder, missing, self._network.currency, stamp)
             self._load()
             _log.info("mint.keys_made", denominations=len(missing))
-
-    def _write(self, value: int, private: rsa.RSAPrivateKey, stamp: int) -> None:
-        key_id = cash.denomination_key_id(private.public_key())
-        pem = private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        replace_file(self._folder / f"{key_id}.key", pem, 0o600)
-        meta = {
-            "value_minor": value,
-            "currency": self._network.currency,
-            "withdraw_until": stamp + WITHDRAW_DAYS * 86400,
-            "deposit_until": stamp + DEPOSIT_DAYS * 86400,
-        }
-        # The metadata last: a key is in the set once its private half is in place.
-        replace_file(self._folder / f"{key_id}.json", json.dumps(meta).encode(), 0o644)
 
     def key(self, key_id: str) -> DenominationKey | None:
         """A denomination key of this bank (any period), or None."""
@@ -360,6 +341,31 @@ class Mint:
                 request,
                 lambda conn: take_coins(conn, deposit, mint=self, now=moment, on_us=False),
             )
+
+
+def make_keys(folder: Path, values: Sequence[int], currency: str, stamp: int) -> None:
+    """Make and write one denomination key per value into a mint folder, open for
+    withdrawal from stamp (Unix seconds) for WITHDRAW_DAYS and for deposit DEPOSIT_DAYS."""
+    folder.mkdir(parents=True, exist_ok=True)
+    # OpenSSL makes the keys without the GIL: two at a time on two cores.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        made = list(pool.map(lambda _: blind_rsa.generate_signing_key(), values))
+    for value, private in zip(values, made, strict=True):
+        key_id = cash.denomination_key_id(private.public_key())
+        pem = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        replace_file(folder / f"{key_id}.key", pem, 0o600)
+        meta = {
+            "value_minor": value,
+            "currency": currency,
+            "withdraw_until": stamp + WITHDRAW_DAYS * 86400,
+            "deposit_until": stamp + DEPOSIT_DAYS * 86400,
+        }
+        # The metadata last: a key is in the set once its private half is in place.
+        replace_file(folder / f"{key_id}.json", json.dumps(meta).encode(), 0o644)
 
 
 def take_coins(

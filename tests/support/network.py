@@ -14,15 +14,20 @@ Tests drive the processes synchronously (poll, kill, restart), so they are
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import fcntl
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bank.mint import DENOMINATIONS_MINOR, make_keys
 from ops.devnet import add_customers, write_dev_network
 from ops.launcher import NodeDied, serve_command, wait_until_serving
-from payment.config import NetworkConfig, NodeConfig, load_network
+from payment.config import NetworkConfig, NodeConfig, Role, load_network
 from payment.pki import init_pki
 
 from .ports import pick_ports
@@ -74,10 +79,42 @@ def write_network(
 
 
 def make_pki(path: Path) -> NetworkConfig:
-    """Load the network file at path and make its PKI in its pki_dir."""
+    """Load the network file at path and make its PKI in its pki_dir, with the banks'
+    mint keys from this machine's test cache (:func:`share_mint_keys`)."""
     network = load_network(path)
     init_pki(network, network.pki_dir)
+    share_mint_keys(network)
     return network
+
+
+MINT_CACHE = Path(tempfile.gettempdir()) / f"paynet-test-mint-v1-{os.getuid()}"
+"""Mint keys made once per machine and test day for every test network's banks."""
+
+
+def share_mint_keys(network: NetworkConfig) -> None:
+    """Give each bank of a test network the cached mint keys of the bank of its name.
+
+    A bank makes its 12 RSA-3072 denomination keys when first asked (about 3 s on
+    two cores); a suite that starts dozens of networks would pay that for each. The
+    keys are real and complete, made by :func:`bank.mint.make_keys` under a lock
+    (pytest-xdist workers share the cache), once a day; each network's banks get a
+    copy, as if they had made them.
+    """
+    day = dt.date.today().isoformat()
+    for node in network.nodes_with_role(Role.BANK):
+        cached = MINT_CACHE / day / network.currency / node.name
+        if not (cached / "done").exists():
+            cached.mkdir(parents=True, exist_ok=True)
+            with (cached.parent / ".lock").open("w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not (cached / "done").exists():
+                    stamp = int(dt.datetime.now(dt.UTC).timestamp())
+                    make_keys(cached, DENOMINATIONS_MINOR, network.currency, stamp)
+                    (cached / "done").touch()
+        target = network.pki_dir / node.name / "mint"
+        target.mkdir(parents=True, exist_ok=True)
+        for item in cached.glob("*.*"):
+            shutil.copy2(item, target / item.name)
 
 
 @dataclass
