@@ -166,7 +166,9 @@ class CoinCollection:
                 if answer.HasField("double_spend_proof")
                 else None
             )
-            apply_coin_answer(conn, deposit_id, (status, answer.reason_code, proof), now=now)
+            apply_coin_answer(
+                conn, deposit_id, (status, answer.reason_code, proof), now=now, on_us=True
+            )
         return deposit_id
 
     async def _send(self, deposit_id: str) -> str:
@@ -185,7 +187,7 @@ class CoinCollection:
         if answer is None or answer[0] not in (ACCEPTED, REJECTED):
             return PENDING
         return await self._store.transaction(
-            lambda conn: apply_coin_answer(conn, deposit_id, answer, now=clock_now())
+            lambda conn: apply_coin_answer(conn, deposit_id, answer, now=clock_now(), on_us=False)
         )
 
     async def send_pending(self) -> int:
@@ -208,9 +210,16 @@ class CoinCollection:
 
 
 def apply_coin_answer(
-    conn: sqlite3.Connection, deposit_id: str, answer: CoinAnswer, *, now: dt.datetime
+    conn: sqlite3.Connection,
+    deposit_id: str,
+    answer: CoinAnswer,
+    *,
+    now: dt.datetime,
+    on_us: bool,
 ) -> str:
-    """Book the issuer's answer for a deposit once; returns its state now."""
+    """Book the issuer's answer for a deposit once; returns its state now. With on_us the
+    issuer is this bank, whose mint paid the coins into suspense in this transaction; else
+    the settlement bank moved the reserves."""
     row = conn.execute(
         "SELECT state, account_id, amount, order_id, issuing_bank_code FROM coin_deposits"
         " WHERE deposit_id = ?",
@@ -226,14 +235,10 @@ def apply_coin_answer(
     if status == ACCEPTED:
         holder = ledger.account(conn, account_id)
         assert holder is not None and holder.holder_uri is not None
-        own = conn.execute(
-            "SELECT 1 FROM coin_deposits_received WHERE deposit_id = ? AND status = 'ACCEPTED'",
-            (deposit_id,),
-        ).fetchone()
         description = f"e-cash deposit, coins of {issuer}"
         transfer_id = ledger.transfer(
             conn,
-            SUSPENSE if own else RESERVE,
+            SUSPENSE if on_us else RESERVE,
             account_id,
             amount,
             holder.currency,

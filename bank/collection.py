@@ -295,12 +295,13 @@ def apply_presentment_answer(
     already decided is left as it is.
     """
     row = conn.execute(
-        "SELECT state, ledger_transfer_id, account_id FROM cheque_deposits WHERE deposit_id = ?",
+        "SELECT state, ledger_transfer_id, account_id, presentment FROM cheque_deposits"
+        " WHERE deposit_id = ?",
         (deposit_id,),
     ).fetchone()
     if row is None:
         raise ledger.LedgerError(f"no cheque deposit {deposit_id}")
-    state, credit_id, account_id = row
+    state, credit_id, account_id, blob = row
     status, reason = answer
     if state != IN_CLEARING or status not in ("ACCEPTED", "REJECTED"):
         return str(state)
@@ -322,11 +323,7 @@ def apply_presentment_answer(
         description = conn.execute(
             "SELECT description FROM transfers WHERE transfer_id = ?", (credit_id,)
         ).fetchone()[0]
-        presentment = cheque_pb2.ChequePresentment.FromString(
-            conn.execute(
-                "SELECT presentment FROM cheque_deposits WHERE deposit_id = ?", (deposit_id,)
-            ).fetchone()[0]
-        )
+        presentment = cheque_pb2.ChequePresentment.FromString(blob)
         emit_account_entry(
             conn,
             holder.holder_uri,

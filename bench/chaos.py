@@ -397,7 +397,7 @@ class Load:
             signed_certificate=book.signed_certificate,
         )
         await retried(lambda: stub.SubmitCheque(request, timeout=self._call_timeout_s))
-        decided = await self._until_decided(customer, order.order_id)
+        decided = await self._until(customer, order.order_id, S.ORDER_STATUS_FAILED)
         if decided.status in SETTLED_OR_LATER:
             outcome.acknowledged = True
         else:
@@ -447,7 +447,7 @@ class Load:
             request_id=f"{key}-coins", order_id=order.order_id, coins=sign_coins(coins, order)
         )
         await retried(lambda: stub.SubmitCoins(request, timeout=self._call_timeout_s))
-        decided = await self._until_decided(customer, order.order_id)
+        decided = await self._until(customer, order.order_id, S.ORDER_STATUS_FAILED)
         if decided.status not in SETTLED_OR_LATER:
             outcome.refused = decided.failure_reason or S.Name(decided.status)
             return
@@ -472,41 +472,26 @@ class Load:
                 # open again (CREATED) if the coins were refused. Paid means they were not.
                 final = answered.order
                 if final.status not in SETTLED_OR_LATER:
-                    final = await self._until_open_or_paid(customer, second.order_id)
+                    final = await self._until(customer, second.order_id, S.ORDER_STATUS_CREATED)
                 if final.status in SETTLED_OR_LATER:
                     outcome.double_spend = "ACCEPTED"
                     outcome.second_order_id = second.order_id
                 else:
                     outcome.double_spend = "COIN_DOUBLE_SPENT"
 
-    async def _until_open_or_paid(self, customer: Customer, order_id: str) -> order_pb2.Order:
-        """The order once it is CREATED again (its coins refused) or paid."""
+    async def _until(
+        self, customer: Customer, order_id: str, also: order_pb2.OrderStatus.ValueType
+    ) -> order_pb2.Order:
+        """The order once it is settled (or later) or in status also: FAILED for a
+        cheque returned, CREATED for coins refused and the order open again."""
         stub = order_pb2_grpc.OrderServiceStub(customer.channel(self.merchant))
         request = order_pb2.GetOrderRequest(order_id=order_id)
         deadline = time.monotonic() + STEP_GIVE_UP_S
         while time.monotonic() < deadline:
             reply = await retried(lambda: stub.GetOrder(request, timeout=self._call_timeout_s))
-            if (
-                reply.order.status in SETTLED_OR_LATER
-                or reply.order.status == S.ORDER_STATUS_CREATED
-            ):
+            if reply.order.status in SETTLED_OR_LATER or reply.order.status == also:
                 found: order_pb2.Order = reply.order
                 return found
-            await asyncio.sleep(0.5)
-        raise TimeoutError
-
-    async def _until_decided(self, customer: Customer, order_id: str) -> order_pb2.Order:
-        stub = order_pb2_grpc.OrderServiceStub(customer.channel(self.merchant))
-        request = order_pb2.GetOrderRequest(order_id=order_id)
-        deadline = time.monotonic() + STEP_GIVE_UP_S
-        while time.monotonic() < deadline:
-            reply = await retried(lambda: stub.GetOrder(request, timeout=self._call_timeout_s))
-            if (
-                reply.order.status in SETTLED_OR_LATER
-                or reply.order.status == S.ORDER_STATUS_FAILED
-            ):
-                decided: order_pb2.Order = reply.order
-                return decided
             await asyncio.sleep(0.5)
         raise TimeoutError
 
